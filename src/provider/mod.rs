@@ -1,0 +1,245 @@
+//! Resource kinds: their static schemas (pure, used by validation and
+//! planning) and their cloud operations (used by the engine).
+//!
+//! Each kind is one file under `provider/<provider>/`. A kind implements
+//! [`ResourceKind`]; the engine never looks inside a kind's attributes beyond
+//! what the schema says.
+
+pub mod aws;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{Attrs, Value};
+pub use schema::{AttrSchema, AttrType, KindDef, Mode};
+
+/// Tag key naming the stack that owns a resource.
+pub const TAG_STACK: &str = "meshform:stack";
+/// Tag key naming the resource's address in its stack.
+pub const TAG_ADDRESS: &str = "meshform:address";
+
+/// Every kind meshform knows, by type name. Pure: no cloud connection.
+pub fn kind_defs() -> &'static [&'static KindDef] {
+    aws::KIND_DEFS
+}
+
+/// Looks a kind definition up by type name.
+pub fn kind_def(type_name: &str) -> Option<&'static KindDef> {
+    kind_defs().iter().copied().find(|k| k.type_name == type_name)
+}
+
+/// The tags meshform adds to every taggable resource it creates.
+pub fn ownership_tags(stack: &str, address: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (TAG_STACK.to_string(), stack.to_string()),
+        (TAG_ADDRESS.to_string(), address.to_string()),
+    ])
+}
+
+/// A resource as the cloud reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    /// The cloud id (VPC id, policy ARN, repository name, ...).
+    pub id: String,
+    /// Configurable and computed attributes, in the shapes the schema gives.
+    /// For taggable kinds `tags` holds every tag, `meshform:` ones included
+    /// (tags whose key starts with `aws:` are left out).
+    pub attrs: Attrs,
+}
+
+/// What an operation is about: passed to every call so that errors and
+/// lookups can name the resource.
+#[derive(Debug, Clone)]
+pub struct OpContext {
+    pub stack: String,
+    pub address: String,
+    /// Idempotency token of a create, recorded in state before the call and
+    /// passed as the API's client token where it has one.
+    pub token: String,
+}
+
+/// A resource state entry handed to a batched read.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub address: String,
+    pub id: String,
+    /// Attributes recorded at the last apply (some kinds need them to find
+    /// the resource, for example a route's table and destination).
+    pub attrs: Attrs,
+}
+
+/// Errors from cloud operations.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The cloud API answered with an error.
+    #[error("{operation}: {message}")]
+    Api { operation: String, code: Option<String>, message: String },
+    /// A wait for a state did not finish in time.
+    #[error("timed out after {seconds}s waiting for {what}")]
+    Timeout { what: String, seconds: u64 },
+    /// The desired attributes could not be turned into an API call.
+    #[error("invalid attribute {attr}: {message}")]
+    InvalidAttr { attr: String, message: String },
+    /// The cloud answered something meshform cannot interpret.
+    #[error("unexpected response from {operation}: {message}")]
+    Unexpected { operation: String, message: String },
+    /// Building the cloud client failed.
+    #[error("cannot configure the cloud client: {0}")]
+    Config(String),
+}
+
+impl ProviderError {
+    /// Builds an [`ProviderError::Api`] from an AWS SDK error, keeping the
+    /// service's error code and message.
+    pub fn aws<E, R>(operation: &str, err: aws_sdk_ec2::error::SdkError<E, R>) -> Self
+    where
+        E: aws_sdk_ec2::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        use aws_sdk_ec2::error::ProvideErrorMetadata;
+        let code = err.code().map(str::to_string);
+        let message = match (err.code(), err.message()) {
+            (Some(c), Some(m)) => format!("{c}: {m}"),
+            (Some(c), None) => c.to_string(),
+            _ => aws_sdk_ec2::error::DisplayErrorContext(&err).to_string(),
+        };
+        ProviderError::Api { operation: operation.to_string(), code, message }
+    }
+
+    /// The service's error code, when the cloud gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ProviderError::Api { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub fn unexpected(operation: &str, message: impl Into<String>) -> Self {
+        ProviderError::Unexpected { operation: operation.to_string(), message: message.into() }
+    }
+
+    pub fn invalid(attr: &str, message: impl Into<String>) -> Self {
+        ProviderError::InvalidAttr { attr: attr.to_string(), message: message.into() }
+    }
+}
+
+/// Facts about the target region that stacks may refer to, read once per run.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RegionFacts {
+    pub region: String,
+    /// Available availability zones sorted by name: `${az[0]}` is the first.
+    pub azs: Vec<String>,
+}
+
+/// Cloud operations of one resource kind.
+///
+/// Implementations must be idempotent where the API allows it, tag what they
+/// create with every tag in the desired `tags`, and wait until a resource is
+/// usable (create) or gone (delete) before returning.
+#[async_trait]
+pub trait ResourceKind: Send + Sync {
+    /// The static definition (schema) of this kind.
+    fn def(&self) -> &'static KindDef;
+
+    /// Creates the resource from fully known desired attributes.
+    async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError>;
+
+    /// Reads many resources of this kind, batching API calls (one filtered
+    /// describe per page, not one per resource). Returns, in request order,
+    /// `None` for a resource that no longer exists.
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError>;
+
+    /// Applies in-place changes; `changed` names the attributes that differ.
+    async fn update(
+        &self,
+        cx: &OpContext,
+        prior: &Live,
+        desired: &Attrs,
+        changed: &[String],
+    ) -> Result<Live, ProviderError>;
+
+    /// Deletes the resource and waits until it is gone. Deleting a resource
+    /// that is already gone succeeds.
+    async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError>;
+
+    /// Finds a resource a create may have made before meshform could record
+    /// it (crash between the API call and the state write): by the ownership
+    /// tags for taggable kinds, by natural key (for example route table and
+    /// destination) otherwise.
+    async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError>;
+}
+
+/// A connected provider: its kinds by type name, and region facts.
+#[derive(Clone, Default)]
+pub struct Kinds {
+    by_type: BTreeMap<&'static str, Arc<dyn ResourceKind>>,
+}
+
+impl Kinds {
+    pub fn insert(&mut self, kind: Arc<dyn ResourceKind>) {
+        self.by_type.insert(kind.def().type_name, kind);
+    }
+
+    pub fn get(&self, type_name: &str) -> Option<&Arc<dyn ResourceKind>> {
+        self.by_type.get(type_name)
+    }
+}
+
+/// Reads a string attribute, for kinds turning attributes into API calls.
+pub fn attr_str<'a>(attrs: &'a Attrs, name: &str) -> Result<&'a str, ProviderError> {
+    attrs
+        .get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ProviderError::invalid(name, "missing or not a string"))
+}
+
+/// Reads an optional string attribute.
+pub fn attr_opt_str<'a>(attrs: &'a Attrs, name: &str) -> Option<&'a str> {
+    attrs.get(name).and_then(Value::as_str)
+}
+
+/// Reads a boolean attribute, `false` when absent.
+pub fn attr_bool(attrs: &Attrs, name: &str) -> bool {
+    attrs.get(name).and_then(Value::as_bool).unwrap_or(false)
+}
+
+/// Reads a list-of-strings attribute, empty when absent.
+pub fn attr_str_list(attrs: &Attrs, name: &str) -> Vec<String> {
+    attrs
+        .get(name)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Reads the `tags` attribute as a map, empty when absent.
+pub fn attr_tags(attrs: &Attrs) -> BTreeMap<String, String> {
+    attrs
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Builds a `tags` value from key/value pairs, leaving out `aws:` keys that
+/// the cloud adds itself.
+pub fn tags_value<I, K, V>(tags: I) -> Value
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    let map: serde_json::Map<String, Value> = tags
+        .into_iter()
+        .map(|(k, v)| (k.into(), Value::String(v.into())))
+        .filter(|(k, _)| !k.starts_with("aws:"))
+        .collect();
+    Value::Object(map)
+}

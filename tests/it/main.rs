@@ -1,0 +1,4 @@
+//! meshform's integration tests: one binary, one module per area, so the
+//! AWS SDK is linked once.
+
+mod support;
