@@ -10,13 +10,10 @@
 //!
 //! The `meshform` binary ([`cli`]) is a thin layer over this library.
 
-
-
-
-
-
+pub mod config;
+pub mod graph;
+pub mod plan;
 pub mod provider;
-
 
 /// Values of attributes, variables and outputs: JSON values.
 ///

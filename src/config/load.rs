@@ -1,0 +1,561 @@
+//! Reading a stack file: TOML with spans into the stack model, substituting
+//! variables, and collecting every problem rather than stopping at the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::diagnostics::{ConfigError, Diagnostics, Located, SourceFile, Span, suggest};
+use super::expr::{Expr, Interp, Part, RawPart, RefAt, Reference, interpolate, parse_interp, split_template};
+use super::model::{Attr, Output, Resource, Stack};
+use super::validate;
+use crate::Value;
+use crate::provider::{self, KindDef};
+
+/// Options for loading a stack.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--var name=value` overrides, in command-line order.
+    pub vars: Vec<(String, String)>,
+}
+
+const TOP_LEVEL: &[&str] = &["stack", "vars", "resource", "output"];
+const RESERVED_NAMES: &[&str] = &["var", "stack", "az", "self"];
+
+/// Reads, parses and validates a stack file.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Stack, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        errors: vec![Located::unreadable(path, format!("cannot read stack file: {e}"))],
+    })?;
+    load_str(path, text, options)
+}
+
+/// Parses and validates stack text; `path` names it in messages.
+pub fn load_str(path: &Path, text: String, options: &LoadOptions) -> Result<Stack, ConfigError> {
+    let file = Arc::new(SourceFile { path: path.to_path_buf(), text });
+    let mut diags = Diagnostics::default();
+    let stack = {
+        let (root, parse_errors) = DeTable::parse_recoverable(&file.text);
+        for e in &parse_errors {
+            let span = Span::new(&file, e.span().unwrap_or(0..0));
+            diags.at(&span, format!("invalid TOML: {}", e.message()));
+        }
+        if !parse_errors.is_empty() {
+            return Err(finish_err(diags, path));
+        }
+        Loader { file: file.clone(), diags: &mut diags, vars: BTreeMap::new(), stack_name: String::new(), region: String::new() }
+            .stack(root.get_ref(), options)
+    };
+    let Some((stack, broken)) = stack else {
+        return Err(finish_err(diags, path));
+    };
+    validate::validate(&stack, &broken, &mut diags);
+    diags.finish(path)?;
+    Ok(stack)
+}
+
+fn finish_err(diags: Diagnostics, path: &Path) -> ConfigError {
+    match diags.finish(path) {
+        Err(e) => e,
+        Ok(()) => ConfigError { file: path.display().to_string(), errors: Vec::new() },
+    }
+}
+
+struct Loader<'d> {
+    file: Arc<SourceFile>,
+    diags: &'d mut Diagnostics,
+    vars: BTreeMap<String, Value>,
+    stack_name: String,
+    region: String,
+}
+
+type Entry<'a, 'i> = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Spanned<DeValue<'i>>);
+
+impl Loader<'_> {
+    fn span(&self, range: std::ops::Range<usize>) -> Span {
+        Span::new(&self.file, range)
+    }
+
+    /// Builds the stack; `None` when `[stack]` itself is unusable. Also
+    /// returns the names of resources whose tables were broken, so that
+    /// references to them do not produce a second, misleading error.
+    fn stack(mut self, root: &DeTable<'_>, options: &LoadOptions) -> Option<(Stack, BTreeSet<String>)> {
+        let whole = self.span(0..0);
+        let mut sections: BTreeMap<&str, Entry<'_, '_>> = BTreeMap::new();
+        for entry @ (key, _) in root.iter() {
+            let name: &str = key.get_ref();
+            if TOP_LEVEL.contains(&name) {
+                sections.insert(TOP_LEVEL.iter().copied().find(|t| *t == name).unwrap_or("stack"), entry);
+            } else {
+                let span = self.span(key.span());
+                match suggest(name, TOP_LEVEL.iter().copied()) {
+                    Some(s) => self.diags.at_with_help(&span, format!("unknown section `{name}`"), format!("did you mean `{s}`?")),
+                    None => self.diags.at_with_help(&span, format!("unknown section `{name}`"), "a stack has [stack], [vars], [resource.<name>] and [output.<name>]"),
+                }
+            }
+        }
+
+        let stack_ok = match sections.get("stack") {
+            Some((key, value)) => self.stack_section(key, value),
+            None => {
+                self.diags.push(0, Located::in_file(&self.file, "missing [stack] table with `name` and `region`"));
+                false
+            }
+        };
+        if let Some((_, value)) = sections.get("vars") {
+            self.vars_section(value, options);
+        } else {
+            self.vars_section_absent(options);
+        }
+
+        let mut resources = BTreeMap::new();
+        let mut broken = BTreeSet::new();
+        if let Some((key, value)) = sections.get("resource") {
+            match value.get_ref().as_table() {
+                Some(table) => {
+                    for (name, body) in table.iter() {
+                        match self.resource(name, body) {
+                            Some(r) => {
+                                resources.insert(r.name.clone(), r);
+                            }
+                            None => {
+                                broken.insert(name.get_ref().to_string());
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let span = self.span(key.span());
+                    self.diags.at(&span, "`resource` must be a table of resources: write [resource.<name>]");
+                }
+            }
+        }
+
+        let mut outputs = BTreeMap::new();
+        if let Some((key, value)) = sections.get("output") {
+            match value.get_ref().as_table() {
+                Some(table) => {
+                    for (name, body) in table.iter() {
+                        if let Some(o) = self.output(name, body) {
+                            outputs.insert(o.name.clone(), o);
+                        }
+                    }
+                }
+                None => {
+                    let span = self.span(key.span());
+                    self.diags.at(&span, "`output` must be a table of outputs: write [output.<name>]");
+                }
+            }
+        }
+        let _ = whole;
+        if !stack_ok {
+            return None;
+        }
+        Some((
+            Stack {
+                name: self.stack_name.clone(),
+                region: self.region.clone(),
+                vars: self.vars.clone(),
+                resources,
+                outputs,
+                source: self.file.clone(),
+            },
+            broken,
+        ))
+    }
+
+    fn stack_section(&mut self, key: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>) -> bool {
+        let Some(table) = value.get_ref().as_table() else {
+            let span = self.span(key.span());
+            self.diags.at(&span, "`stack` must be a table with `name` and `region`");
+            return false;
+        };
+        let mut ok = true;
+        for (k, v) in table.iter() {
+            let span = self.span(v.span());
+            match k.get_ref().as_ref() {
+                "name" => match v.get_ref().as_str() {
+                    Some(s) if valid_name(s) => self.stack_name = s.to_string(),
+                    Some(_) => {
+                        self.diags.at(&span, "stack name may hold only letters, digits, `-` and `_`");
+                        ok = false;
+                    }
+                    None => {
+                        self.diags.at(&span, format!("wrong type for `name`: expected a string, found {}", v.get_ref().type_str()));
+                        ok = false;
+                    }
+                },
+                "region" => match v.get_ref().as_str() {
+                    Some(s) if !s.is_empty() => self.region = s.to_string(),
+                    _ => {
+                        self.diags.at(&span, "`region` must be a non-empty string such as \"us-west-2\"");
+                        ok = false;
+                    }
+                },
+                other => {
+                    let kspan = self.span(k.span());
+                    let help = suggest(other, ["name", "region"]).map_or_else(
+                        || "[stack] has `name` and `region`".to_string(),
+                        |s| format!("did you mean `{s}`?"),
+                    );
+                    self.diags.at_with_help(&kspan, format!("unknown attribute `{other}` in [stack]"), help);
+                }
+            }
+        }
+        let header = self.span(key.span());
+        for (field, set) in [("name", !self.stack_name.is_empty()), ("region", !self.region.is_empty())] {
+            if !set && table.iter().all(|(k, _)| k.get_ref().as_ref() != field) {
+                self.diags.at(&header, format!("missing required attribute `{field}` in [stack]"));
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    fn vars_section_absent(&mut self, options: &LoadOptions) {
+        for (name, _) in &options.vars {
+            self.diags.push(0, Located::in_file(&self.file, format!("--var {name}: the stack declares no variables")));
+        }
+    }
+
+    fn vars_section(&mut self, value: &Spanned<DeValue<'_>>, options: &LoadOptions) {
+        let Some(table) = value.get_ref().as_table() else {
+            let span = self.span(value.span());
+            self.diags.at(&span, "`vars` must be a table of variable defaults");
+            return;
+        };
+        let mut spans = BTreeMap::new();
+        for (k, v) in table.iter() {
+            let span = self.span(v.span());
+            let value = match v.get_ref() {
+                DeValue::String(s) => Value::String(s.to_string()),
+                DeValue::Boolean(b) => Value::Bool(*b),
+                DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                    Ok(n) => Value::from(n),
+                    Err(_) => {
+                        self.diags.at(&span, "integer out of range");
+                        continue;
+                    }
+                },
+                other => {
+                    self.diags.at(&span, format!("variable `{}` must be a string, integer or boolean, found {}", k.get_ref(), other.type_str()));
+                    continue;
+                }
+            };
+            spans.insert(k.get_ref().to_string(), span);
+            self.vars.insert(k.get_ref().to_string(), value);
+        }
+        for (name, raw) in &options.vars {
+            let Some(default) = self.vars.get(name) else {
+                let help = suggest(name, self.vars.keys().map(String::as_str))
+                    .map_or_else(|| format!("declared variables: {}", self.vars.keys().cloned().collect::<Vec<_>>().join(", ")), |s| format!("did you mean `{s}`?"));
+                self.diags.push(0, Located::in_file(&self.file, format!("--var {name}: no such variable in [vars]")).with_help(help));
+                continue;
+            };
+            let parsed = match default {
+                Value::Bool(_) => raw.parse::<bool>().map(Value::Bool).map_err(|_| "true or false"),
+                Value::Number(_) => raw.parse::<i64>().map(Value::from).map_err(|_| "an integer"),
+                _ => Ok(Value::String(raw.clone())),
+            };
+            match parsed {
+                Ok(v) => {
+                    self.vars.insert(name.clone(), v);
+                }
+                Err(expected) => {
+                    let span = spans.get(name).cloned().unwrap_or_else(|| self.span(0..0));
+                    self.diags.at(&span, format!("--var {name}={raw}: expected {expected}, like this variable's default"));
+                }
+            }
+        }
+    }
+
+    fn resource(&mut self, name: &Spanned<std::borrow::Cow<'_, str>>, body: &Spanned<DeValue<'_>>) -> Option<Resource> {
+        let name_span = self.span(name.span());
+        let name_str = name.get_ref().to_string();
+        if !valid_name(&name_str) {
+            self.diags.at(&name_span, format!("resource name `{name_str}` may hold only letters, digits, `-` and `_`"));
+            return None;
+        }
+        if RESERVED_NAMES.contains(&name_str.as_str()) {
+            self.diags.at(&name_span, format!("`{name_str}` is reserved and cannot name a resource"));
+            return None;
+        }
+        let Some(table) = body.get_ref().as_table() else {
+            self.diags.at(&name_span, format!("resource `{name_str}` must be a table"));
+            return None;
+        };
+        let mut kind: Option<&'static KindDef> = None;
+        let mut type_seen = false;
+        let mut attrs = BTreeMap::new();
+        let mut depends_on = Vec::new();
+        for (k, v) in table.iter() {
+            let key = k.get_ref().as_ref();
+            let vspan = self.span(v.span());
+            match key {
+                "type" => {
+                    type_seen = true;
+                    match v.get_ref().as_str() {
+                        Some(t) => {
+                            kind = provider::kind_def(t);
+                            if kind.is_none() {
+                                let names = provider::kind_defs().iter().map(|k| k.type_name);
+                                let help = suggest(t, names).map_or_else(
+                                    || "run `meshform types` to list the known types".to_string(),
+                                    |s| format!("did you mean `{s}`?"),
+                                );
+                                self.diags.at_with_help(&vspan, format!("unknown resource type `{t}`"), help);
+                            }
+                        }
+                        None => self.diags.at(&vspan, format!("wrong type for `type`: expected a string, found {}", v.get_ref().type_str())),
+                    }
+                }
+                "depends_on" => match v.get_ref().as_array() {
+                    Some(items) => {
+                        for item in items.iter() {
+                            let ispan = self.span(item.span());
+                            match item.get_ref().as_str() {
+                                Some(s) => depends_on.push((s.to_string(), ispan)),
+                                None => self.diags.at(&ispan, "`depends_on` holds resource names as strings"),
+                            }
+                        }
+                    }
+                    None => self.diags.at(&vspan, "`depends_on` must be a list of resource names"),
+                },
+                _ => {
+                    if let Some(expr) = self.expr(v) {
+                        attrs.insert(key.to_string(), Attr { expr, span: vspan });
+                    }
+                }
+            }
+        }
+        if !type_seen {
+            self.diags.at(&name_span, format!("resource `{name_str}` is missing `type`, such as \"aws.ec2.vpc\""));
+        }
+        // Key spans are needed for "unknown attribute" errors: keep them by
+        // re-walking the table once the kind is known.
+        let kind = kind?;
+        let resource = Resource { name: name_str, kind, attrs, depends_on, span: name_span };
+        self.check_attr_names(&resource, table);
+        Some(resource)
+    }
+
+    /// Unknown, misspelled and computed attribute names, pointing at the key.
+    fn check_attr_names(&mut self, resource: &Resource, table: &DeTable<'_>) {
+        for (k, _) in table.iter() {
+            let key = k.get_ref().as_ref();
+            if key == "type" || key == "depends_on" {
+                continue;
+            }
+            let kspan = self.span(k.span());
+            match resource.kind.attr(key) {
+                None => {
+                    let names = resource.kind.attr_names().into_iter().filter(|n| {
+                        resource.kind.attr(n).is_some_and(|a| a.mode != provider::Mode::Computed)
+                    });
+                    let help = suggest(key, names).map_or_else(
+                        || format!("`{}` accepts: {}", resource.kind.type_name, settable_names(resource.kind).join(", ")),
+                        |s| format!("did you mean `{s}`?"),
+                    );
+                    self.diags.at_with_help(&kspan, format!("unknown attribute `{key}` for type `{}`", resource.kind.type_name), help);
+                }
+                Some(a) if a.mode == provider::Mode::Computed => {
+                    self.diags.at(&kspan, format!("attribute `{key}` of `{}` is computed by the cloud and cannot be set", resource.kind.type_name));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn output(&mut self, name: &Spanned<std::borrow::Cow<'_, str>>, body: &Spanned<DeValue<'_>>) -> Option<Output> {
+        let span = self.span(name.span());
+        let name = name.get_ref().to_string();
+        let Some(table) = body.get_ref().as_table() else {
+            self.diags.at(&span, format!("output `{name}` must be a table with `value`"));
+            return None;
+        };
+        let mut expr = None;
+        let mut description = None;
+        for (k, v) in table.iter() {
+            match k.get_ref().as_ref() {
+                "value" => expr = self.expr(v),
+                "description" => description = v.get_ref().as_str().map(str::to_string),
+                other => {
+                    let kspan = self.span(k.span());
+                    self.diags.at_with_help(&kspan, format!("unknown attribute `{other}` in output `{name}`"), "an output has `value` and `description`");
+                }
+            }
+        }
+        if expr.is_none() && table.iter().all(|(k, _)| k.get_ref().as_ref() != "value") {
+            self.diags.at(&span, format!("output `{name}` is missing `value`"));
+        }
+        Some(Output { name, expr: expr?, description, span })
+    }
+
+    /// Converts a TOML value into an expression, substituting variables and
+    /// stack facts. `None` after recording an error.
+    fn expr(&mut self, v: &Spanned<DeValue<'_>>) -> Option<Expr> {
+        let span = self.span(v.span());
+        let expr = match v.get_ref() {
+            DeValue::String(s) => return self.string_expr(s, &span),
+            DeValue::Boolean(b) => Expr::Value(Value::Bool(*b)),
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Expr::Value(Value::from(n)),
+                Err(_) => {
+                    self.diags.at(&span, "integer out of range");
+                    return None;
+                }
+            },
+            DeValue::Float(_) => {
+                self.diags.at(&span, "floating-point values are not accepted by any attribute");
+                return None;
+            }
+            DeValue::Datetime(_) => {
+                self.diags.at(&span, "dates and times are not accepted by any attribute");
+                return None;
+            }
+            DeValue::Array(items) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for item in items.iter() {
+                    match self.expr(item) {
+                        Some(e) => out.push(e),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                collapse_list(out)
+            }
+            DeValue::Table(table) => {
+                let mut out = BTreeMap::new();
+                let mut ok = true;
+                for (k, item) in table.iter() {
+                    match self.expr(item) {
+                        Some(e) => {
+                            out.insert(k.get_ref().to_string(), e);
+                        }
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return None;
+                }
+                collapse_table(out)
+            }
+        };
+        Some(expr)
+    }
+
+    fn string_expr(&mut self, s: &str, span: &Span) -> Option<Expr> {
+        let parts = match split_template(s) {
+            Ok(p) => p,
+            Err((offset, message)) => {
+                let at = self.inner_span(span, s, offset, 2);
+                self.diags.at(&at, message);
+                return None;
+            }
+        };
+        let whole = parts.len() == 1 && matches!(parts[0], RawPart::Interp { .. });
+        let mut out: Vec<Part> = Vec::new();
+        let mut ok = true;
+        for part in parts {
+            match part {
+                RawPart::Text(t) => push_text(&mut out, &t),
+                RawPart::Interp { inner, offset, len } => {
+                    let at = self.inner_span(span, s, offset, len);
+                    match parse_interp(&inner) {
+                        Err(message) => {
+                            self.diags.at(&at, message);
+                            ok = false;
+                        }
+                        Ok(Interp::Var(name)) => match self.vars.get(&name) {
+                            Some(value) if whole => return Some(Expr::Value(value.clone())),
+                            Some(value) => match interpolate(value) {
+                                Some(text) => push_text(&mut out, &text),
+                                None => {
+                                    self.diags.at(&at, format!("variable `{name}` cannot be interpolated into a string"));
+                                    ok = false;
+                                }
+                            },
+                            None => {
+                                let help = suggest(&name, self.vars.keys().map(String::as_str))
+                                    .map_or_else(|| "declare it in [vars]".to_string(), |s| format!("did you mean `var.{s}`?"));
+                                self.diags.at_with_help(&at, format!("unknown variable `{name}`"), help);
+                                ok = false;
+                            }
+                        },
+                        Ok(Interp::StackName) => push_text(&mut out, &self.stack_name.clone()),
+                        Ok(Interp::StackRegion) => push_text(&mut out, &self.region.clone()),
+                        Ok(Interp::Az(i)) => out.push(Part::Ref(RefAt { reference: Reference::Az(i), span: at })),
+                        Ok(Interp::Resource { name, attr }) => {
+                            out.push(Part::Ref(RefAt { reference: Reference::Resource { name, attr }, span: at }))
+                        }
+                    }
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        Some(match out.as_slice() {
+            [] => Expr::Value(Value::String(String::new())),
+            [Part::Text(t)] => Expr::Value(Value::String(t.clone())),
+            [Part::Ref(r)] if whole => Expr::Ref(r.clone()),
+            _ => Expr::Template(out),
+        })
+    }
+
+    /// The span of `s[offset..offset+len]` when the TOML source holds the
+    /// string verbatim between quotes; the whole value's span otherwise.
+    fn inner_span(&self, span: &Span, s: &str, offset: usize, len: usize) -> Span {
+        let raw = self.file.text.get(span.range.clone()).unwrap_or("");
+        let quote = raw.chars().next().map_or(0, |c| c.len_utf8());
+        let body = raw.get(quote..raw.len().saturating_sub(quote)).unwrap_or("");
+        if body == s { span.sub(quote + offset, len) } else { span.clone() }
+    }
+}
+
+fn push_text(out: &mut Vec<Part>, text: &str) {
+    if let Some(Part::Text(prev)) = out.last_mut() {
+        prev.push_str(text);
+    } else if !text.is_empty() {
+        out.push(Part::Text(text.to_string()));
+    }
+}
+
+/// A list whose items are all known values becomes one value.
+fn collapse_list(items: Vec<Expr>) -> Expr {
+    if items.iter().all(|e| matches!(e, Expr::Value(_))) {
+        Expr::Value(Value::Array(
+            items.into_iter().filter_map(|e| if let Expr::Value(v) = e { Some(v) } else { None }).collect(),
+        ))
+    } else {
+        Expr::List(items)
+    }
+}
+
+fn collapse_table(items: BTreeMap<String, Expr>) -> Expr {
+    if items.values().all(|e| matches!(e, Expr::Value(_))) {
+        Expr::Value(Value::Object(
+            items.into_iter().filter_map(|(k, e)| if let Expr::Value(v) = e { Some((k, v)) } else { None }).collect(),
+        ))
+    } else {
+        Expr::Table(items)
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn settable_names(kind: &KindDef) -> Vec<&'static str> {
+    kind.attr_names()
+        .into_iter()
+        .filter(|n| kind.attr(n).is_some_and(|a| a.mode != provider::Mode::Computed))
+        .collect()
+}

@@ -1,0 +1,271 @@
+//! The planner: a pure function from the stack, the refreshed prior state
+//! and the region's facts to a [`Plan`]. No I/O happens here, so planning
+//! is deterministic and tested without a cloud.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::eval::{EvalError, Lookup, Scope, desired_attrs, eval, normalize};
+use super::model::{Action, AttrChange, OutputChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Summary};
+use crate::config::Stack;
+use crate::graph::ResourceGraph;
+use crate::provider::RegionFacts;
+use crate::{Attrs, Value};
+
+/// A resource as recorded in state and refreshed from the cloud.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorResource {
+    pub kind: String,
+    pub id: String,
+    /// What the cloud reports now; `None` when it no longer exists.
+    pub live: Option<Attrs>,
+    pub dependencies: Vec<String>,
+}
+
+/// Everything the planner knows about the present.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prior {
+    pub resources: BTreeMap<String, PriorResource>,
+    pub outputs: BTreeMap<String, Value>,
+}
+
+/// A value the plan needs that cannot be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{address}: {source}")]
+pub struct PlanError {
+    /// The resource or `output.<name>` whose value failed.
+    pub address: String,
+    pub source: EvalError,
+}
+
+/// What the planner has decided so far about each resource, for
+/// evaluating references of the resources after it.
+struct Planned {
+    action: Action,
+    id: Option<String>,
+    desired: Attrs,
+    unknown: BTreeSet<String>,
+    live: Attrs,
+}
+
+struct PlanScope<'a> {
+    planned: BTreeMap<String, Planned>,
+    azs: &'a [String],
+}
+
+impl Scope for PlanScope<'_> {
+    fn attr(&self, resource: &str, attr: &str) -> Lookup {
+        let Some(p) = self.planned.get(resource) else { return Lookup::Missing };
+        let fresh = matches!(p.action, Action::Create | Action::Replace);
+        if attr == "id" {
+            return match (&p.id, fresh) {
+                (Some(id), false) => Lookup::Known(Value::String(id.clone())),
+                _ => Lookup::Unknown,
+            };
+        }
+        if p.unknown.contains(attr) {
+            return Lookup::Unknown;
+        }
+        if let Some(v) = p.desired.get(attr) {
+            return Lookup::Known(v.clone());
+        }
+        if fresh {
+            return Lookup::Unknown;
+        }
+        p.live.get(attr).cloned().map_or(Lookup::Missing, Lookup::Known)
+    }
+
+    fn azs(&self) -> &[String] {
+        self.azs
+    }
+}
+
+/// Computes the plan that makes the cloud match `stack`.
+pub fn plan(stack: &Stack, graph: &ResourceGraph, prior: &Prior, facts: &RegionFacts) -> Result<Plan, PlanError> {
+    let mut scope = PlanScope { planned: BTreeMap::new(), azs: &facts.azs };
+    let mut changes = Vec::new();
+    for address in graph.topo_order() {
+        let Some(resource) = stack.resources.get(&address) else { continue };
+        let (desired, unknown) = desired_attrs(resource, &stack.name, &scope)
+            .map_err(|source| PlanError { address: address.clone(), source })?;
+        let existing = prior.resources.get(&address);
+        let mut change = ResourceChange {
+            address: address.clone(),
+            kind: resource.kind.type_name.to_string(),
+            action: Action::NoOp,
+            id: existing.map(|e| e.id.clone()),
+            reason: None,
+            replaced_because: Vec::new(),
+            changes: Vec::new(),
+            dependencies: graph.dependencies(&address),
+        };
+        let live = match existing {
+            Some(e) if e.kind != resource.kind.type_name => {
+                change.action = Action::Replace;
+                change.reason = Some(format!("type changes from {} to {}", e.kind, resource.kind.type_name));
+                change.replaced_because.push("type".to_string());
+                change.changes = creation_changes(&desired, &unknown);
+                None
+            }
+            Some(e) => match &e.live {
+                Some(live) => Some(live),
+                None => {
+                    change.action = Action::Create;
+                    change.id = None;
+                    change.reason = Some(format!("{} was deleted outside meshform", e.id));
+                    change.changes = creation_changes(&desired, &unknown);
+                    None
+                }
+            },
+            None => {
+                change.action = Action::Create;
+                change.changes = creation_changes(&desired, &unknown);
+                None
+            }
+        };
+        if let Some(live) = live {
+            let names: BTreeSet<&String> = desired.keys().chain(unknown.iter()).collect();
+            for name in names {
+                let schema = resource.kind.attr(name);
+                let force_new = schema.is_some_and(|s| s.force_new);
+                let before = live.get(name).cloned().map(|v| normalize(schema.map(|s| s.ty), v));
+                let after = desired.get(name).cloned();
+                let after_unknown = unknown.contains(name);
+                if after_unknown || before != after {
+                    change.changes.push(AttrChange {
+                        name: name.clone(),
+                        before,
+                        after,
+                        after_unknown,
+                        forces_replacement: force_new,
+                    });
+                    if force_new {
+                        change.replaced_because.push(name.clone());
+                    }
+                }
+            }
+            change.action = if !change.replaced_because.is_empty() {
+                Action::Replace
+            } else if !change.changes.is_empty() {
+                Action::Update
+            } else {
+                Action::NoOp
+            };
+        }
+        scope.planned.insert(
+            address.clone(),
+            Planned {
+                action: change.action,
+                id: change.id.clone(),
+                desired,
+                unknown,
+                live: existing.and_then(|e| e.live.clone()).unwrap_or_default(),
+            },
+        );
+        changes.push(change);
+    }
+
+    // Resources in state that the stack no longer declares.
+    let gone: BTreeMap<&String, &PriorResource> =
+        prior.resources.iter().filter(|(a, _)| !stack.resources.contains_key(*a)).collect();
+    changes.extend(deletions(&gone));
+
+    let mut outputs = Vec::new();
+    for (name, output) in &stack.outputs {
+        let after = eval(&output.expr, &scope).map_err(|source| PlanError { address: format!("output.{name}"), source })?;
+        outputs.push(OutputChange {
+            name: name.clone(),
+            before: prior.outputs.get(name).cloned(),
+            after_unknown: after.is_none(),
+            after,
+        });
+    }
+    for (name, before) in &prior.outputs {
+        if !stack.outputs.contains_key(name) {
+            outputs.push(OutputChange { name: name.clone(), before: Some(before.clone()), after: None, after_unknown: false });
+        }
+    }
+
+    let mut plan = Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        stack: stack.name.clone(),
+        region: stack.region.clone(),
+        destroy: false,
+        resources: changes,
+        outputs,
+        summary: Summary::default(),
+    };
+    plan.summarize();
+    Ok(plan)
+}
+
+/// The plan that deletes everything in `prior`, dependents first.
+pub fn plan_destroy(stack: &str, region: &str, prior: &Prior) -> Plan {
+    let all: BTreeMap<&String, &PriorResource> = prior.resources.iter().collect();
+    let mut plan = Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        stack: stack.to_string(),
+        region: region.to_string(),
+        destroy: true,
+        resources: deletions(&all),
+        outputs: prior
+            .outputs
+            .iter()
+            .map(|(name, before)| OutputChange { name: name.clone(), before: Some(before.clone()), after: None, after_unknown: false })
+            .collect(),
+        summary: Summary::default(),
+    };
+    plan.summarize();
+    plan
+}
+
+/// Delete changes for `gone`, in reverse dependency order (by the
+/// dependencies recorded in state). A resource already deleted outside
+/// meshform is still listed, so that state forgets it.
+fn deletions(gone: &BTreeMap<&String, &PriorResource>) -> Vec<ResourceChange> {
+    let edges = gone.iter().flat_map(|(a, r)| r.dependencies.iter().map(move |d| (d.clone(), (*a).clone())));
+    let order = match ResourceGraph::from_edges(gone.keys().map(|a| (*a).clone()), edges) {
+        Ok(g) => g.topo_order(),
+        // State written by meshform has no cycles; if edited into one, fall
+        // back to name order rather than refusing to delete.
+        Err(_) => gone.keys().map(|a| (*a).clone()).collect(),
+    };
+    order
+        .into_iter()
+        .rev()
+        .filter_map(|address| {
+            let r = gone.get(&address)?;
+            Some(ResourceChange {
+                address: address.clone(),
+                kind: r.kind.clone(),
+                action: Action::Delete,
+                id: Some(r.id.clone()),
+                reason: r.live.is_none().then(|| "already deleted outside meshform".to_string()),
+                replaced_because: Vec::new(),
+                changes: Vec::new(),
+                dependencies: r.dependencies.clone(),
+            })
+        })
+        .collect()
+}
+
+fn creation_changes(desired: &Attrs, unknown: &BTreeSet<String>) -> Vec<AttrChange> {
+    let mut out: Vec<AttrChange> = desired
+        .iter()
+        .map(|(name, v)| AttrChange {
+            name: name.clone(),
+            before: None,
+            after: Some(v.clone()),
+            after_unknown: false,
+            forces_replacement: false,
+        })
+        .chain(unknown.iter().map(|name| AttrChange {
+            name: name.clone(),
+            before: None,
+            after: None,
+            after_unknown: true,
+            forces_replacement: false,
+        }))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}

@@ -1,0 +1,174 @@
+//! Evaluating expressions against what is known: at plan time some values
+//! are unknown until apply; at apply time everything must be known.
+
+use std::collections::BTreeSet;
+
+use crate::config::{Expr, Part, Reference, Resource};
+use crate::provider::{self, AttrSchema, AttrType};
+use crate::{Attrs, Value};
+
+/// The value of a referenced attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Known(Value),
+    /// Known only after apply.
+    Unknown,
+    /// The resource or attribute has no value.
+    Missing,
+}
+
+/// Where references get their values.
+pub trait Scope {
+    fn attr(&self, resource: &str, attr: &str) -> Lookup;
+    /// The region's availability zones, sorted by name.
+    fn azs(&self) -> &[String];
+}
+
+/// A reference that cannot be resolved.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("`${{az[{index}]}}`: the region has only {count} available availability zones")]
+    AzOutOfRange { index: usize, count: usize },
+    #[error("`${{{reference}}}` has no value")]
+    Missing { reference: String },
+    #[error("`${{{reference}}}` is a list or table and cannot be interpolated into a string")]
+    NotScalar { reference: String },
+}
+
+/// Evaluates an expression: `Ok(None)` when its value is unknown until apply.
+pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Option<Value>, EvalError> {
+    Ok(match expr {
+        Expr::Value(v) => Some(v.clone()),
+        Expr::Ref(r) => match lookup(&r.reference, scope)? {
+            Lookup::Known(v) => Some(v),
+            _ => None,
+        },
+        Expr::Template(parts) => {
+            let mut out = String::new();
+            for part in parts {
+                match part {
+                    Part::Text(t) => out.push_str(t),
+                    Part::Ref(r) => match lookup(&r.reference, scope)? {
+                        Lookup::Known(v) => match crate::config::expr::interpolate(&v) {
+                            Some(s) => out.push_str(&s),
+                            None => return Err(EvalError::NotScalar { reference: r.reference.to_string() }),
+                        },
+                        _ => return Ok(None),
+                    },
+                }
+            }
+            Some(Value::String(out))
+        }
+        Expr::List(items) => {
+            let mut out = Vec::new();
+            for item in items {
+                match eval(item, scope)? {
+                    Some(v) => out.push(v),
+                    None => return Ok(None),
+                }
+            }
+            Some(Value::Array(out))
+        }
+        Expr::Table(map) => {
+            let mut out = Attrs::new();
+            for (k, item) in map {
+                match eval(item, scope)? {
+                    Some(v) => {
+                        out.insert(k.clone(), v);
+                    }
+                    None => return Ok(None),
+                }
+            }
+            Some(Value::Object(out))
+        }
+    })
+}
+
+fn lookup(reference: &Reference, scope: &dyn Scope) -> Result<Lookup, EvalError> {
+    match reference {
+        Reference::Az(index) => match scope.azs().get(*index) {
+            Some(az) => Ok(Lookup::Known(Value::String(az.clone()))),
+            None => Err(EvalError::AzOutOfRange { index: *index, count: scope.azs().len() }),
+        },
+        Reference::Resource { name, attr } => match scope.attr(name, attr) {
+            Lookup::Missing => Err(EvalError::Missing { reference: reference.to_string() }),
+            other => Ok(other),
+        },
+    }
+}
+
+/// A resource's desired attributes: configured values evaluated, defaults
+/// filled in, JSON documents parsed, and (for taggable kinds) the ownership
+/// tags added. Attributes whose value is unknown until apply are listed in
+/// the second part.
+pub fn desired_attrs(
+    resource: &Resource,
+    stack_name: &str,
+    scope: &dyn Scope,
+) -> Result<(Attrs, BTreeSet<String>), EvalError> {
+    let mut known = Attrs::new();
+    let mut unknown = BTreeSet::new();
+    for (name, attr) in &resource.attrs {
+        match eval(&attr.expr, scope)? {
+            Some(v) => {
+                let ty = resource.kind.attr(name).map(|a| a.ty);
+                known.insert(name.clone(), normalize(ty, v));
+            }
+            None => {
+                unknown.insert(name.clone());
+            }
+        }
+    }
+    for a in resource.kind.attrs {
+        if let Some(d) = a.default
+            && !resource.attrs.contains_key(a.name)
+        {
+            known.insert(a.name.to_string(), d.to_value());
+        }
+    }
+    if resource.kind.taggable && !unknown.contains("tags") {
+        let mut tags = match known.remove("tags") {
+            Some(Value::Object(m)) => m,
+            _ => Attrs::new(),
+        };
+        for (k, v) in provider::ownership_tags(stack_name, &resource.name) {
+            tags.insert(k, Value::String(v));
+        }
+        known.insert("tags".to_string(), Value::Object(tags));
+    }
+    Ok((known, unknown))
+}
+
+/// Brings a value into the canonical form used for comparison: JSON
+/// strings parsed, list-of-table items completed with their defaults and
+/// sorted (such lists are sets: rule order means nothing).
+pub fn normalize(ty: Option<AttrType>, value: Value) -> Value {
+    match (ty, value) {
+        (Some(AttrType::Json), Value::String(s)) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+        (Some(AttrType::ObjectList(fields)), Value::Array(items)) => {
+            let mut items: Vec<Value> = items.into_iter().map(|i| complete_object(fields, i)).collect();
+            items.sort_by_key(|v| v.to_string());
+            items.dedup();
+            Value::Array(items)
+        }
+        (_, v) => v,
+    }
+}
+
+fn complete_object(fields: &[AttrSchema], item: Value) -> Value {
+    let Value::Object(mut map) = item else { return item };
+    for f in fields {
+        if !map.contains_key(f.name) {
+            let fill = match (f.default, f.ty) {
+                (Some(d), _) => d.to_value(),
+                (None, AttrType::StringList) => Value::Array(Vec::new()),
+                _ => continue,
+            };
+            map.insert(f.name.to_string(), fill);
+        }
+        if let (AttrType::StringList, Some(Value::Array(list))) = (f.ty, map.get_mut(f.name)) {
+            list.sort_by_key(|v| v.to_string());
+        }
+    }
+    Value::Object(map)
+}

@@ -1,0 +1,11 @@
+//! Planning: a pure diff of the stack against the refreshed prior state,
+//! producing a [`Plan`] that is plain, serialisable data.
+
+mod diff;
+pub mod eval;
+mod model;
+mod render;
+
+pub use diff::{PlanError, Prior, PriorResource, plan, plan_destroy};
+pub use model::{Action, AttrChange, OutputChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Summary};
+pub use render::render;
