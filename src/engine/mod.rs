@@ -1,0 +1,113 @@
+//! The engine: refresh, plan, apply and destroy, reporting through events.
+//!
+//! The engine owns no I/O of its own beyond calling resource kinds and the
+//! state store; it never prints. Planning itself is the pure
+//! [`crate::plan::plan`]; the engine gathers its inputs.
+
+mod apply;
+pub mod events;
+mod refresh;
+
+use std::sync::Arc;
+
+pub use apply::{ApplyReport, Step, step_graph};
+pub use events::{Event, EventSink, Op, no_events};
+pub use refresh::Resolution;
+
+use crate::config::Stack;
+use crate::graph::{CancelFlag, ResourceGraph};
+use crate::plan::eval::EvalError;
+use crate::plan::{Plan, PlanError, Prior};
+use crate::provider::{Kinds, ProviderError, RegionFacts, ResourceKind};
+use crate::state::{State, StateError, StateStore};
+
+/// Errors that stop a run (a failed step is not one: it is reported in the
+/// [`ApplyReport`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{address}: {op} failed: {source}")]
+    Provider { address: String, op: &'static str, source: ProviderError },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("{address}: {source}")]
+    Eval { address: String, source: EvalError },
+    #[error("state records a resource of type `{0}`, which this meshform does not know")]
+    UnknownKind(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Runs refresh, plan, apply and destroy for one stack.
+#[derive(Clone)]
+pub struct Engine {
+    stack_name: String,
+    kinds: Kinds,
+    events: EventSink,
+    parallelism: usize,
+    cancel: CancelFlag,
+}
+
+impl Engine {
+    /// An engine for stack `stack_name` using `kinds`, reporting to `events`.
+    /// Parallelism defaults to 10.
+    pub fn new(stack_name: &str, kinds: Kinds, events: EventSink) -> Engine {
+        Engine { stack_name: stack_name.to_string(), kinds, events, parallelism: 10, cancel: CancelFlag::default() }
+    }
+
+    /// At most `n` cloud operations at once.
+    pub fn with_parallelism(mut self, n: usize) -> Engine {
+        self.parallelism = n.max(1);
+        self
+    }
+
+    /// Stops starting new operations once `cancel` is set.
+    pub fn with_cancel(mut self, cancel: CancelFlag) -> Engine {
+        self.cancel = cancel;
+        self
+    }
+
+    fn kind(&self, type_name: &str) -> Result<&Arc<dyn ResourceKind>, EngineError> {
+        self.kinds.get(type_name).ok_or_else(|| EngineError::UnknownKind(type_name.to_string()))
+    }
+
+    /// Refreshes without writing anything: interrupted creates are resolved
+    /// in memory only. For `plan`.
+    pub async fn refresh(&self, state: &State) -> Result<Prior, EngineError> {
+        let mut state = state.clone();
+        for r in self.resolve_pending(&state).await? {
+            state.pending.remove(&r.address);
+            if let Some(adopted) = r.adopted {
+                state.resources.insert(r.address, adopted);
+            }
+        }
+        self.read_live(&state).await
+    }
+
+    /// Refreshes and records the result: interrupted creates become tracked
+    /// resources (or are dropped when nothing was made), and refreshed
+    /// attributes are saved. For `apply` and `destroy`.
+    pub async fn refresh_into(&self, store: &mut StateStore) -> Result<Prior, EngineError> {
+        for r in self.resolve_pending(store.state()).await? {
+            match r.adopted {
+                Some(adopted) => store.finish_create(&r.address, adopted)?,
+                None => store.abandon_create(&r.address)?,
+            }
+        }
+        let prior = self.read_live(store.state()).await?;
+        let refreshed = apply::refreshed_state(store.state(), &prior);
+        let changed = refreshed.iter().any(|(a, r)| store.state().resources.get(a) != Some(r));
+        if changed {
+            store.update(|s| s.resources.extend(refreshed))?;
+        }
+        Ok(prior)
+    }
+
+    /// Plans `stack` against `prior`.
+    pub fn plan(&self, stack: &Stack, prior: &Prior, facts: &RegionFacts) -> Result<Plan, EngineError> {
+        let graph = ResourceGraph::build(stack)
+            .map_err(|c| EngineError::Internal(format!("dependency cycle: {}", c.path())))?;
+        Ok(crate::plan::plan(stack, &graph, prior, facts)?)
+    }
+}
