@@ -1,21 +1,326 @@
-//! `aws.ecr.repository` (stub: not yet written).
+//! `aws.ecr.repository`: a private ECR repository in the account's default
+//! registry.
+//!
+//! The id is the repository name. Tag mutability and scan-on-push change in
+//! place; the name forces replacement. Deleting a repository first deletes
+//! every image in it, then deletes the repository without `force`, so that
+//! an image pushed in between makes the delete fail loudly instead of being
+//! silently thrown away.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_ecr::types::{
+    ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, Repository, Tag,
+};
 
 use super::AwsClients;
-use crate::Attrs;
-use crate::provider::schema::KindDef;
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_bool,
+    attr_opt_str, attr_str, attr_tags, tags_value,
+};
+use crate::{Attrs, Value};
 
-pub static DEF: KindDef = KindDef { type_name: "aws.ecr.repository", doc: "", attrs: &[], taggable: true };
+/// Schema of `aws.ecr.repository`.
+pub static DEF: KindDef = KindDef {
+    type_name: "aws.ecr.repository",
+    doc: "A private ECR repository. The id is the repository name.",
+    attrs: &[
+        AttrSchema::required(
+            "name",
+            AttrType::String,
+            "Repository name, unique in the registry.",
+        )
+        .force_new(),
+        AttrSchema::optional(
+            "image_tag_mutability",
+            AttrType::String,
+            "`MUTABLE` or `IMMUTABLE`: whether an image tag may be moved to another image.",
+        )
+        .default(Default::Str("MUTABLE")),
+        AttrSchema::optional(
+            "scan_on_push",
+            AttrType::Bool,
+            "Scan each image for vulnerabilities when pushed.",
+        )
+        .default(Default::Bool(false)),
+        AttrSchema::computed("arn", AttrType::String, "The repository ARN."),
+        AttrSchema::computed(
+            "repository_uri",
+            AttrType::String,
+            "The URI to push to: `<registry>.dkr.ecr.<region>.amazonaws.com/<name>`.",
+        ),
+        AttrSchema::computed(
+            "registry_id",
+            AttrType::String,
+            "The registry (account) id.",
+        ),
+    ],
+    taggable: true,
+};
+
+/// ECR's limit on names per `DescribeRepositories` and images per
+/// `BatchDeleteImage`.
+const BATCH: usize = 100;
 
 /// Operations of `aws.ecr.repository`.
 pub struct EcrRepository(pub Arc<AwsClients>);
 
-fn unwritten() -> ProviderError {
-    ProviderError::unexpected("aws.ecr.repository", "kind not implemented yet")
+/// True when an ECR error means the repository does not exist.
+fn is_not_found(err: &ProviderError) -> bool {
+    err.code() == Some("RepositoryNotFoundException")
+}
+
+/// The desired tag mutability, checked.
+fn mutability(desired: &Attrs) -> Result<ImageTagMutability, ProviderError> {
+    match attr_opt_str(desired, "image_tag_mutability").unwrap_or("MUTABLE") {
+        "MUTABLE" => Ok(ImageTagMutability::Mutable),
+        "IMMUTABLE" => Ok(ImageTagMutability::Immutable),
+        other => Err(ProviderError::invalid(
+            "image_tag_mutability",
+            format!("must be \"MUTABLE\" or \"IMMUTABLE\", not {other:?}"),
+        )),
+    }
+}
+
+/// ECR tags from a tag map.
+fn ecr_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| ProviderError::invalid("tags", e.to_string()))
+        })
+        .collect()
+}
+
+/// True when `tags` say the resource belongs to this stack and address.
+fn owned_by(tags: &BTreeMap<String, String>, cx: &OpContext) -> bool {
+    tags.get(TAG_STACK).map(String::as_str) == Some(cx.stack.as_str())
+        && tags.get(TAG_ADDRESS).map(String::as_str) == Some(cx.address.as_str())
+}
+
+/// The live view of a repository with the given tags.
+fn live_of(repo: &Repository, tags: &BTreeMap<String, String>) -> Result<Live, ProviderError> {
+    let name = repo.repository_name().ok_or_else(|| {
+        ProviderError::unexpected("DescribeRepositories", "repository without a name")
+    })?;
+    let mut attrs = Attrs::new();
+    attrs.insert("name".into(), Value::String(name.to_string()));
+    attrs.insert(
+        "image_tag_mutability".into(),
+        Value::String(
+            repo.image_tag_mutability()
+                .map_or("MUTABLE", ImageTagMutability::as_str)
+                .to_string(),
+        ),
+    );
+    attrs.insert(
+        "scan_on_push".into(),
+        Value::Bool(
+            repo.image_scanning_configuration()
+                .is_some_and(ImageScanningConfiguration::scan_on_push),
+        ),
+    );
+    attrs.insert("tags".into(), tags_value(tags.clone()));
+    attrs.insert(
+        "arn".into(),
+        Value::String(repo.repository_arn().unwrap_or_default().to_string()),
+    );
+    attrs.insert(
+        "repository_uri".into(),
+        Value::String(repo.repository_uri().unwrap_or_default().to_string()),
+    );
+    attrs.insert(
+        "registry_id".into(),
+        Value::String(repo.registry_id().unwrap_or_default().to_string()),
+    );
+    Ok(Live {
+        id: name.to_string(),
+        attrs,
+    })
+}
+
+impl EcrRepository {
+    fn ecr(&self) -> &aws_sdk_ecr::Client {
+        &self.0.ecr
+    }
+
+    /// Describes the named repositories (all of them must exist).
+    async fn describe(&self, names: &[String]) -> Result<Vec<Repository>, ProviderError> {
+        let mut pages = self
+            .ecr()
+            .describe_repositories()
+            .set_repository_names(Some(names.to_vec()))
+            .into_paginator()
+            .send();
+        let mut repos = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("DescribeRepositories", e))?;
+            repos.extend(page.repositories().iter().cloned());
+        }
+        Ok(repos)
+    }
+
+    /// Every repository of the registry.
+    async fn describe_all(&self) -> Result<Vec<Repository>, ProviderError> {
+        let mut pages = self.ecr().describe_repositories().into_paginator().send();
+        let mut repos = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("DescribeRepositories", e))?;
+            repos.extend(page.repositories().iter().cloned());
+        }
+        Ok(repos)
+    }
+
+    /// The existing repositories among `names`, by name.
+    async fn existing(
+        &self,
+        names: &[String],
+    ) -> Result<HashMap<String, Repository>, ProviderError> {
+        let mut found = Vec::new();
+        for chunk in names.chunks(BATCH) {
+            match self.describe(chunk).await {
+                Ok(repos) => found.extend(repos),
+                // One missing name fails the whole call: list everything
+                // instead and pick the names out.
+                Err(e) if is_not_found(&e) => {
+                    found = self.describe_all().await?;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let wanted: HashSet<&str> = names.iter().map(String::as_str).collect();
+        Ok(found
+            .into_iter()
+            .filter_map(|r| {
+                let name = r.repository_name()?.to_string();
+                wanted.contains(name.as_str()).then_some((name, r))
+            })
+            .collect())
+    }
+
+    /// All tags of a repository.
+    async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+        let out = self
+            .ecr()
+            .list_tags_for_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(|e| ProviderError::aws("ListTagsForResource", e))?;
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
+
+    /// Makes the repository's tags equal to `desired` (`aws:` keys aside).
+    async fn sync_tags(
+        &self,
+        arn: &str,
+        prior: &BTreeMap<String, String>,
+        desired: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        let removed: Vec<String> = prior
+            .keys()
+            .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
+            .cloned()
+            .collect();
+        if !removed.is_empty() {
+            self.ecr()
+                .untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(removed))
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("UntagResource", e))?;
+        }
+        let changed: BTreeMap<String, String> = desired
+            .iter()
+            .filter(|(k, v)| prior.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !changed.is_empty() {
+            self.ecr()
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(ecr_tags(&changed)?))
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("TagResource", e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every image of the repository (by digest, which removes all
+    /// of an image's tags with it).
+    async fn delete_images(&self, name: &str) -> Result<(), ProviderError> {
+        let mut pages = self
+            .ecr()
+            .list_images()
+            .repository_name(name)
+            .into_paginator()
+            .send();
+        let mut digests: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListImages", e))?;
+            for id in page.image_ids() {
+                if let Some(d) = id.image_digest()
+                    && seen.insert(d.to_string())
+                {
+                    digests.push(d.to_string());
+                }
+            }
+        }
+        for chunk in digests.chunks(BATCH) {
+            let ids: Vec<ImageIdentifier> = chunk
+                .iter()
+                .map(|d| ImageIdentifier::builder().image_digest(d).build())
+                .collect();
+            let out = self
+                .ecr()
+                .batch_delete_image()
+                .repository_name(name)
+                .set_image_ids(Some(ids))
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("BatchDeleteImage", e))?;
+            // An image already gone is what we want; anything else is not.
+            let failures: Vec<String> = out
+                .failures()
+                .iter()
+                .filter(|f| f.failure_code().map(|c| c.as_str()) != Some("ImageNotFound"))
+                .map(|f| {
+                    format!(
+                        "{}: {} {}",
+                        f.image_id()
+                            .and_then(ImageIdentifier::image_digest)
+                            .unwrap_or("?"),
+                        f.failure_code().map_or("", |c| c.as_str()),
+                        f.failure_reason().unwrap_or(""),
+                    )
+                })
+                .collect();
+            if !failures.is_empty() {
+                return Err(ProviderError::unexpected(
+                    "BatchDeleteImage",
+                    format!(
+                        "cannot delete images of repository {name}: {}",
+                        failures.join("; ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -23,19 +328,173 @@ impl ResourceKind for EcrRepository {
     fn def(&self) -> &'static KindDef {
         &DEF
     }
-    async fn create(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+        let name = attr_str(desired, "name")?;
+        let tags = attr_tags(desired);
+        let create_tags = Some(ecr_tags(&tags)?).filter(|t| !t.is_empty());
+        let out = self
+            .ecr()
+            .create_repository()
+            .repository_name(name)
+            .image_tag_mutability(mutability(desired)?)
+            .image_scanning_configuration(
+                ImageScanningConfiguration::builder()
+                    .scan_on_push(attr_bool(desired, "scan_on_push"))
+                    .build(),
+            )
+            .set_tags(create_tags)
+            .send()
+            .await
+            .map_err(|e| ProviderError::aws("CreateRepository", e))?;
+        let repo = out.repository().ok_or_else(|| {
+            ProviderError::unexpected("CreateRepository", "no repository in the response")
+        })?;
+        live_of(repo, &tags)
     }
-    async fn read(&self, _requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        Err(unwritten())
+
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut names: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
+        names.sort();
+        names.dedup();
+        let repos = self.existing(&names).await?;
+        let mut lives: HashMap<&str, Live> = HashMap::new();
+        for (name, repo) in &repos {
+            let Some(arn) = repo.repository_arn() else {
+                continue;
+            };
+            let tags = match self.tags(arn).await {
+                Ok(t) => t,
+                // Deleted between the describe and now.
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            lives.insert(name.as_str(), live_of(repo, &tags)?);
+        }
+        Ok(requests
+            .iter()
+            .map(|r| lives.get(r.id.as_str()).cloned())
+            .collect())
     }
-    async fn update(&self, _cx: &OpContext, _prior: &Live, _desired: &Attrs, _changed: &[String]) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn update(
+        &self,
+        _cx: &OpContext,
+        prior: &Live,
+        desired: &Attrs,
+        changed: &[String],
+    ) -> Result<Live, ProviderError> {
+        let name = prior.id.as_str();
+        let mut live = prior.clone();
+        for attr in changed {
+            match attr.as_str() {
+                "image_tag_mutability" => {
+                    let m = mutability(desired)?;
+                    self.ecr()
+                        .put_image_tag_mutability()
+                        .repository_name(name)
+                        .image_tag_mutability(m.clone())
+                        .send()
+                        .await
+                        .map_err(|e| ProviderError::aws("PutImageTagMutability", e))?;
+                    live.attrs
+                        .insert(attr.clone(), Value::String(m.as_str().to_string()));
+                }
+                "scan_on_push" => {
+                    let scan = attr_bool(desired, "scan_on_push");
+                    self.ecr()
+                        .put_image_scanning_configuration()
+                        .repository_name(name)
+                        .image_scanning_configuration(
+                            ImageScanningConfiguration::builder()
+                                .scan_on_push(scan)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| ProviderError::aws("PutImageScanningConfiguration", e))?;
+                    live.attrs.insert(attr.clone(), Value::Bool(scan));
+                }
+                "tags" => {
+                    let arn = attr_str(&prior.attrs, "arn")?;
+                    let desired_tags = attr_tags(desired);
+                    self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)
+                        .await?;
+                    live.attrs.insert("tags".into(), tags_value(desired_tags));
+                }
+                other => {
+                    return Err(ProviderError::invalid(
+                        other,
+                        "cannot be changed in place on aws.ecr.repository (the repository must be replaced)",
+                    ));
+                }
+            }
+        }
+        Ok(live)
     }
-    async fn delete(&self, _cx: &OpContext, _prior: &Live) -> Result<(), ProviderError> {
-        Err(unwritten())
+
+    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
+        let name = prior.id.as_str();
+        match self.delete_images(name).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        // Without `force`: an image pushed since the listing makes this fail
+        // (RepositoryNotEmptyException) rather than vanish unseen.
+        match self
+            .ecr()
+            .delete_repository()
+            .repository_name(name)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = ProviderError::aws("DeleteRepository", e);
+                if is_not_found(&err) { Ok(()) } else { Err(err) }
+            }
+        }
     }
-    async fn find_existing(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        Err(unwritten())
+
+    async fn find_existing(
+        &self,
+        cx: &OpContext,
+        desired: &Attrs,
+    ) -> Result<Option<Live>, ProviderError> {
+        let name = attr_str(desired, "name")?;
+        let repos = match self.describe(&[name.to_string()]).await {
+            Ok(r) => r,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(repo) = repos.iter().find(|r| r.repository_name() == Some(name)) else {
+            return Ok(None);
+        };
+        let arn = repo.repository_arn().ok_or_else(|| {
+            ProviderError::unexpected("DescribeRepositories", "repository without an ARN")
+        })?;
+        let tags = match self.tags(arn).await {
+            Ok(t) => t,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if owned_by(&tags, cx) {
+            return live_of(repo, &tags).map(Some);
+        }
+        let owner = match (tags.get(TAG_STACK), tags.get(TAG_ADDRESS)) {
+            (Some(s), Some(a)) => format!("it belongs to stack {s} address {a}"),
+            _ => "it carries no meshform ownership tags".to_string(),
+        };
+        Err(ProviderError::unexpected(
+            "CreateRepository",
+            format!(
+                "repository {name} exists and is not owned by stack {} address {} ({owner})",
+                cx.stack, cx.address
+            ),
+        ))
     }
 }

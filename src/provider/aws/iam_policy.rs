@@ -1,21 +1,468 @@
-//! `aws.iam.policy` (stub: not yet written).
+//! `aws.iam.policy`: a customer managed IAM policy.
+//!
+//! The id is the policy ARN. The document (`policy`) is the only attribute
+//! changed in place: each change creates a new default policy version
+//! (deleting the oldest non-default one first when the policy already has
+//! the maximum of five). Name, path and description cannot change in IAM, so
+//! changing them replaces the policy.
+//!
+//! Reads are batched as far as IAM allows: IAM has no "get many by ARN", so
+//! one paginated `ListPolicies` (local scope) tells which requested policies
+//! exist, then each existing policy's default version and tags are fetched.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_iam::types::{Policy, PolicyScopeType, PolicyVersion, Tag};
 
 use super::AwsClients;
-use crate::Attrs;
-use crate::provider::schema::KindDef;
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK,
+    attr_opt_str, attr_str, attr_tags, tags_value,
+};
+use crate::{Attrs, Value};
 
-pub static DEF: KindDef = KindDef { type_name: "aws.iam.policy", doc: "", attrs: &[], taggable: true };
+/// Schema of `aws.iam.policy`.
+pub static DEF: KindDef = KindDef {
+    type_name: "aws.iam.policy",
+    doc: "A customer managed IAM policy. The id is the policy ARN.",
+    attrs: &[
+        AttrSchema::required(
+            "name",
+            AttrType::String,
+            "Policy name, unique in the account.",
+        )
+        .force_new(),
+        AttrSchema::optional(
+            "path",
+            AttrType::String,
+            "Path the policy is created under.",
+        )
+        .force_new()
+        .default(Default::Str("/")),
+        AttrSchema::optional(
+            "description",
+            AttrType::String,
+            "Description; IAM cannot change it later.",
+        )
+        .force_new(),
+        AttrSchema::required(
+            "policy",
+            AttrType::Json,
+            "The policy document; a change creates a new default policy version.",
+        ),
+        AttrSchema::computed("arn", AttrType::String, "The policy ARN (same as the id)."),
+        AttrSchema::computed(
+            "policy_id",
+            AttrType::String,
+            "The stable policy id (ANPA...).",
+        ),
+        AttrSchema::computed(
+            "default_version_id",
+            AttrType::String,
+            "The default version (v1, v2, ...).",
+        ),
+    ],
+    taggable: true,
+};
+
+/// IAM keeps at most this many versions of a managed policy.
+const MAX_POLICY_VERSIONS: usize = 5;
 
 /// Operations of `aws.iam.policy`.
 pub struct IamPolicy(pub Arc<AwsClients>);
 
-fn unwritten() -> ProviderError {
-    ProviderError::unexpected("aws.iam.policy", "kind not implemented yet")
+/// True when an IAM error means the entity does not exist.
+fn is_not_found(err: &ProviderError) -> bool {
+    err.code() == Some("NoSuchEntity")
+}
+
+/// The document to send: a JSON string is sent as given (after checking it
+/// parses), any other JSON value is serialized.
+fn document_text(desired: &Attrs) -> Result<String, ProviderError> {
+    match desired.get("policy") {
+        Some(Value::String(s)) => {
+            serde_json::from_str::<Value>(s)
+                .map_err(|e| ProviderError::invalid("policy", format!("not valid JSON: {e}")))?;
+            Ok(s.clone())
+        }
+        Some(v @ Value::Object(_)) => serde_json::to_string(v)
+            .map_err(|e| ProviderError::invalid("policy", format!("cannot serialize: {e}"))),
+        Some(_) => Err(ProviderError::invalid("policy", "must be a JSON object")),
+        None => Err(ProviderError::invalid("policy", "missing")),
+    }
+}
+
+/// The desired document as a JSON value (what `read` reports).
+fn document_value(desired: &Attrs) -> Result<Value, ProviderError> {
+    let text = document_text(desired)?;
+    serde_json::from_str(&text)
+        .map_err(|e| ProviderError::invalid("policy", format!("not valid JSON: {e}")))
+}
+
+/// Decodes `%XX` escapes. Bytes that are not part of a valid escape are
+/// kept as they are; `+` is not treated as a space (IAM encodes spaces as
+/// `%20`).
+fn percent_decode(text: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses a policy document as IAM returns it: URL-encoded JSON from real
+/// IAM, plain JSON from some emulators.
+fn parse_document(text: &str) -> Result<Value, ProviderError> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return Ok(v);
+    }
+    serde_json::from_str::<Value>(&percent_decode(text)).map_err(|e| {
+        ProviderError::unexpected(
+            "GetPolicyVersion",
+            format!("policy document is not JSON: {e}"),
+        )
+    })
+}
+
+/// IAM tags from a tag map.
+fn iam_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
+    tags.iter()
+        .map(|(k, v)| {
+            Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| ProviderError::invalid("tags", e.to_string()))
+        })
+        .collect()
+}
+
+impl IamPolicy {
+    fn iam(&self) -> &aws_sdk_iam::Client {
+        &self.0.iam
+    }
+
+    /// Every local policy whose path starts with `path_prefix`, by ARN.
+    async fn list_local(
+        &self,
+        path_prefix: &str,
+    ) -> Result<HashMap<String, Policy>, ProviderError> {
+        let mut pages = self
+            .iam()
+            .list_policies()
+            .scope(PolicyScopeType::Local)
+            .path_prefix(path_prefix)
+            .into_paginator()
+            .send();
+        let mut found = HashMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListPolicies", e))?;
+            for p in page.policies() {
+                if let Some(arn) = p.arn() {
+                    found.insert(arn.to_string(), p.clone());
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// All tags of a policy.
+    async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+        let mut pages = self
+            .iam()
+            .list_policy_tags()
+            .policy_arn(arn)
+            .into_paginator()
+            .send();
+        let mut tags = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListPolicyTags", e))?;
+            for t in page.tags() {
+                tags.insert(t.key().to_string(), t.value().to_string());
+            }
+        }
+        Ok(tags)
+    }
+
+    /// Every version of a policy.
+    async fn versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, ProviderError> {
+        let mut pages = self
+            .iam()
+            .list_policy_versions()
+            .policy_arn(arn)
+            .into_paginator()
+            .send();
+        let mut versions = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListPolicyVersions", e))?;
+            versions.extend(page.versions().iter().cloned());
+        }
+        Ok(versions)
+    }
+
+    /// The live view of a listed policy: its default version's document and
+    /// its tags. `None` when it disappeared meanwhile. `description` is used
+    /// when the listing does not carry one (IAM's `ListPolicies` never does).
+    async fn live_of(
+        &self,
+        policy: &Policy,
+        description: Option<&str>,
+    ) -> Result<Option<Live>, ProviderError> {
+        let arn = policy
+            .arn()
+            .ok_or_else(|| ProviderError::unexpected("ListPolicies", "policy without an ARN"))?;
+        let version_id = policy.default_version_id().ok_or_else(|| {
+            ProviderError::unexpected(
+                "ListPolicies",
+                format!("policy {arn} without a default version"),
+            )
+        })?;
+        let version = match self
+            .iam()
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(version_id)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let err = ProviderError::aws("GetPolicyVersion", e);
+                return if is_not_found(&err) {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        let text = version
+            .policy_version()
+            .and_then(PolicyVersion::document)
+            .ok_or_else(|| {
+                ProviderError::unexpected(
+                    "GetPolicyVersion",
+                    format!("no document for {arn} {version_id}"),
+                )
+            })?;
+        let document = parse_document(text)?;
+        let tags = match self.tags(arn).await {
+            Ok(t) => t,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+
+        let mut attrs = Attrs::new();
+        attrs.insert(
+            "name".into(),
+            Value::String(policy.policy_name().unwrap_or_default().to_string()),
+        );
+        attrs.insert(
+            "path".into(),
+            Value::String(policy.path().unwrap_or("/").to_string()),
+        );
+        if let Some(d) = policy
+            .description()
+            .or(description)
+            .filter(|d| !d.is_empty())
+        {
+            attrs.insert("description".into(), Value::String(d.to_string()));
+        }
+        attrs.insert("policy".into(), document);
+        attrs.insert("tags".into(), tags_value(tags));
+        attrs.insert("arn".into(), Value::String(arn.to_string()));
+        attrs.insert(
+            "policy_id".into(),
+            Value::String(policy.policy_id().unwrap_or_default().to_string()),
+        );
+        attrs.insert(
+            "default_version_id".into(),
+            Value::String(version_id.to_string()),
+        );
+        Ok(Some(Live {
+            id: arn.to_string(),
+            attrs,
+        }))
+    }
+
+    /// Makes the policy's tags equal to `desired` (`aws:` keys aside).
+    async fn sync_tags(
+        &self,
+        arn: &str,
+        prior: &BTreeMap<String, String>,
+        desired: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        let removed: Vec<String> = prior
+            .keys()
+            .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
+            .cloned()
+            .collect();
+        if !removed.is_empty() {
+            self.iam()
+                .untag_policy()
+                .policy_arn(arn)
+                .set_tag_keys(Some(removed))
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("UntagPolicy", e))?;
+        }
+        let changed: BTreeMap<String, String> = desired
+            .iter()
+            .filter(|(k, v)| prior.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !changed.is_empty() {
+            self.iam()
+                .tag_policy()
+                .policy_arn(arn)
+                .set_tags(Some(iam_tags(&changed)?))
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("TagPolicy", e))?;
+        }
+        Ok(())
+    }
+
+    /// Creates a new default version with `document`, making room first when
+    /// the policy already has the maximum number of versions. Returns the
+    /// new version id.
+    async fn put_document(&self, arn: &str, document: String) -> Result<String, ProviderError> {
+        let versions = self.versions(arn).await?;
+        if versions.len() >= MAX_POLICY_VERSIONS {
+            let oldest = versions
+                .iter()
+                .filter(|v| !v.is_default_version())
+                .min_by_key(|v| {
+                    (
+                        v.create_date().map(|d| (d.secs(), d.subsec_nanos())),
+                        version_number(v.version_id().unwrap_or_default()),
+                    )
+                })
+                .and_then(PolicyVersion::version_id);
+            if let Some(oldest) = oldest {
+                self.iam()
+                    .delete_policy_version()
+                    .policy_arn(arn)
+                    .version_id(oldest)
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::aws("DeletePolicyVersion", e))?;
+            }
+        }
+        let out = self
+            .iam()
+            .create_policy_version()
+            .policy_arn(arn)
+            .policy_document(document)
+            .set_as_default(true)
+            .send()
+            .await
+            .map_err(|e| ProviderError::aws("CreatePolicyVersion", e))?;
+        out.policy_version()
+            .and_then(PolicyVersion::version_id)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                ProviderError::unexpected("CreatePolicyVersion", "no version id in the response")
+            })
+    }
+
+    /// Names of the users, groups and roles the policy is attached to (or is
+    /// the permissions boundary of).
+    async fn attached_entities(&self, arn: &str) -> Result<Vec<String>, ProviderError> {
+        let mut pages = self
+            .iam()
+            .list_entities_for_policy()
+            .policy_arn(arn)
+            .into_paginator()
+            .send();
+        let mut entities = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListEntitiesForPolicy", e))?;
+            entities.extend(
+                page.policy_roles()
+                    .iter()
+                    .filter_map(|r| r.role_name())
+                    .map(|n| format!("role {n}")),
+            );
+            entities.extend(
+                page.policy_users()
+                    .iter()
+                    .filter_map(|u| u.user_name())
+                    .map(|n| format!("user {n}")),
+            );
+            entities.extend(
+                page.policy_groups()
+                    .iter()
+                    .filter_map(|g| g.group_name())
+                    .map(|n| format!("group {n}")),
+            );
+        }
+        Ok(entities)
+    }
+}
+
+/// The number of a version id (`v12` → 12), for ordering.
+fn version_number(id: &str) -> u64 {
+    id.trim_start_matches('v').parse().unwrap_or(u64::MAX)
+}
+
+/// The longest path that is a prefix of every requested policy's path
+/// (always ends with `/`), to narrow the listing.
+fn common_path_prefix<'a>(arns: impl IntoIterator<Item = &'a str>) -> String {
+    let mut prefix: Option<String> = None;
+    for arn in arns {
+        let path = policy_arn_path(arn);
+        prefix = Some(match prefix {
+            None => path,
+            Some(p) => {
+                let common: String = p
+                    .chars()
+                    .zip(path.chars())
+                    .take_while(|(a, b)| a == b)
+                    .map(|(a, _)| a)
+                    .collect();
+                common
+            }
+        });
+    }
+    let prefix = prefix.unwrap_or_default();
+    match prefix.rfind('/') {
+        Some(i) => prefix[..=i].to_string(),
+        None => "/".to_string(),
+    }
+}
+
+/// The path of a policy ARN: `arn:aws:iam::1:policy/a/b/name` → `/a/b/`;
+/// `/` when the ARN has no recognisable path.
+fn policy_arn_path(arn: &str) -> String {
+    match arn.split_once(":policy/") {
+        Some((_, rest)) => match rest.rfind('/') {
+            Some(i) => format!("/{}", &rest[..=i]),
+            None => "/".to_string(),
+        },
+        None => "/".to_string(),
+    }
 }
 
 #[async_trait]
@@ -23,19 +470,256 @@ impl ResourceKind for IamPolicy {
     fn def(&self) -> &'static KindDef {
         &DEF
     }
-    async fn create(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+        let name = attr_str(desired, "name")?;
+        let path = attr_opt_str(desired, "path").unwrap_or("/");
+        let description = attr_opt_str(desired, "description");
+        let document = document_text(desired)?;
+        let tags = attr_tags(desired);
+        let create_tags = Some(iam_tags(&tags)?).filter(|t| !t.is_empty());
+        let out = self
+            .iam()
+            .create_policy()
+            .policy_name(name)
+            .path(path)
+            .set_description(description.map(str::to_string))
+            .policy_document(document)
+            .set_tags(create_tags)
+            .send()
+            .await
+            .map_err(|e| ProviderError::aws("CreatePolicy", e))?;
+        let policy = out.policy().ok_or_else(|| {
+            ProviderError::unexpected("CreatePolicy", "no policy in the response")
+        })?;
+        let arn = policy
+            .arn()
+            .ok_or_else(|| ProviderError::unexpected("CreatePolicy", "no ARN in the response"))?;
+
+        let mut attrs = Attrs::new();
+        attrs.insert("name".into(), Value::String(name.to_string()));
+        attrs.insert(
+            "path".into(),
+            Value::String(policy.path().unwrap_or(path).to_string()),
+        );
+        if let Some(d) = description.filter(|d| !d.is_empty()) {
+            attrs.insert("description".into(), Value::String(d.to_string()));
+        }
+        attrs.insert("policy".into(), document_value(desired)?);
+        attrs.insert("tags".into(), tags_value(tags));
+        attrs.insert("arn".into(), Value::String(arn.to_string()));
+        attrs.insert(
+            "policy_id".into(),
+            Value::String(policy.policy_id().unwrap_or_default().to_string()),
+        );
+        attrs.insert(
+            "default_version_id".into(),
+            Value::String(policy.default_version_id().unwrap_or("v1").to_string()),
+        );
+        Ok(Live {
+            id: arn.to_string(),
+            attrs,
+        })
     }
-    async fn read(&self, _requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        Err(unwritten())
+
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefix = common_path_prefix(requests.iter().map(|r| r.id.as_str()));
+        let listed = self.list_local(&prefix).await?;
+        let mut out = Vec::with_capacity(requests.len());
+        for req in requests {
+            let live = match listed.get(&req.id) {
+                Some(policy) => {
+                    self.live_of(policy, attr_opt_str(&req.attrs, "description"))
+                        .await?
+                }
+                None => None,
+            };
+            out.push(live);
+        }
+        Ok(out)
     }
-    async fn update(&self, _cx: &OpContext, _prior: &Live, _desired: &Attrs, _changed: &[String]) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn update(
+        &self,
+        _cx: &OpContext,
+        prior: &Live,
+        desired: &Attrs,
+        changed: &[String],
+    ) -> Result<Live, ProviderError> {
+        let arn = prior.id.as_str();
+        let mut live = prior.clone();
+        for attr in changed {
+            match attr.as_str() {
+                "policy" => {
+                    let version_id = self.put_document(arn, document_text(desired)?).await?;
+                    live.attrs.insert("policy".into(), document_value(desired)?);
+                    live.attrs
+                        .insert("default_version_id".into(), Value::String(version_id));
+                }
+                "tags" => {
+                    let desired_tags = attr_tags(desired);
+                    self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)
+                        .await?;
+                    live.attrs.insert("tags".into(), tags_value(desired_tags));
+                }
+                other => {
+                    return Err(ProviderError::invalid(
+                        other,
+                        "cannot be changed in place on aws.iam.policy (the policy must be replaced)",
+                    ));
+                }
+            }
+        }
+        Ok(live)
     }
-    async fn delete(&self, _cx: &OpContext, _prior: &Live) -> Result<(), ProviderError> {
-        Err(unwritten())
+
+    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
+        let arn = prior.id.as_str();
+        let entities = match self.attached_entities(arn).await {
+            Ok(e) => e,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !entities.is_empty() {
+            return Err(ProviderError::unexpected(
+                "DeletePolicy",
+                format!(
+                    "policy {arn} is still attached to {}; detach it (or delete those entities) first",
+                    entities.join(", ")
+                ),
+            ));
+        }
+        let versions = match self.versions(arn).await {
+            Ok(v) => v,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for v in versions.iter().filter(|v| !v.is_default_version()) {
+            let Some(id) = v.version_id() else { continue };
+            if let Err(e) = self
+                .iam()
+                .delete_policy_version()
+                .policy_arn(arn)
+                .version_id(id)
+                .send()
+                .await
+            {
+                let err = ProviderError::aws("DeletePolicyVersion", e);
+                if !is_not_found(&err) {
+                    return Err(err);
+                }
+            }
+        }
+        match self.iam().delete_policy().policy_arn(arn).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = ProviderError::aws("DeletePolicy", e);
+                if is_not_found(&err) { Ok(()) } else { Err(err) }
+            }
+        }
     }
-    async fn find_existing(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        Err(unwritten())
+
+    async fn find_existing(
+        &self,
+        cx: &OpContext,
+        desired: &Attrs,
+    ) -> Result<Option<Live>, ProviderError> {
+        let name = attr_str(desired, "name")?;
+        let path = attr_opt_str(desired, "path").unwrap_or("/");
+        let listed = self.list_local(path).await?;
+        let Some(policy) = listed
+            .values()
+            .find(|p| p.policy_name() == Some(name) && p.path().unwrap_or("/") == path)
+        else {
+            return Ok(None);
+        };
+        let Some(arn) = policy.arn() else {
+            return Ok(None);
+        };
+        let tags = match self.tags(arn).await {
+            Ok(t) => t,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let owned = tags.get(TAG_STACK).map(String::as_str) == Some(cx.stack.as_str())
+            && tags.get(TAG_ADDRESS).map(String::as_str) == Some(cx.address.as_str());
+        if !owned {
+            return Ok(None);
+        }
+        // ListPolicies leaves the description out; GetPolicy has it.
+        let description = match self.iam().get_policy().policy_arn(arn).send().await {
+            Ok(out) => out
+                .policy()
+                .and_then(Policy::description)
+                .map(str::to_string),
+            Err(e) => {
+                let err = ProviderError::aws("GetPolicy", e);
+                if is_not_found(&err) {
+                    return Ok(None);
+                }
+                return Err(err);
+            }
+        };
+        self.live_of(policy, description.as_deref()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(
+            percent_decode("%7B%22a%22%3A%20%22b%2Fc%22%7D"),
+            r#"{"a": "b/c"}"#
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("a+b"), "a+b");
+    }
+
+    #[test]
+    fn documents_parse_plain_or_encoded() {
+        let want = serde_json::json!({"Version": "2012-10-17", "Statement": []});
+        assert_eq!(
+            parse_document(r#"{"Version": "2012-10-17", "Statement": []}"#).ok(),
+            Some(want.clone())
+        );
+        assert_eq!(
+            parse_document("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D")
+                .ok(),
+            Some(want)
+        );
+    }
+
+    #[test]
+    fn arn_paths() {
+        assert_eq!(policy_arn_path("arn:aws:iam::123456789012:policy/p"), "/");
+        assert_eq!(
+            policy_arn_path("arn:aws:iam::123456789012:policy/a/b/p"),
+            "/a/b/"
+        );
+        assert_eq!(
+            common_path_prefix([
+                "arn:aws:iam::1:policy/team/x/p",
+                "arn:aws:iam::1:policy/team/y/q",
+            ]),
+            "/team/"
+        );
+        assert_eq!(
+            common_path_prefix(["arn:aws:iam::1:policy/team/p", "arn:aws:iam::1:policy/q"]),
+            "/"
+        );
+        assert_eq!(
+            common_path_prefix([
+                "arn:aws:iam::1:policy/teamA/p",
+                "arn:aws:iam::1:policy/teamB/q"
+            ]),
+            "/"
+        );
     }
 }
