@@ -16,7 +16,7 @@
 
 
 pub mod provider;
-
+pub mod state;
 
 /// Values of attributes, variables and outputs: JSON values.
 ///
