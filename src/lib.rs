@@ -11,9 +11,11 @@
 //! The `meshform` binary ([`cli`]) is a thin layer over this library.
 
 pub mod config;
+pub mod engine;
 pub mod graph;
 pub mod plan;
 pub mod provider;
+pub mod state;
 
 /// Values of attributes, variables and outputs: JSON values.
 ///

@@ -1,0 +1,177 @@
+//! The state file: what meshform has created for a stack, and the lock that
+//! keeps two runs from changing it at once.
+//!
+//! One JSON file per stack (by default `.meshform/<stack>.json`, see
+//! [`default_path`]) records every managed resource with its cloud id,
+//! attributes and dependencies, the creates that were started but not yet
+//! recorded as finished, and the stack's outputs. The model is in [`model`],
+//! persistence in [`store`], locking in [`lock`].
+//!
+//! # Invariants
+//!
+//! - **Written after every operation.** The engine records each create,
+//!   update and delete through [`StateStore::update`] (or one of the
+//!   convenience methods built on it) as soon as the cloud call returns, so a
+//!   crash loses at most the operation in flight. Every write increments
+//!   [`State::serial`].
+//! - **Never half-written.** A write goes to a temporary file in the same
+//!   directory, is fsynced, renamed over the state file, and the directory is
+//!   fsynced. A crash leaves either the old or the new file, never a mix; a
+//!   leftover temporary file is ignored on load and removed by the next
+//!   [`StateStore::open`].
+//! - **Private.** The state file, its backup and the lock file are created
+//!   with mode `0600` (attributes may hold secrets); a created state
+//!   directory gets `0700`.
+//! - **Previous version kept.** Before each write the version currently on
+//!   disk is written (atomically, the same way) to `<state file>.backup`.
+//! - **Exclusive, fail-fast lock.** [`StateStore::open`] takes an exclusive
+//!   `flock` on `<state file>.lock` without waiting. If another run holds it,
+//!   opening fails at once with [`StateError::Locked`], naming the holder's
+//!   pid, host, start time and command, which the holder writes into the lock
+//!   file. The OS releases a `flock` when its holder dies, so a crashed run
+//!   never blocks the next one; its leftover holder record is reported as
+//!   stale. [`force_unlock`] removes a lock by hand.
+//! - **Pending creates recorded before the cloud call.** A create first
+//!   records a [`PendingCreate`] with an idempotency token
+//!   ([`StateStore::begin_create`]), then calls the cloud, then replaces the
+//!   pending entry with the [`ResourceState`] ([`StateStore::finish_create`]).
+//!   A pending entry found on the next run means a crash between the call and
+//!   the state write: the engine resolves it by looking the resource up by
+//!   its ownership tags or natural key.
+//! - **In memory equals on disk.** [`StateStore::update`] changes the
+//!   in-memory state only once the new file is in place; when persisting
+//!   fails it returns the error and the caller must stop.
+
+pub mod lock;
+pub mod model;
+pub mod store;
+
+use std::path::PathBuf;
+
+pub use lock::{ForceUnlock, LockHolder, StateLock, force_unlock, lock_path};
+pub use model::{FORMAT_VERSION, PendingCreate, ResourceState, State, format_rfc3339, now_rfc3339};
+pub use store::{StateStore, backup_path, default_path};
+
+/// Errors reading, writing or locking state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A file system operation on a state, backup, lock or temporary file (or
+    /// their directory) failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The state file is not valid JSON or does not have the state's shape.
+    #[error(
+        "state file {} is corrupt: {message} (the version before the last write, if any, is in {})",
+        path.display(),
+        backup_path(path).display()
+    )]
+    Corrupt {
+        /// The state file.
+        path: PathBuf,
+        /// What is wrong, with line and column where the parser gives them.
+        message: String,
+    },
+    /// The state file was written by a newer meshform.
+    #[error(
+        "state file {} has format version {found}, but this meshform supports only up to {supported}; upgrade meshform",
+        path.display()
+    )]
+    UnsupportedVersion {
+        /// The state file.
+        path: PathBuf,
+        /// The file's `format_version`.
+        found: u64,
+        /// [`FORMAT_VERSION`].
+        supported: u32,
+    },
+    /// The state file records another stack.
+    #[error(
+        "state file {} belongs to stack `{found}`, not `{expected}`",
+        path.display()
+    )]
+    WrongStack {
+        /// The state file.
+        path: PathBuf,
+        /// The stack being opened.
+        expected: String,
+        /// The stack the file records.
+        found: String,
+    },
+    /// Another process holds the state lock.
+    #[error(
+        "state lock {} is held by {}; if that process is dead, run `meshform force-unlock <stack file>`",
+        path.display(),
+        describe_holder(holder.as_ref())
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder recorded in the lock file; `None` when it names none
+        /// (the holder may be between taking the lock and writing its record).
+        holder: Option<LockHolder>,
+    },
+    /// [`force_unlock`] without `force` found the lock held by a process that
+    /// is still running on this host.
+    #[error(
+        "state lock {} is held by {holder}, which is still running on this host; stop it first, or force-unlock with --force if you are sure it is not writing the state",
+        path.display()
+    )]
+    LockHolderAlive {
+        /// The lock file.
+        path: PathBuf,
+        /// The running holder.
+        holder: LockHolder,
+    },
+}
+
+impl StateError {
+    /// Builds a [`StateError::Io`].
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StateError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn describe_holder(holder: Option<&LockHolder>) -> String {
+    match holder {
+        Some(h) => h.to_string(),
+        None => "an unknown process (the lock file names no holder)".to_string(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::{Path, PathBuf};
+
+    /// A fresh directory under the system temp dir, removed when dropped.
+    pub(crate) struct TestDir(PathBuf);
+
+    impl TestDir {
+        pub(crate) fn new(name: &str) -> TestDir {
+            let dir = std::env::temp_dir().join(format!(
+                "meshform-state-{name}-{}-{}",
+                std::process::id(),
+                uuid::Uuid::new_v4().simple()
+            ));
+            std::fs::create_dir_all(&dir).expect("create test dir");
+            TestDir(dir)
+        }
+
+        pub(crate) fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
