@@ -10,6 +10,7 @@
 //!
 //! The `meshform` binary ([`cli`]) is a thin layer over this library.
 
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod graph;

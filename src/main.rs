@@ -1,1 +1,5 @@
-fn main() {}
+//! The `meshform` binary: a thin layer over the library.
+
+fn main() -> std::process::ExitCode {
+    meshform::cli::main()
+}

@@ -23,7 +23,7 @@ use crate::state::{State, StateError, StateStore};
 
 /// Errors that stop a run (a failed step is not one: it is reported in the
 /// [`ApplyReport`]).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
     #[error("{address}: {op} failed: {source}")]
     Provider { address: String, op: &'static str, source: ProviderError },

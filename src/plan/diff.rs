@@ -29,7 +29,7 @@ pub struct Prior {
 }
 
 /// A value the plan needs that cannot be computed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
 #[error("{address}: {source}")]
 pub struct PlanError {
     /// The resource or `output.<name>` whose value failed.

@@ -72,7 +72,7 @@ pub struct ReadRequest {
 }
 
 /// Errors from cloud operations.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ProviderError {
     /// The cloud API answered with an error.
     #[error("{operation}: {message}")]

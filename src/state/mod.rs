@@ -53,7 +53,7 @@ pub use model::{FORMAT_VERSION, PendingCreate, ResourceState, State, format_rfc3
 pub use store::{StateStore, backup_path, default_path};
 
 /// Errors reading, writing or locking state.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StateError {
     /// A file system operation on a state, backup, lock or temporary file (or
     /// their directory) failed.

@@ -1,0 +1,268 @@
+//! One function per subcommand.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use miette::{IntoDiagnostic, Report, miette};
+use tokio::sync::Mutex;
+
+use super::{Command, StackArgs, StateCommand, progress};
+use crate::config::{self, LoadOptions, Stack};
+use crate::engine::{ApplyReport, Engine};
+use crate::graph::{CancelFlag, Outcome, ResourceGraph};
+use crate::plan::{self, Plan};
+use crate::provider::aws::AwsClients;
+use crate::provider::{self, Mode};
+use crate::state::{self, ForceUnlock, LockHolder, StateStore};
+
+pub async fn run(command: Command) -> Result<ExitCode, Report> {
+    match command {
+        Command::Validate(args) => {
+            let stack = load(&args)?;
+            println!(
+                "{}: stack `{}` is valid ({} resources, {} outputs)",
+                args.stack.display(),
+                stack.name,
+                stack.resources.len(),
+                stack.outputs.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Graph(args) => {
+            let stack = load(&args)?;
+            let graph = ResourceGraph::build(&stack).map_err(|c| miette!("dependency cycle: {}", c.path()))?;
+            let labels: BTreeMap<String, String> =
+                stack.resources.values().map(|r| (r.name.clone(), r.kind.type_name.to_string())).collect();
+            print!("{}", graph.to_dot(&labels));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan { stack, json, detailed_exitcode } => plan_cmd(&stack, json, detailed_exitcode).await,
+        Command::Apply { stack, auto_approve, parallelism } => {
+            apply_cmd(&stack, auto_approve, parallelism.into(), false).await
+        }
+        Command::Destroy { stack, auto_approve, parallelism } => {
+            apply_cmd(&stack, auto_approve, parallelism.into(), true).await
+        }
+        Command::Output { stack, name, json } => output_cmd(&stack, name.as_deref(), json),
+        Command::State { command: StateCommand::List(args) } => state_list(&args),
+        Command::ForceUnlock { stack, force } => force_unlock_cmd(&stack, force),
+        Command::Types => {
+            types();
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load(args: &StackArgs) -> Result<Stack, Report> {
+    config::load(&args.stack, &LoadOptions { vars: args.vars.clone() }).map_err(Report::new)
+}
+
+fn state_path(args: &StackArgs, stack: &Stack) -> PathBuf {
+    args.state.clone().unwrap_or_else(|| state::default_path(&stack.name))
+}
+
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+async fn connect(stack: &Stack) -> Arc<AwsClients> {
+    Arc::new(AwsClients::connect(&stack.region).await)
+}
+
+fn open_store(path: &Path, stack: &Stack) -> Result<StateStore, Report> {
+    let (store, stale) = StateStore::open(path, &stack.name, LockHolder::current(&command_line())).map_err(Report::new)?;
+    if let Some(stale) = stale {
+        eprintln!("warning: the previous run ({stale}) ended without releasing the state lock; taking it over");
+    }
+    Ok(store)
+}
+
+async fn plan_cmd(args: &StackArgs, json: bool, detailed: bool) -> Result<ExitCode, Report> {
+    let stack = load(args)?;
+    let path = state_path(args, &stack);
+    // Planning reads state under the lock, so it never sees a half-applied run.
+    let store = open_store(&path, &stack)?;
+    let aws = connect(&stack).await;
+    let engine = Engine::new(&stack.name, aws.kinds(), progress::printer());
+    let facts = aws.region_facts().await.into_diagnostic()?;
+    let prior = engine.refresh(store.state()).await.map_err(Report::new)?;
+    let plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
+    drop(store);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?);
+    } else {
+        print!("{}", plan::render(&plan));
+    }
+    Ok(if detailed && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+async fn apply_cmd(args: &StackArgs, auto_approve: bool, parallelism: usize, destroy: bool) -> Result<ExitCode, Report> {
+    let stack = load(args)?;
+    let path = state_path(args, &stack);
+    let mut store = open_store(&path, &stack)?;
+    let aws = connect(&stack).await;
+    let cancel = CancelFlag::default();
+    let engine = Engine::new(&stack.name, aws.kinds(), progress::printer())
+        .with_parallelism(parallelism)
+        .with_cancel(cancel.clone());
+    let prior = engine.refresh_into(&mut store).await.map_err(Report::new)?;
+    let (plan, azs) = if destroy {
+        (plan::plan_destroy(&stack.name, &stack.region, &prior), Vec::new())
+    } else {
+        let facts = aws.region_facts().await.into_diagnostic()?;
+        (engine.plan(&stack, &prior, &facts).map_err(Report::new)?, facts.azs)
+    };
+    print!("{}", plan::render(&plan));
+    if !plan.has_changes() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !auto_approve && !confirm(destroy)? {
+        println!("{} cancelled; nothing was changed.", if destroy { "Destroy" } else { "Apply" });
+        return Ok(ExitCode::from(1));
+    }
+    let interrupt = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: starting nothing new; waiting for operations in flight, then saving state");
+                cancel.cancel();
+            }
+        })
+    };
+    let store = Arc::new(Mutex::new(store));
+    let result = engine.apply(Some(&stack), &plan, store.clone(), &azs).await;
+    interrupt.abort();
+    let report = result.map_err(Report::new)?;
+    summarize(&plan, &report, cancel.is_cancelled(), destroy);
+    Ok(if report.is_success() {
+        ExitCode::SUCCESS
+    } else if cancel.is_cancelled() {
+        ExitCode::from(130)
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn confirm(destroy: bool) -> Result<bool, Report> {
+    let question = if destroy {
+        "Delete every resource listed above? Only 'yes' is accepted: "
+    } else {
+        "Perform the actions above? Only 'yes' is accepted: "
+    };
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        eprintln!("(reading the answer from standard input; use --auto-approve in scripts)");
+    }
+    print!("\n{question}");
+    std::io::stdout().flush().into_diagnostic()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer).into_diagnostic()?;
+    Ok(answer.trim() == "yes")
+}
+
+fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool) {
+    let (done, failed, skipped, cancelled) = report.counts();
+    let what = if destroy { "Destroy" } else { "Apply" };
+    if report.is_success() {
+        println!("\n{what} complete: {done} operations on stack `{}`.", plan.stack);
+        return;
+    }
+    println!(
+        "\n{what} {}: {done} done, {failed} failed, {skipped} skipped, {cancelled} not started.",
+        if interrupted { "interrupted" } else { "failed" }
+    );
+    for (step, error) in report.failures() {
+        println!("  root cause: {} ({}): {error}", step.address, step.op);
+    }
+    for (step, outcome) in &report.outcomes {
+        if let Outcome::Skipped { because } = outcome {
+            println!("  skipped: {} ({}) because {} failed", step.address, step.op, because.address);
+        }
+    }
+    println!("State records everything that was done; run the command again to continue.");
+}
+
+fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCode, Report> {
+    let stack = load(args)?;
+    let path = state_path(args, &stack);
+    let state = StateStore::read(&path, &stack.name)
+        .map_err(Report::new)?
+        .ok_or_else(|| miette!("no state at {}: run `meshform apply` first", path.display()))?;
+    let outputs = &state.outputs;
+    match name {
+        Some(name) => {
+            let value = outputs.get(name).ok_or_else(|| {
+                let known = outputs.keys().cloned().collect::<Vec<_>>().join(", ");
+                miette!("no output `{name}` in {} (outputs: {known})", path.display())
+            })?;
+            match (json, value) {
+                (false, serde_json::Value::String(s)) => println!("{s}"),
+                _ => println!("{value}"),
+            }
+        }
+        None if json => println!("{}", serde_json::to_string_pretty(outputs).into_diagnostic()?),
+        None => {
+            for (k, v) in outputs {
+                match v {
+                    serde_json::Value::String(s) => println!("{k} = {s}"),
+                    other => println!("{k} = {other}"),
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
+    let stack = load(args)?;
+    let path = state_path(args, &stack);
+    let Some(state) = StateStore::read(&path, &stack.name).map_err(Report::new)? else {
+        println!("no state at {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    };
+    for (address, r) in &state.resources {
+        println!("{address}\t{}\t{}", r.kind, r.id);
+    }
+    for (address, p) in &state.pending {
+        println!("{address}\t{}\t(create interrupted at {}; resolved on the next run)", p.kind, p.started_at);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {
+    let stack = load(args)?;
+    let path = state_path(args, &stack);
+    match state::force_unlock(&state::lock_path(&path), force).map_err(Report::new)? {
+        ForceUnlock::WasStale(holder) => match holder {
+            Some(h) => println!("the lock was not held (last holder: {h}); cleared"),
+            None => println!("the state is not locked"),
+        },
+        ForceUnlock::Removed(holder) => match holder {
+            Some(h) => println!("removed the lock held by {h}"),
+            None => println!("removed the lock"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn types() {
+    for kind in provider::kind_defs() {
+        println!("{}{}", kind.type_name, if kind.doc.is_empty() { String::new() } else { format!(": {}", kind.doc) });
+        let mut names = kind.attr_names();
+        names.sort();
+        for name in names {
+            if let Some(a) = kind.attr(name) {
+                let mode = match a.mode {
+                    Mode::Required => "required",
+                    Mode::Optional => "optional",
+                    Mode::Computed => "computed",
+                };
+                let replace = if a.force_new { ", forces replacement" } else { "" };
+                println!("    {name}: {} ({mode}{replace})", a.ty.describe());
+            }
+        }
+    }
+}

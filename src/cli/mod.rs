@@ -1,0 +1,129 @@
+//! The `meshform` command line: argument parsing and rendering only; the
+//! work is done by the library.
+
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// meshform: declarative infrastructure from one TOML stack.
+#[derive(Debug, Parser)]
+#[command(name = "meshform", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by commands that read a stack.
+#[derive(Debug, clap::Args)]
+pub struct StackArgs {
+    /// The stack file.
+    pub stack: PathBuf,
+    /// Override a variable from [vars]: `--var name=value` (repeatable).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// State file (default: .meshform/<stack name>.json under the current directory).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a stack file without touching the cloud.
+    Validate(StackArgs),
+    /// Print the stack's dependency graph in Graphviz DOT.
+    Graph(StackArgs),
+    /// Refresh, then show what apply would change.
+    Plan {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Print the plan as versioned JSON (see docs/plan-format.md).
+        #[arg(long)]
+        json: bool,
+        /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Plan, ask, then make the cloud match the stack.
+    Apply {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        auto_approve: bool,
+        /// At most this many operations at once.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+        parallelism: u16,
+    },
+    /// Delete everything the stack's state tracks, dependents first.
+    Destroy {
+        #[command(flatten)]
+        stack: StackArgs,
+        #[arg(long)]
+        auto_approve: bool,
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+        parallelism: u16,
+    },
+    /// Print the stack's outputs recorded by the last apply.
+    Output {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Print only this output.
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect the state file.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// Remove the state lock of a run that died without releasing it.
+    ForceUnlock {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Remove the lock even if its holder looks alive (dangerous).
+        #[arg(long)]
+        force: bool,
+    },
+    /// List the resource types meshform knows and their attributes.
+    Types,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// List the resources the state tracks.
+    List(StackArgs),
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MESHFORM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli.command)) {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::from(1)
+        }
+    }
+}
