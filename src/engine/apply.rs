@@ -138,15 +138,19 @@ pub fn step_graph(plan: &Plan, state: &State) -> WorkGraph<Step> {
     g
 }
 
-/// Test hook: `MESHFORM_FAILPOINT=after-create:<address>` makes the process
-/// stop dead (as if killed) right after the cloud create of `<address>`
-/// returns and before state records it: the window crash safety is about.
+/// Test hook for crash-safety tests: with
+/// `MESHFORM_FAILPOINT=after-create:<address>`, the process announces on
+/// stderr that the cloud create of `<address>` returned, then hangs before
+/// state records it, so that a test can SIGKILL it in exactly the window
+/// crash safety is about. Without the variable this does nothing.
 fn failpoint_after_create(address: &str) {
     if let Ok(fp) = std::env::var("MESHFORM_FAILPOINT")
         && fp.strip_prefix("after-create:") == Some(address)
     {
-        eprintln!("meshform: failpoint after-create:{address} reached; aborting");
-        std::process::abort();
+        eprintln!("meshform: failpoint after-create:{address} reached");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
     }
 }
 

@@ -1,4 +1,6 @@
-//! Test support: the local AWS emulator and helpers shared by test modules.
+//! Test support: the local AWS emulator, running the CLI, and helpers shared
+//! by test modules.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod moto;
