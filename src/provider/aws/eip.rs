@@ -48,6 +48,9 @@ pub static DEF: KindDef = KindDef {
 /// How long a new address may take to show in describes.
 const VISIBLE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long a release may wait for the address to stop being in use.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Operations of `aws.ec2.eip`.
 pub struct Eip(pub Arc<AwsClients>);
 
@@ -186,20 +189,31 @@ impl ResourceKind for Eip {
         })
     }
 
+    /// Releases the address. Right after the NAT gateway using it is
+    /// deleted, the address can still show as in use for a little while:
+    /// that is retried for up to [`RELEASE_TIMEOUT`].
     async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-        match self
-            .0
-            .ec2
-            .release_address()
-            .allocation_id(&prior.id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = ProviderError::aws("ReleaseAddress", e);
-                if is_not_found(&e) { Ok(()) } else { Err(e) }
+        let deadline = tokio::time::Instant::now() + RELEASE_TIMEOUT;
+        loop {
+            let released = self
+                .0
+                .ec2
+                .release_address()
+                .allocation_id(&prior.id)
+                .send()
+                .await;
+            let e = match released {
+                Ok(_) => return Ok(()),
+                Err(e) => ProviderError::aws("ReleaseAddress", e),
+            };
+            if is_not_found(&e) {
+                return Ok(());
             }
+            if e.code() != Some("InvalidIPAddress.InUse") || tokio::time::Instant::now() >= deadline
+            {
+                return Err(e);
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
         }
     }
 
