@@ -77,3 +77,49 @@ where
 pub fn is_not_found(err: &ProviderError) -> bool {
     err.code().is_some_and(|c| c.ends_with(".NotFound") || c.ends_with("NotFound"))
 }
+
+/// Most values EC2 accepts in one filter; longer id lists are split.
+pub const MAX_FILTER_VALUES: usize = 200;
+
+/// True when `tags` carry this stack's ownership tags for `address`.
+///
+/// Lookups by ownership tags check this on the client too: tag filters are
+/// not honoured everywhere (moto ignores them on DescribeNatGateways and
+/// returns every NAT gateway).
+pub fn owned_by(tags: &[Tag], stack: &str, address: &str) -> bool {
+    let has = |key: &str, value: &str| {
+        tags.iter()
+            .any(|t| t.key() == Some(key) && t.value() == Some(value))
+    };
+    has(TAG_STACK, stack) && has(TAG_ADDRESS, address)
+}
+
+/// Calls `poll` until it returns `Some`, sleeping between attempts (1s,
+/// doubling up to 15s), and fails with [`ProviderError::Timeout`] after
+/// `timeout`. The first poll is immediate.
+pub async fn wait_until<T, F, Fut>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut poll: F,
+) -> Result<T, ProviderError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, ProviderError>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = std::time::Duration::from_secs(1);
+    loop {
+        if let Some(v) = poll().await? {
+            return Ok(v);
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(ProviderError::Timeout {
+                what: what.to_string(),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(delay.min(deadline - now)).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(15));
+    }
+}

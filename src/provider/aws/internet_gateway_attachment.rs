@@ -1,21 +1,113 @@
-//! `aws.ec2.internet_gateway_attachment` (stub: not yet written).
+//! `aws.ec2.internet_gateway_attachment`: attaches an internet gateway to a
+//! VPC. Its id is `<igw-id>:<vpc-id>`; it exists while the gateway reports
+//! an `available` (or `attached`) attachment to that VPC. An attachment
+//! carries no tags: it is found again by its natural key.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::AwsClients;
-use crate::Attrs;
-use crate::provider::schema::KindDef;
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+use super::ec2_util::{MAX_FILTER_VALUES, filter, is_not_found, wait_until};
+use crate::provider::schema::{AttrSchema, AttrType, KindDef};
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str,
+};
+use crate::{Attrs, Value};
 
-pub static DEF: KindDef = KindDef { type_name: "aws.ec2.internet_gateway_attachment", doc: "", attrs: &[], taggable: true };
+/// Schema of `aws.ec2.internet_gateway_attachment`.
+pub static DEF: KindDef = KindDef {
+    type_name: "aws.ec2.internet_gateway_attachment",
+    doc: "Attaches an internet gateway to a VPC.",
+    attrs: &[
+        AttrSchema::required(
+            "internet_gateway_id",
+            AttrType::String,
+            "The internet gateway to attach.",
+        )
+        .force_new(),
+        AttrSchema::required("vpc_id", AttrType::String, "The VPC to attach it to.").force_new(),
+    ],
+    taggable: false,
+};
+
+/// How long a new attachment may take to show in describes.
+const VISIBLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Operations of `aws.ec2.internet_gateway_attachment`.
 pub struct InternetGatewayAttachment(pub Arc<AwsClients>);
 
-fn unwritten() -> ProviderError {
-    ProviderError::unexpected("aws.ec2.internet_gateway_attachment", "kind not implemented yet")
+/// The attachment's id.
+fn attachment_id(igw: &str, vpc: &str) -> String {
+    format!("{igw}:{vpc}")
+}
+
+/// The gateway and VPC ids an attachment stands for: from its id, or from
+/// its recorded attributes when the id is not `<igw-id>:<vpc-id>`.
+fn key(id: &str, attrs: &Attrs) -> Option<(String, String)> {
+    if let Some((igw, vpc)) = id.split_once(':') {
+        return Some((igw.to_string(), vpc.to_string()));
+    }
+    Some((
+        attr_opt_str(attrs, "internet_gateway_id")?.to_string(),
+        attr_opt_str(attrs, "vpc_id")?.to_string(),
+    ))
+}
+
+fn live(igw: &str, vpc: &str) -> Live {
+    let mut attrs = Attrs::new();
+    attrs.insert("internet_gateway_id".into(), Value::from(igw));
+    attrs.insert("vpc_id".into(), Value::from(vpc));
+    Live {
+        id: attachment_id(igw, vpc),
+        attrs,
+    }
+}
+
+/// Whether `gateway` reports a live attachment to `vpc`.
+fn attached_to(gateway: &aws_sdk_ec2::types::InternetGateway, vpc: &str) -> bool {
+    gateway.attachments().iter().any(|a| {
+        a.vpc_id() == Some(vpc)
+            && a.state()
+                .is_some_and(|s| matches!(s.as_str(), "available" | "attached"))
+    })
+}
+
+impl InternetGatewayAttachment {
+    /// Describes gateways by id: one filtered, paginated call per
+    /// [`MAX_FILTER_VALUES`] ids. Gateways that do not exist are left out.
+    async fn describe(
+        &self,
+        igw_ids: &[String],
+    ) -> Result<Vec<aws_sdk_ec2::types::InternetGateway>, ProviderError> {
+        let mut out = Vec::new();
+        for chunk in igw_ids.chunks(MAX_FILTER_VALUES) {
+            let gateways = self
+                .0
+                .ec2
+                .describe_internet_gateways()
+                .filters(filter("internet-gateway-id", chunk))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| ProviderError::aws("DescribeInternetGateways", e))?;
+            out.extend(gateways);
+        }
+        Ok(out)
+    }
+
+    /// Reads one attachment; `None` when the gateway is not attached to the VPC.
+    async fn read_one(&self, igw: &str, vpc: &str) -> Result<Option<Live>, ProviderError> {
+        let gateways = self.describe(&[igw.to_string()]).await?;
+        let attached = gateways
+            .iter()
+            .any(|g| g.internet_gateway_id() == Some(igw) && attached_to(g, vpc));
+        Ok(attached.then(|| live(igw, vpc)))
+    }
 }
 
 #[async_trait]
@@ -23,19 +115,122 @@ impl ResourceKind for InternetGatewayAttachment {
     fn def(&self) -> &'static KindDef {
         &DEF
     }
-    async fn create(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+        let igw = attr_str(desired, "internet_gateway_id")?;
+        let vpc = attr_str(desired, "vpc_id")?;
+        let attached = self
+            .0
+            .ec2
+            .attach_internet_gateway()
+            .internet_gateway_id(igw)
+            .vpc_id(vpc)
+            .send()
+            .await;
+        if let Err(e) = attached {
+            let e = ProviderError::aws("AttachInternetGateway", e);
+            // Attaching again what is already attached (a retried create)
+            // fails with Resource.AlreadyAssociated: that is success.
+            if self.read_one(igw, vpc).await?.is_none() {
+                return Err(e);
+            }
+        }
+        wait_until(
+            &format!("internet gateway {igw} to show attached to {vpc}"),
+            VISIBLE_TIMEOUT,
+            || self.read_one(igw, vpc),
+        )
+        .await
     }
-    async fn read(&self, _requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        Err(unwritten())
+
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<(String, String)> = requests
+            .iter()
+            .map(|r| {
+                key(&r.id, &r.attrs).ok_or_else(|| {
+                    ProviderError::invalid(
+                        "id",
+                        format!("{}: `{}` is not <igw-id>:<vpc-id>", r.address, r.id),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let igw_ids: Vec<String> = keys
+            .iter()
+            .map(|(igw, _)| igw.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let gateways = self.describe(&igw_ids).await?;
+        Ok(keys
+            .iter()
+            .map(|(igw, vpc)| {
+                let attached = gateways
+                    .iter()
+                    .any(|g| g.internet_gateway_id() == Some(igw.as_str()) && attached_to(g, vpc));
+                attached.then(|| live(igw, vpc))
+            })
+            .collect())
     }
-    async fn update(&self, _cx: &OpContext, _prior: &Live, _desired: &Attrs, _changed: &[String]) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    /// Nothing is updatable in place (both attributes force replacement):
+    /// returns the attachment as it is.
+    async fn update(
+        &self,
+        _cx: &OpContext,
+        prior: &Live,
+        _desired: &Attrs,
+        _changed: &[String],
+    ) -> Result<Live, ProviderError> {
+        let (igw, vpc) = key(&prior.id, &prior.attrs).ok_or_else(|| {
+            ProviderError::invalid("id", format!("`{}` is not <igw-id>:<vpc-id>", prior.id))
+        })?;
+        self.read_one(&igw, &vpc).await?.ok_or_else(|| {
+            ProviderError::unexpected(
+                "DescribeInternetGateways",
+                format!("{igw} is no longer attached to {vpc}"),
+            )
+        })
     }
-    async fn delete(&self, _cx: &OpContext, _prior: &Live) -> Result<(), ProviderError> {
-        Err(unwritten())
+
+    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
+        let (igw, vpc) = key(&prior.id, &prior.attrs).ok_or_else(|| {
+            ProviderError::invalid("id", format!("`{}` is not <igw-id>:<vpc-id>", prior.id))
+        })?;
+        match self
+            .0
+            .ec2
+            .detach_internet_gateway()
+            .internet_gateway_id(&igw)
+            .vpc_id(&vpc)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = ProviderError::aws("DetachInternetGateway", e);
+                // Gone gateway or VPC (NotFound), or no longer attached.
+                if is_not_found(&e) || e.code() == Some("Gateway.NotAttached") {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
     }
-    async fn find_existing(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        Err(unwritten())
+
+    async fn find_existing(
+        &self,
+        _cx: &OpContext,
+        desired: &Attrs,
+    ) -> Result<Option<Live>, ProviderError> {
+        self.read_one(
+            attr_str(desired, "internet_gateway_id")?,
+            attr_str(desired, "vpc_id")?,
+        )
+        .await
     }
 }
