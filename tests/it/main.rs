@@ -1,4 +1,5 @@
 //! meshform's integration tests: one binary, one module per area, so the
 //! AWS SDK is linked once.
 
+mod provider_ec2route;
 mod support;
