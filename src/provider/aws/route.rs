@@ -1,21 +1,120 @@
-//! `aws.ec2.route` (stub: not yet written).
+//! `aws.ec2.route`: one IPv4 route in a route table, to an internet gateway
+//! or a NAT gateway.
+//!
+//! Routes have no id of their own in EC2: meshform names a route
+//! `<route-table-id>_<destination>` and finds it again through its table.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_ec2::types::RouteOrigin;
 
 use super::AwsClients;
-use crate::Attrs;
-use crate::provider::schema::KindDef;
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+use super::ec2_util::is_not_found;
+use super::route_table::{read_until, route_tables_by_id};
+use crate::provider::schema::{AttrSchema, AttrType, KindDef};
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
+use crate::{Attrs, Value};
 
-pub static DEF: KindDef = KindDef { type_name: "aws.ec2.route", doc: "", attrs: &[], taggable: true };
+/// Schema of `aws.ec2.route`.
+pub static DEF: KindDef = KindDef {
+    type_name: "aws.ec2.route",
+    doc: "A route in a route table. Exactly one of `gateway_id` and `nat_gateway_id` must be \
+          set; changing the target is done in place.",
+    attrs: &[
+        AttrSchema::required(
+            "route_table_id",
+            AttrType::String,
+            "The route table holding the route.",
+        )
+        .force_new(),
+        AttrSchema::required(
+            "destination_cidr_block",
+            AttrType::Cidr,
+            "The IPv4 destination, for example `0.0.0.0/0`.",
+        )
+        .force_new(),
+        AttrSchema::optional(
+            "gateway_id",
+            AttrType::String,
+            "Target internet gateway (igw-...).",
+        ),
+        AttrSchema::optional(
+            "nat_gateway_id",
+            AttrType::String,
+            "Target NAT gateway (nat-...).",
+        ),
+    ],
+    taggable: false,
+};
 
 /// Operations of `aws.ec2.route`.
 pub struct Route(pub Arc<AwsClients>);
 
-fn unwritten() -> ProviderError {
-    ProviderError::unexpected("aws.ec2.route", "kind not implemented yet")
+/// Where a route sends its traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Gateway(String),
+    Nat(String),
+}
+
+impl Target {
+    /// The target named by desired attributes: exactly one must be given.
+    fn from_attrs(attrs: &Attrs) -> Result<Target, ProviderError> {
+        let non_empty = |name| attr_opt_str(attrs, name).filter(|s| !s.is_empty());
+        match (non_empty("gateway_id"), non_empty("nat_gateway_id")) {
+            (Some(g), None) => Ok(Target::Gateway(g.to_string())),
+            (None, Some(n)) => Ok(Target::Nat(n.to_string())),
+            (Some(_), Some(_)) => Err(ProviderError::invalid(
+                "gateway_id",
+                "set only one of gateway_id and nat_gateway_id",
+            )),
+            (None, None) => Err(ProviderError::invalid(
+                "gateway_id",
+                "one of gateway_id and nat_gateway_id is required",
+            )),
+        }
+    }
+
+    /// Whether a read route points at this target.
+    fn matches(&self, live: &Live) -> bool {
+        match self {
+            Target::Gateway(g) => attr_opt_str(&live.attrs, "gateway_id") == Some(g.as_str()),
+            Target::Nat(n) => attr_opt_str(&live.attrs, "nat_gateway_id") == Some(n.as_str()),
+        }
+    }
+}
+
+/// The id meshform gives a route.
+fn route_id(table: &str, destination: &str) -> String {
+    format!("{table}_{destination}")
+}
+
+/// The (table, destination) a read request is about: from its recorded
+/// attributes, else parsed from its id.
+fn natural_key(req: &ReadRequest) -> Result<(String, String), ProviderError> {
+    let parsed = req.id.split_once('_');
+    let table = attr_opt_str(&req.attrs, "route_table_id").or(parsed.map(|p| p.0));
+    let destination = attr_opt_str(&req.attrs, "destination_cidr_block").or(parsed.map(|p| p.1));
+    match (table, destination) {
+        (Some(t), Some(d)) if !t.is_empty() && !d.is_empty() => Ok((t.to_string(), d.to_string())),
+        _ => Err(ProviderError::invalid(
+            "id",
+            format!("route id {:?} is not <route-table-id>_<destination>", req.id),
+        )),
+    }
+}
+
+fn request_for(table: &str, destination: &str) -> ReadRequest {
+    let mut attrs = Attrs::new();
+    attrs.insert("route_table_id".into(), Value::from(table));
+    attrs.insert("destination_cidr_block".into(), Value::from(destination));
+    ReadRequest {
+        address: String::new(),
+        id: route_id(table, destination),
+        attrs,
+    }
 }
 
 #[async_trait]
@@ -23,19 +122,124 @@ impl ResourceKind for Route {
     fn def(&self) -> &'static KindDef {
         &DEF
     }
-    async fn create(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+        let table = attr_str(desired, "route_table_id")?;
+        let destination = attr_str(desired, "destination_cidr_block")?;
+        let target = Target::from_attrs(desired)?;
+        let mut call = self
+            .0
+            .ec2
+            .create_route()
+            .route_table_id(table)
+            .destination_cidr_block(destination);
+        call = match &target {
+            Target::Gateway(g) => call.gateway_id(g),
+            Target::Nat(n) => call.nat_gateway_id(n),
+        };
+        call.send()
+            .await
+            .map_err(|e| ProviderError::aws("CreateRoute", e))?;
+        read_until(self, request_for(table, destination), |live| target.matches(live)).await
     }
-    async fn read(&self, _requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        Err(unwritten())
+
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+        let keys: Vec<(String, String)> = requests.iter().map(natural_key).collect::<Result<_, _>>()?;
+        let tables: Vec<String> = keys
+            .iter()
+            .map(|(t, _)| t.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if tables.is_empty() {
+            return Ok(Vec::new());
+        }
+        let described = route_tables_by_id(&self.0.ec2, &tables).await?;
+        Ok(keys
+            .iter()
+            .map(|(table, destination)| {
+                let rt = described
+                    .iter()
+                    .find(|rt| rt.route_table_id() == Some(table.as_str()))?;
+                let route = rt.routes().iter().find(|r| {
+                    r.destination_cidr_block() == Some(destination.as_str())
+                        && r.origin() == Some(&RouteOrigin::CreateRoute)
+                })?;
+                let mut attrs = Attrs::new();
+                attrs.insert("route_table_id".into(), Value::from(table.as_str()));
+                attrs.insert("destination_cidr_block".into(), Value::from(destination.as_str()));
+                if let Some(g) = route.gateway_id().filter(|g| !g.is_empty() && *g != "local") {
+                    attrs.insert("gateway_id".into(), Value::from(g));
+                } else if let Some(n) = route.nat_gateway_id().filter(|n| !n.is_empty()) {
+                    attrs.insert("nat_gateway_id".into(), Value::from(n));
+                }
+                Some(Live {
+                    id: route_id(table, destination),
+                    attrs,
+                })
+            })
+            .collect())
     }
-    async fn update(&self, _cx: &OpContext, _prior: &Live, _desired: &Attrs, _changed: &[String]) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn update(
+        &self,
+        _cx: &OpContext,
+        _prior: &Live,
+        desired: &Attrs,
+        changed: &[String],
+    ) -> Result<Live, ProviderError> {
+        let table = attr_str(desired, "route_table_id")?;
+        let destination = attr_str(desired, "destination_cidr_block")?;
+        let target = Target::from_attrs(desired)?;
+        if changed.iter().any(|c| c == "gateway_id" || c == "nat_gateway_id") {
+            let mut call = self
+                .0
+                .ec2
+                .replace_route()
+                .route_table_id(table)
+                .destination_cidr_block(destination);
+            call = match &target {
+                Target::Gateway(g) => call.gateway_id(g),
+                Target::Nat(n) => call.nat_gateway_id(n),
+            };
+            call.send()
+                .await
+                .map_err(|e| ProviderError::aws("ReplaceRoute", e))?;
+        }
+        read_until(self, request_for(table, destination), |live| target.matches(live)).await
     }
-    async fn delete(&self, _cx: &OpContext, _prior: &Live) -> Result<(), ProviderError> {
-        Err(unwritten())
+
+    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
+        let req = ReadRequest {
+            address: String::new(),
+            id: prior.id.clone(),
+            attrs: prior.attrs.clone(),
+        };
+        let (table, destination) = natural_key(&req)?;
+        let result = self
+            .0
+            .ec2
+            .delete_route()
+            .route_table_id(table)
+            .destination_cidr_block(destination)
+            .send()
+            .await
+            .map_err(|e| ProviderError::aws("DeleteRoute", e));
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
-    async fn find_existing(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        Err(unwritten())
+
+    async fn find_existing(&self, _cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
+        let table = attr_str(desired, "route_table_id")?;
+        let destination = attr_str(desired, "destination_cidr_block")?;
+        Ok(self
+            .read(&[request_for(table, destination)])
+            .await?
+            .into_iter()
+            .next()
+            .flatten())
     }
 }

@@ -1,21 +1,482 @@
-//! `aws.ec2.security_group` (stub: not yet written).
+//! `aws.ec2.security_group`: a VPC security group and its rules.
+//!
+//! Rules are compared as "atoms": one (protocol, ports, source, description)
+//! each, a source being one CIDR block. Updates revoke the atoms that are no
+//! longer wanted and authorize the new ones, so unchanged rules are never
+//! interrupted. Ingress is always managed exactly; egress only when the
+//! desired attributes carry `egress` (otherwise AWS's default allow-all
+//! egress rule is left alone).
+//!
+//! Read returns one rule object per (protocol, ports, description), which
+//! is one per `IpPermission` unless the CIDR blocks of a permission carry
+//! different descriptions. AWS merges rules with equal protocol and ports,
+//! so two rule objects that differ only in `cidr_blocks` read back as one.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
+};
 
 use super::AwsClients;
-use crate::Attrs;
-use crate::provider::schema::KindDef;
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+use super::ec2_util::{filter, is_not_found, ownership_filters, sync_tags, tag_spec, tags_attr};
+use super::route_table::{FILTER_VALUES_MAX, read_until, retry_dependency_violation};
+use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_tags,
+};
+use crate::{Attrs, Value};
 
-pub static DEF: KindDef = KindDef { type_name: "aws.ec2.security_group", doc: "", attrs: &[], taggable: true };
+/// Description given to a group when none is set.
+const DEFAULT_DESCRIPTION: &str = "Managed by meshform";
+
+/// Protocols a rule may name.
+const PROTOCOLS: &[&str] = &["tcp", "udp", "icmp", "-1"];
+
+/// Schema of one ingress or egress rule.
+pub static RULE_ATTRS: &[AttrSchema] = &[
+    AttrSchema::required(
+        "protocol",
+        AttrType::String,
+        "`tcp`, `udp`, `icmp` or `-1` (all protocols).",
+    ),
+    AttrSchema::optional("from_port", AttrType::Int, "First port (ICMP type for `icmp`).")
+        .default(Default::Int(0)),
+    AttrSchema::optional("to_port", AttrType::Int, "Last port (ICMP code for `icmp`).")
+        .default(Default::Int(0)),
+    AttrSchema::optional(
+        "cidr_blocks",
+        AttrType::StringList,
+        "Sources (ingress) or destinations (egress): IPv4 or IPv6 CIDR blocks. Rules added \
+         outside meshform that name a security group or prefix list read back with its id here.",
+    ),
+    AttrSchema::optional("description", AttrType::String, "Description of the rule.")
+        .default(Default::Str("")),
+];
+
+/// Schema of `aws.ec2.security_group`.
+pub static DEF: KindDef = KindDef {
+    type_name: "aws.ec2.security_group",
+    doc: "A VPC security group. Rules are updated in place. Without `egress`, the group keeps \
+          whatever egress rules it has (AWS's default allows all outbound traffic); with it, \
+          egress is exactly the rules given.",
+    attrs: &[
+        AttrSchema::required("name", AttrType::String, "Group name, unique in the VPC.").force_new(),
+        AttrSchema::optional("description", AttrType::String, "Group description.")
+            .default(Default::Str(DEFAULT_DESCRIPTION))
+            .force_new(),
+        AttrSchema::required("vpc_id", AttrType::String, "The VPC of the group.").force_new(),
+        AttrSchema::optional("ingress", AttrType::ObjectList(RULE_ATTRS), "Inbound rules."),
+        AttrSchema::optional("egress", AttrType::ObjectList(RULE_ATTRS), "Outbound rules."),
+        AttrSchema::computed("arn", AttrType::String, "The group's ARN."),
+        AttrSchema::computed("owner_id", AttrType::String, "The AWS account owning the group."),
+    ],
+    taggable: true,
+};
 
 /// Operations of `aws.ec2.security_group`.
 pub struct SecurityGroup(pub Arc<AwsClients>);
 
-fn unwritten() -> ProviderError {
-    ProviderError::unexpected("aws.ec2.security_group", "kind not implemented yet")
+/// One rule for one source.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Atom {
+    protocol: String,
+    from_port: i64,
+    to_port: i64,
+    source: String,
+    description: String,
+}
+
+/// Rules grouped as the API takes them: by protocol and ports.
+type Grouped = BTreeMap<(String, i64, i64), Vec<(String, String)>>;
+
+fn group(atoms: &BTreeSet<Atom>) -> Grouped {
+    let mut grouped = Grouped::new();
+    for a in atoms {
+        grouped
+            .entry((a.protocol.clone(), a.from_port, a.to_port))
+            .or_default()
+            .push((a.source.clone(), a.description.clone()));
+    }
+    grouped
+}
+
+/// A protocol as meshform writes it.
+fn normalize_protocol(p: &str) -> String {
+    match p.to_ascii_lowercase().as_str() {
+        "6" => "tcp".into(),
+        "17" => "udp".into(),
+        "1" => "icmp".into(),
+        "all" => "-1".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The atoms of an `ingress`/`egress` value (desired or read). Lenient:
+/// validation of desired rules is [`validate_rules`].
+fn atoms_of(value: Option<&Value>) -> BTreeSet<Atom> {
+    let mut atoms = BTreeSet::new();
+    for rule in value.and_then(Value::as_array).into_iter().flatten() {
+        let Some(obj) = rule.as_object() else { continue };
+        let protocol = normalize_protocol(attr_opt_str(obj, "protocol").unwrap_or("-1"));
+        let port = |name: &str| {
+            if protocol == "-1" {
+                0
+            } else {
+                obj.get(name).and_then(Value::as_i64).unwrap_or(0)
+            }
+        };
+        let (from_port, to_port) = (port("from_port"), port("to_port"));
+        let description = attr_opt_str(obj, "description").unwrap_or("").to_string();
+        let sources = obj
+            .get("cidr_blocks")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        for source in sources.filter_map(Value::as_str) {
+            atoms.insert(Atom {
+                protocol: protocol.clone(),
+                from_port,
+                to_port,
+                source: source.to_string(),
+                description: description.clone(),
+            });
+        }
+    }
+    atoms
+}
+
+/// Checks desired rules before any API call.
+fn validate_rules(attrs: &Attrs, name: &str) -> Result<(), ProviderError> {
+    let Some(value) = attrs.get(name).filter(|v| !v.is_null()) else {
+        return Ok(());
+    };
+    let rules = value
+        .as_array()
+        .ok_or_else(|| ProviderError::invalid(name, "not a list"))?;
+    for (i, rule) in rules.iter().enumerate() {
+        let at = |msg: String| ProviderError::invalid(&format!("{name}[{i}]"), msg);
+        let obj = rule.as_object().ok_or_else(|| at("not a table".into()))?;
+        let protocol = attr_opt_str(obj, "protocol").ok_or_else(|| at("protocol is required".into()))?;
+        if !PROTOCOLS.contains(&protocol) {
+            return Err(at(format!(
+                "protocol {protocol:?} is not one of {}",
+                PROTOCOLS.join(", ")
+            )));
+        }
+        for port in ["from_port", "to_port"] {
+            match obj.get(port) {
+                None | Some(Value::Null) => {}
+                Some(v) => {
+                    let n = v
+                        .as_i64()
+                        .ok_or_else(|| at(format!("{port} is not an integer")))?;
+                    if protocol == "-1" && n != 0 {
+                        return Err(at(format!("{port} must be 0 (or unset) for protocol -1")));
+                    }
+                }
+            }
+        }
+        let blocks = obj.get("cidr_blocks").and_then(Value::as_array);
+        if blocks.is_none_or(|b| b.is_empty()) {
+            return Err(at("cidr_blocks must name at least one CIDR block".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The atoms of an EC2 permission list.
+fn atoms_of_permissions(perms: &[IpPermission]) -> BTreeSet<Atom> {
+    let mut atoms = BTreeSet::new();
+    for p in perms {
+        let protocol = normalize_protocol(p.ip_protocol().unwrap_or("-1"));
+        let (from_port, to_port) = if protocol == "-1" {
+            (0, 0)
+        } else {
+            (
+                i64::from(p.from_port().unwrap_or(0)),
+                i64::from(p.to_port().unwrap_or(0)),
+            )
+        };
+        let mut add = |source: Option<&str>, description: Option<&str>| {
+            if let Some(source) = source.filter(|s| !s.is_empty()) {
+                atoms.insert(Atom {
+                    protocol: protocol.clone(),
+                    from_port,
+                    to_port,
+                    source: source.to_string(),
+                    description: description.unwrap_or("").to_string(),
+                });
+            }
+        };
+        for r in p.ip_ranges() {
+            add(r.cidr_ip(), r.description());
+        }
+        for r in p.ipv6_ranges() {
+            add(r.cidr_ipv6(), r.description());
+        }
+        for g in p.user_id_group_pairs() {
+            add(g.group_id(), g.description());
+        }
+        for l in p.prefix_list_ids() {
+            add(l.prefix_list_id(), l.description());
+        }
+    }
+    atoms
+}
+
+/// The rule objects read returns: one per (protocol, ports, description),
+/// all keys present, CIDR blocks sorted, the list sorted by JSON text.
+fn rules_value(atoms: &BTreeSet<Atom>) -> Value {
+    let mut by_rule: BTreeMap<(String, i64, i64, String), Vec<String>> = BTreeMap::new();
+    for a in atoms {
+        by_rule
+            .entry((a.protocol.clone(), a.from_port, a.to_port, a.description.clone()))
+            .or_default()
+            .push(a.source.clone());
+    }
+    let mut rules: Vec<(String, Value)> = by_rule
+        .into_iter()
+        .map(|((protocol, from_port, to_port, description), mut sources)| {
+            sources.sort();
+            let mut obj = serde_json::Map::new();
+            obj.insert("protocol".into(), Value::from(protocol));
+            obj.insert("from_port".into(), Value::from(from_port));
+            obj.insert("to_port".into(), Value::from(to_port));
+            obj.insert("cidr_blocks".into(), Value::from(sources));
+            obj.insert("description".into(), Value::from(description));
+            let obj = Value::Object(obj);
+            (obj.to_string(), obj)
+        })
+        .collect();
+    rules.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Array(rules.into_iter().map(|(_, v)| v).collect())
+}
+
+/// API permissions for `atoms`; descriptions are left out when revoking.
+fn permissions(atoms: &BTreeSet<Atom>, with_descriptions: bool) -> Vec<IpPermission> {
+    group(atoms)
+        .into_iter()
+        .map(|((protocol, from_port, to_port), sources)| {
+            let mut p = IpPermission::builder().ip_protocol(&protocol);
+            if protocol != "-1" {
+                // Ports are i32 in the API; out-of-range values are refused
+                // by AWS, so saturating here only changes the error text.
+                let clamp = |n: i64| i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX });
+                p = p.from_port(clamp(from_port)).to_port(clamp(to_port));
+            }
+            for (source, description) in sources {
+                let description = Some(description).filter(|d| with_descriptions && !d.is_empty());
+                if source.contains(':') {
+                    p = p.ipv6_ranges(
+                        Ipv6Range::builder()
+                            .cidr_ipv6(source)
+                            .set_description(description)
+                            .build(),
+                    );
+                } else if source.starts_with("sg-") {
+                    p = p.user_id_group_pairs(
+                        UserIdGroupPair::builder()
+                            .group_id(source)
+                            .set_description(description)
+                            .build(),
+                    );
+                } else if source.starts_with("pl-") {
+                    p = p.prefix_list_ids(
+                        PrefixListId::builder()
+                            .prefix_list_id(source)
+                            .set_description(description)
+                            .build(),
+                    );
+                } else {
+                    p = p.ip_ranges(
+                        IpRange::builder()
+                            .cidr_ip(source)
+                            .set_description(description)
+                            .build(),
+                    );
+                }
+            }
+            p.build()
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl SecurityGroup {
+    /// Makes one direction's rules of group `id` equal to `desired`, given
+    /// what it has now: revokes first, then authorizes.
+    async fn reconcile(
+        &self,
+        id: &str,
+        direction: Direction,
+        actual: &BTreeSet<Atom>,
+        desired: &BTreeSet<Atom>,
+    ) -> Result<(), ProviderError> {
+        let removed: BTreeSet<Atom> = actual.difference(desired).cloned().collect();
+        let added: BTreeSet<Atom> = desired.difference(actual).cloned().collect();
+        let ec2 = &self.0.ec2;
+        if !removed.is_empty() {
+            let perms = Some(permissions(&removed, false));
+            match direction {
+                Direction::Ingress => ec2
+                    .revoke_security_group_ingress()
+                    .group_id(id)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ProviderError::aws("RevokeSecurityGroupIngress", e))?,
+                Direction::Egress => ec2
+                    .revoke_security_group_egress()
+                    .group_id(id)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ProviderError::aws("RevokeSecurityGroupEgress", e))?,
+            }
+        }
+        if !added.is_empty() {
+            let perms = Some(permissions(&added, true));
+            match direction {
+                Direction::Ingress => ec2
+                    .authorize_security_group_ingress()
+                    .group_id(id)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupIngress", e))?,
+                Direction::Egress => ec2
+                    .authorize_security_group_egress()
+                    .group_id(id)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupEgress", e))?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Every group matching `filters`, all pages.
+    async fn describe(
+        &self,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
+        self.0
+            .ec2
+            .describe_security_groups()
+            .set_filters(Some(filters))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| ProviderError::aws("DescribeSecurityGroups", e))
+    }
+
+    /// The group's current rules, straight from EC2.
+    async fn current_rules(&self, id: &str) -> Result<(BTreeSet<Atom>, BTreeSet<Atom>), ProviderError> {
+        let groups = self.describe(vec![filter("group-id", [id])]).await?;
+        let group = groups.iter().find(|g| g.group_id() == Some(id)).ok_or_else(|| {
+            ProviderError::unexpected("DescribeSecurityGroups", format!("security group {id} not found"))
+        })?;
+        Ok((
+            atoms_of_permissions(group.ip_permissions()),
+            atoms_of_permissions(group.ip_permissions_egress()),
+        ))
+    }
+
+    /// Brings both directions to `desired` (egress only when it is given).
+    async fn apply_rules(&self, id: &str, desired: &Attrs) -> Result<(), ProviderError> {
+        let (ingress, egress) = self.current_rules(id).await?;
+        self.reconcile(
+            id,
+            Direction::Ingress,
+            &ingress,
+            &atoms_of(desired.get("ingress")),
+        )
+        .await?;
+        if let Some(want) = managed_egress(desired) {
+            self.reconcile(id, Direction::Egress, &egress, &want).await?;
+        }
+        Ok(())
+    }
+
+    fn to_live(&self, g: &aws_sdk_ec2::types::SecurityGroup) -> Option<Live> {
+        let id = g.group_id()?;
+        let owner = g.owner_id().unwrap_or_default();
+        let arn = match g.security_group_arn() {
+            Some(arn) if !arn.is_empty() => arn.to_string(),
+            _ => {
+                let region = &self.0.region;
+                let partition = if region.starts_with("cn-") {
+                    "aws-cn"
+                } else if region.starts_with("us-gov-") {
+                    "aws-us-gov"
+                } else {
+                    "aws"
+                };
+                format!("arn:{partition}:ec2:{region}:{owner}:security-group/{id}")
+            }
+        };
+        let mut attrs = Attrs::new();
+        attrs.insert("name".into(), Value::from(g.group_name().unwrap_or_default()));
+        attrs.insert(
+            "description".into(),
+            Value::from(g.description().unwrap_or_default()),
+        );
+        attrs.insert("vpc_id".into(), Value::from(g.vpc_id().unwrap_or_default()));
+        attrs.insert(
+            "ingress".into(),
+            rules_value(&atoms_of_permissions(g.ip_permissions())),
+        );
+        attrs.insert(
+            "egress".into(),
+            rules_value(&atoms_of_permissions(g.ip_permissions_egress())),
+        );
+        attrs.insert("arn".into(), Value::from(arn));
+        attrs.insert("owner_id".into(), Value::from(owner));
+        attrs.insert("tags".into(), tags_attr(g.tags()));
+        Some(Live {
+            id: id.to_string(),
+            attrs,
+        })
+    }
+
+    /// Whether `live` shows the rules of `desired` (and its tags when `tags`).
+    fn shows(live: &Live, desired: &Attrs, tags: bool) -> bool {
+        atoms_of(live.attrs.get("ingress")) == atoms_of(desired.get("ingress"))
+            && managed_egress(desired).is_none_or(|want| atoms_of(live.attrs.get("egress")) == want)
+            && (!tags || attr_tags(&live.attrs) == attr_tags(desired))
+    }
+}
+
+/// The egress atoms to manage, `None` when `egress` is not given.
+fn managed_egress(desired: &Attrs) -> Option<BTreeSet<Atom>> {
+    desired
+        .get("egress")
+        .filter(|v| !v.is_null())
+        .map(|v| atoms_of(Some(v)))
+}
+
+fn request(id: &str) -> ReadRequest {
+    ReadRequest {
+        address: String::new(),
+        id: id.to_string(),
+        attrs: Attrs::new(),
+    }
 }
 
 #[async_trait]
@@ -23,19 +484,104 @@ impl ResourceKind for SecurityGroup {
     fn def(&self) -> &'static KindDef {
         &DEF
     }
-    async fn create(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+        let name = attr_str(desired, "name")?;
+        let vpc_id = attr_str(desired, "vpc_id")?;
+        let description = attr_opt_str(desired, "description")
+            .filter(|d| !d.is_empty())
+            .unwrap_or(DEFAULT_DESCRIPTION);
+        validate_rules(desired, "ingress")?;
+        validate_rules(desired, "egress")?;
+        let out = self
+            .0
+            .ec2
+            .create_security_group()
+            .group_name(name)
+            .description(description)
+            .vpc_id(vpc_id)
+            .tag_specifications(tag_spec(ResourceType::SecurityGroup, &attr_tags(desired)))
+            .send()
+            .await
+            .map_err(|e| ProviderError::aws("CreateSecurityGroup", e))?;
+        let id = out
+            .group_id()
+            .ok_or_else(|| ProviderError::unexpected("CreateSecurityGroup", "no group id"))?;
+        read_until(self, request(id), |_| true).await?;
+        self.apply_rules(id, desired).await?;
+        read_until(self, request(id), |live| Self::shows(live, desired, false)).await
     }
-    async fn read(&self, _requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        Err(unwritten())
+
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
+        let mut found = Vec::new();
+        for chunk in ids.chunks(FILTER_VALUES_MAX) {
+            let groups = self
+                .describe(vec![filter("group-id", chunk.iter().cloned())])
+                .await?;
+            found.extend(groups.iter().filter_map(|g| self.to_live(g)));
+        }
+        Ok(requests
+            .iter()
+            .map(|r| found.iter().find(|l| l.id == r.id).cloned())
+            .collect())
     }
-    async fn update(&self, _cx: &OpContext, _prior: &Live, _desired: &Attrs, _changed: &[String]) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn update(
+        &self,
+        _cx: &OpContext,
+        prior: &Live,
+        desired: &Attrs,
+        changed: &[String],
+    ) -> Result<Live, ProviderError> {
+        validate_rules(desired, "ingress")?;
+        validate_rules(desired, "egress")?;
+        let tags_changed = changed.iter().any(|c| c == "tags");
+        if tags_changed {
+            sync_tags(
+                &self.0.ec2,
+                &prior.id,
+                &attr_tags(&prior.attrs),
+                &attr_tags(desired),
+            )
+            .await?;
+        }
+        if changed.iter().any(|c| c == "ingress" || c == "egress") {
+            self.apply_rules(&prior.id, desired).await?;
+        }
+        read_until(self, request(&prior.id), |live| {
+            Self::shows(live, desired, tags_changed)
+        })
+        .await
     }
-    async fn delete(&self, _cx: &OpContext, _prior: &Live) -> Result<(), ProviderError> {
-        Err(unwritten())
+
+    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
+        // Network interfaces of deleted load balancers, clusters or NAT
+        // gateways keep a group in use for a few minutes.
+        let result = retry_dependency_violation(Duration::from_secs(300), || async {
+            self.0
+                .ec2
+                .delete_security_group()
+                .group_id(&prior.id)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ProviderError::aws("DeleteSecurityGroup", e))
+        })
+        .await;
+        match result {
+            Err(e) if is_not_found(&e) => Ok(()),
+            other => other,
+        }
     }
-    async fn find_existing(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        Err(unwritten())
+
+    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
+        let groups = self.describe(ownership_filters(&cx.stack, &cx.address)).await?;
+        let mut found: Vec<Live> = groups.iter().filter_map(|g| self.to_live(g)).collect();
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(found.into_iter().next())
     }
 }
