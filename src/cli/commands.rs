@@ -33,21 +33,35 @@ pub async fn run(command: Command) -> Result<ExitCode, Report> {
         }
         Command::Graph(args) => {
             let stack = load(&args)?;
-            let graph = ResourceGraph::build(&stack).map_err(|c| miette!("dependency cycle: {}", c.path()))?;
-            let labels: BTreeMap<String, String> =
-                stack.resources.values().map(|r| (r.name.clone(), r.kind.type_name.to_string())).collect();
+            let graph =
+                ResourceGraph::build(&stack).map_err(|c| miette!("dependency cycle: {}", c.path()))?;
+            let labels: BTreeMap<String, String> = stack
+                .resources
+                .values()
+                .map(|r| (r.name.clone(), r.kind.type_name.to_string()))
+                .collect();
             print!("{}", graph.to_dot(&labels));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Plan { stack, json, detailed_exitcode } => plan_cmd(&stack, json, detailed_exitcode).await,
-        Command::Apply { stack, auto_approve, parallelism } => {
-            apply_cmd(&stack, auto_approve, parallelism.into(), false).await
-        }
-        Command::Destroy { stack, auto_approve, parallelism } => {
-            apply_cmd(&stack, auto_approve, parallelism.into(), true).await
-        }
+        Command::Plan {
+            stack,
+            json,
+            detailed_exitcode,
+        } => plan_cmd(&stack, json, detailed_exitcode).await,
+        Command::Apply {
+            stack,
+            auto_approve,
+            parallelism,
+        } => apply_cmd(&stack, auto_approve, parallelism.into(), false).await,
+        Command::Destroy {
+            stack,
+            auto_approve,
+            parallelism,
+        } => apply_cmd(&stack, auto_approve, parallelism.into(), true).await,
         Command::Output { stack, name, json } => output_cmd(&stack, name.as_deref(), json),
-        Command::State { command: StateCommand::List(args) } => state_list(&args),
+        Command::State {
+            command: StateCommand::List(args),
+        } => state_list(&args),
         Command::ForceUnlock { stack, force } => force_unlock_cmd(&stack, force),
         Command::Types => {
             types();
@@ -57,11 +71,19 @@ pub async fn run(command: Command) -> Result<ExitCode, Report> {
 }
 
 fn load(args: &StackArgs) -> Result<Stack, Report> {
-    config::load(&args.stack, &LoadOptions { vars: args.vars.clone() }).map_err(Report::new)
+    config::load(
+        &args.stack,
+        &LoadOptions {
+            vars: args.vars.clone(),
+        },
+    )
+    .map_err(Report::new)
 }
 
 fn state_path(args: &StackArgs, stack: &Stack) -> PathBuf {
-    args.state.clone().unwrap_or_else(|| state::default_path(&stack.name))
+    args.state
+        .clone()
+        .unwrap_or_else(|| state::default_path(&stack.name))
 }
 
 fn command_line() -> String {
@@ -73,9 +95,12 @@ async fn connect(stack: &Stack) -> Arc<AwsClients> {
 }
 
 fn open_store(path: &Path, stack: &Stack) -> Result<StateStore, Report> {
-    let (store, stale) = StateStore::open(path, &stack.name, LockHolder::current(&command_line())).map_err(Report::new)?;
+    let (store, stale) =
+        StateStore::open(path, &stack.name, LockHolder::current(&command_line())).map_err(Report::new)?;
     if let Some(stale) = stale {
-        eprintln!("warning: the previous run ({stale}) ended without releasing the state lock; taking it over");
+        eprintln!(
+            "warning: the previous run ({stale}) ended without releasing the state lock; taking it over"
+        );
     }
     Ok(store)
 }
@@ -96,10 +121,19 @@ async fn plan_cmd(args: &StackArgs, json: bool, detailed: bool) -> Result<ExitCo
     } else {
         print!("{}", plan::render(&plan));
     }
-    Ok(if detailed && plan.has_changes() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if detailed && plan.has_changes() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-async fn apply_cmd(args: &StackArgs, auto_approve: bool, parallelism: usize, destroy: bool) -> Result<ExitCode, Report> {
+async fn apply_cmd(
+    args: &StackArgs,
+    auto_approve: bool,
+    parallelism: usize,
+    destroy: bool,
+) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_path(args, &stack);
     let mut store = open_store(&path, &stack)?;
@@ -113,21 +147,29 @@ async fn apply_cmd(args: &StackArgs, auto_approve: bool, parallelism: usize, des
         (plan::plan_destroy(&stack.name, &stack.region, &prior), Vec::new())
     } else {
         let facts = aws.region_facts().await.into_diagnostic()?;
-        (engine.plan(&stack, &prior, &facts).map_err(Report::new)?, facts.azs)
+        (
+            engine.plan(&stack, &prior, &facts).map_err(Report::new)?,
+            facts.azs,
+        )
     };
     print!("{}", plan::render(&plan));
     if !plan.has_changes() {
         return Ok(ExitCode::SUCCESS);
     }
     if !auto_approve && !confirm(destroy)? {
-        println!("{} cancelled; nothing was changed.", if destroy { "Destroy" } else { "Apply" });
+        println!(
+            "{} cancelled; nothing was changed.",
+            if destroy { "Destroy" } else { "Apply" }
+        );
         return Ok(ExitCode::from(1));
     }
     let interrupt = {
         let cancel = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("\ninterrupted: starting nothing new; waiting for operations in flight, then saving state");
+                eprintln!(
+                    "\ninterrupted: starting nothing new; waiting for operations in flight, then saving state"
+                );
                 cancel.cancel();
             }
         })
@@ -179,7 +221,10 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
     }
     for (step, outcome) in &report.outcomes {
         if let Outcome::Skipped { because } = outcome {
-            println!("  skipped: {} ({}) because {} failed", step.address, step.op, because.address);
+            println!(
+                "  skipped: {} ({}) because {} failed",
+                step.address, step.op, because.address
+            );
         }
     }
     println!("State records everything that was done; run the command again to continue.");
@@ -227,7 +272,10 @@ fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
         println!("{address}\t{}\t{}", r.kind, r.id);
     }
     for (address, p) in &state.pending {
-        println!("{address}\t{}\t(create interrupted at {}; resolved on the next run)", p.kind, p.started_at);
+        println!(
+            "{address}\t{}\t(create interrupted at {}; resolved on the next run)",
+            p.kind, p.started_at
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -250,7 +298,15 @@ fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {
 
 fn types() {
     for kind in provider::kind_defs() {
-        println!("{}{}", kind.type_name, if kind.doc.is_empty() { String::new() } else { format!(": {}", kind.doc) });
+        println!(
+            "{}{}",
+            kind.type_name,
+            if kind.doc.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", kind.doc)
+            }
+        );
         let mut names = kind.attr_names();
         names.sort();
         for name in names {

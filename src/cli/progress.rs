@@ -20,19 +20,35 @@ pub fn printer() -> EventSink {
         let line = match event {
             Event::Refreshing { count } if *count > 0 => format!("refreshing {count} resources"),
             Event::Refreshing { .. } => return,
-            Event::PendingResolved { address, found: Some(id) } => {
+            Event::PendingResolved {
+                address,
+                found: Some(id),
+            } => {
                 format!("{address}: found {id}, created by an interrupted run; now tracked")
             }
             Event::PendingResolved { address, found: None } => {
                 format!("{address}: an interrupted run's create made nothing; it will be retried")
             }
             Event::Started { address, op } => format!("{address}: {}...", verb(*op).0),
-            Event::Finished { address, op, id, elapsed } => {
+            Event::Finished {
+                address,
+                op,
+                id,
+                elapsed,
+            } => {
                 let id = id.as_deref().map(|i| format!(" {i}")).unwrap_or_default();
                 format!("{address}: {}{id} [{:.1}s]", verb(*op).1, elapsed.as_secs_f64())
             }
-            Event::Failed { address, op, error, elapsed } => {
-                format!("{address}: {op} FAILED after {:.1}s: {error}", elapsed.as_secs_f64())
+            Event::Failed {
+                address,
+                op,
+                error,
+                elapsed,
+            } => {
+                format!(
+                    "{address}: {op} FAILED after {:.1}s: {error}",
+                    elapsed.as_secs_f64()
+                )
             }
             Event::Skipped { address, op, because } => {
                 format!("{address}: {op} skipped because {because} failed")

@@ -36,7 +36,10 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: &Arc<SourceFile>, range: Range<usize>) -> Span {
-        Span { file: file.clone(), range }
+        Span {
+            file: file.clone(),
+            range,
+        }
     }
 
     /// `path:line:col` of the span's start.
@@ -50,7 +53,10 @@ impl Span {
     pub fn sub(&self, offset: usize, len: usize) -> Span {
         let start = (self.range.start + offset).min(self.range.end);
         let end = (start + len).min(self.range.end.max(start));
-        Span { file: self.file.clone(), range: start..end }
+        Span {
+            file: self.file.clone(),
+            range: start..end,
+        }
     }
 }
 
@@ -133,13 +139,21 @@ pub struct ConfigError {
 }
 
 fn plural(n: usize) -> String {
-    if n == 1 { "1 error".to_string() } else { format!("{n} errors") }
+    if n == 1 {
+        "1 error".to_string()
+    } else {
+        format!("{n} errors")
+    }
 }
 
 impl ConfigError {
     /// Every error's `location: message`, one per line (for logs and tests).
     pub fn messages(&self) -> String {
-        self.errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")
+        self.errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -212,7 +226,10 @@ mod tests {
 
     #[test]
     fn line_col_counts_lines_and_chars() {
-        let f = SourceFile { path: "s.toml".into(), text: "a = 1\nbé = 2\n".into() };
+        let f = SourceFile {
+            path: "s.toml".into(),
+            text: "a = 1\nbé = 2\n".into(),
+        };
         assert_eq!(f.line_col(0), (1, 1));
         assert_eq!(f.line_col(6), (2, 1));
         // after "bé" (3 bytes) the column is 3 characters in.
@@ -223,7 +240,10 @@ mod tests {
     fn suggests_close_names_only() {
         let names = ["cidr_block", "enable_dns_support", "enable_dns_hostnames"];
         assert_eq!(suggest("cidr_blok", names), Some("cidr_block"));
-        assert_eq!(suggest("enable_dns_hostname", names), Some("enable_dns_hostnames"));
+        assert_eq!(
+            suggest("enable_dns_hostname", names),
+            Some("enable_dns_hostnames")
+        );
         assert_eq!(suggest("zzz", names), None);
     }
 }

@@ -84,7 +84,11 @@ pub enum RawPart {
     Text(String),
     /// The text between `${` and `}`, and its byte offset in the string
     /// (of the `$`) and length (through the `}`).
-    Interp { inner: String, offset: usize, len: usize },
+    Interp {
+        inner: String,
+        offset: usize,
+        len: usize,
+    },
 }
 
 /// Splits a string into text and `${...}` pieces. `$${` is a literal `${`.
@@ -152,7 +156,11 @@ pub fn parse_interp(inner: &str) -> Result<Interp, String> {
             "`${{{inner}}}` is not a reference: write `${{resource.attribute}}`, `${{var.name}}`, `${{stack.name}}`, `${{stack.region}}` or `${{az[0]}}`"
         ));
     };
-    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
     if !valid(head) || !valid(tail) {
         return Err(format!("malformed reference `${{{inner}}}`"));
     }
@@ -161,9 +169,16 @@ pub fn parse_interp(inner: &str) -> Result<Interp, String> {
         "stack" => match tail {
             "name" => Interp::StackName,
             "region" => Interp::StackRegion,
-            other => return Err(format!("`stack.{other}` does not exist: the stack has `name` and `region`")),
+            other => {
+                return Err(format!(
+                    "`stack.{other}` does not exist: the stack has `name` and `region`"
+                ));
+            }
         },
-        name => Interp::Resource { name: name.to_string(), attr: tail.to_string() },
+        name => Interp::Resource {
+            name: name.to_string(),
+            attr: tail.to_string(),
+        },
     })
 }
 
@@ -188,16 +203,27 @@ mod tests {
             parts,
             vec![
                 RawPart::Text("arn:".into()),
-                RawPart::Interp { inner: "a.b".into(), offset: 4, len: 6 },
+                RawPart::Interp {
+                    inner: "a.b".into(),
+                    offset: 4,
+                    len: 6
+                },
                 RawPart::Text("/x-".into()),
-                RawPart::Interp { inner: "var.y".into(), offset: 13, len: 10 },
+                RawPart::Interp {
+                    inner: "var.y".into(),
+                    offset: 13,
+                    len: 10
+                },
             ]
         );
     }
 
     #[test]
     fn dollar_dollar_escapes() {
-        assert_eq!(split_template("$${a.b} $5").unwrap(), vec![RawPart::Text("${a.b} $5".into())]);
+        assert_eq!(
+            split_template("$${a.b} $5").unwrap(),
+            vec![RawPart::Text("${a.b} $5".into())]
+        );
     }
 
     #[test]
@@ -212,7 +238,10 @@ mod tests {
         assert_eq!(parse_interp("stack.name"), Ok(Interp::StackName));
         assert_eq!(
             parse_interp("vpc.id"),
-            Ok(Interp::Resource { name: "vpc".into(), attr: "id".into() })
+            Ok(Interp::Resource {
+                name: "vpc".into(),
+                attr: "id".into()
+            })
         );
         assert!(parse_interp("vpc").is_err());
         assert!(parse_interp("az[x]").is_err());

@@ -36,7 +36,10 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Stack, ConfigError> {
 
 /// Parses and validates stack text; `path` names it in messages.
 pub fn load_str(path: &Path, text: String, options: &LoadOptions) -> Result<Stack, ConfigError> {
-    let file = Arc::new(SourceFile { path: path.to_path_buf(), text });
+    let file = Arc::new(SourceFile {
+        path: path.to_path_buf(),
+        text,
+    });
     let mut diags = Diagnostics::default();
     let stack = {
         let (root, parse_errors) = DeTable::parse_recoverable(&file.text);
@@ -47,8 +50,14 @@ pub fn load_str(path: &Path, text: String, options: &LoadOptions) -> Result<Stac
         if !parse_errors.is_empty() {
             return Err(finish_err(diags, path));
         }
-        Loader { file: file.clone(), diags: &mut diags, vars: BTreeMap::new(), stack_name: String::new(), region: String::new() }
-            .stack(root.get_ref(), options)
+        Loader {
+            file: file.clone(),
+            diags: &mut diags,
+            vars: BTreeMap::new(),
+            stack_name: String::new(),
+            region: String::new(),
+        }
+        .stack(root.get_ref(), options)
     };
     let Some((stack, broken)) = stack else {
         return Err(finish_err(diags, path));
@@ -61,7 +70,10 @@ pub fn load_str(path: &Path, text: String, options: &LoadOptions) -> Result<Stac
 fn finish_err(diags: Diagnostics, path: &Path) -> ConfigError {
     match diags.finish(path) {
         Err(e) => e,
-        Ok(()) => ConfigError { file: path.display().to_string(), errors: Vec::new() },
+        Ok(()) => ConfigError {
+            file: path.display().to_string(),
+            errors: Vec::new(),
+        },
     }
 }
 
@@ -89,12 +101,23 @@ impl Loader<'_> {
         for entry @ (key, _) in root.iter() {
             let name: &str = key.get_ref();
             if TOP_LEVEL.contains(&name) {
-                sections.insert(TOP_LEVEL.iter().copied().find(|t| *t == name).unwrap_or("stack"), entry);
+                sections.insert(
+                    TOP_LEVEL.iter().copied().find(|t| *t == name).unwrap_or("stack"),
+                    entry,
+                );
             } else {
                 let span = self.span(key.span());
                 match suggest(name, TOP_LEVEL.iter().copied()) {
-                    Some(s) => self.diags.at_with_help(&span, format!("unknown section `{name}`"), format!("did you mean `{s}`?")),
-                    None => self.diags.at_with_help(&span, format!("unknown section `{name}`"), "a stack has [stack], [vars], [resource.<name>] and [output.<name>]"),
+                    Some(s) => self.diags.at_with_help(
+                        &span,
+                        format!("unknown section `{name}`"),
+                        format!("did you mean `{s}`?"),
+                    ),
+                    None => self.diags.at_with_help(
+                        &span,
+                        format!("unknown section `{name}`"),
+                        "a stack has [stack], [vars], [resource.<name>] and [output.<name>]",
+                    ),
                 }
             }
         }
@@ -102,7 +125,10 @@ impl Loader<'_> {
         let stack_ok = match sections.get("stack") {
             Some((key, value)) => self.stack_section(key, value),
             None => {
-                self.diags.push(0, Located::in_file(&self.file, "missing [stack] table with `name` and `region`"));
+                self.diags.push(
+                    0,
+                    Located::in_file(&self.file, "missing [stack] table with `name` and `region`"),
+                );
                 false
             }
         };
@@ -130,7 +156,10 @@ impl Loader<'_> {
                 }
                 None => {
                     let span = self.span(key.span());
-                    self.diags.at(&span, "`resource` must be a table of resources: write [resource.<name>]");
+                    self.diags.at(
+                        &span,
+                        "`resource` must be a table of resources: write [resource.<name>]",
+                    );
                 }
             }
         }
@@ -147,7 +176,10 @@ impl Loader<'_> {
                 }
                 None => {
                     let span = self.span(key.span());
-                    self.diags.at(&span, "`output` must be a table of outputs: write [output.<name>]");
+                    self.diags.at(
+                        &span,
+                        "`output` must be a table of outputs: write [output.<name>]",
+                    );
                 }
             }
         }
@@ -168,10 +200,15 @@ impl Loader<'_> {
         ))
     }
 
-    fn stack_section(&mut self, key: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>) -> bool {
+    fn stack_section(
+        &mut self,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        value: &Spanned<DeValue<'_>>,
+    ) -> bool {
         let Some(table) = value.get_ref().as_table() else {
             let span = self.span(key.span());
-            self.diags.at(&span, "`stack` must be a table with `name` and `region`");
+            self.diags
+                .at(&span, "`stack` must be a table with `name` and `region`");
             return false;
         };
         let mut ok = true;
@@ -181,18 +218,26 @@ impl Loader<'_> {
                 "name" => match v.get_ref().as_str() {
                     Some(s) if valid_name(s) => self.stack_name = s.to_string(),
                     Some(_) => {
-                        self.diags.at(&span, "stack name may hold only letters, digits, `-` and `_`");
+                        self.diags
+                            .at(&span, "stack name may hold only letters, digits, `-` and `_`");
                         ok = false;
                     }
                     None => {
-                        self.diags.at(&span, format!("wrong type for `name`: expected a string, found {}", v.get_ref().type_str()));
+                        self.diags.at(
+                            &span,
+                            format!(
+                                "wrong type for `name`: expected a string, found {}",
+                                v.get_ref().type_str()
+                            ),
+                        );
                         ok = false;
                     }
                 },
                 "region" => match v.get_ref().as_str() {
                     Some(s) if !s.is_empty() => self.region = s.to_string(),
                     _ => {
-                        self.diags.at(&span, "`region` must be a non-empty string such as \"us-west-2\"");
+                        self.diags
+                            .at(&span, "`region` must be a non-empty string such as \"us-west-2\"");
                         ok = false;
                     }
                 },
@@ -202,14 +247,21 @@ impl Loader<'_> {
                         || "[stack] has `name` and `region`".to_string(),
                         |s| format!("did you mean `{s}`?"),
                     );
-                    self.diags.at_with_help(&kspan, format!("unknown attribute `{other}` in [stack]"), help);
+                    self.diags
+                        .at_with_help(&kspan, format!("unknown attribute `{other}` in [stack]"), help);
                 }
             }
         }
         let header = self.span(key.span());
-        for (field, set) in [("name", !self.stack_name.is_empty()), ("region", !self.region.is_empty())] {
+        for (field, set) in [
+            ("name", !self.stack_name.is_empty()),
+            ("region", !self.region.is_empty()),
+        ] {
             if !set && table.iter().all(|(k, _)| k.get_ref().as_ref() != field) {
-                self.diags.at(&header, format!("missing required attribute `{field}` in [stack]"));
+                self.diags.at(
+                    &header,
+                    format!("missing required attribute `{field}` in [stack]"),
+                );
                 ok = false;
             }
         }
@@ -218,14 +270,21 @@ impl Loader<'_> {
 
     fn vars_section_absent(&mut self, options: &LoadOptions) {
         for (name, _) in &options.vars {
-            self.diags.push(0, Located::in_file(&self.file, format!("--var {name}: the stack declares no variables")));
+            self.diags.push(
+                0,
+                Located::in_file(
+                    &self.file,
+                    format!("--var {name}: the stack declares no variables"),
+                ),
+            );
         }
     }
 
     fn vars_section(&mut self, value: &Spanned<DeValue<'_>>, options: &LoadOptions) {
         let Some(table) = value.get_ref().as_table() else {
             let span = self.span(value.span());
-            self.diags.at(&span, "`vars` must be a table of variable defaults");
+            self.diags
+                .at(&span, "`vars` must be a table of variable defaults");
             return;
         };
         let mut spans = BTreeMap::new();
@@ -242,7 +301,14 @@ impl Loader<'_> {
                     }
                 },
                 other => {
-                    self.diags.at(&span, format!("variable `{}` must be a string, integer or boolean, found {}", k.get_ref(), other.type_str()));
+                    self.diags.at(
+                        &span,
+                        format!(
+                            "variable `{}` must be a string, integer or boolean, found {}",
+                            k.get_ref(),
+                            other.type_str()
+                        ),
+                    );
                     continue;
                 }
             };
@@ -251,9 +317,20 @@ impl Loader<'_> {
         }
         for (name, raw) in &options.vars {
             let Some(default) = self.vars.get(name) else {
-                let help = suggest(name, self.vars.keys().map(String::as_str))
-                    .map_or_else(|| format!("declared variables: {}", self.vars.keys().cloned().collect::<Vec<_>>().join(", ")), |s| format!("did you mean `{s}`?"));
-                self.diags.push(0, Located::in_file(&self.file, format!("--var {name}: no such variable in [vars]")).with_help(help));
+                let help = suggest(name, self.vars.keys().map(String::as_str)).map_or_else(
+                    || {
+                        format!(
+                            "declared variables: {}",
+                            self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                    |s| format!("did you mean `{s}`?"),
+                );
+                self.diags.push(
+                    0,
+                    Located::in_file(&self.file, format!("--var {name}: no such variable in [vars]"))
+                        .with_help(help),
+                );
                 continue;
             };
             let parsed = match default {
@@ -267,25 +344,39 @@ impl Loader<'_> {
                 }
                 Err(expected) => {
                     let span = spans.get(name).cloned().unwrap_or_else(|| self.span(0..0));
-                    self.diags.at(&span, format!("--var {name}={raw}: expected {expected}, like this variable's default"));
+                    self.diags.at(
+                        &span,
+                        format!("--var {name}={raw}: expected {expected}, like this variable's default"),
+                    );
                 }
             }
         }
     }
 
-    fn resource(&mut self, name: &Spanned<std::borrow::Cow<'_, str>>, body: &Spanned<DeValue<'_>>) -> Option<Resource> {
+    fn resource(
+        &mut self,
+        name: &Spanned<std::borrow::Cow<'_, str>>,
+        body: &Spanned<DeValue<'_>>,
+    ) -> Option<Resource> {
         let name_span = self.span(name.span());
         let name_str = name.get_ref().to_string();
         if !valid_name(&name_str) {
-            self.diags.at(&name_span, format!("resource name `{name_str}` may hold only letters, digits, `-` and `_`"));
+            self.diags.at(
+                &name_span,
+                format!("resource name `{name_str}` may hold only letters, digits, `-` and `_`"),
+            );
             return None;
         }
         if RESERVED_NAMES.contains(&name_str.as_str()) {
-            self.diags.at(&name_span, format!("`{name_str}` is reserved and cannot name a resource"));
+            self.diags.at(
+                &name_span,
+                format!("`{name_str}` is reserved and cannot name a resource"),
+            );
             return None;
         }
         let Some(table) = body.get_ref().as_table() else {
-            self.diags.at(&name_span, format!("resource `{name_str}` must be a table"));
+            self.diags
+                .at(&name_span, format!("resource `{name_str}` must be a table"));
             return None;
         };
         let mut kind: Option<&'static KindDef> = None;
@@ -307,10 +398,17 @@ impl Loader<'_> {
                                     || "run `meshform types` to list the known types".to_string(),
                                     |s| format!("did you mean `{s}`?"),
                                 );
-                                self.diags.at_with_help(&vspan, format!("unknown resource type `{t}`"), help);
+                                self.diags
+                                    .at_with_help(&vspan, format!("unknown resource type `{t}`"), help);
                             }
                         }
-                        None => self.diags.at(&vspan, format!("wrong type for `type`: expected a string, found {}", v.get_ref().type_str())),
+                        None => self.diags.at(
+                            &vspan,
+                            format!(
+                                "wrong type for `type`: expected a string, found {}",
+                                v.get_ref().type_str()
+                            ),
+                        ),
                     }
                 }
                 "depends_on" => match v.get_ref().as_array() {
@@ -319,11 +417,15 @@ impl Loader<'_> {
                             let ispan = self.span(item.span());
                             match item.get_ref().as_str() {
                                 Some(s) => depends_on.push((s.to_string(), ispan)),
-                                None => self.diags.at(&ispan, "`depends_on` holds resource names as strings"),
+                                None => self
+                                    .diags
+                                    .at(&ispan, "`depends_on` holds resource names as strings"),
                             }
                         }
                     }
-                    None => self.diags.at(&vspan, "`depends_on` must be a list of resource names"),
+                    None => self
+                        .diags
+                        .at(&vspan, "`depends_on` must be a list of resource names"),
                 },
                 _ => {
                     if let Some(expr) = self.expr(v) {
@@ -333,12 +435,21 @@ impl Loader<'_> {
             }
         }
         if !type_seen {
-            self.diags.at(&name_span, format!("resource `{name_str}` is missing `type`, such as \"aws.ec2.vpc\""));
+            self.diags.at(
+                &name_span,
+                format!("resource `{name_str}` is missing `type`, such as \"aws.ec2.vpc\""),
+            );
         }
         // Key spans are needed for "unknown attribute" errors: keep them by
         // re-walking the table once the kind is known.
         let kind = kind?;
-        let resource = Resource { name: name_str, kind, attrs, depends_on, span: name_span };
+        let resource = Resource {
+            name: name_str,
+            kind,
+            attrs,
+            depends_on,
+            span: name_span,
+        };
         self.check_attr_names(&resource, table);
         Some(resource)
     }
@@ -354,27 +465,51 @@ impl Loader<'_> {
             match resource.kind.attr(key) {
                 None => {
                     let names = resource.kind.attr_names().into_iter().filter(|n| {
-                        resource.kind.attr(n).is_some_and(|a| a.mode != provider::Mode::Computed)
+                        resource
+                            .kind
+                            .attr(n)
+                            .is_some_and(|a| a.mode != provider::Mode::Computed)
                     });
                     let help = suggest(key, names).map_or_else(
-                        || format!("`{}` accepts: {}", resource.kind.type_name, settable_names(resource.kind).join(", ")),
+                        || {
+                            format!(
+                                "`{}` accepts: {}",
+                                resource.kind.type_name,
+                                settable_names(resource.kind).join(", ")
+                            )
+                        },
                         |s| format!("did you mean `{s}`?"),
                     );
-                    self.diags.at_with_help(&kspan, format!("unknown attribute `{key}` for type `{}`", resource.kind.type_name), help);
+                    self.diags.at_with_help(
+                        &kspan,
+                        format!("unknown attribute `{key}` for type `{}`", resource.kind.type_name),
+                        help,
+                    );
                 }
                 Some(a) if a.mode == provider::Mode::Computed => {
-                    self.diags.at(&kspan, format!("attribute `{key}` of `{}` is computed by the cloud and cannot be set", resource.kind.type_name));
+                    self.diags.at(
+                        &kspan,
+                        format!(
+                            "attribute `{key}` of `{}` is computed by the cloud and cannot be set",
+                            resource.kind.type_name
+                        ),
+                    );
                 }
                 Some(_) => {}
             }
         }
     }
 
-    fn output(&mut self, name: &Spanned<std::borrow::Cow<'_, str>>, body: &Spanned<DeValue<'_>>) -> Option<Output> {
+    fn output(
+        &mut self,
+        name: &Spanned<std::borrow::Cow<'_, str>>,
+        body: &Spanned<DeValue<'_>>,
+    ) -> Option<Output> {
         let span = self.span(name.span());
         let name = name.get_ref().to_string();
         let Some(table) = body.get_ref().as_table() else {
-            self.diags.at(&span, format!("output `{name}` must be a table with `value`"));
+            self.diags
+                .at(&span, format!("output `{name}` must be a table with `value`"));
             return None;
         };
         let mut expr = None;
@@ -385,14 +520,24 @@ impl Loader<'_> {
                 "description" => description = v.get_ref().as_str().map(str::to_string),
                 other => {
                     let kspan = self.span(k.span());
-                    self.diags.at_with_help(&kspan, format!("unknown attribute `{other}` in output `{name}`"), "an output has `value` and `description`");
+                    self.diags.at_with_help(
+                        &kspan,
+                        format!("unknown attribute `{other}` in output `{name}`"),
+                        "an output has `value` and `description`",
+                    );
                 }
             }
         }
         if expr.is_none() && table.iter().all(|(k, _)| k.get_ref().as_ref() != "value") {
-            self.diags.at(&span, format!("output `{name}` is missing `value`"));
+            self.diags
+                .at(&span, format!("output `{name}` is missing `value`"));
         }
-        Some(Output { name, expr: expr?, description, span })
+        Some(Output {
+            name,
+            expr: expr?,
+            description,
+            span,
+        })
     }
 
     /// Converts a TOML value into an expression, substituting variables and
@@ -410,11 +555,13 @@ impl Loader<'_> {
                 }
             },
             DeValue::Float(_) => {
-                self.diags.at(&span, "floating-point values are not accepted by any attribute");
+                self.diags
+                    .at(&span, "floating-point values are not accepted by any attribute");
                 return None;
             }
             DeValue::Datetime(_) => {
-                self.diags.at(&span, "dates and times are not accepted by any attribute");
+                self.diags
+                    .at(&span, "dates and times are not accepted by any attribute");
                 return None;
             }
             DeValue::Array(items) => {
@@ -478,23 +625,33 @@ impl Loader<'_> {
                             Some(value) => match interpolate(value) {
                                 Some(text) => push_text(&mut out, &text),
                                 None => {
-                                    self.diags.at(&at, format!("variable `{name}` cannot be interpolated into a string"));
+                                    self.diags.at(
+                                        &at,
+                                        format!("variable `{name}` cannot be interpolated into a string"),
+                                    );
                                     ok = false;
                                 }
                             },
                             None => {
-                                let help = suggest(&name, self.vars.keys().map(String::as_str))
-                                    .map_or_else(|| "declare it in [vars]".to_string(), |s| format!("did you mean `var.{s}`?"));
-                                self.diags.at_with_help(&at, format!("unknown variable `{name}`"), help);
+                                let help = suggest(&name, self.vars.keys().map(String::as_str)).map_or_else(
+                                    || "declare it in [vars]".to_string(),
+                                    |s| format!("did you mean `var.{s}`?"),
+                                );
+                                self.diags
+                                    .at_with_help(&at, format!("unknown variable `{name}`"), help);
                                 ok = false;
                             }
                         },
                         Ok(Interp::StackName) => push_text(&mut out, &self.stack_name.clone()),
                         Ok(Interp::StackRegion) => push_text(&mut out, &self.region.clone()),
-                        Ok(Interp::Az(i)) => out.push(Part::Ref(RefAt { reference: Reference::Az(i), span: at })),
-                        Ok(Interp::Resource { name, attr }) => {
-                            out.push(Part::Ref(RefAt { reference: Reference::Resource { name, attr }, span: at }))
-                        }
+                        Ok(Interp::Az(i)) => out.push(Part::Ref(RefAt {
+                            reference: Reference::Az(i),
+                            span: at,
+                        })),
+                        Ok(Interp::Resource { name, attr }) => out.push(Part::Ref(RefAt {
+                            reference: Reference::Resource { name, attr },
+                            span: at,
+                        })),
                     }
                 }
             }
@@ -516,7 +673,11 @@ impl Loader<'_> {
         let raw = self.file.text.get(span.range.clone()).unwrap_or("");
         let quote = raw.chars().next().map_or(0, |c| c.len_utf8());
         let body = raw.get(quote..raw.len().saturating_sub(quote)).unwrap_or("");
-        if body == s { span.sub(quote + offset, len) } else { span.clone() }
+        if body == s {
+            span.sub(quote + offset, len)
+        } else {
+            span.clone()
+        }
     }
 }
 
@@ -532,7 +693,10 @@ fn push_text(out: &mut Vec<Part>, text: &str) {
 fn collapse_list(items: Vec<Expr>) -> Expr {
     if items.iter().all(|e| matches!(e, Expr::Value(_))) {
         Expr::Value(Value::Array(
-            items.into_iter().filter_map(|e| if let Expr::Value(v) = e { Some(v) } else { None }).collect(),
+            items
+                .into_iter()
+                .filter_map(|e| if let Expr::Value(v) = e { Some(v) } else { None })
+                .collect(),
         ))
     } else {
         Expr::List(items)
@@ -542,7 +706,16 @@ fn collapse_list(items: Vec<Expr>) -> Expr {
 fn collapse_table(items: BTreeMap<String, Expr>) -> Expr {
     if items.values().all(|e| matches!(e, Expr::Value(_))) {
         Expr::Value(Value::Object(
-            items.into_iter().filter_map(|(k, e)| if let Expr::Value(v) = e { Some((k, v)) } else { None }).collect(),
+            items
+                .into_iter()
+                .filter_map(|(k, e)| {
+                    if let Expr::Value(v) = e {
+                        Some((k, v))
+                    } else {
+                        None
+                    }
+                })
+                .collect(),
         ))
     } else {
         Expr::Table(items)
@@ -550,7 +723,9 @@ fn collapse_table(items: BTreeMap<String, Expr>) -> Expr {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn settable_names(kind: &KindDef) -> Vec<&'static str> {

@@ -30,12 +30,17 @@ impl Validator<'_> {
                 if !resource.attrs.contains_key(attr.name) {
                     self.diags.at(
                         &resource.span,
-                        format!("resource `{}` ({}) is missing required attribute `{}`", resource.name, resource.kind.type_name, attr.name),
+                        format!(
+                            "resource `{}` ({}) is missing required attribute `{}`",
+                            resource.name, resource.kind.type_name, attr.name
+                        ),
                     );
                 }
             }
             for (name, attr) in &resource.attrs {
-                let Some(schema) = resource.kind.attr(name) else { continue };
+                let Some(schema) = resource.kind.attr(name) else {
+                    continue;
+                };
                 if schema.mode == Mode::Computed {
                     continue;
                 }
@@ -46,7 +51,8 @@ impl Validator<'_> {
             }
             for (dep, span) in &resource.depends_on {
                 if dep == &resource.name {
-                    self.diags.at(span, format!("resource `{dep}` cannot depend on itself"));
+                    self.diags
+                        .at(span, format!("resource `{dep}` cannot depend on itself"));
                 } else if !self.stack.resources.contains_key(dep) && !self.broken.contains(dep) {
                     self.unknown_resource(dep, span);
                 }
@@ -62,21 +68,32 @@ impl Validator<'_> {
             let message = format!("dependency cycle: {}", cycle.path());
             match first {
                 Some(r) => self.diags.at(&r.span, message),
-                None => self.diags.push(0, super::diagnostics::Located::in_file(&self.stack.source, message)),
+                None => self.diags.push(
+                    0,
+                    super::diagnostics::Located::in_file(&self.stack.source, message),
+                ),
             }
         }
     }
 
     fn unknown_resource(&mut self, name: &str, span: &Span) {
-        let help = suggest(name, self.stack.resources.keys().map(String::as_str))
-            .map_or_else(|| "no resource by that name is declared".to_string(), |s| format!("did you mean `{s}`?"));
-        self.diags.at_with_help(span, format!("reference to unknown resource `{name}`"), help);
+        let help = suggest(name, self.stack.resources.keys().map(String::as_str)).map_or_else(
+            || "no resource by that name is declared".to_string(),
+            |s| format!("did you mean `{s}`?"),
+        );
+        self.diags
+            .at_with_help(span, format!("reference to unknown resource `{name}`"), help);
     }
 
     fn check_reference(&mut self, r: &RefAt, from: Option<&str>) {
-        let Reference::Resource { name, attr } = &r.reference else { return };
+        let Reference::Resource { name, attr } = &r.reference else {
+            return;
+        };
         if Some(name.as_str()) == from {
-            self.diags.at(&r.span, format!("dependency cycle: `{name}` refers to itself (`${{{name}.{attr}}}`)"));
+            self.diags.at(
+                &r.span,
+                format!("dependency cycle: `{name}` refers to itself (`${{{name}.{attr}}}`)"),
+            );
             return;
         }
         let Some(target) = self.stack.resources.get(name) else {
@@ -87,10 +104,20 @@ impl Validator<'_> {
         };
         if target.kind.attr(attr).is_none() {
             let help = suggest(attr, target.kind.attr_names()).map_or_else(
-                || format!("`{}` has: {}", target.kind.type_name, target.kind.attr_names().join(", ")),
+                || {
+                    format!(
+                        "`{}` has: {}",
+                        target.kind.type_name,
+                        target.kind.attr_names().join(", ")
+                    )
+                },
                 |s| format!("did you mean `{name}.{s}`?"),
             );
-            self.diags.at_with_help(&r.span, format!("`{name}` ({}) has no attribute `{attr}`", target.kind.type_name), help);
+            self.diags.at_with_help(
+                &r.span,
+                format!("`{name}` ({}) has no attribute `{attr}`", target.kind.type_name),
+                help,
+            );
         }
     }
 
@@ -98,12 +125,20 @@ impl Validator<'_> {
     fn ref_type(&self, r: &RefAt) -> Option<AttrType> {
         match &r.reference {
             Reference::Az(_) => Some(AttrType::String),
-            Reference::Resource { name, attr } => self.stack.resources.get(name)?.kind.attr(attr).map(|a| a.ty),
+            Reference::Resource { name, attr } => {
+                self.stack.resources.get(name)?.kind.attr(attr).map(|a| a.ty)
+            }
         }
     }
 
     fn wrong_type(&mut self, span: &Span, name: &str, ty: AttrType, found: &str) {
-        self.diags.at(span, format!("wrong type for `{name}`: expected {}, found {found}", ty.describe()));
+        self.diags.at(
+            span,
+            format!(
+                "wrong type for `{name}`: expected {}, found {found}",
+                ty.describe()
+            ),
+        );
     }
 
     fn check_type(&mut self, expr: &Expr, ty: AttrType, name: &str, span: &Span) {
@@ -117,16 +152,31 @@ impl Validator<'_> {
                     (a, b) => std::mem::discriminant(&a) == std::mem::discriminant(&b),
                 };
                 if !compatible {
-                    self.wrong_type(&r.span, name, ty, &format!("`{}`, which is {}", r.reference, found.describe()));
+                    self.wrong_type(
+                        &r.span,
+                        name,
+                        ty,
+                        &format!("`{}`, which is {}", r.reference, found.describe()),
+                    );
                 }
             }
             Expr::Template(parts) => {
                 for part in parts {
                     if let Part::Ref(r) = part
                         && let Some(found) = self.ref_type(r)
-                        && !matches!(found, AttrType::String | AttrType::Cidr | AttrType::Int | AttrType::Bool)
+                        && !matches!(
+                            found,
+                            AttrType::String | AttrType::Cidr | AttrType::Int | AttrType::Bool
+                        )
                     {
-                        self.diags.at(&r.span, format!("`{}` is {} and cannot be interpolated into a string", r.reference, found.describe()));
+                        self.diags.at(
+                            &r.span,
+                            format!(
+                                "`{}` is {} and cannot be interpolated into a string",
+                                r.reference,
+                                found.describe()
+                            ),
+                        );
                     }
                 }
                 if !matches!(ty, AttrType::String | AttrType::Cidr | AttrType::Json) {
@@ -134,13 +184,17 @@ impl Validator<'_> {
                 }
             }
             Expr::List(items) => match ty {
-                AttrType::StringList => items.iter().for_each(|i| self.check_type(i, AttrType::String, name, span)),
+                AttrType::StringList => items
+                    .iter()
+                    .for_each(|i| self.check_type(i, AttrType::String, name, span)),
                 AttrType::ObjectList(_) => items.iter().for_each(|i| self.check_type(i, ty, name, span)),
                 AttrType::Json => {}
                 _ => self.wrong_type(span, name, ty, "a list"),
             },
             Expr::Table(map) => match ty {
-                AttrType::StringMap => map.values().for_each(|e| self.check_type(e, AttrType::String, name, span)),
+                AttrType::StringMap => map
+                    .values()
+                    .for_each(|e| self.check_type(e, AttrType::String, name, span)),
                 AttrType::Json => {}
                 AttrType::ObjectList(fields) => {
                     let keys: Vec<&String> = map.keys().collect();
@@ -159,14 +213,25 @@ impl Validator<'_> {
     fn check_object_keys(&mut self, keys: &[&String], fields: &[AttrSchema], name: &str, span: &Span) {
         for k in keys {
             if !fields.iter().any(|f| f.name == k.as_str()) {
-                let help = suggest(k, fields.iter().map(|f| f.name))
-                    .map_or_else(|| format!("accepted: {}", fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")), |s| format!("did you mean `{s}`?"));
-                self.diags.at_with_help(span, format!("unknown attribute `{k}` in `{name}`"), help);
+                let help = suggest(k, fields.iter().map(|f| f.name)).map_or_else(
+                    || {
+                        format!(
+                            "accepted: {}",
+                            fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                    |s| format!("did you mean `{s}`?"),
+                );
+                self.diags
+                    .at_with_help(span, format!("unknown attribute `{k}` in `{name}`"), help);
             }
         }
         for f in fields.iter().filter(|f| f.mode == Mode::Required) {
             if !keys.iter().any(|k| k.as_str() == f.name) {
-                self.diags.at(span, format!("an item of `{name}` is missing required attribute `{}`", f.name));
+                self.diags.at(
+                    span,
+                    format!("an item of `{name}` is missing required attribute `{}`", f.name),
+                );
             }
         }
     }
@@ -180,7 +245,8 @@ impl Validator<'_> {
             AttrType::Cidr => match v.as_str() {
                 Some(s) => {
                     if let Err(e) = parse_cidr(s) {
-                        self.diags.at(span, format!("invalid CIDR block `{s}` for `{name}`: {e}"));
+                        self.diags
+                            .at(span, format!("invalid CIDR block `{s}` for `{name}`: {e}"));
                     }
                 }
                 None => self.wrong_type(span, name, ty, found),
@@ -242,13 +308,23 @@ fn describe_value(v: &Value) -> &'static str {
 /// Parses an IPv4 CIDR block, requiring the host bits to be zero (AWS
 /// rejects a block like `10.0.0.1/16`).
 pub fn parse_cidr(s: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
-    let (addr, len) = s.split_once('/').ok_or("expected address/prefix-length, like 10.0.0.0/16")?;
-    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
-    let len: u8 = len.parse().map_err(|_| format!("`{len}` is not a prefix length"))?;
+    let (addr, len) = s
+        .split_once('/')
+        .ok_or("expected address/prefix-length, like 10.0.0.0/16")?;
+    let addr: std::net::Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("`{len}` is not a prefix length"))?;
     if len > 32 {
         return Err(format!("prefix length {len} is more than 32"));
     }
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    };
     if u32::from(addr) & !mask != 0 {
         let network = std::net::Ipv4Addr::from(u32::from(addr) & mask);
         return Err(format!("host bits are set; the network is {network}/{len}"));
@@ -266,7 +342,11 @@ mod tests {
         assert!(parse_cidr("0.0.0.0/0").is_ok());
         assert!(parse_cidr("10.192.10.0/33").is_err());
         assert!(parse_cidr("10.192.300.0/24").is_err());
-        assert!(parse_cidr("10.192.10.1/24").unwrap_err().contains("10.192.10.0/24"));
+        assert!(
+            parse_cidr("10.192.10.1/24")
+                .unwrap_err()
+                .contains("10.192.10.0/24")
+        );
         assert!(parse_cidr("10.192.10.0").is_err());
     }
 }

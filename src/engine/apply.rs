@@ -9,13 +9,13 @@ use tokio::sync::Mutex;
 
 use super::events::{Event, Op};
 use super::{Engine, EngineError};
+use crate::Value;
 use crate::config::Stack;
 use crate::graph::{Outcome, WorkGraph, walk};
 use crate::plan::eval::{Lookup, Scope, desired_attrs, eval, normalize};
 use crate::plan::{Action, Plan};
 use crate::provider::{Live, OpContext};
 use crate::state::{PendingCreate, ResourceState, State, StateStore};
-use crate::Value;
 
 /// One unit of work: an operation on one resource.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -71,11 +71,16 @@ struct StateScope<'a> {
 
 impl Scope for StateScope<'_> {
     fn attr(&self, resource: &str, attr: &str) -> Lookup {
-        let Some(r) = self.state.resources.get(resource) else { return Lookup::Missing };
+        let Some(r) = self.state.resources.get(resource) else {
+            return Lookup::Missing;
+        };
         if attr == "id" {
             return Lookup::Known(Value::String(r.id.clone()));
         }
-        r.attributes.get(attr).cloned().map_or(Lookup::Missing, Lookup::Known)
+        r.attributes
+            .get(attr)
+            .cloned()
+            .map_or(Lookup::Missing, Lookup::Known)
     }
     fn azs(&self) -> &[String] {
         self.azs
@@ -87,7 +92,10 @@ impl Scope for StateScope<'_> {
 /// state; a replacement deletes before it creates.
 pub fn step_graph(plan: &Plan, state: &State) -> WorkGraph<Step> {
     let mut g = WorkGraph::new();
-    let step = |address: &str, op| Step { address: address.to_string(), op };
+    let step = |address: &str, op| Step {
+        address: address.to_string(),
+        op,
+    };
     let mut forward: BTreeMap<&str, Step> = BTreeMap::new();
     let mut deletes: BTreeMap<&str, Step> = BTreeMap::new();
     for r in &plan.resources {
@@ -119,7 +127,8 @@ pub fn step_graph(plan: &Plan, state: &State) -> WorkGraph<Step> {
                 }
             }
         }
-        if let (Some(del), Some(create)) = (deletes.get(r.address.as_str()), forward.get(r.address.as_str())) {
+        if let (Some(del), Some(create)) = (deletes.get(r.address.as_str()), forward.get(r.address.as_str()))
+        {
             g.order(del, create);
         }
     }
@@ -127,7 +136,9 @@ pub fn step_graph(plan: &Plan, state: &State) -> WorkGraph<Step> {
     // before X is deleted.
     for (address, recorded) in &state.resources {
         for dep in &recorded.dependencies {
-            let Some(dep_delete) = deletes.get(dep.as_str()) else { continue };
+            let Some(dep_delete) = deletes.get(dep.as_str()) else {
+                continue;
+            };
             if let Some(own_delete) = deletes.get(address.as_str()) {
                 g.order(own_delete, dep_delete);
             } else if let Some(own_update) = forward.get(address.as_str()).filter(|s| s.op == Op::Update) {
@@ -171,8 +182,12 @@ impl Engine {
         };
         let stack = Arc::new(stack.cloned());
         let azs: Arc<Vec<String>> = Arc::new(azs.to_vec());
-        let deps: Arc<BTreeMap<String, Vec<String>>> =
-            Arc::new(plan.resources.iter().map(|r| (r.address.clone(), r.dependencies.clone())).collect());
+        let deps: Arc<BTreeMap<String, Vec<String>>> = Arc::new(
+            plan.resources
+                .iter()
+                .map(|r| (r.address.clone(), r.dependencies.clone()))
+                .collect(),
+        );
         let outcomes = walk(&graph, self.parallelism, &self.cancel, |step: Step| {
             let engine = self.clone();
             let store = store.clone();
@@ -181,8 +196,13 @@ impl Engine {
             let deps = deps.clone();
             async move {
                 let started = Instant::now();
-                (engine.events)(&Event::Started { address: step.address.clone(), op: step.op });
-                let result = engine.run_step(&step, (*stack).as_ref(), &store, &azs, &deps).await;
+                (engine.events)(&Event::Started {
+                    address: step.address.clone(),
+                    op: step.op,
+                });
+                let result = engine
+                    .run_step(&step, (*stack).as_ref(), &store, &azs, &deps)
+                    .await;
                 match &result {
                     Ok(id) => (engine.events)(&Event::Finished {
                         address: step.address.clone(),
@@ -208,11 +228,15 @@ impl Engine {
                     op: step.op,
                     because: because.address.clone(),
                 }),
-                Outcome::Cancelled => (self.events)(&Event::Cancelled { address: step.address.clone(), op: step.op }),
+                Outcome::Cancelled => (self.events)(&Event::Cancelled {
+                    address: step.address.clone(),
+                    op: step.op,
+                }),
                 _ => {}
             }
         }
-        self.save_outputs(stack.as_ref().as_ref(), plan, &store, &azs).await?;
+        self.save_outputs(stack.as_ref().as_ref(), plan, &store, &azs)
+            .await?;
         Ok(ApplyReport { outcomes })
     }
 
@@ -230,29 +254,47 @@ impl Engine {
                 let recorded = store.lock().await.state().resources.get(address).cloned();
                 let Some(recorded) = recorded else { return Ok(None) };
                 let kind = self.kind(&recorded.kind)?;
-                let cx = OpContext { stack: self.stack_name.clone(), address: address.clone(), token: String::new() };
-                let prior = Live { id: recorded.id.clone(), attrs: recorded.attributes.clone() };
-                kind.delete(&cx, &prior).await.map_err(|source| EngineError::Provider {
+                let cx = OpContext {
+                    stack: self.stack_name.clone(),
                     address: address.clone(),
-                    op: "delete",
-                    source,
-                })?;
+                    token: String::new(),
+                };
+                let prior = Live {
+                    id: recorded.id.clone(),
+                    attrs: recorded.attributes.clone(),
+                };
+                kind.delete(&cx, &prior)
+                    .await
+                    .map_err(|source| EngineError::Provider {
+                        address: address.clone(),
+                        op: "delete",
+                        source,
+                    })?;
                 store.lock().await.remove_resource(address)?;
                 Ok(Some(recorded.id))
             }
             Op::Create | Op::Update => {
-                let stack = stack.ok_or_else(|| EngineError::Internal(format!("{address}: no stack to evaluate")))?;
+                let stack =
+                    stack.ok_or_else(|| EngineError::Internal(format!("{address}: no stack to evaluate")))?;
                 let resource = stack
                     .resources
                     .get(address)
                     .ok_or_else(|| EngineError::Internal(format!("{address}: not in the stack")))?;
                 let desired = {
                     let guard = store.lock().await;
-                    let scope = StateScope { state: guard.state(), azs };
-                    let (known, unknown) = desired_attrs(resource, &stack.name, &scope)
-                        .map_err(|source| EngineError::Eval { address: address.clone(), source })?;
+                    let scope = StateScope {
+                        state: guard.state(),
+                        azs,
+                    };
+                    let (known, unknown) =
+                        desired_attrs(resource, &stack.name, &scope).map_err(|source| EngineError::Eval {
+                            address: address.clone(),
+                            source,
+                        })?;
                     if let Some(name) = unknown.iter().next() {
-                        return Err(EngineError::Internal(format!("{address}: `{name}` is still unknown at apply time")));
+                        return Err(EngineError::Internal(format!(
+                            "{address}: `{name}` is still unknown at apply time"
+                        )));
                     }
                     known
                 };
@@ -270,19 +312,31 @@ impl Engine {
                             dependencies: dependencies.clone(),
                         },
                     )?;
-                    let cx = OpContext { stack: stack.name.clone(), address: address.clone(), token };
+                    let cx = OpContext {
+                        stack: stack.name.clone(),
+                        address: address.clone(),
+                        token,
+                    };
                     // On failure the pending record stays: the call may have
                     // created something, and the next run looks for it.
-                    let live = kind.create(&cx, &desired).await.map_err(|source| EngineError::Provider {
-                        address: address.clone(),
-                        op: "create",
-                        source,
-                    })?;
+                    let live = kind
+                        .create(&cx, &desired)
+                        .await
+                        .map_err(|source| EngineError::Provider {
+                            address: address.clone(),
+                            op: "create",
+                            source,
+                        })?;
                     failpoint_after_create(address);
                     let id = live.id.clone();
                     store.lock().await.finish_create(
                         address,
-                        ResourceState { kind: resource.kind.type_name.to_string(), id: live.id, attributes: live.attrs, dependencies },
+                        ResourceState {
+                            kind: resource.kind.type_name.to_string(),
+                            id: live.id,
+                            attributes: live.attrs,
+                            dependencies,
+                        },
                     )?;
                     Ok(Some(id))
                 } else {
@@ -293,26 +347,49 @@ impl Engine {
                         .resources
                         .get(address)
                         .cloned()
-                        .ok_or_else(|| EngineError::Internal(format!("{address}: update of a resource not in state")))?;
+                        .ok_or_else(|| {
+                            EngineError::Internal(format!("{address}: update of a resource not in state"))
+                        })?;
                     let changed: Vec<String> = desired
                         .iter()
                         .filter(|(name, v)| {
                             let ty = resource.kind.attr(name).map(|a| a.ty);
-                            recorded.attributes.get(*name).cloned().map(|l| normalize(ty, l)).as_ref() != Some(*v)
+                            recorded
+                                .attributes
+                                .get(*name)
+                                .cloned()
+                                .map(|l| normalize(ty, l))
+                                .as_ref()
+                                != Some(*v)
                         })
                         .map(|(name, _)| name.clone())
                         .collect();
-                    let prior = Live { id: recorded.id.clone(), attrs: recorded.attributes.clone() };
-                    let cx = OpContext { stack: stack.name.clone(), address: address.clone(), token: String::new() };
-                    let live = kind.update(&cx, &prior, &desired, &changed).await.map_err(|source| EngineError::Provider {
+                    let prior = Live {
+                        id: recorded.id.clone(),
+                        attrs: recorded.attributes.clone(),
+                    };
+                    let cx = OpContext {
+                        stack: stack.name.clone(),
                         address: address.clone(),
-                        op: "update",
-                        source,
-                    })?;
+                        token: String::new(),
+                    };
+                    let live = kind
+                        .update(&cx, &prior, &desired, &changed)
+                        .await
+                        .map_err(|source| EngineError::Provider {
+                            address: address.clone(),
+                            op: "update",
+                            source,
+                        })?;
                     let id = live.id.clone();
                     store.lock().await.put_resource(
                         address,
-                        ResourceState { kind: resource.kind.type_name.to_string(), id: live.id, attributes: live.attrs, dependencies },
+                        ResourceState {
+                            kind: resource.kind.type_name.to_string(),
+                            id: live.id,
+                            attributes: live.attrs,
+                            dependencies,
+                        },
                     )?;
                     Ok(Some(id))
                 }
@@ -332,7 +409,10 @@ impl Engine {
         let mut guard = store.lock().await;
         let outputs: BTreeMap<String, Value> = match stack {
             Some(stack) if !plan.destroy => {
-                let scope = StateScope { state: guard.state(), azs };
+                let scope = StateScope {
+                    state: guard.state(),
+                    azs,
+                };
                 stack
                     .outputs
                     .iter()
@@ -356,7 +436,12 @@ pub fn refreshed_state(state: &State, prior: &crate::plan::Prior) -> BTreeMap<St
         if let (Some(live), Some(recorded)) = (&p.live, state.resources.get(address)) {
             out.insert(
                 address.clone(),
-                ResourceState { kind: recorded.kind.clone(), id: p.id.clone(), attributes: live.clone(), dependencies: recorded.dependencies.clone() },
+                ResourceState {
+                    kind: recorded.kind.clone(),
+                    id: p.id.clone(),
+                    attributes: live.clone(),
+                    dependencies: recorded.dependencies.clone(),
+                },
             );
         }
     }

@@ -28,17 +28,42 @@ impl std::fmt::Display for Op {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// Reading the live state of `count` recorded resources.
-    Refreshing { count: usize },
+    Refreshing {
+        count: usize,
+    },
     /// A create interrupted in an earlier run was resolved: the resource was
     /// found (and is now tracked) or was never made.
-    PendingResolved { address: String, found: Option<String> },
-    Started { address: String, op: Op },
-    Finished { address: String, op: Op, id: Option<String>, elapsed: Duration },
-    Failed { address: String, op: Op, error: String, elapsed: Duration },
+    PendingResolved {
+        address: String,
+        found: Option<String>,
+    },
+    Started {
+        address: String,
+        op: Op,
+    },
+    Finished {
+        address: String,
+        op: Op,
+        id: Option<String>,
+        elapsed: Duration,
+    },
+    Failed {
+        address: String,
+        op: Op,
+        error: String,
+        elapsed: Duration,
+    },
     /// Not started because `because` failed.
-    Skipped { address: String, op: Op, because: String },
+    Skipped {
+        address: String,
+        op: Op,
+        because: String,
+    },
     /// Not started because the run was interrupted.
-    Cancelled { address: String, op: Op },
+    Cancelled {
+        address: String,
+        op: Op,
+    },
 }
 
 /// Receives events; must be cheap and must not block.

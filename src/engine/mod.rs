@@ -26,7 +26,11 @@ use crate::state::{State, StateError, StateStore};
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
     #[error("{address}: {op} failed: {source}")]
-    Provider { address: String, op: &'static str, source: ProviderError },
+    Provider {
+        address: String,
+        op: &'static str,
+        source: ProviderError,
+    },
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
@@ -53,7 +57,13 @@ impl Engine {
     /// An engine for stack `stack_name` using `kinds`, reporting to `events`.
     /// Parallelism defaults to 10.
     pub fn new(stack_name: &str, kinds: Kinds, events: EventSink) -> Engine {
-        Engine { stack_name: stack_name.to_string(), kinds, events, parallelism: 10, cancel: CancelFlag::default() }
+        Engine {
+            stack_name: stack_name.to_string(),
+            kinds,
+            events,
+            parallelism: 10,
+            cancel: CancelFlag::default(),
+        }
     }
 
     /// At most `n` cloud operations at once.
@@ -69,7 +79,9 @@ impl Engine {
     }
 
     fn kind(&self, type_name: &str) -> Result<&Arc<dyn ResourceKind>, EngineError> {
-        self.kinds.get(type_name).ok_or_else(|| EngineError::UnknownKind(type_name.to_string()))
+        self.kinds
+            .get(type_name)
+            .ok_or_else(|| EngineError::UnknownKind(type_name.to_string()))
     }
 
     /// Refreshes without writing anything: interrupted creates are resolved
@@ -97,7 +109,9 @@ impl Engine {
         }
         let prior = self.read_live(store.state()).await?;
         let refreshed = apply::refreshed_state(store.state(), &prior);
-        let changed = refreshed.iter().any(|(a, r)| store.state().resources.get(a) != Some(r));
+        let changed = refreshed
+            .iter()
+            .any(|(a, r)| store.state().resources.get(a) != Some(r));
         if changed {
             store.update(|s| s.resources.extend(refreshed))?;
         }

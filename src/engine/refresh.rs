@@ -23,12 +23,23 @@ impl Engine {
         let mut out = Vec::new();
         for (address, pending) in &state.pending {
             let kind = self.kind(&pending.kind)?;
-            let cx = OpContext { stack: state.stack.clone(), address: address.clone(), token: pending.token.clone() };
+            let cx = OpContext {
+                stack: state.stack.clone(),
+                address: address.clone(),
+                token: pending.token.clone(),
+            };
             let found = kind
                 .find_existing(&cx, &pending.desired)
                 .await
-                .map_err(|source| EngineError::Provider { address: address.clone(), op: "resolve interrupted create", source })?;
-            (self.events)(&Event::PendingResolved { address: address.clone(), found: found.as_ref().map(|l| l.id.clone()) });
+                .map_err(|source| EngineError::Provider {
+                    address: address.clone(),
+                    op: "resolve interrupted create",
+                    source,
+                })?;
+            (self.events)(&Event::PendingResolved {
+                address: address.clone(),
+                found: found.as_ref().map(|l| l.id.clone()),
+            });
             out.push(Resolution {
                 address: address.clone(),
                 adopted: found.map(|live| ResourceState {
@@ -45,7 +56,9 @@ impl Engine {
     /// Reads every resource recorded in `state` (after pending creates are
     /// resolved into it) and returns the prior the planner needs.
     pub async fn read_live(&self, state: &State) -> Result<Prior, EngineError> {
-        (self.events)(&Event::Refreshing { count: state.resources.len() });
+        (self.events)(&Event::Refreshing {
+            count: state.resources.len(),
+        });
         let mut by_kind: BTreeMap<&str, Vec<(&String, &ResourceState)>> = BTreeMap::new();
         for (address, r) in &state.resources {
             by_kind.entry(r.kind.as_str()).or_default().push((address, r));
@@ -55,14 +68,21 @@ impl Engine {
             let kind = self.kind(kind_name)?.clone();
             let requests: Vec<ReadRequest> = items
                 .iter()
-                .map(|(a, r)| ReadRequest { address: (*a).clone(), id: r.id.clone(), attrs: r.attributes.clone() })
+                .map(|(a, r)| ReadRequest {
+                    address: (*a).clone(),
+                    id: r.id.clone(),
+                    attrs: r.attributes.clone(),
+                })
                 .collect();
             reads.spawn(async move {
                 let result = kind.read(&requests).await;
                 (requests, result)
             });
         }
-        let mut prior = Prior { resources: BTreeMap::new(), outputs: state.outputs.clone().into_iter().collect() };
+        let mut prior = Prior {
+            resources: BTreeMap::new(),
+            outputs: state.outputs.clone().into_iter().collect(),
+        };
         while let Some(joined) = reads.join_next().await {
             let (requests, result) = match joined {
                 Ok(r) => r,
@@ -79,7 +99,9 @@ impl Engine {
                     req.address.clone(),
                     PriorResource {
                         kind: recorded.kind.clone(),
-                        id: live.as_ref().map_or_else(|| recorded.id.clone(), |l| l.id.clone()),
+                        id: live
+                            .as_ref()
+                            .map_or_else(|| recorded.id.clone(), |l| l.id.clone()),
                         live: live.map(|l| l.attrs),
                         dependencies: recorded.dependencies.clone(),
                     },

@@ -97,7 +97,9 @@ impl ResourceGraph {
                 None => break,
             }
         }
-        Some(Cycle { members: order.into_iter().map(|i| self.graph[i].clone()).collect() })
+        Some(Cycle {
+            members: order.into_iter().map(|i| self.graph[i].clone()).collect(),
+        })
     }
 
     /// Every resource name, dependencies before dependents; ties broken by
@@ -106,7 +108,14 @@ impl ResourceGraph {
         let mut remaining: BTreeMap<NodeIndex, usize> = self
             .graph
             .node_indices()
-            .map(|i| (i, self.graph.neighbors_directed(i, petgraph::Direction::Incoming).count()))
+            .map(|i| {
+                (
+                    i,
+                    self.graph
+                        .neighbors_directed(i, petgraph::Direction::Incoming)
+                        .count(),
+                )
+            })
             .collect();
         let mut ready: BTreeSet<(String, NodeIndex)> = remaining
             .iter()
@@ -130,7 +139,9 @@ impl ResourceGraph {
 
     /// The direct dependencies of `name`, sorted.
     pub fn dependencies(&self, name: &str) -> Vec<String> {
-        let Some(&i) = self.index.get(name) else { return Vec::new() };
+        let Some(&i) = self.index.get(name) else {
+            return Vec::new();
+        };
         let mut deps: Vec<String> = self
             .graph
             .neighbors_directed(i, petgraph::Direction::Incoming)
@@ -144,7 +155,9 @@ impl ResourceGraph {
     pub fn to_dot(&self, labels: &BTreeMap<String, String>) -> String {
         let mut out = String::from("digraph meshform {\n  rankdir = LR;\n  node [shape = box];\n");
         for name in self.index.keys() {
-            let label = labels.get(name).map_or_else(|| name.clone(), |l| format!("{name}\\n{l}"));
+            let label = labels
+                .get(name)
+                .map_or_else(|| name.clone(), |l| format!("{name}\\n{l}"));
             out.push_str(&format!("  \"{name}\" [label = \"{label}\"];\n"));
         }
         let mut edges: Vec<(String, String)> = self
@@ -175,14 +188,22 @@ mod tests {
 
     #[test]
     fn topo_order_puts_dependencies_first() {
-        let graph = g(&["subnet", "vpc", "route", "igw"], &[("vpc", "subnet"), ("igw", "route"), ("subnet", "route")]).unwrap();
+        let graph = g(
+            &["subnet", "vpc", "route", "igw"],
+            &[("vpc", "subnet"), ("igw", "route"), ("subnet", "route")],
+        )
+        .unwrap();
         assert_eq!(graph.topo_order(), vec!["igw", "vpc", "subnet", "route"]);
         assert_eq!(graph.dependencies("route"), vec!["igw", "subnet"]);
     }
 
     #[test]
     fn cycle_lists_its_members_in_order() {
-        let err = g(&["a", "b", "c", "d"], &[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]).unwrap_err();
+        let err = g(
+            &["a", "b", "c", "d"],
+            &[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")],
+        )
+        .unwrap_err();
         assert_eq!(err.members, vec!["a", "b", "c"]);
         assert_eq!(err.path(), "a -> b -> c -> a");
     }

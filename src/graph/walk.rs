@@ -21,7 +21,10 @@ pub struct WorkGraph<K> {
 
 impl<K: Clone + Ord> WorkGraph<K> {
     pub fn new() -> Self {
-        WorkGraph { nodes: Vec::new(), deps: Vec::new() }
+        WorkGraph {
+            nodes: Vec::new(),
+            deps: Vec::new(),
+        }
     }
 
     /// Adds a node (once; adding it again is a no-op).
@@ -79,7 +82,9 @@ pub enum Outcome<K, E> {
     Done,
     Failed(E),
     /// Not started because a node it depends on failed; names that root node.
-    Skipped { because: K },
+    Skipped {
+        because: K,
+    },
     /// Not started because the walk was cancelled.
     Cancelled,
 }
@@ -117,7 +122,9 @@ where
             let fut = work(graph.nodes[i].clone());
             running.spawn(async move { (i, fut.await) });
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         let (i, result) = match joined {
             Ok(r) => r,
             // A panicking task is a bug; surface it rather than hang.
@@ -138,7 +145,9 @@ where
                 let mut stack = dependents[i].clone();
                 while let Some(d) = stack.pop() {
                     if let std::collections::btree_map::Entry::Vacant(v) = outcomes.entry(d) {
-                        v.insert(Outcome::Skipped { because: graph.nodes[i].clone() });
+                        v.insert(Outcome::Skipped {
+                            because: graph.nodes[i].clone(),
+                        });
                         ready.remove(&d);
                         stack.extend(dependents[d].iter().copied());
                     }
@@ -147,7 +156,12 @@ where
         }
     }
     (0..n)
-        .map(|i| (graph.nodes[i].clone(), outcomes.remove(&i).unwrap_or(Outcome::Cancelled)))
+        .map(|i| {
+            (
+                graph.nodes[i].clone(),
+                outcomes.remove(&i).unwrap_or(Outcome::Cancelled),
+            )
+        })
         .collect()
 }
 
@@ -179,7 +193,10 @@ mod tests {
         })
         .await;
         assert!(out.values().all(|o| *o == Outcome::Done));
-        assert_eq!(*log.lock().unwrap(), ["start a", "end a", "start b", "end b", "start c", "end c"]);
+        assert_eq!(
+            *log.lock().unwrap(),
+            ["start a", "end a", "start b", "end b", "start c", "end c"]
+        );
     }
 
     #[tokio::test]
@@ -205,7 +222,10 @@ mod tests {
 
     #[tokio::test]
     async fn failure_skips_dependents_and_spares_other_branches() {
-        let g = graph(&["vpc", "subnet", "route", "policy"], &[("vpc", "subnet"), ("subnet", "route")]);
+        let g = graph(
+            &["vpc", "subnet", "route", "policy"],
+            &[("vpc", "subnet"), ("subnet", "route")],
+        );
         let out = walk(&g, 10, &CancelFlag::default(), |k| async move {
             if k == "vpc" { Err("boom") } else { Ok(()) }
         })

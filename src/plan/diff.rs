@@ -54,7 +54,9 @@ struct PlanScope<'a> {
 
 impl Scope for PlanScope<'_> {
     fn attr(&self, resource: &str, attr: &str) -> Lookup {
-        let Some(p) = self.planned.get(resource) else { return Lookup::Missing };
+        let Some(p) = self.planned.get(resource) else {
+            return Lookup::Missing;
+        };
         let fresh = matches!(p.action, Action::Create | Action::Replace);
         if attr == "id" {
             return match (&p.id, fresh) {
@@ -80,13 +82,26 @@ impl Scope for PlanScope<'_> {
 }
 
 /// Computes the plan that makes the cloud match `stack`.
-pub fn plan(stack: &Stack, graph: &ResourceGraph, prior: &Prior, facts: &RegionFacts) -> Result<Plan, PlanError> {
-    let mut scope = PlanScope { planned: BTreeMap::new(), azs: &facts.azs };
+pub fn plan(
+    stack: &Stack,
+    graph: &ResourceGraph,
+    prior: &Prior,
+    facts: &RegionFacts,
+) -> Result<Plan, PlanError> {
+    let mut scope = PlanScope {
+        planned: BTreeMap::new(),
+        azs: &facts.azs,
+    };
     let mut changes = Vec::new();
     for address in graph.topo_order() {
-        let Some(resource) = stack.resources.get(&address) else { continue };
-        let (desired, unknown) = desired_attrs(resource, &stack.name, &scope)
-            .map_err(|source| PlanError { address: address.clone(), source })?;
+        let Some(resource) = stack.resources.get(&address) else {
+            continue;
+        };
+        let (desired, unknown) =
+            desired_attrs(resource, &stack.name, &scope).map_err(|source| PlanError {
+                address: address.clone(),
+                source,
+            })?;
         let existing = prior.resources.get(&address);
         let mut change = ResourceChange {
             address: address.clone(),
@@ -101,7 +116,10 @@ pub fn plan(stack: &Stack, graph: &ResourceGraph, prior: &Prior, facts: &RegionF
         let live = match existing {
             Some(e) if e.kind != resource.kind.type_name => {
                 change.action = Action::Replace;
-                change.reason = Some(format!("type changes from {} to {}", e.kind, resource.kind.type_name));
+                change.reason = Some(format!(
+                    "type changes from {} to {}",
+                    e.kind, resource.kind.type_name
+                ));
                 change.replaced_because.push("type".to_string());
                 change.changes = creation_changes(&desired, &unknown);
                 None
@@ -127,7 +145,10 @@ pub fn plan(stack: &Stack, graph: &ResourceGraph, prior: &Prior, facts: &RegionF
             for name in names {
                 let schema = resource.kind.attr(name);
                 let force_new = schema.is_some_and(|s| s.force_new);
-                let before = live.get(name).cloned().map(|v| normalize(schema.map(|s| s.ty), v));
+                let before = live
+                    .get(name)
+                    .cloned()
+                    .map(|v| normalize(schema.map(|s| s.ty), v));
                 let after = desired.get(name).cloned();
                 let after_unknown = unknown.contains(name);
                 if after_unknown || before != after {
@@ -165,13 +186,19 @@ pub fn plan(stack: &Stack, graph: &ResourceGraph, prior: &Prior, facts: &RegionF
     }
 
     // Resources in state that the stack no longer declares.
-    let gone: BTreeMap<&String, &PriorResource> =
-        prior.resources.iter().filter(|(a, _)| !stack.resources.contains_key(*a)).collect();
+    let gone: BTreeMap<&String, &PriorResource> = prior
+        .resources
+        .iter()
+        .filter(|(a, _)| !stack.resources.contains_key(*a))
+        .collect();
     changes.extend(deletions(&gone));
 
     let mut outputs = Vec::new();
     for (name, output) in &stack.outputs {
-        let after = eval(&output.expr, &scope).map_err(|source| PlanError { address: format!("output.{name}"), source })?;
+        let after = eval(&output.expr, &scope).map_err(|source| PlanError {
+            address: format!("output.{name}"),
+            source,
+        })?;
         outputs.push(OutputChange {
             name: name.clone(),
             before: prior.outputs.get(name).cloned(),
@@ -181,7 +208,12 @@ pub fn plan(stack: &Stack, graph: &ResourceGraph, prior: &Prior, facts: &RegionF
     }
     for (name, before) in &prior.outputs {
         if !stack.outputs.contains_key(name) {
-            outputs.push(OutputChange { name: name.clone(), before: Some(before.clone()), after: None, after_unknown: false });
+            outputs.push(OutputChange {
+                name: name.clone(),
+                before: Some(before.clone()),
+                after: None,
+                after_unknown: false,
+            });
         }
     }
 
@@ -210,7 +242,12 @@ pub fn plan_destroy(stack: &str, region: &str, prior: &Prior) -> Plan {
         outputs: prior
             .outputs
             .iter()
-            .map(|(name, before)| OutputChange { name: name.clone(), before: Some(before.clone()), after: None, after_unknown: false })
+            .map(|(name, before)| OutputChange {
+                name: name.clone(),
+                before: Some(before.clone()),
+                after: None,
+                after_unknown: false,
+            })
             .collect(),
         summary: Summary::default(),
     };
@@ -222,7 +259,9 @@ pub fn plan_destroy(stack: &str, region: &str, prior: &Prior) -> Plan {
 /// dependencies recorded in state). A resource already deleted outside
 /// meshform is still listed, so that state forgets it.
 fn deletions(gone: &BTreeMap<&String, &PriorResource>) -> Vec<ResourceChange> {
-    let edges = gone.iter().flat_map(|(a, r)| r.dependencies.iter().map(move |d| (d.clone(), (*a).clone())));
+    let edges = gone
+        .iter()
+        .flat_map(|(a, r)| r.dependencies.iter().map(move |d| (d.clone(), (*a).clone())));
     let order = match ResourceGraph::from_edges(gone.keys().map(|a| (*a).clone()), edges) {
         Ok(g) => g.topo_order(),
         // State written by meshform has no cycles; if edited into one, fall
@@ -239,7 +278,10 @@ fn deletions(gone: &BTreeMap<&String, &PriorResource>) -> Vec<ResourceChange> {
                 kind: r.kind.clone(),
                 action: Action::Delete,
                 id: Some(r.id.clone()),
-                reason: r.live.is_none().then(|| "already deleted outside meshform".to_string()),
+                reason: r
+                    .live
+                    .is_none()
+                    .then(|| "already deleted outside meshform".to_string()),
                 replaced_because: Vec::new(),
                 changes: Vec::new(),
                 dependencies: r.dependencies.clone(),

@@ -51,7 +51,11 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Option<Value>, EvalError> 
                     Part::Ref(r) => match lookup(&r.reference, scope)? {
                         Lookup::Known(v) => match crate::config::expr::interpolate(&v) {
                             Some(s) => out.push_str(&s),
-                            None => return Err(EvalError::NotScalar { reference: r.reference.to_string() }),
+                            None => {
+                                return Err(EvalError::NotScalar {
+                                    reference: r.reference.to_string(),
+                                });
+                            }
                         },
                         _ => return Ok(None),
                     },
@@ -88,10 +92,15 @@ fn lookup(reference: &Reference, scope: &dyn Scope) -> Result<Lookup, EvalError>
     match reference {
         Reference::Az(index) => match scope.azs().get(*index) {
             Some(az) => Ok(Lookup::Known(Value::String(az.clone()))),
-            None => Err(EvalError::AzOutOfRange { index: *index, count: scope.azs().len() }),
+            None => Err(EvalError::AzOutOfRange {
+                index: *index,
+                count: scope.azs().len(),
+            }),
         },
         Reference::Resource { name, attr } => match scope.attr(name, attr) {
-            Lookup::Missing => Err(EvalError::Missing { reference: reference.to_string() }),
+            Lookup::Missing => Err(EvalError::Missing {
+                reference: reference.to_string(),
+            }),
             other => Ok(other),
         },
     }

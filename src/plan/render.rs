@@ -12,16 +12,28 @@ const UNKNOWN: &str = "(known after apply)";
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
     if !plan.has_changes() {
-        let _ = writeln!(out, "No changes. The live resources match stack `{}`.", plan.stack);
+        let _ = writeln!(
+            out,
+            "No changes. The live resources match stack `{}`.",
+            plan.stack
+        );
         return out;
     }
-    let _ = writeln!(out, "meshform will perform these actions on stack `{}` ({}):\n", plan.stack, plan.region);
+    let _ = writeln!(
+        out,
+        "meshform will perform these actions on stack `{}` ({}):\n",
+        plan.stack, plan.region
+    );
     for r in plan.resources.iter().filter(|r| r.action != Action::NoOp) {
         let id = r.id.as_deref().map(|i| format!(" {i}")).unwrap_or_default();
         let _ = write!(out, "  {} {} ({}){id}", r.action.symbol(), r.address, r.kind);
         match r.action {
             Action::Replace => {
-                let _ = writeln!(out, "  must be replaced: {} cannot change in place", r.replaced_because.join(", "));
+                let _ = writeln!(
+                    out,
+                    "  must be replaced: {} cannot change in place",
+                    r.replaced_because.join(", ")
+                );
             }
             _ => {
                 let _ = writeln!(out);
@@ -39,7 +51,11 @@ pub fn render(plan: &Plan) -> String {
     if !changed_outputs.is_empty() {
         let _ = writeln!(out, "\n  Changes to outputs:");
         for o in changed_outputs {
-            let after = if o.after_unknown { UNKNOWN.to_string() } else { opt(&o.after) };
+            let after = if o.after_unknown {
+                UNKNOWN.to_string()
+            } else {
+                opt(&o.after)
+            };
             let _ = writeln!(out, "    {} = {} -> {after}", o.name, opt(&o.before));
         }
     }
@@ -53,8 +69,16 @@ pub fn render(plan: &Plan) -> String {
 }
 
 fn describe(action: Action, c: &AttrChange) -> String {
-    let after = if c.after_unknown { UNKNOWN.to_string() } else { opt(&c.after) };
-    let forces = if c.forces_replacement { "   # forces replacement" } else { "" };
+    let after = if c.after_unknown {
+        UNKNOWN.to_string()
+    } else {
+        opt(&c.after)
+    };
+    let forces = if c.forces_replacement {
+        "   # forces replacement"
+    } else {
+        ""
+    };
     match action {
         Action::Create => after,
         _ => format!("{} -> {after}{forces}", opt(&c.before)),

@@ -76,7 +76,11 @@ pub struct ReadRequest {
 pub enum ProviderError {
     /// The cloud API answered with an error.
     #[error("{operation}: {message}")]
-    Api { operation: String, code: Option<String>, message: String },
+    Api {
+        operation: String,
+        code: Option<String>,
+        message: String,
+    },
     /// A wait for a state did not finish in time.
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
@@ -106,7 +110,11 @@ impl ProviderError {
             (Some(c), None) => c.to_string(),
             _ => aws_sdk_ec2::error::DisplayErrorContext(&err).to_string(),
         };
-        ProviderError::Api { operation: operation.to_string(), code, message }
+        ProviderError::Api {
+            operation: operation.to_string(),
+            code,
+            message,
+        }
     }
 
     /// The service's error code, when the cloud gave one.
@@ -118,11 +126,17 @@ impl ProviderError {
     }
 
     pub fn unexpected(operation: &str, message: impl Into<String>) -> Self {
-        ProviderError::Unexpected { operation: operation.to_string(), message: message.into() }
+        ProviderError::Unexpected {
+            operation: operation.to_string(),
+            message: message.into(),
+        }
     }
 
     pub fn invalid(attr: &str, message: impl Into<String>) -> Self {
-        ProviderError::InvalidAttr { attr: attr.to_string(), message: message.into() }
+        ProviderError::InvalidAttr {
+            attr: attr.to_string(),
+            message: message.into(),
+        }
     }
 }
 

@@ -79,13 +79,34 @@ pub struct AttrSchema {
 
 impl AttrSchema {
     pub const fn required(name: &'static str, ty: AttrType, doc: &'static str) -> Self {
-        AttrSchema { name, ty, mode: Mode::Required, force_new: false, default: None, doc }
+        AttrSchema {
+            name,
+            ty,
+            mode: Mode::Required,
+            force_new: false,
+            default: None,
+            doc,
+        }
     }
     pub const fn optional(name: &'static str, ty: AttrType, doc: &'static str) -> Self {
-        AttrSchema { name, ty, mode: Mode::Optional, force_new: false, default: None, doc }
+        AttrSchema {
+            name,
+            ty,
+            mode: Mode::Optional,
+            force_new: false,
+            default: None,
+            doc,
+        }
     }
     pub const fn computed(name: &'static str, ty: AttrType, doc: &'static str) -> Self {
-        AttrSchema { name, ty, mode: Mode::Computed, force_new: false, default: None, doc }
+        AttrSchema {
+            name,
+            ty,
+            mode: Mode::Computed,
+            force_new: false,
+            default: None,
+            doc,
+        }
     }
     /// Marks the attribute as forcing replacement when it changes.
     pub const fn force_new(mut self) -> Self {

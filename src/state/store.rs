@@ -139,8 +139,8 @@ impl StateStore {
         next.stack.clone_from(&self.state.stack);
         next.serial = self.state.serial + 1;
         canonicalize(&mut next);
-        let mut bytes = serde_json::to_vec_pretty(&next)
-            .map_err(|e| StateError::io(&self.path, io::Error::other(e)))?;
+        let mut bytes =
+            serde_json::to_vec_pretty(&next).map_err(|e| StateError::io(&self.path, io::Error::other(e)))?;
         bytes.push(b'\n');
 
         let names = TempNames::of(&self.path)?;
@@ -405,11 +405,7 @@ mod tests {
     }
 
     fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path)
-            .expect("metadata")
-            .permissions()
-            .mode()
-            & 0o777
+        std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
     }
 
     fn on_disk(path: &Path) -> State {
@@ -423,10 +419,7 @@ mod tests {
             backup_path(Path::new("a/dev.json")),
             Path::new("a/dev.json.backup")
         );
-        assert_eq!(
-            lock_path(Path::new("a/dev.json")),
-            Path::new("a/dev.json.lock")
-        );
+        assert_eq!(lock_path(Path::new("a/dev.json")), Path::new("a/dev.json.lock"));
     }
 
     #[test]
@@ -550,8 +543,8 @@ mod tests {
         let dir = TestDir::new("store-locked");
         let path = dir.path().join("dev.json");
         let first = open(&path, "dev");
-        let err = StateStore::open(&path, "dev", holder("meshform destroy"))
-            .expect_err("second open must fail");
+        let err =
+            StateStore::open(&path, "dev", holder("meshform destroy")).expect_err("second open must fail");
         let message = err.to_string();
         match err {
             StateError::Locked {
@@ -576,8 +569,7 @@ mod tests {
         assert_eq!(StateStore::read(&path, "dev").expect("read"), None);
 
         drop(first);
-        let (_second, stale) =
-            StateStore::open(&path, "dev", holder("meshform destroy")).expect("reopen");
+        let (_second, stale) = StateStore::open(&path, "dev", holder("meshform destroy")).expect("reopen");
         assert!(stale.is_none());
     }
 
@@ -592,8 +584,7 @@ mod tests {
             command: "meshform apply".to_string(),
         };
         std::fs::write(lock_path(&path), serde_json::to_vec(&dead).expect("json")).expect("write");
-        let (mut store, stale) =
-            StateStore::open(&path, "dev", holder("meshform apply")).expect("open");
+        let (mut store, stale) = StateStore::open(&path, "dev", holder("meshform apply")).expect("open");
         assert_eq!(stale, Some(dead));
         store.update(|_| {}).expect("update");
     }
@@ -694,8 +685,7 @@ mod tests {
             .map(|_| ())
             .expect_err("wrong");
         assert!(
-            err.to_string()
-                .contains("belongs to stack `dev`, not `prod`"),
+            err.to_string().contains("belongs to stack `dev`, not `prod`"),
             "{err}"
         );
         match err {
@@ -757,16 +747,12 @@ mod tests {
         let mut store = open(&path, "dev");
         // A directory where the file should be makes the rename fail.
         std::fs::create_dir(&path).expect("mkdir");
-        let err = store
-            .put_resource("aws_vpc.main", vpc())
-            .expect_err("must fail");
+        let err = store.put_resource("aws_vpc.main", vpc()).expect_err("must fail");
         assert!(matches!(err, StateError::Io { .. }), "{err:?}");
         assert_eq!(store.state().serial, 0);
         assert!(store.state().resources.is_empty());
         std::fs::remove_dir(&path).expect("rmdir");
-        store
-            .put_resource("aws_vpc.main", vpc())
-            .expect("now it works");
+        store.put_resource("aws_vpc.main", vpc()).expect("now it works");
         assert_eq!(store.state().serial, 1);
         assert_eq!(&on_disk(&path), store.state());
         let leftovers = std::fs::read_dir(dir.path())
@@ -824,14 +810,8 @@ mod tests {
             store.put_resource("aws_vpc.main", r).expect("put");
             std::fs::read(&path).expect("read")
         };
-        let a = write(
-            "a.json",
-            json!({"b": 1, "a": {"y": [{"q": 1, "p": 2}], "x": 2}}),
-        );
-        let b = write(
-            "b.json",
-            json!({"a": {"x": 2, "y": [{"p": 2, "q": 1}]}, "b": 1}),
-        );
+        let a = write("a.json", json!({"b": 1, "a": {"y": [{"q": 1, "p": 2}], "x": 2}}));
+        let b = write("b.json", json!({"a": {"x": 2, "y": [{"p": 2, "q": 1}]}, "b": 1}));
         assert_eq!(a, b);
     }
 }

@@ -153,21 +153,13 @@ async fn vpc_create_read_update_find_delete() {
         .expect("describe");
     let vpc = &vpcs.vpcs()[0];
     assert_eq!(vpc.cidr_block(), Some("10.10.0.0/16"));
-    assert_eq!(
-        tag_map(vpc.tags()),
-        expected_tags(address, &[("Name", "main")])
-    );
+    assert_eq!(tag_map(vpc.tags()), expected_tags(address, &[("Name", "main")]));
     assert!(dns_attr(&ec2, &live.id, VpcAttributeName::EnableDnsSupport).await);
     assert!(dns_attr(&ec2, &live.id, VpcAttributeName::EnableDnsHostnames).await);
     let rts = ec2
         .describe_route_tables()
         .filters(Filter::builder().name("vpc-id").values(&live.id).build())
-        .filters(
-            Filter::builder()
-                .name("association.main")
-                .values("true")
-                .build(),
-        )
+        .filters(Filter::builder().name("association.main").values("true").build())
         .send()
         .await
         .expect("route tables");
@@ -228,22 +220,14 @@ async fn vpc_create_read_update_find_delete() {
     let mut desired3 = desired2.clone();
     desired3.insert("enable_dns_support".into(), json!(false));
     let updated = kind
-        .update(
-            &cx(address),
-            &updated,
-            &desired3,
-            &["enable_dns_support".into()],
-        )
+        .update(&cx(address), &updated, &desired3, &["enable_dns_support".into()])
         .await
         .expect("update");
     assert_eq!(updated.attrs["enable_dns_support"], json!(false));
     assert!(!dns_attr(&ec2, &live.id, VpcAttributeName::EnableDnsSupport).await);
 
     // find_existing by ownership tags.
-    let found = kind
-        .find_existing(&cx(address), &desired)
-        .await
-        .expect("find");
+    let found = kind.find_existing(&cx(address), &desired).await.expect("find");
     assert_eq!(found, Some(updated.clone()));
     assert_eq!(
         kind.find_existing(&cx("network.nothing"), &desired)
@@ -254,14 +238,10 @@ async fn vpc_create_read_update_find_delete() {
 
     // Delete is idempotent.
     kind.delete(&cx(address), &live).await.expect("delete");
-    kind.delete(&cx(address), &live)
-        .await
-        .expect("delete again");
+    kind.delete(&cx(address), &live).await.expect("delete again");
     assert_eq!(kind.read(&[req(&live)]).await.expect("read"), vec![None]);
     assert_eq!(
-        kind.find_existing(&cx(address), &desired)
-            .await
-            .expect("find"),
+        kind.find_existing(&cx(address), &desired).await.expect("find"),
         None
     );
 }
@@ -278,10 +258,7 @@ async fn vpc_create_with_dns_support_off() {
         "enable_dns_hostnames": false,
         "tags": tags(address, &[]),
     }));
-    let live = Vpc(clients)
-        .create(&cx(address), &desired)
-        .await
-        .expect("create");
+    let live = Vpc(clients).create(&cx(address), &desired).await.expect("create");
     assert_eq!(live.attrs["enable_dns_support"], json!(false));
     assert!(!dns_attr(&ec2, &live.id, VpcAttributeName::EnableDnsSupport).await);
     assert!(!dns_attr(&ec2, &live.id, VpcAttributeName::EnableDnsHostnames).await);
@@ -310,10 +287,7 @@ async fn subnet_create_read_update_find_delete() {
     assert_eq!(str_attr(&live, "availability_zone"), format!("{REGION}a"));
     assert_eq!(live.attrs["map_public_ip_on_launch"], json!(true));
     assert!(str_attr(&live, "arn").contains(&live.id), "{live:?}");
-    assert!(
-        !str_attr(&live, "availability_zone_id").is_empty(),
-        "{live:?}"
-    );
+    assert!(!str_attr(&live, "availability_zone_id").is_empty(), "{live:?}");
     assert_eq!(live.attrs["tags"], tags(address, &[("Name", "public-a")]));
 
     let out = ec2
@@ -327,10 +301,7 @@ async fn subnet_create_read_update_find_delete() {
     assert_eq!(s.cidr_block(), Some("10.0.1.0/24"));
     assert_eq!(s.availability_zone(), Some(format!("{REGION}a").as_str()));
     assert_eq!(s.map_public_ip_on_launch(), Some(true));
-    assert_eq!(
-        tag_map(s.tags()),
-        expected_tags(address, &[("Name", "public-a")])
-    );
+    assert_eq!(tag_map(s.tags()), expected_tags(address, &[("Name", "public-a")]));
 
     // Batched read with a deleted subnet.
     let other = new_subnet(&clients, "network.private_a", &vpc.id, "10.0.2.0/24").await;
@@ -367,16 +338,11 @@ async fn subnet_create_read_update_find_delete() {
         .await
         .expect("describe");
     assert_eq!(out.subnets()[0].map_public_ip_on_launch(), Some(false));
-    assert_eq!(
-        tag_map(out.subnets()[0].tags()),
-        expected_tags(address, &[])
-    );
+    assert_eq!(tag_map(out.subnets()[0].tags()), expected_tags(address, &[]));
 
     // find_existing by ownership tags.
     assert_eq!(
-        kind.find_existing(&cx(address), &desired2)
-            .await
-            .expect("find"),
+        kind.find_existing(&cx(address), &desired2).await.expect("find"),
         Some(updated.clone())
     );
     assert_eq!(
@@ -387,9 +353,7 @@ async fn subnet_create_read_update_find_delete() {
     );
 
     kind.delete(&cx(address), &live).await.expect("delete");
-    kind.delete(&cx(address), &live)
-        .await
-        .expect("delete again");
+    kind.delete(&cx(address), &live).await.expect("delete again");
     assert_eq!(kind.read(&[req(&live)]).await.expect("read"), vec![None]);
 }
 
@@ -404,10 +368,7 @@ async fn internet_gateway_and_attachment() {
 
     let address = "network.igw";
     let desired = attrs(json!({"tags": tags(address, &[("Name", "igw")])}));
-    let igw = igws
-        .create(&cx(address), &desired)
-        .await
-        .expect("create igw");
+    let igw = igws.create(&cx(address), &desired).await.expect("create igw");
     assert!(igw.id.starts_with("igw-"), "{igw:?}");
     assert!(!str_attr(&igw, "owner_id").is_empty());
     assert_eq!(igw.attrs["tags"], tags(address, &[("Name", "igw")]));
@@ -473,10 +434,7 @@ async fn internet_gateway_and_attachment() {
         .await
         .expect("read");
     assert_eq!(read, vec![None, Some(att.clone()), None]);
-    let read = igws
-        .read(&[req(&igw2), req(&igw)])
-        .await
-        .expect("read igws");
+    let read = igws.read(&[req(&igw2), req(&igw)]).await.expect("read igws");
     assert_eq!(read, vec![Some(igw2.clone()), Some(igw.clone())]);
     igws.delete(&cx("network.igw2"), &igw2)
         .await
@@ -487,10 +445,7 @@ async fn internet_gateway_and_attachment() {
         .expect("read igws");
     assert_eq!(read, vec![None, Some(igw.clone()), None]);
     assert_eq!(
-        attachments
-            .read(std::slice::from_ref(&att2))
-            .await
-            .expect("read"),
+        attachments.read(std::slice::from_ref(&att2)).await.expect("read"),
         vec![None]
     );
 
@@ -500,10 +455,7 @@ async fn internet_gateway_and_attachment() {
         .update(&cx(address), &igw, &desired2, &["tags".into()])
         .await
         .expect("update");
-    assert_eq!(
-        updated.attrs["tags"],
-        tags(address, &[("Name", "igw-renamed")])
-    );
+    assert_eq!(updated.attrs["tags"], tags(address, &[("Name", "igw-renamed")]));
     let out = ec2
         .describe_internet_gateways()
         .internet_gateway_ids(&igw.id)
@@ -515,9 +467,7 @@ async fn internet_gateway_and_attachment() {
         expected_tags(address, &[("Name", "igw-renamed")])
     );
     assert_eq!(
-        igws.find_existing(&cx(address), &desired2)
-            .await
-            .expect("find"),
+        igws.find_existing(&cx(address), &desired2).await.expect("find"),
         Some(updated.clone())
     );
     assert_eq!(
@@ -536,10 +486,7 @@ async fn internet_gateway_and_attachment() {
         .delete(&cx("network.igw_attachment"), &att)
         .await
         .expect("detach again");
-    assert_eq!(
-        attachments.read(&[req(&att)]).await.expect("read"),
-        vec![None]
-    );
+    assert_eq!(attachments.read(&[req(&att)]).await.expect("read"), vec![None]);
     assert_eq!(
         attachments
             .find_existing(&cx("network.igw_attachment"), &att_desired)
@@ -555,18 +502,13 @@ async fn internet_gateway_and_attachment() {
         .expect("describe");
     assert!(out.internet_gateways()[0].attachments().is_empty());
     igws.delete(&cx(address), &igw).await.expect("delete igw");
-    igws.delete(&cx(address), &igw)
-        .await
-        .expect("delete igw again");
+    igws.delete(&cx(address), &igw).await.expect("delete igw again");
     // Detaching from a gateway that no longer exists is fine too.
     attachments
         .delete(&cx("network.igw_attachment"), &att)
         .await
         .expect("detach from gone igw");
-    assert_eq!(
-        attachments.read(&[req(&att)]).await.expect("read"),
-        vec![None]
-    );
+    assert_eq!(attachments.read(&[req(&att)]).await.expect("read"), vec![None]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -581,8 +523,7 @@ async fn eip_and_nat_gateway() {
 
     // Elastic IP.
     let eip_address = "network.nat_eip";
-    let eip_desired =
-        attrs(json!({"domain": "vpc", "tags": tags(eip_address, &[("Name", "nat")])}));
+    let eip_desired = attrs(json!({"domain": "vpc", "tags": tags(eip_address, &[("Name", "nat")])}));
     let eip = eips
         .create(&cx(eip_address), &eip_desired)
         .await
@@ -598,10 +539,7 @@ async fn eip_and_nat_gateway() {
         .send()
         .await
         .expect("describe");
-    assert_eq!(
-        out.addresses()[0].public_ip(),
-        Some(str_attr(&eip, "public_ip"))
-    );
+    assert_eq!(out.addresses()[0].public_ip(), Some(str_attr(&eip, "public_ip")));
     assert_eq!(
         tag_map(out.addresses()[0].tags()),
         expected_tags(eip_address, &[("Name", "nat")])
@@ -644,10 +582,7 @@ async fn eip_and_nat_gateway() {
         g.nat_gateway_addresses()[0].allocation_id(),
         Some(eip.id.as_str())
     );
-    assert_eq!(
-        tag_map(g.tags()),
-        expected_tags(nat_address, &[("Name", "nat")])
-    );
+    assert_eq!(tag_map(g.tags()), expected_tags(nat_address, &[("Name", "nat")]));
 
     // A second NAT gateway (another address), so that find_existing must
     // tell them apart even where tag filters are ignored.
@@ -709,10 +644,7 @@ async fn eip_and_nat_gateway() {
         .send()
         .await
         .expect("describe");
-    assert_eq!(
-        out.nat_gateways()[0].state().map(|s| s.as_str()),
-        Some("deleted")
-    );
+    assert_eq!(out.nat_gateways()[0].state().map(|s| s.as_str()), Some("deleted"));
     let read = nats
         .read(&[req(&nat), req(&nat2), gone("nat-0123456789abcdef0")])
         .await
@@ -779,17 +711,13 @@ async fn eip_and_nat_gateway() {
     );
 
     // Delete, idempotently.
-    nats.delete(&cx(nat_address), &nat)
-        .await
-        .expect("delete nat");
+    nats.delete(&cx(nat_address), &nat).await.expect("delete nat");
     nats.delete(&cx(nat_address), &nat)
         .await
         .expect("delete nat again");
     assert_eq!(nats.read(&[req(&nat)]).await.expect("read"), vec![None]);
     eips.delete(&cx(eip_address), &eip).await.expect("release");
-    eips.delete(&cx(eip_address), &eip)
-        .await
-        .expect("release again");
+    eips.delete(&cx(eip_address), &eip).await.expect("release again");
     assert_eq!(eips.read(&[req(&eip)]).await.expect("read"), vec![None]);
     assert_eq!(
         eips.find_existing(&cx(eip_address), &eip_desired)

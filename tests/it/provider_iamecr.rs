@@ -72,12 +72,7 @@ fn policy_desired(name: &str, document: Value, cx: &OpContext) -> Attrs {
 /// The default version's document of a policy, read with a separate client.
 async fn policy_document(iam: &aws_sdk_iam::Client, arn: &str) -> (String, Value) {
     let policy = iam.get_policy().policy_arn(arn).send().await.unwrap();
-    let version = policy
-        .policy()
-        .unwrap()
-        .default_version_id()
-        .unwrap()
-        .to_string();
+    let version = policy.policy().unwrap().default_version_id().unwrap().to_string();
     let out = iam
         .get_policy_version()
         .policy_arn(arn)
@@ -85,12 +80,7 @@ async fn policy_document(iam: &aws_sdk_iam::Client, arn: &str) -> (String, Value
         .send()
         .await
         .unwrap();
-    let text = out
-        .policy_version()
-        .unwrap()
-        .document()
-        .unwrap()
-        .to_string();
+    let text = out.policy_version().unwrap().document().unwrap().to_string();
     let value = serde_json::from_str(&text)
         .or_else(|_| serde_json::from_str(&decode(&text)))
         .unwrap_or_else(|e| panic!("document {text:?} is not JSON: {e}"));
@@ -103,9 +93,7 @@ fn decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
+        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
         if b[i] == b'%'
             && let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
         {
@@ -140,18 +128,10 @@ async fn iam_policy_create_read_update_delete() {
     let want = policy_desired("app-policy", doc("s3:GetObject"), &cx);
     let live = kind.create(&cx, &want).await.unwrap();
     assert!(live.id.starts_with("arn:aws:iam::"), "{}", live.id);
-    assert!(
-        live.id.ends_with(":policy/meshform/app-policy"),
-        "{}",
-        live.id
-    );
+    assert!(live.id.ends_with(":policy/meshform/app-policy"), "{}", live.id);
     assert_eq!(live.attrs["arn"], json!(live.id));
     assert_eq!(live.attrs["default_version_id"], json!("v1"));
-    assert!(
-        live.attrs["policy_id"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty())
-    );
+    assert!(live.attrs["policy_id"].as_str().is_some_and(|s| !s.is_empty()));
 
     // The document IAM holds is exactly the one asked for.
     let (version, document) = policy_document(&iam, &live.id).await;
@@ -170,10 +150,7 @@ async fn iam_policy_create_read_update_delete() {
     );
 
     // Reading it back gives what create returned.
-    let read = kind
-        .read(&[request("iam.policy.app", &live)])
-        .await
-        .unwrap();
+    let read = kind.read(&[request("iam.policy.app", &live)]).await.unwrap();
     assert_eq!(read, vec![Some(live.clone())]);
 
     // A new document becomes a new default version; tags sync.
@@ -182,12 +159,7 @@ async fn iam_policy_create_read_update_delete() {
     tags.remove("team");
     tags.insert("owner".into(), json!("me"));
     let updated = kind
-        .update(
-            &cx,
-            &live,
-            &want2,
-            &["policy".to_string(), "tags".to_string()],
-        )
+        .update(&cx, &live, &want2, &["policy".to_string(), "tags".to_string()])
         .await
         .unwrap();
     assert_eq!(updated.attrs["default_version_id"], json!("v2"));
@@ -203,29 +175,19 @@ async fn iam_policy_create_read_update_delete() {
             ("owner".to_string(), "me".to_string()),
         ]
     );
-    let read = kind
-        .read(&[request("iam.policy.app", &updated)])
-        .await
-        .unwrap();
+    let read = kind.read(&[request("iam.policy.app", &updated)]).await.unwrap();
     assert_eq!(read, vec![Some(updated.clone())]);
 
     // Delete removes the policy and its old versions; deleting again is fine.
     kind.delete(&cx, &updated).await.unwrap();
-    let err = iam
-        .get_policy()
-        .policy_arn(&live.id)
-        .send()
-        .await
-        .unwrap_err();
+    let err = iam.get_policy().policy_arn(&live.id).send().await.unwrap_err();
     assert_eq!(
         aws_sdk_iam::error::ProvideErrorMetadata::code(&err),
         Some("NoSuchEntity")
     );
     kind.delete(&cx, &updated).await.unwrap();
     assert_eq!(
-        kind.read(&[request("iam.policy.app", &updated)])
-            .await
-            .unwrap(),
+        kind.read(&[request("iam.policy.app", &updated)]).await.unwrap(),
         vec![None]
     );
 }
@@ -281,10 +243,7 @@ async fn iam_policy_read_batch_reports_missing_ones() {
         .create(&cx_a, &policy_desired("pol-a", doc("s3:GetObject"), &cx_a))
         .await
         .unwrap();
-    let b_desired = desired(
-        json!({"name": "pol-b", "policy": doc("ec2:Describe*")}),
-        &cx_b,
-    );
+    let b_desired = desired(json!({"name": "pol-b", "policy": doc("ec2:Describe*")}), &cx_b);
     let b = kind.create(&cx_b, &b_desired).await.unwrap();
     assert_eq!(b.attrs["path"], json!("/"));
     assert!(!b.attrs.contains_key("description"));
@@ -296,11 +255,7 @@ async fn iam_policy_read_batch_reports_missing_ones() {
         attrs: Attrs::new(),
     };
     let read = kind
-        .read(&[
-            request("iam.policy.a", &a),
-            request("iam.policy.b", &b),
-            ghost,
-        ])
+        .read(&[request("iam.policy.a", &a), request("iam.policy.b", &b), ghost])
         .await
         .unwrap();
     assert_eq!(read, vec![None, Some(b.clone()), None]);
@@ -462,10 +417,7 @@ async fn ecr_repository_create_read_update() {
     let ecr = moto.ecr().await;
     let cx = cx("ecr.repository.app");
 
-    let live = kind
-        .create(&cx, &repo_desired("team/app", &cx))
-        .await
-        .unwrap();
+    let live = kind.create(&cx, &repo_desired("team/app", &cx)).await.unwrap();
     assert_eq!(live.id, "team/app");
     let registry = live.attrs["registry_id"].as_str().unwrap().to_string();
     assert!(
@@ -474,27 +426,20 @@ async fn ecr_repository_create_read_update() {
     );
     assert_eq!(
         live.attrs["repository_uri"],
-        json!(format!(
-            "{registry}.dkr.ecr.{REGION}.amazonaws.com/team/app"
-        ))
+        json!(format!("{registry}.dkr.ecr.{REGION}.amazonaws.com/team/app"))
     );
     let arn = live.attrs["arn"].as_str().unwrap().to_string();
     assert!(arn.ends_with(":repository/team/app"), "{arn}");
     assert_eq!(
         repo_tags(&ecr, &arn).await,
         vec![
-            (
-                "meshform:address".to_string(),
-                "ecr.repository.app".to_string()
-            ),
+            ("meshform:address".to_string(), "ecr.repository.app".to_string()),
             ("meshform:stack".to_string(), "teststack".to_string()),
             ("team".to_string(), "infra".to_string()),
         ]
     );
     assert_eq!(
-        kind.read(&[request("ecr.repository.app", &live)])
-            .await
-            .unwrap(),
+        kind.read(&[request("ecr.repository.app", &live)]).await.unwrap(),
         vec![Some(live.clone())]
     );
 
@@ -518,10 +463,7 @@ async fn ecr_repository_create_read_update() {
         .await
         .unwrap();
     let repo = &described.repositories()[0];
-    assert_eq!(
-        repo.image_tag_mutability().map(|m| m.as_str()),
-        Some("IMMUTABLE")
-    );
+    assert_eq!(repo.image_tag_mutability().map(|m| m.as_str()), Some("IMMUTABLE"));
     assert!(repo.image_scanning_configuration().unwrap().scan_on_push());
     assert!(
         repo_tags(&ecr, &arn)
@@ -548,10 +490,7 @@ async fn ecr_repository_delete_removes_images_first() {
     let ecr = moto.ecr().await;
     let cx = cx("ecr.repository.images");
 
-    let live = kind
-        .create(&cx, &repo_desired("images", &cx))
-        .await
-        .unwrap();
+    let live = kind.create(&cx, &repo_desired("images", &cx)).await.unwrap();
     // Out of band: one image with two tags, one untagged-by-second-push image.
     for (n, tag) in [(1, "v1"), (1, "latest"), (2, "v2")] {
         ecr.put_image()
@@ -562,12 +501,7 @@ async fn ecr_repository_delete_removes_images_first() {
             .await
             .unwrap();
     }
-    let listed = ecr
-        .list_images()
-        .repository_name("images")
-        .send()
-        .await
-        .unwrap();
+    let listed = ecr.list_images().repository_name("images").send().await.unwrap();
     assert_eq!(listed.image_ids().len(), 3);
 
     kind.delete(&cx, &live).await.unwrap();
@@ -598,14 +532,8 @@ async fn ecr_repository_read_batch_with_a_missing_one() {
     let ecr = moto.ecr().await;
     let (cx_a, cx_b) = (cx("ecr.repository.a"), cx("ecr.repository.b"));
 
-    let a = kind
-        .create(&cx_a, &repo_desired("repo-a", &cx_a))
-        .await
-        .unwrap();
-    let b = kind
-        .create(&cx_b, &repo_desired("repo-b", &cx_b))
-        .await
-        .unwrap();
+    let a = kind.create(&cx_a, &repo_desired("repo-a", &cx_a)).await.unwrap();
+    let b = kind.create(&cx_b, &repo_desired("repo-b", &cx_b)).await.unwrap();
     // Not managed by meshform: must not show up.
     ecr.create_repository()
         .repository_name("bystander")
@@ -614,10 +542,7 @@ async fn ecr_repository_read_batch_with_a_missing_one() {
         .unwrap();
 
     let both = kind
-        .read(&[
-            request("ecr.repository.a", &a),
-            request("ecr.repository.b", &b),
-        ])
+        .read(&[request("ecr.repository.a", &a), request("ecr.repository.b", &b)])
         .await
         .unwrap();
     assert_eq!(both, vec![Some(a.clone()), Some(b.clone())]);
@@ -630,10 +555,7 @@ async fn ecr_repository_read_batch_with_a_missing_one() {
         .await
         .unwrap();
     let read = kind
-        .read(&[
-            request("ecr.repository.a", &a),
-            request("ecr.repository.b", &b),
-        ])
+        .read(&[request("ecr.repository.a", &a), request("ecr.repository.b", &b)])
         .await
         .unwrap();
     assert_eq!(read, vec![None, Some(b)]);
@@ -649,10 +571,7 @@ async fn ecr_repository_find_existing_checks_ownership() {
     let want = repo_desired("owned", &cx_own);
     assert_eq!(kind.find_existing(&cx_own, &want).await.unwrap(), None);
     let live = kind.create(&cx_own, &want).await.unwrap();
-    assert_eq!(
-        kind.find_existing(&cx_own, &want).await.unwrap(),
-        Some(live)
-    );
+    assert_eq!(kind.find_existing(&cx_own, &want).await.unwrap(), Some(live));
 
     // Someone else's repository of that name: a clear error, not a claim.
     let err = kind
@@ -674,8 +593,5 @@ async fn ecr_repository_find_existing_checks_ownership() {
         .find_existing(&cx_own, &repo_desired("untagged", &cx_own))
         .await
         .unwrap_err();
-    assert!(
-        err.to_string().contains("no meshform ownership tags"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("no meshform ownership tags"), "{err}");
 }

@@ -20,7 +20,10 @@ pub fn tag_spec(resource_type: ResourceType, tags: &BTreeMap<String, String>) ->
 
 /// The `tags` attribute value from an EC2 tag list.
 pub fn tags_attr(tags: &[Tag]) -> Value {
-    tags_value(tags.iter().filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))))
+    tags_value(
+        tags.iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))),
+    )
 }
 
 /// Makes the tags on `resource_id` equal to `desired` (`aws:` keys aside).
@@ -30,23 +33,31 @@ pub async fn sync_tags(
     prior: &BTreeMap<String, String>,
     desired: &BTreeMap<String, String>,
 ) -> Result<(), ProviderError> {
-    let removed: Vec<&String> =
-        prior.keys().filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:")).collect();
+    let removed: Vec<&String> = prior
+        .keys()
+        .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
+        .collect();
     if !removed.is_empty() {
         let mut call = ec2.delete_tags().resources(resource_id);
         for k in removed {
             call = call.tags(Tag::builder().key(k).build());
         }
-        call.send().await.map_err(|e| ProviderError::aws("DeleteTags", e))?;
+        call.send()
+            .await
+            .map_err(|e| ProviderError::aws("DeleteTags", e))?;
     }
-    let changed: Vec<(&String, &String)> =
-        desired.iter().filter(|(k, v)| prior.get(*k) != Some(*v)).collect();
+    let changed: Vec<(&String, &String)> = desired
+        .iter()
+        .filter(|(k, v)| prior.get(*k) != Some(*v))
+        .collect();
     if !changed.is_empty() {
         let mut call = ec2.create_tags().resources(resource_id);
         for (k, v) in changed {
             call = call.tags(Tag::builder().key(k).value(v).build());
         }
-        call.send().await.map_err(|e| ProviderError::aws("CreateTags", e))?;
+        call.send()
+            .await
+            .map_err(|e| ProviderError::aws("CreateTags", e))?;
     }
     Ok(())
 }
@@ -55,8 +66,14 @@ pub async fn sync_tags(
 /// `address`.
 pub fn ownership_filters(stack: &str, address: &str) -> Vec<Filter> {
     vec![
-        Filter::builder().name(format!("tag:{TAG_STACK}")).values(stack).build(),
-        Filter::builder().name(format!("tag:{TAG_ADDRESS}")).values(address).build(),
+        Filter::builder()
+            .name(format!("tag:{TAG_STACK}"))
+            .values(stack)
+            .build(),
+        Filter::builder()
+            .name(format!("tag:{TAG_ADDRESS}"))
+            .values(address)
+            .build(),
     ]
 }
 
@@ -75,7 +92,8 @@ where
 
 /// True when an EC2 error code means "no such resource".
 pub fn is_not_found(err: &ProviderError) -> bool {
-    err.code().is_some_and(|c| c.ends_with(".NotFound") || c.ends_with("NotFound"))
+    err.code()
+        .is_some_and(|c| c.ends_with(".NotFound") || c.ends_with("NotFound"))
 }
 
 /// Most values EC2 accepts in one filter; longer id lists are split.

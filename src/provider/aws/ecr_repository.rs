@@ -11,9 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_ecr::types::{
-    ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, Repository, Tag,
-};
+use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
 
 use super::AwsClients;
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
@@ -52,11 +50,7 @@ pub static DEF: KindDef = KindDef {
             AttrType::String,
             "The URI to push to: `<registry>.dkr.ecr.<region>.amazonaws.com/<name>`.",
         ),
-        AttrSchema::computed(
-            "registry_id",
-            AttrType::String,
-            "The registry (account) id.",
-        ),
+        AttrSchema::computed("registry_id", AttrType::String, "The registry (account) id."),
     ],
     taggable: true,
 };
@@ -106,9 +100,9 @@ fn owned_by(tags: &BTreeMap<String, String>, cx: &OpContext) -> bool {
 
 /// The live view of a repository with the given tags.
 fn live_of(repo: &Repository, tags: &BTreeMap<String, String>) -> Result<Live, ProviderError> {
-    let name = repo.repository_name().ok_or_else(|| {
-        ProviderError::unexpected("DescribeRepositories", "repository without a name")
-    })?;
+    let name = repo
+        .repository_name()
+        .ok_or_else(|| ProviderError::unexpected("DescribeRepositories", "repository without a name"))?;
     let mut attrs = Attrs::new();
     attrs.insert("name".into(), Value::String(name.to_string()));
     attrs.insert(
@@ -178,10 +172,7 @@ impl EcrRepository {
     }
 
     /// The existing repositories among `names`, by name.
-    async fn existing(
-        &self,
-        names: &[String],
-    ) -> Result<HashMap<String, Repository>, ProviderError> {
+    async fn existing(&self, names: &[String]) -> Result<HashMap<String, Repository>, ProviderError> {
         let mut found = Vec::new();
         for chunk in names.chunks(BATCH) {
             match self.describe(chunk).await {
@@ -347,9 +338,9 @@ impl ResourceKind for EcrRepository {
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreateRepository", e))?;
-        let repo = out.repository().ok_or_else(|| {
-            ProviderError::unexpected("CreateRepository", "no repository in the response")
-        })?;
+        let repo = out
+            .repository()
+            .ok_or_else(|| ProviderError::unexpected("CreateRepository", "no repository in the response"))?;
         live_of(repo, &tags)
     }
 
@@ -409,9 +400,7 @@ impl ResourceKind for EcrRepository {
                         .put_image_scanning_configuration()
                         .repository_name(name)
                         .image_scanning_configuration(
-                            ImageScanningConfiguration::builder()
-                                .scan_on_push(scan)
-                                .build(),
+                            ImageScanningConfiguration::builder().scan_on_push(scan).build(),
                         )
                         .send()
                         .await
@@ -445,13 +434,7 @@ impl ResourceKind for EcrRepository {
         }
         // Without `force`: an image pushed since the listing makes this fail
         // (RepositoryNotEmptyException) rather than vanish unseen.
-        match self
-            .ecr()
-            .delete_repository()
-            .repository_name(name)
-            .send()
-            .await
-        {
+        match self.ecr().delete_repository().repository_name(name).send().await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let err = ProviderError::aws("DeleteRepository", e);
@@ -460,11 +443,7 @@ impl ResourceKind for EcrRepository {
         }
     }
 
-    async fn find_existing(
-        &self,
-        cx: &OpContext,
-        desired: &Attrs,
-    ) -> Result<Option<Live>, ProviderError> {
+    async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let name = attr_str(desired, "name")?;
         let repos = match self.describe(&[name.to_string()]).await {
             Ok(r) => r,
@@ -474,9 +453,9 @@ impl ResourceKind for EcrRepository {
         let Some(repo) = repos.iter().find(|r| r.repository_name() == Some(name)) else {
             return Ok(None);
         };
-        let arn = repo.repository_arn().ok_or_else(|| {
-            ProviderError::unexpected("DescribeRepositories", "repository without an ARN")
-        })?;
+        let arn = repo
+            .repository_arn()
+            .ok_or_else(|| ProviderError::unexpected("DescribeRepositories", "repository without an ARN"))?;
         let tags = match self.tags(arn).await {
             Ok(t) => t,
             Err(e) if is_not_found(&e) => return Ok(None),

@@ -14,13 +14,11 @@ use aws_sdk_ec2::types::{DomainType, ResourceType};
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
-    tags_attr, wait_until,
+    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
+    wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_tags,
-};
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_tags};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.eip`.
@@ -28,13 +26,9 @@ pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.eip",
     doc: "An Elastic IP address (for example for a NAT gateway).",
     attrs: &[
-        AttrSchema::optional(
-            "domain",
-            AttrType::String,
-            "`vpc` (or the legacy `standard`).",
-        )
-        .force_new()
-        .default(Default::Str("vpc")),
+        AttrSchema::optional("domain", AttrType::String, "`vpc` (or the legacy `standard`).")
+            .force_new()
+            .default(Default::Str("vpc")),
         AttrSchema::computed(
             "allocation_id",
             AttrType::String,
@@ -65,10 +59,7 @@ fn live(a: &aws_sdk_ec2::types::Address) -> Result<Live, ProviderError> {
         Value::from(a.domain().map(DomainType::as_str).unwrap_or("vpc")),
     );
     attrs.insert("allocation_id".into(), Value::from(id));
-    attrs.insert(
-        "public_ip".into(),
-        Value::from(a.public_ip().unwrap_or_default()),
-    );
+    attrs.insert("public_ip".into(), Value::from(a.public_ip().unwrap_or_default()));
     attrs.insert("tags".into(), tags_attr(a.tags()));
     Ok(Live {
         id: id.to_string(),
@@ -79,10 +70,7 @@ fn live(a: &aws_sdk_ec2::types::Address) -> Result<Live, ProviderError> {
 impl Eip {
     /// Describes addresses by allocation id, one call per
     /// [`MAX_FILTER_VALUES`] ids. Released addresses are left out.
-    async fn describe(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<aws_sdk_ec2::types::Address>, ProviderError> {
+    async fn describe(&self, ids: &[String]) -> Result<Vec<aws_sdk_ec2::types::Address>, ProviderError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(MAX_FILTER_VALUES) {
             let resp = self
@@ -118,11 +106,7 @@ impl ResourceKind for Eip {
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let tags = attr_tags(desired);
         let domain = attr_opt_str(desired, "domain").unwrap_or("vpc");
-        let mut call = self
-            .0
-            .ec2
-            .allocate_address()
-            .domain(DomainType::from(domain));
+        let mut call = self.0.ec2.allocate_address().domain(DomainType::from(domain));
         if !tags.is_empty() {
             call = call.tag_specifications(tag_spec(ResourceType::ElasticIp, &tags));
         }
@@ -132,16 +116,12 @@ impl ResourceKind for Eip {
             .map_err(|e| ProviderError::aws("AllocateAddress", e))?;
         let id = out
             .allocation_id()
-            .ok_or_else(|| {
-                ProviderError::unexpected("AllocateAddress", "no allocation id in the response")
-            })?
+            .ok_or_else(|| ProviderError::unexpected("AllocateAddress", "no allocation id in the response"))?
             .to_string();
         // Read back until visible: EC2 describes are eventually consistent.
-        wait_until(
-            &format!("address {id} to be visible"),
-            VISIBLE_TIMEOUT,
-            || self.read_one(&id),
-        )
+        wait_until(&format!("address {id} to be visible"), VISIBLE_TIMEOUT, || {
+            self.read_one(&id)
+        })
         .await
     }
 
@@ -173,13 +153,7 @@ impl ResourceKind for Eip {
     ) -> Result<Live, ProviderError> {
         let id = prior.id.as_str();
         if changed.iter().any(|c| c == "tags") {
-            sync_tags(
-                &self.0.ec2,
-                id,
-                &attr_tags(&prior.attrs),
-                &attr_tags(desired),
-            )
-            .await?;
+            sync_tags(&self.0.ec2, id, &attr_tags(&prior.attrs), &attr_tags(desired)).await?;
         }
         self.read_one(id).await?.ok_or_else(|| {
             ProviderError::unexpected(
@@ -195,13 +169,7 @@ impl ResourceKind for Eip {
     async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
         let deadline = tokio::time::Instant::now() + RELEASE_TIMEOUT;
         loop {
-            let released = self
-                .0
-                .ec2
-                .release_address()
-                .allocation_id(&prior.id)
-                .send()
-                .await;
+            let released = self.0.ec2.release_address().allocation_id(&prior.id).send().await;
             let e = match released {
                 Ok(_) => return Ok(()),
                 Err(e) => ProviderError::aws("ReleaseAddress", e),
@@ -209,19 +177,14 @@ impl ResourceKind for Eip {
             if is_not_found(&e) {
                 return Ok(());
             }
-            if e.code() != Some("InvalidIPAddress.InUse") || tokio::time::Instant::now() >= deadline
-            {
+            if e.code() != Some("InvalidIPAddress.InUse") || tokio::time::Instant::now() >= deadline {
                 return Err(e);
             }
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
     }
 
-    async fn find_existing(
-        &self,
-        cx: &OpContext,
-        _desired: &Attrs,
-    ) -> Result<Option<Live>, ProviderError> {
+    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let resp = self
             .0
             .ec2

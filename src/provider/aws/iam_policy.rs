@@ -19,8 +19,8 @@ use aws_sdk_iam::types::{Policy, PolicyScopeType, PolicyVersion, Tag};
 use super::AwsClients;
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK,
-    attr_opt_str, attr_str, attr_tags, tags_value,
+    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_opt_str,
+    attr_str, attr_tags, tags_value,
 };
 use crate::{Attrs, Value};
 
@@ -29,19 +29,10 @@ pub static DEF: KindDef = KindDef {
     type_name: "aws.iam.policy",
     doc: "A customer managed IAM policy. The id is the policy ARN.",
     attrs: &[
-        AttrSchema::required(
-            "name",
-            AttrType::String,
-            "Policy name, unique in the account.",
-        )
-        .force_new(),
-        AttrSchema::optional(
-            "path",
-            AttrType::String,
-            "Path the policy is created under.",
-        )
-        .force_new()
-        .default(Default::Str("/")),
+        AttrSchema::required("name", AttrType::String, "Policy name, unique in the account.").force_new(),
+        AttrSchema::optional("path", AttrType::String, "Path the policy is created under.")
+            .force_new()
+            .default(Default::Str("/")),
         AttrSchema::optional(
             "description",
             AttrType::String,
@@ -54,11 +45,7 @@ pub static DEF: KindDef = KindDef {
             "The policy document; a change creates a new default policy version.",
         ),
         AttrSchema::computed("arn", AttrType::String, "The policy ARN (same as the id)."),
-        AttrSchema::computed(
-            "policy_id",
-            AttrType::String,
-            "The stable policy id (ANPA...).",
-        ),
+        AttrSchema::computed("policy_id", AttrType::String, "The stable policy id (ANPA...)."),
         AttrSchema::computed(
             "default_version_id",
             AttrType::String,
@@ -98,8 +85,7 @@ fn document_text(desired: &Attrs) -> Result<String, ProviderError> {
 /// The desired document as a JSON value (what `read` reports).
 fn document_value(desired: &Attrs) -> Result<Value, ProviderError> {
     let text = document_text(desired)?;
-    serde_json::from_str(&text)
-        .map_err(|e| ProviderError::invalid("policy", format!("not valid JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| ProviderError::invalid("policy", format!("not valid JSON: {e}")))
 }
 
 /// Decodes `%XX` escapes. Bytes that are not part of a valid escape are
@@ -139,10 +125,7 @@ fn parse_document(text: &str) -> Result<Value, ProviderError> {
         return Ok(v);
     }
     serde_json::from_str::<Value>(&percent_decode(text)).map_err(|e| {
-        ProviderError::unexpected(
-            "GetPolicyVersion",
-            format!("policy document is not JSON: {e}"),
-        )
+        ProviderError::unexpected("GetPolicyVersion", format!("policy document is not JSON: {e}"))
     })
 }
 
@@ -165,10 +148,7 @@ impl IamPolicy {
     }
 
     /// Every local policy whose path starts with `path_prefix`, by ARN.
-    async fn list_local(
-        &self,
-        path_prefix: &str,
-    ) -> Result<HashMap<String, Policy>, ProviderError> {
+    async fn list_local(&self, path_prefix: &str) -> Result<HashMap<String, Policy>, ProviderError> {
         let mut pages = self
             .iam()
             .list_policies()
@@ -234,10 +214,7 @@ impl IamPolicy {
             .arn()
             .ok_or_else(|| ProviderError::unexpected("ListPolicies", "policy without an ARN"))?;
         let version_id = policy.default_version_id().ok_or_else(|| {
-            ProviderError::unexpected(
-                "ListPolicies",
-                format!("policy {arn} without a default version"),
-            )
+            ProviderError::unexpected("ListPolicies", format!("policy {arn} without a default version"))
         })?;
         let version = match self
             .iam()
@@ -250,21 +227,14 @@ impl IamPolicy {
             Ok(out) => out,
             Err(e) => {
                 let err = ProviderError::aws("GetPolicyVersion", e);
-                return if is_not_found(&err) {
-                    Ok(None)
-                } else {
-                    Err(err)
-                };
+                return if is_not_found(&err) { Ok(None) } else { Err(err) };
             }
         };
         let text = version
             .policy_version()
             .and_then(PolicyVersion::document)
             .ok_or_else(|| {
-                ProviderError::unexpected(
-                    "GetPolicyVersion",
-                    format!("no document for {arn} {version_id}"),
-                )
+                ProviderError::unexpected("GetPolicyVersion", format!("no document for {arn} {version_id}"))
             })?;
         let document = parse_document(text)?;
         let tags = match self.tags(arn).await {
@@ -282,11 +252,7 @@ impl IamPolicy {
             "path".into(),
             Value::String(policy.path().unwrap_or("/").to_string()),
         );
-        if let Some(d) = policy
-            .description()
-            .or(description)
-            .filter(|d| !d.is_empty())
-        {
+        if let Some(d) = policy.description().or(description).filter(|d| !d.is_empty()) {
             attrs.insert("description".into(), Value::String(d.to_string()));
         }
         attrs.insert("policy".into(), document);
@@ -296,10 +262,7 @@ impl IamPolicy {
             "policy_id".into(),
             Value::String(policy.policy_id().unwrap_or_default().to_string()),
         );
-        attrs.insert(
-            "default_version_id".into(),
-            Value::String(version_id.to_string()),
-        );
+        attrs.insert("default_version_id".into(), Value::String(version_id.to_string()));
         Ok(Some(Live {
             id: arn.to_string(),
             attrs,
@@ -382,9 +345,7 @@ impl IamPolicy {
         out.policy_version()
             .and_then(PolicyVersion::version_id)
             .map(str::to_string)
-            .ok_or_else(|| {
-                ProviderError::unexpected("CreatePolicyVersion", "no version id in the response")
-            })
+            .ok_or_else(|| ProviderError::unexpected("CreatePolicyVersion", "no version id in the response"))
     }
 
     /// Names of the users, groups and roles the policy is attached to (or is
@@ -489,9 +450,9 @@ impl ResourceKind for IamPolicy {
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreatePolicy", e))?;
-        let policy = out.policy().ok_or_else(|| {
-            ProviderError::unexpected("CreatePolicy", "no policy in the response")
-        })?;
+        let policy = out
+            .policy()
+            .ok_or_else(|| ProviderError::unexpected("CreatePolicy", "no policy in the response"))?;
         let arn = policy
             .arn()
             .ok_or_else(|| ProviderError::unexpected("CreatePolicy", "no ARN in the response"))?;
@@ -622,11 +583,7 @@ impl ResourceKind for IamPolicy {
         }
     }
 
-    async fn find_existing(
-        &self,
-        cx: &OpContext,
-        desired: &Attrs,
-    ) -> Result<Option<Live>, ProviderError> {
+    async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let name = attr_str(desired, "name")?;
         let path = attr_opt_str(desired, "path").unwrap_or("/");
         let listed = self.list_local(path).await?;
@@ -651,10 +608,7 @@ impl ResourceKind for IamPolicy {
         }
         // ListPolicies leaves the description out; GetPolicy has it.
         let description = match self.iam().get_policy().policy_arn(arn).send().await {
-            Ok(out) => out
-                .policy()
-                .and_then(Policy::description)
-                .map(str::to_string),
+            Ok(out) => out.policy().and_then(Policy::description).map(str::to_string),
             Err(e) => {
                 let err = ProviderError::aws("GetPolicy", e);
                 if is_not_found(&err) {
@@ -690,8 +644,7 @@ mod tests {
             Some(want.clone())
         );
         assert_eq!(
-            parse_document("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D")
-                .ok(),
+            parse_document("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D").ok(),
             Some(want)
         );
     }
@@ -699,15 +652,9 @@ mod tests {
     #[test]
     fn arn_paths() {
         assert_eq!(policy_arn_path("arn:aws:iam::123456789012:policy/p"), "/");
+        assert_eq!(policy_arn_path("arn:aws:iam::123456789012:policy/a/b/p"), "/a/b/");
         assert_eq!(
-            policy_arn_path("arn:aws:iam::123456789012:policy/a/b/p"),
-            "/a/b/"
-        );
-        assert_eq!(
-            common_path_prefix([
-                "arn:aws:iam::1:policy/team/x/p",
-                "arn:aws:iam::1:policy/team/y/q",
-            ]),
+            common_path_prefix(["arn:aws:iam::1:policy/team/x/p", "arn:aws:iam::1:policy/team/y/q",]),
             "/team/"
         );
         assert_eq!(
@@ -715,10 +662,7 @@ mod tests {
             "/"
         );
         assert_eq!(
-            common_path_prefix([
-                "arn:aws:iam::1:policy/teamA/p",
-                "arn:aws:iam::1:policy/teamB/q"
-            ]),
+            common_path_prefix(["arn:aws:iam::1:policy/teamA/p", "arn:aws:iam::1:policy/teamB/q"]),
             "/"
         );
     }

@@ -16,8 +16,8 @@ use aws_sdk_ec2::types::ResourceType;
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
-    tags_attr, wait_until,
+    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
+    wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_tags};
@@ -43,14 +43,11 @@ pub struct InternetGateway(pub Arc<AwsClients>);
 
 /// The live view of a described gateway.
 fn live(g: &aws_sdk_ec2::types::InternetGateway) -> Result<Live, ProviderError> {
-    let id = g.internet_gateway_id().ok_or_else(|| {
-        ProviderError::unexpected("DescribeInternetGateways", "a gateway without an id")
-    })?;
+    let id = g
+        .internet_gateway_id()
+        .ok_or_else(|| ProviderError::unexpected("DescribeInternetGateways", "a gateway without an id"))?;
     let mut attrs = Attrs::new();
-    attrs.insert(
-        "owner_id".into(),
-        Value::from(g.owner_id().unwrap_or_default()),
-    );
+    attrs.insert("owner_id".into(), Value::from(g.owner_id().unwrap_or_default()));
     attrs.insert("tags".into(), tags_attr(g.tags()));
     Ok(Live {
         id: id.to_string(),
@@ -154,13 +151,7 @@ impl ResourceKind for InternetGateway {
     ) -> Result<Live, ProviderError> {
         let id = prior.id.as_str();
         if changed.iter().any(|c| c == "tags") {
-            sync_tags(
-                &self.0.ec2,
-                id,
-                &attr_tags(&prior.attrs),
-                &attr_tags(desired),
-            )
-            .await?;
+            sync_tags(&self.0.ec2, id, &attr_tags(&prior.attrs), &attr_tags(desired)).await?;
         }
         self.read_one(id).await?.ok_or_else(|| {
             ProviderError::unexpected(
@@ -187,11 +178,7 @@ impl ResourceKind for InternetGateway {
         }
     }
 
-    async fn find_existing(
-        &self,
-        cx: &OpContext,
-        _desired: &Attrs,
-    ) -> Result<Option<Live>, ProviderError> {
+    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let gateways: Vec<_> = self
             .0
             .ec2

@@ -12,9 +12,7 @@ use async_trait::async_trait;
 use super::AwsClients;
 use super::ec2_util::{MAX_FILTER_VALUES, filter, is_not_found, wait_until};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str,
-};
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.internet_gateway_attachment`.
@@ -222,11 +220,7 @@ impl ResourceKind for InternetGatewayAttachment {
         }
     }
 
-    async fn find_existing(
-        &self,
-        _cx: &OpContext,
-        desired: &Attrs,
-    ) -> Result<Option<Live>, ProviderError> {
+    async fn find_existing(&self, _cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         self.read_one(
             attr_str(desired, "internet_gateway_id")?,
             attr_str(desired, "vpc_id")?,

@@ -77,12 +77,16 @@ impl AwsClients {
         kinds.insert(Arc::new(vpc::Vpc(self.clone())));
         kinds.insert(Arc::new(subnet::Subnet(self.clone())));
         kinds.insert(Arc::new(internet_gateway::InternetGateway(self.clone())));
-        kinds.insert(Arc::new(internet_gateway_attachment::InternetGatewayAttachment(self.clone())));
+        kinds.insert(Arc::new(internet_gateway_attachment::InternetGatewayAttachment(
+            self.clone(),
+        )));
         kinds.insert(Arc::new(eip::Eip(self.clone())));
         kinds.insert(Arc::new(nat_gateway::NatGateway(self.clone())));
         kinds.insert(Arc::new(route_table::RouteTable(self.clone())));
         kinds.insert(Arc::new(route::Route(self.clone())));
-        kinds.insert(Arc::new(route_table_association::RouteTableAssociation(self.clone())));
+        kinds.insert(Arc::new(route_table_association::RouteTableAssociation(
+            self.clone(),
+        )));
         kinds.insert(Arc::new(security_group::SecurityGroup(self.clone())));
         kinds.insert(Arc::new(iam_policy::IamPolicy(self.clone())));
         kinds.insert(Arc::new(ecr_repository::EcrRepository(self.clone())));
@@ -109,6 +113,9 @@ impl AwsClients {
             .filter_map(|z| z.zone_name().map(str::to_string))
             .collect();
         azs.sort();
-        Ok(RegionFacts { region: self.region.clone(), azs })
+        Ok(RegionFacts {
+            region: self.region.clone(),
+            azs,
+        })
     }
 }

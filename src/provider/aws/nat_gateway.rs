@@ -14,14 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{
-    ConnectivityType, NatGateway as SdkNatGateway, NatGatewayState, ResourceType,
-};
+use aws_sdk_ec2::types::{ConnectivityType, NatGateway as SdkNatGateway, NatGatewayState, ResourceType};
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
-    tags_attr, wait_until,
+    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
+    wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -46,13 +44,9 @@ pub static DEF: KindDef = KindDef {
             "The Elastic IP's allocation id.",
         )
         .force_new(),
-        AttrSchema::optional(
-            "connectivity_type",
-            AttrType::String,
-            "`public` or `private`.",
-        )
-        .force_new()
-        .default(Default::Str("public")),
+        AttrSchema::optional("connectivity_type", AttrType::String, "`public` or `private`.")
+            .force_new()
+            .default(Default::Str("public")),
         AttrSchema::computed(
             "private_ip",
             AttrType::String,
@@ -93,19 +87,16 @@ fn is_gone(state: Option<&NatGatewayState>) -> bool {
 /// `fallback_allocation` when the gateway reports no address with one (a
 /// private gateway), so that such a gateway does not show a change forever.
 fn live(g: &SdkNatGateway, fallback_allocation: Option<&str>) -> Result<Live, ProviderError> {
-    let id = g.nat_gateway_id().ok_or_else(|| {
-        ProviderError::unexpected("DescribeNatGateways", "a NAT gateway without an id")
-    })?;
+    let id = g
+        .nat_gateway_id()
+        .ok_or_else(|| ProviderError::unexpected("DescribeNatGateways", "a NAT gateway without an id"))?;
     let addresses = g.nat_gateway_addresses();
     let primary = addresses
         .iter()
         .find(|a| a.is_primary() == Some(true))
         .or_else(|| addresses.first());
     let mut attrs = Attrs::new();
-    attrs.insert(
-        "subnet_id".into(),
-        Value::from(g.subnet_id().unwrap_or_default()),
-    );
+    attrs.insert("subnet_id".into(), Value::from(g.subnet_id().unwrap_or_default()));
     let allocation = primary
         .and_then(|a| a.allocation_id())
         .or(fallback_allocation)
@@ -129,11 +120,7 @@ fn live(g: &SdkNatGateway, fallback_allocation: Option<&str>) -> Result<Live, Pr
     );
     attrs.insert(
         "network_interface_id".into(),
-        Value::from(
-            primary
-                .and_then(|a| a.network_interface_id())
-                .unwrap_or_default(),
-        ),
+        Value::from(primary.and_then(|a| a.network_interface_id()).unwrap_or_default()),
     );
     attrs.insert("vpc_id".into(), Value::from(g.vpc_id().unwrap_or_default()));
     attrs.insert("tags".into(), tags_attr(g.tags()));
@@ -303,13 +290,7 @@ impl ResourceKind for NatGateway {
     ) -> Result<Live, ProviderError> {
         let id = prior.id.as_str();
         if changed.iter().any(|c| c == "tags") {
-            sync_tags(
-                &self.0.ec2,
-                id,
-                &attr_tags(&prior.attrs),
-                &attr_tags(desired),
-            )
-            .await?;
+            sync_tags(&self.0.ec2, id, &attr_tags(&prior.attrs), &attr_tags(desired)).await?;
         }
         match self.describe_one(id).await? {
             Some(g) if !is_gone(g.state()) => live(&g, attr_opt_str(&prior.attrs, "allocation_id")),
@@ -329,14 +310,7 @@ impl ResourceKind for NatGateway {
             Some(NatGatewayState::Deleted) => return Ok(()),
             Some(NatGatewayState::Deleting) => {}
             _ => {
-                if let Err(e) = self
-                    .0
-                    .ec2
-                    .delete_nat_gateway()
-                    .nat_gateway_id(id)
-                    .send()
-                    .await
-                {
+                if let Err(e) = self.0.ec2.delete_nat_gateway().nat_gateway_id(id).send().await {
                     let e = ProviderError::aws("DeleteNatGateway", e);
                     if is_not_found(&e) {
                         return Ok(());
@@ -345,19 +319,13 @@ impl ResourceKind for NatGateway {
                 }
             }
         }
-        wait_until(
-            &format!("NAT gateway {id} to be deleted"),
-            DELETE_TIMEOUT,
-            || self.poll_deleted(id),
-        )
+        wait_until(&format!("NAT gateway {id} to be deleted"), DELETE_TIMEOUT, || {
+            self.poll_deleted(id)
+        })
         .await
     }
 
-    async fn find_existing(
-        &self,
-        cx: &OpContext,
-        desired: &Attrs,
-    ) -> Result<Option<Live>, ProviderError> {
+    async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let gateways: Vec<_> = self
             .0
             .ec2
@@ -384,9 +352,9 @@ impl ResourceKind for NatGateway {
         if owned.next().is_some() {
             tracing::warn!(address = %cx.address, "several NAT gateways carry this resource's ownership tags; using the first");
         }
-        let id = gateway.nat_gateway_id().ok_or_else(|| {
-            ProviderError::unexpected("DescribeNatGateways", "a NAT gateway without an id")
-        })?;
+        let id = gateway
+            .nat_gateway_id()
+            .ok_or_else(|| ProviderError::unexpected("DescribeNatGateways", "a NAT gateway without an id"))?;
         // A gateway found while still pending is returned once usable, as a
         // create would.
         let allocation = attr_opt_str(desired, "allocation_id");

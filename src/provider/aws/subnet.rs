@@ -12,8 +12,8 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, SubnetState};
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
-    tags_attr, wait_until,
+    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
+    wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -26,8 +26,7 @@ pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.subnet",
     doc: "A subnet of a VPC in one availability zone.",
     attrs: &[
-        AttrSchema::required("vpc_id", AttrType::String, "The VPC the subnet belongs to.")
-            .force_new(),
+        AttrSchema::required("vpc_id", AttrType::String, "The VPC the subnet belongs to.").force_new(),
         AttrSchema::required(
             "cidr_block",
             AttrType::Cidr,
@@ -81,10 +80,7 @@ fn live(s: &aws_sdk_ec2::types::Subnet) -> Result<Live, ProviderError> {
         "map_public_ip_on_launch".into(),
         Value::Bool(s.map_public_ip_on_launch().unwrap_or(false)),
     );
-    attrs.insert(
-        "arn".into(),
-        Value::from(s.subnet_arn().unwrap_or_default()),
-    );
+    attrs.insert("arn".into(), Value::from(s.subnet_arn().unwrap_or_default()));
     attrs.insert(
         "availability_zone_id".into(),
         Value::from(s.availability_zone_id().unwrap_or_default()),
@@ -99,10 +95,7 @@ fn live(s: &aws_sdk_ec2::types::Subnet) -> Result<Live, ProviderError> {
 impl Subnet {
     /// Describes subnets by id: one filtered, paginated call per
     /// [`MAX_FILTER_VALUES`] ids. Subnets that do not exist are left out.
-    async fn describe(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<aws_sdk_ec2::types::Subnet>, ProviderError> {
+    async fn describe(&self, ids: &[String]) -> Result<Vec<aws_sdk_ec2::types::Subnet>, ProviderError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(MAX_FILTER_VALUES) {
             let subnets = self
@@ -178,9 +171,7 @@ impl ResourceKind for Subnet {
         let id = out
             .subnet()
             .and_then(|s| s.subnet_id())
-            .ok_or_else(|| {
-                ProviderError::unexpected("CreateSubnet", "no subnet id in the response")
-            })?
+            .ok_or_else(|| ProviderError::unexpected("CreateSubnet", "no subnet id in the response"))?
             .to_string();
         wait_until(
             &format!("subnet {id} to become available"),
@@ -232,13 +223,7 @@ impl ResourceKind for Subnet {
                 .await?;
         }
         if changed.iter().any(|c| c == "tags") {
-            sync_tags(
-                &self.0.ec2,
-                id,
-                &attr_tags(&prior.attrs),
-                &attr_tags(desired),
-            )
-            .await?;
+            sync_tags(&self.0.ec2, id, &attr_tags(&prior.attrs), &attr_tags(desired)).await?;
         }
         self.read_one(id).await?.ok_or_else(|| {
             ProviderError::unexpected(
@@ -258,11 +243,7 @@ impl ResourceKind for Subnet {
         }
     }
 
-    async fn find_existing(
-        &self,
-        cx: &OpContext,
-        _desired: &Attrs,
-    ) -> Result<Option<Live>, ProviderError> {
+    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let subnets: Vec<_> = self
             .0
             .ec2

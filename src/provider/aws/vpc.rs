@@ -16,13 +16,11 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName, 
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
-    tags_attr, wait_until,
+    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
+    wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_str, attr_tags,
-};
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_str, attr_tags};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.vpc`.
@@ -30,8 +28,7 @@ pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.vpc",
     doc: "A virtual private cloud (VPC).",
     attrs: &[
-        AttrSchema::required("cidr_block", AttrType::Cidr, "The VPC's IPv4 CIDR block.")
-            .force_new(),
+        AttrSchema::required("cidr_block", AttrType::Cidr, "The VPC's IPv4 CIDR block.").force_new(),
         AttrSchema::optional(
             "enable_dns_support",
             AttrType::Bool,
@@ -44,11 +41,7 @@ pub static DEF: KindDef = KindDef {
             "Whether instances with public IP addresses get public DNS hostnames.",
         )
         .default(Default::Bool(false)),
-        AttrSchema::computed(
-            "owner_id",
-            AttrType::String,
-            "The account that owns the VPC.",
-        ),
+        AttrSchema::computed("owner_id", AttrType::String, "The account that owns the VPC."),
         AttrSchema::computed(
             "main_route_table_id",
             AttrType::String,
@@ -77,10 +70,7 @@ fn bool_or(attrs: &Attrs, name: &str, default: bool) -> bool {
 impl Vpc {
     /// Describes VPCs by id: one filtered, paginated call per
     /// [`MAX_FILTER_VALUES`] ids. VPCs that do not exist are left out.
-    async fn describe(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<aws_sdk_ec2::types::Vpc>, ProviderError> {
+    async fn describe(&self, ids: &[String]) -> Result<Vec<aws_sdk_ec2::types::Vpc>, ProviderError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(MAX_FILTER_VALUES) {
             let vpcs = self
@@ -100,10 +90,7 @@ impl Vpc {
     }
 
     /// Main route table id by VPC id, for the given VPCs.
-    async fn main_route_tables(
-        &self,
-        vpc_ids: &[String],
-    ) -> Result<HashMap<String, String>, ProviderError> {
+    async fn main_route_tables(&self, vpc_ids: &[String]) -> Result<HashMap<String, String>, ProviderError> {
         let mut out = HashMap::new();
         for chunk in vpc_ids.chunks(MAX_FILTER_VALUES) {
             let tables = self
@@ -156,11 +143,7 @@ impl Vpc {
     }
 
     /// One DNS attribute of a VPC; `None` when the VPC no longer exists.
-    async fn dns_attr(
-        &self,
-        vpc_id: &str,
-        name: VpcAttributeName,
-    ) -> Result<Option<bool>, ProviderError> {
+    async fn dns_attr(&self, vpc_id: &str, name: VpcAttributeName) -> Result<Option<bool>, ProviderError> {
         let out = match self
             .0
             .ec2
@@ -223,10 +206,8 @@ impl Vpc {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let (route_tables, groups) = tokio::try_join!(
-            self.main_route_tables(&ids),
-            self.default_security_groups(&ids)
-        )?;
+        let (route_tables, groups) =
+            tokio::try_join!(self.main_route_tables(&ids), self.default_security_groups(&ids))?;
         let mut out = HashMap::new();
         for vpc in vpcs {
             let id = vpc
@@ -246,10 +227,7 @@ impl Vpc {
             );
             attrs.insert("enable_dns_support".into(), Value::Bool(support));
             attrs.insert("enable_dns_hostnames".into(), Value::Bool(hostnames));
-            attrs.insert(
-                "owner_id".into(),
-                Value::from(vpc.owner_id().unwrap_or_default()),
-            );
+            attrs.insert("owner_id".into(), Value::from(vpc.owner_id().unwrap_or_default()));
             if let Some(rt) = route_tables.get(id) {
                 attrs.insert("main_route_table_id".into(), Value::from(rt.as_str()));
             }
@@ -309,11 +287,9 @@ impl ResourceKind for Vpc {
             .and_then(|v| v.vpc_id())
             .ok_or_else(|| ProviderError::unexpected("CreateVpc", "no VPC id in the response"))?
             .to_string();
-        wait_until(
-            &format!("VPC {id} to become available"),
-            CREATE_TIMEOUT,
-            || self.poll_available(&id),
-        )
+        wait_until(&format!("VPC {id} to become available"), CREATE_TIMEOUT, || {
+            self.poll_available(&id)
+        })
         .await?;
         // A new VPC has DNS support on and DNS hostnames off.
         if !bool_or(desired, "enable_dns_support", true) {
@@ -325,10 +301,7 @@ impl ResourceKind for Vpc {
                 .await?;
         }
         self.read_one(&id).await?.ok_or_else(|| {
-            ProviderError::unexpected(
-                "DescribeVpcs",
-                format!("VPC {id} vanished after its creation"),
-            )
+            ProviderError::unexpected("DescribeVpcs", format!("VPC {id} vanished after its creation"))
         })
     }
 
@@ -372,19 +345,10 @@ impl ResourceKind for Vpc {
                 .await?;
         }
         if has("tags") {
-            sync_tags(
-                &self.0.ec2,
-                id,
-                &attr_tags(&prior.attrs),
-                &attr_tags(desired),
-            )
-            .await?;
+            sync_tags(&self.0.ec2, id, &attr_tags(&prior.attrs), &attr_tags(desired)).await?;
         }
         self.read_one(id).await?.ok_or_else(|| {
-            ProviderError::unexpected(
-                "DescribeVpcs",
-                format!("VPC {id} vanished during its update"),
-            )
+            ProviderError::unexpected("DescribeVpcs", format!("VPC {id} vanished during its update"))
         })
     }
 
@@ -398,11 +362,7 @@ impl ResourceKind for Vpc {
         }
     }
 
-    async fn find_existing(
-        &self,
-        cx: &OpContext,
-        _desired: &Attrs,
-    ) -> Result<Option<Live>, ProviderError> {
+    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let vpcs: Vec<_> = self
             .0
             .ec2

@@ -54,7 +54,10 @@ pub fn baseline_stack() -> PathBuf {
 pub fn meshform(dir: &Path, moto: Option<&Moto>, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshform"));
     cmd.current_dir(dir).args(args).stdin(Stdio::null());
-    for (k, v) in ["AWS_ENDPOINT_URL", "AWS_PROFILE", "MESHFORM_FAILPOINT"].iter().map(|k| (*k, "")) {
+    for (k, v) in ["AWS_ENDPOINT_URL", "AWS_PROFILE", "MESHFORM_FAILPOINT"]
+        .iter()
+        .map(|k| (*k, ""))
+    {
         let _ = v;
         cmd.env_remove(k);
     }
@@ -66,7 +69,9 @@ pub fn meshform(dir: &Path, moto: Option<&Moto>, args: &[&str]) -> Command {
             // Unroutable on purpose: a command that should not touch the
             // cloud fails loudly if it tries.
             cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
-            cmd.env("AWS_ACCESS_KEY_ID", "none").env("AWS_SECRET_ACCESS_KEY", "none").env("AWS_REGION", "us-west-2");
+            cmd.env("AWS_ACCESS_KEY_ID", "none")
+                .env("AWS_SECRET_ACCESS_KEY", "none")
+                .env("AWS_REGION", "us-west-2");
         }
     }
     cmd

@@ -44,7 +44,11 @@ pub struct Moto {
 impl Moto {
     pub fn start() -> Moto {
         let bin = moto_binary();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let log = std::env::temp_dir().join(format!("meshform-moto-{port}.log"));
         let child = Command::new(bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -57,7 +61,11 @@ impl Moto {
         let moto = Moto { child, port, log };
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto server did not start; see {:?}", moto.log);
+            assert!(
+                Instant::now() < deadline,
+                "moto server did not start; see {:?}",
+                moto.log
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
