@@ -94,9 +94,15 @@ async fn connect(stack: &Stack) -> Arc<AwsClients> {
     Arc::new(AwsClients::connect(&stack.region).await)
 }
 
-fn open_store(path: &Path, stack: &Stack) -> Result<StateStore, Report> {
-    let (store, stale) =
-        StateStore::open(path, &stack.name, LockHolder::current(&command_line())).map_err(Report::new)?;
+fn open_store(args: &StackArgs, path: &Path, stack: &Stack) -> Result<StateStore, Report> {
+    let opened = StateStore::open(path, &stack.name, LockHolder::current(&command_line()));
+    let (store, stale) = match opened {
+        Err(e @ state::StateError::Locked { .. }) => {
+            let help = format!("if it is dead: meshform force-unlock {}", args.stack.display());
+            return Err(miette!(help = help, "{e}"));
+        }
+        other => other.map_err(Report::new)?,
+    };
     if let Some(stale) = stale {
         eprintln!(
             "warning: the previous run ({stale}) ended without releasing the state lock; taking it over"
@@ -109,7 +115,7 @@ async fn plan_cmd(args: &StackArgs, json: bool, detailed: bool) -> Result<ExitCo
     let stack = load(args)?;
     let path = state_path(args, &stack);
     // Planning reads state under the lock, so it never sees a half-applied run.
-    let store = open_store(&path, &stack)?;
+    let store = open_store(args, &path, &stack)?;
     let aws = connect(&stack).await;
     let engine = Engine::new(&stack.name, aws.kinds(), progress::printer());
     let facts = aws.region_facts().await.into_diagnostic()?;
@@ -136,7 +142,7 @@ async fn apply_cmd(
 ) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_path(args, &stack);
-    let mut store = open_store(&path, &stack)?;
+    let mut store = open_store(args, &path, &stack)?;
     let aws = connect(&stack).await;
     let cancel = CancelFlag::default();
     let engine = Engine::new(&stack.name, aws.kinds(), progress::printer())

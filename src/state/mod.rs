@@ -104,7 +104,7 @@ pub enum StateError {
     },
     /// Another process holds the state lock.
     #[error(
-        "state lock {} is held by {}; if that process is dead, run `meshform force-unlock <stack file>`",
+        "state lock {} is held by {}; if that process is dead, run `meshform force-unlock`",
         path.display(),
         describe_holder(holder.as_ref())
     )]

@@ -1,6 +1,11 @@
 //! meshform's integration tests: one binary, one module per area, so the
-//! AWS SDK is linked once.
+//! AWS SDK is linked once. Each test that needs AWS starts its own moto
+//! server (see support/moto.rs).
 
+mod baseline;
+mod crash;
+mod drift;
+mod lock;
 mod provider_ec2net;
 mod provider_ec2route;
 mod provider_iamecr;
