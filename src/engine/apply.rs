@@ -149,19 +149,23 @@ pub fn step_graph(plan: &Plan, state: &State) -> WorkGraph<Step> {
     g
 }
 
-/// Test hook for crash-safety tests: with
-/// `MESHFORM_FAILPOINT=after-create:<address>`, the process announces on
-/// stderr that the cloud create of `<address>` returned, then hangs before
-/// state records it, so that a test can SIGKILL it in exactly the window
-/// crash safety is about. Without the variable this does nothing.
-fn failpoint_after_create(address: &str) {
-    if let Ok(fp) = std::env::var("MESHFORM_FAILPOINT")
-        && fp.strip_prefix("after-create:") == Some(address)
-    {
+/// Test hooks, inert unless `MESHFORM_FAILPOINT` is set. Right after the
+/// cloud create of `<address>` returns and before state records it:
+/// - `after-create:<address>` announces itself on stderr and hangs, so a
+///   crash-safety test can SIGKILL the process in exactly that window;
+/// - `delay-after-create:<address>` announces itself and waits two seconds,
+///   so an interrupt test can press Ctrl-C while that create is in flight.
+async fn failpoint_after_create(address: &str) {
+    let Ok(fp) = std::env::var("MESHFORM_FAILPOINT") else { return };
+    if fp.strip_prefix("after-create:") == Some(address) {
         eprintln!("meshform: failpoint after-create:{address} reached");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
+    }
+    if fp.strip_prefix("delay-after-create:") == Some(address) {
+        eprintln!("meshform: failpoint delay-after-create:{address} reached");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     }
 }
 
@@ -327,7 +331,7 @@ impl Engine {
                             op: "create",
                             source,
                         })?;
-                    failpoint_after_create(address);
+                    failpoint_after_create(address).await;
                     let id = live.id.clone();
                     store.lock().await.finish_create(
                         address,

@@ -5,6 +5,7 @@
 mod baseline;
 mod crash;
 mod drift;
+mod failure;
 mod lock;
 mod provider_ec2net;
 mod provider_ec2route;
