@@ -116,7 +116,9 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     // Unwrapped lines keep messages (ids, paths, pids) greppable in logs.
-    let _ = miette::set_hook(Box::new(|_| Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())));
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

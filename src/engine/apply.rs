@@ -156,7 +156,9 @@ pub fn step_graph(plan: &Plan, state: &State) -> WorkGraph<Step> {
 /// - `delay-after-create:<address>` announces itself and waits two seconds,
 ///   so an interrupt test can press Ctrl-C while that create is in flight.
 async fn failpoint_after_create(address: &str) {
-    let Ok(fp) = std::env::var("MESHFORM_FAILPOINT") else { return };
+    let Ok(fp) = std::env::var("MESHFORM_FAILPOINT") else {
+        return;
+    };
     if fp.strip_prefix("after-create:") == Some(address) {
         eprintln!("meshform: failpoint after-create:{address} reached");
         loop {

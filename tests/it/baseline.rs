@@ -15,15 +15,28 @@ async fn apply_builds_the_inventory_then_plan_is_empty_and_destroy_leaves_nothin
     let stack = stack.to_str().unwrap();
 
     expect_code(meshform(&dir.path, Some(&moto), &["validate", stack]), 0);
-    let plan = expect_code(meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"]), 2);
-    assert!(stdout(&plan).contains("Plan: 23 to create, 0 to update, 0 to replace, 0 to delete."), "{}", stdout(&plan));
+    let plan = expect_code(
+        meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"]),
+        2,
+    );
+    assert!(
+        stdout(&plan).contains("Plan: 23 to create, 0 to update, 0 to replace, 0 to delete."),
+        "{}",
+        stdout(&plan)
+    );
 
-    expect_code(meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]), 0);
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
+        0,
+    );
     let inventory = Inventory::read(&moto).await;
     inventory.assert_baseline(&moto).await;
 
     // Right after apply there is nothing to do.
-    expect_code(meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"]), 0);
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"]),
+        0,
+    );
 
     // State file and its backup are private to the user.
     let state_file = dir.state_file(STACK);
@@ -37,12 +50,24 @@ async fn apply_builds_the_inventory_then_plan_is_empty_and_destroy_leaves_nothin
     let outputs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let ids = inventory.subnet_ids();
     assert_eq!(outputs["vpc_id"], inventory.vpcs[0].vpc_id().unwrap());
-    assert_eq!(outputs["public_subnets"], format!("{},{}", ids["10.192.10.0/24"], ids["10.192.11.0/24"]));
-    assert_eq!(outputs["private_subnets"], format!("{},{}", ids["10.192.20.0/24"], ids["10.192.21.0/24"]));
+    assert_eq!(
+        outputs["public_subnets"],
+        format!("{},{}", ids["10.192.10.0/24"], ids["10.192.11.0/24"])
+    );
+    assert_eq!(
+        outputs["private_subnets"],
+        format!("{},{}", ids["10.192.20.0/24"], ids["10.192.21.0/24"])
+    );
     assert_eq!(outputs["region"], "us-west-2");
-    assert_eq!(outputs["node_sd_policy_arn"], inventory.policies[0].arn().unwrap());
+    assert_eq!(
+        outputs["node_sd_policy_arn"],
+        inventory.policies[0].arn().unwrap()
+    );
     let uri = outputs["ecr_repository_uri"].as_str().unwrap();
-    assert!(uri.ends_with(".dkr.ecr.us-west-2.amazonaws.com/yelb-appserver-v2"), "{uri}");
+    assert!(
+        uri.ends_with(".dkr.ecr.us-west-2.amazonaws.com/yelb-appserver-v2"),
+        "{uri}"
+    );
     let one = expect_code(meshform(&dir.path, Some(&moto), &["output", stack, "vpc_id"]), 0);
     assert_eq!(stdout(&one).trim(), inventory.vpcs[0].vpc_id().unwrap());
 
@@ -66,8 +91,16 @@ async fn apply_builds_the_inventory_then_plan_is_empty_and_destroy_leaves_nothin
         .await
         .unwrap();
 
-    expect_code(meshform(&dir.path, Some(&moto), &["destroy", stack, "--auto-approve"]), 0);
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["destroy", stack, "--auto-approve"]),
+        0,
+    );
     Inventory::read(&moto).await.assert_empty();
     let listed = expect_code(meshform(&dir.path, Some(&moto), &["state", "list", stack]), 0);
-    assert_eq!(stdout(&listed).trim(), "", "state still tracks: {}", stdout(&listed));
+    assert_eq!(
+        stdout(&listed).trim(),
+        "",
+        "state still tracks: {}",
+        stdout(&listed)
+    );
 }

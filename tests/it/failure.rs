@@ -50,31 +50,67 @@ async fn failure_skips_dependents_finishes_the_rest_and_names_the_root_cause() {
 
     // A subnet outside the VPC's range: the cloud refuses it.
     let out = expect_code(
-        meshform(&dir.path, Some(&moto), &["apply", file, "--auto-approve", "--var", "subnet_cidr=10.99.1.0/24"]),
+        meshform(
+            &dir.path,
+            Some(&moto),
+            &[
+                "apply",
+                file,
+                "--auto-approve",
+                "--var",
+                "subnet_cidr=10.99.1.0/24",
+            ],
+        ),
         1,
     );
     let text = stdout(&out);
     assert!(text.contains("root cause: subnet (create)"), "{text}");
-    assert!(text.contains("skipped: association (create) because subnet failed"), "{text}");
+    assert!(
+        text.contains("skipped: association (create) because subnet failed"),
+        "{text}"
+    );
     let s = state(&dir);
     for done in ["vpc", "table", "repository"] {
-        assert!(s["resources"].get(done).is_some(), "{done} should be created: {s}");
+        assert!(
+            s["resources"].get(done).is_some(),
+            "{done} should be created: {s}"
+        );
     }
     assert!(s["resources"].get("association").is_none());
     let ecr = moto.ecr().await;
-    let repos = ecr.describe_repositories().repository_names("independent").send().await.unwrap();
+    let repos = ecr
+        .describe_repositories()
+        .repository_names("independent")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(repos.repositories().len(), 1, "the independent branch finished");
 
     // Corrected, the same stack converges without touching what exists.
     let vpc_id = s["resources"]["vpc"]["id"].clone();
-    expect_code(meshform(&dir.path, Some(&moto), &["apply", file, "--auto-approve"]), 0);
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["apply", file, "--auto-approve"]),
+        0,
+    );
     let s = state(&dir);
     assert_eq!(s["resources"]["vpc"]["id"], vpc_id);
     let ec2 = moto.ec2().await;
-    let tables = ec2.describe_route_tables().route_table_ids(s["resources"]["table"]["id"].as_str().unwrap()).send().await.unwrap();
-    let assoc = tables.route_tables()[0].associations().iter().filter(|a| a.subnet_id().is_some()).count();
+    let tables = ec2
+        .describe_route_tables()
+        .route_table_ids(s["resources"]["table"]["id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let assoc = tables.route_tables()[0]
+        .associations()
+        .iter()
+        .filter(|a| a.subnet_id().is_some())
+        .count();
     assert_eq!(assoc, 1);
-    expect_code(meshform(&dir.path, Some(&moto), &["plan", file, "--detailed-exitcode"]), 0);
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["plan", file, "--detailed-exitcode"]),
+        0,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +119,11 @@ async fn ctrl_c_lets_in_flight_work_finish_saves_it_and_starts_nothing_new() {
     let dir = Workdir::new("interrupt");
     let file = dir.write("failing.toml", STACK);
     let file = file.to_str().unwrap();
-    let mut cmd = meshform(&dir.path, Some(&moto), &["apply", file, "--auto-approve", "--parallelism", "1"]);
+    let mut cmd = meshform(
+        &dir.path,
+        Some(&moto),
+        &["apply", file, "--auto-approve", "--parallelism", "1"],
+    );
     cmd.env("MESHFORM_FAILPOINT", "delay-after-create:vpc")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -109,20 +149,38 @@ async fn ctrl_c_lets_in_flight_work_finish_saves_it_and_starts_nothing_new() {
     }
     let mut child_stdout = String::new();
     use std::io::Read;
-    child.stdout.take().unwrap().read_to_string(&mut child_stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut child_stdout)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "interrupted runs exit non-zero");
     let s = state(&dir);
     assert!(seen.contains("interrupted"), "{seen}");
-    assert!(s["resources"].get("vpc").is_some(), "the in-flight create was recorded: {s}\n{seen}");
+    assert!(
+        s["resources"].get("vpc").is_some(),
+        "the in-flight create was recorded: {s}\n{seen}"
+    );
     assert_eq!(s["pending"].as_object().map_or(0, |p| p.len()), 0, "{s}");
     // One at a time in plan order: the repository was done and the VPC in
     // flight; nothing started after the interrupt.
     let started: Vec<&str> = seen.lines().filter(|l| l.ends_with("creating...")).collect();
-    assert_eq!(started, vec!["repository: creating...", "vpc: creating..."], "{seen}");
+    assert_eq!(
+        started,
+        vec!["repository: creating...", "vpc: creating..."],
+        "{seen}"
+    );
     assert!(child_stdout.contains("not started"), "{child_stdout}");
     assert!(child_stdout.contains("Apply interrupted"), "{child_stdout}");
 
-    expect_code(meshform(&dir.path, Some(&moto), &["apply", file, "--auto-approve"]), 0);
-    expect_code(meshform(&dir.path, Some(&moto), &["plan", file, "--detailed-exitcode"]), 0);
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["apply", file, "--auto-approve"]),
+        0,
+    );
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["plan", file, "--detailed-exitcode"]),
+        0,
+    );
 }

@@ -18,7 +18,10 @@ async fn second_apply_fails_fast_naming_the_holder() {
 
     // The first apply holds the lock, paused in the middle of its work.
     let mut first = meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]);
-    first.env("MESHFORM_FAILPOINT", "after-create:vpc").stdout(Stdio::null()).stderr(Stdio::piped());
+    first
+        .env("MESHFORM_FAILPOINT", "after-create:vpc")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut first = first.spawn().unwrap();
     let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
     loop {
@@ -29,11 +32,20 @@ async fn second_apply_fails_fast_naming_the_holder() {
     }
 
     let started = Instant::now();
-    let second = expect_code(meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]), 1);
+    let second = expect_code(
+        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
+        1,
+    );
     let elapsed = started.elapsed();
     let message = stderr(&second);
-    assert!(message.contains("locked") || message.contains("is held by"), "{message}");
-    assert!(message.contains(&format!("pid {}", first.id())), "names the holder's pid: {message}");
+    assert!(
+        message.contains("locked") || message.contains("is held by"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("pid {}", first.id())),
+        "names the holder's pid: {message}"
+    );
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     assert!(message.contains(host.trim()), "names the host: {message}");
     assert!(message.contains("force-unlock"), "says how to recover: {message}");
@@ -51,8 +63,15 @@ async fn second_apply_fails_fast_naming_the_holder() {
     first.wait().unwrap();
     // The dead holder's lock does not block: the OS released it, and the
     // next run says whose it was.
-    let next = expect_code(meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]), 0);
-    assert!(stderr(&next).contains("ended without releasing the state lock"), "{}", stderr(&next));
+    let next = expect_code(
+        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
+        0,
+    );
+    assert!(
+        stderr(&next).contains("ended without releasing the state lock"),
+        "{}",
+        stderr(&next)
+    );
     let unlock = expect_code(meshform(&dir.path, Some(&moto), &["force-unlock", stack]), 0);
     assert!(stdout(&unlock).contains("not locked"), "{}", stdout(&unlock));
 }

@@ -14,7 +14,9 @@ fn f(name: &str, value: &str) -> Filter {
 }
 
 fn tag(tags: &[aws_sdk_ec2::types::Tag], key: &str) -> Option<String> {
-    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value().map(str::to_string))
+    tags.iter()
+        .find(|t| t.key() == Some(key))
+        .and_then(|t| t.value().map(str::to_string))
 }
 
 /// What the emulator holds that carries the stack's ownership tag, plus
@@ -37,8 +39,22 @@ impl Inventory {
     pub async fn read(moto: &Moto) -> Inventory {
         let ec2 = moto.ec2().await;
         let owned = f("tag:meshform:stack", STACK);
-        let vpcs = ec2.describe_vpcs().filters(owned.clone()).send().await.unwrap().vpcs().to_vec();
-        let subnets = ec2.describe_subnets().filters(owned.clone()).send().await.unwrap().subnets().to_vec();
+        let vpcs = ec2
+            .describe_vpcs()
+            .filters(owned.clone())
+            .send()
+            .await
+            .unwrap()
+            .vpcs()
+            .to_vec();
+        let subnets = ec2
+            .describe_subnets()
+            .filters(owned.clone())
+            .send()
+            .await
+            .unwrap()
+            .subnets()
+            .to_vec();
         let internet_gateways = ec2
             .describe_internet_gateways()
             .filters(owned.clone())
@@ -48,7 +64,13 @@ impl Inventory {
             .internet_gateways()
             .to_vec();
         // Every address, tagged or not: an EIP leaked without tags counts too.
-        let addresses = ec2.describe_addresses().send().await.unwrap().addresses().to_vec();
+        let addresses = ec2
+            .describe_addresses()
+            .send()
+            .await
+            .unwrap()
+            .addresses()
+            .to_vec();
         // moto ignores tag filters on NAT gateways: list all, keep live ones.
         let nat_gateways = ec2
             .describe_nat_gateways()
@@ -60,13 +82,22 @@ impl Inventory {
             .filter(|n| {
                 !matches!(
                     n.state(),
-                    Some(aws_sdk_ec2::types::NatGatewayState::Deleted | aws_sdk_ec2::types::NatGatewayState::Deleting)
+                    Some(
+                        aws_sdk_ec2::types::NatGatewayState::Deleted
+                            | aws_sdk_ec2::types::NatGatewayState::Deleting
+                    )
                 )
             })
             .cloned()
             .collect();
-        let route_tables =
-            ec2.describe_route_tables().filters(owned).send().await.unwrap().route_tables().to_vec();
+        let route_tables = ec2
+            .describe_route_tables()
+            .filters(owned)
+            .send()
+            .await
+            .unwrap()
+            .route_tables()
+            .to_vec();
         let iam = moto.iam().await;
         let policies = iam
             .list_policies()
@@ -90,21 +121,38 @@ impl Inventory {
             .filter(|r| r.repository_name() == Some("yelb-appserver-v2"))
             .cloned()
             .collect();
-        Inventory { vpcs, subnets, internet_gateways, addresses, nat_gateways, route_tables, policies, repositories }
+        Inventory {
+            vpcs,
+            subnets,
+            internet_gateways,
+            addresses,
+            nat_gateways,
+            route_tables,
+            policies,
+            repositories,
+        }
     }
 
     /// Subnet ids by CIDR block.
     pub fn subnet_ids(&self) -> BTreeMap<String, String> {
         self.subnets
             .iter()
-            .map(|s| (s.cidr_block().unwrap().to_string(), s.subnet_id().unwrap().to_string()))
+            .map(|s| {
+                (
+                    s.cidr_block().unwrap().to_string(),
+                    s.subnet_id().unwrap().to_string(),
+                )
+            })
             .collect()
     }
 
     /// The route table with the given `meshform:address` tag.
     pub fn route_table(&self, address: &str) -> &aws_sdk_ec2::types::RouteTable {
-        let matching: Vec<_> =
-            self.route_tables.iter().filter(|t| tag(t.tags(), "meshform:address").as_deref() == Some(address)).collect();
+        let matching: Vec<_> = self
+            .route_tables
+            .iter()
+            .filter(|t| tag(t.tags(), "meshform:address").as_deref() == Some(address))
+            .collect();
         assert_eq!(matching.len(), 1, "route tables tagged {address}: {matching:?}");
         matching[0]
     }
@@ -117,12 +165,27 @@ impl Inventory {
         let vpc = &self.vpcs[0];
         let vpc_id = vpc.vpc_id().unwrap();
         assert_eq!(vpc.cidr_block(), Some("10.192.0.0/16"));
-        assert_eq!(tag(vpc.tags(), "Name").as_deref(), Some("AppMeshServiceDiscovery"));
+        assert_eq!(
+            tag(vpc.tags(), "Name").as_deref(),
+            Some("AppMeshServiceDiscovery")
+        );
         for (attr, what) in [
-            (aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport, "dns support"),
-            (aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames, "dns hostnames"),
+            (
+                aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport,
+                "dns support",
+            ),
+            (
+                aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames,
+                "dns hostnames",
+            ),
         ] {
-            let out = ec2.describe_vpc_attribute().vpc_id(vpc_id).attribute(attr.clone()).send().await.unwrap();
+            let out = ec2
+                .describe_vpc_attribute()
+                .vpc_id(vpc_id)
+                .attribute(attr.clone())
+                .send()
+                .await
+                .unwrap();
             let on = match attr {
                 aws_sdk_ec2::types::VpcAttributeName::EnableDnsSupport => out.enable_dns_support(),
                 _ => out.enable_dns_hostnames(),
@@ -149,14 +212,26 @@ impl Inventory {
             ("10.192.21.0/24", &azs[1], false),
         ];
         for (cidr, az, public) in expected {
-            let s = self.subnets.iter().find(|s| s.cidr_block() == Some(cidr)).unwrap_or_else(|| panic!("no {cidr}"));
+            let s = self
+                .subnets
+                .iter()
+                .find(|s| s.cidr_block() == Some(cidr))
+                .unwrap_or_else(|| panic!("no {cidr}"));
             assert_eq!(s.vpc_id(), Some(vpc_id), "{cidr} vpc");
             assert_eq!(s.availability_zone(), Some(az.as_str()), "{cidr} AZ");
-            assert_eq!(s.map_public_ip_on_launch(), Some(public), "{cidr} public IP mapping");
+            assert_eq!(
+                s.map_public_ip_on_launch(),
+                Some(public),
+                "{cidr} public IP mapping"
+            );
         }
         let ids = self.subnet_ids();
-        let (pub1, pub2, priv1, priv2) =
-            (&ids["10.192.10.0/24"], &ids["10.192.11.0/24"], &ids["10.192.20.0/24"], &ids["10.192.21.0/24"]);
+        let (pub1, pub2, priv1, priv2) = (
+            &ids["10.192.10.0/24"],
+            &ids["10.192.11.0/24"],
+            &ids["10.192.20.0/24"],
+            &ids["10.192.21.0/24"],
+        );
 
         assert_eq!(self.internet_gateways.len(), 1);
         let igw = &self.internet_gateways[0];
@@ -165,12 +240,28 @@ impl Inventory {
         assert_eq!(igw.attachments()[0].vpc_id(), Some(vpc_id));
 
         assert_eq!(self.addresses.len(), 2, "EIPs: {:?}", self.addresses);
-        assert!(self.addresses.iter().all(|a| a.domain() == Some(&aws_sdk_ec2::types::DomainType::Vpc)));
-        assert_eq!(self.nat_gateways.len(), 2, "NAT gateways: {:?}", self.nat_gateways);
+        assert!(
+            self.addresses
+                .iter()
+                .all(|a| a.domain() == Some(&aws_sdk_ec2::types::DomainType::Vpc))
+        );
+        assert_eq!(
+            self.nat_gateways.len(),
+            2,
+            "NAT gateways: {:?}",
+            self.nat_gateways
+        );
         let nat_in = |subnet: &str| {
-            let nats: Vec<_> = self.nat_gateways.iter().filter(|n| n.subnet_id() == Some(subnet)).collect();
+            let nats: Vec<_> = self
+                .nat_gateways
+                .iter()
+                .filter(|n| n.subnet_id() == Some(subnet))
+                .collect();
             assert_eq!(nats.len(), 1, "NAT gateways in {subnet}");
-            assert_eq!(nats[0].state(), Some(&aws_sdk_ec2::types::NatGatewayState::Available));
+            assert_eq!(
+                nats[0].state(),
+                Some(&aws_sdk_ec2::types::NatGatewayState::Available)
+            );
             nats[0]
         };
         let (nat1, nat2) = (nat_in(pub1), nat_in(pub2));
@@ -179,7 +270,11 @@ impl Inventory {
         };
         assert_ne!(alloc(nat1), alloc(nat2), "each NAT gateway has its own EIP");
         for n in [nat1, nat2] {
-            assert!(self.addresses.iter().any(|a| a.allocation_id() == Some(alloc(n).as_str())));
+            assert!(
+                self.addresses
+                    .iter()
+                    .any(|a| a.allocation_id() == Some(alloc(n).as_str()))
+            );
         }
 
         let routes_to = |t: &aws_sdk_ec2::types::RouteTable| -> Vec<(String, String)> {
@@ -193,8 +288,11 @@ impl Inventory {
                 .collect()
         };
         let subnets_of = |t: &aws_sdk_ec2::types::RouteTable| -> Vec<String> {
-            let mut s: Vec<String> =
-                t.associations().iter().filter_map(|a| a.subnet_id().map(str::to_string)).collect();
+            let mut s: Vec<String> = t
+                .associations()
+                .iter()
+                .filter_map(|a| a.subnet_id().map(str::to_string))
+                .collect();
             s.sort();
             s
         };
@@ -205,13 +303,28 @@ impl Inventory {
         assert_eq!(self.route_tables.len(), 3);
         let public = self.route_table("public_route_table");
         assert_eq!(public.vpc_id(), Some(vpc_id));
-        assert_eq!(routes_to(public), vec![("0.0.0.0/0".to_string(), igw_id.to_string())]);
+        assert_eq!(
+            routes_to(public),
+            vec![("0.0.0.0/0".to_string(), igw_id.to_string())]
+        );
         assert_eq!(subnets_of(public), sorted(vec![pub1.clone(), pub2.clone()]));
         let private1 = self.route_table("private_route_table_1");
-        assert_eq!(routes_to(private1), vec![("0.0.0.0/0".to_string(), nat1.nat_gateway_id().unwrap().to_string())]);
+        assert_eq!(
+            routes_to(private1),
+            vec![(
+                "0.0.0.0/0".to_string(),
+                nat1.nat_gateway_id().unwrap().to_string()
+            )]
+        );
         assert_eq!(subnets_of(private1), vec![priv1.clone()]);
         let private2 = self.route_table("private_route_table_2");
-        assert_eq!(routes_to(private2), vec![("0.0.0.0/0".to_string(), nat2.nat_gateway_id().unwrap().to_string())]);
+        assert_eq!(
+            routes_to(private2),
+            vec![(
+                "0.0.0.0/0".to_string(),
+                nat2.nat_gateway_id().unwrap().to_string()
+            )]
+        );
         assert_eq!(subnets_of(private2), vec![priv2.clone()]);
 
         assert_eq!(self.policies.len(), 1, "NodesSDPolicy policies");
@@ -244,11 +357,27 @@ impl Inventory {
     pub fn assert_empty(&self) {
         assert!(self.vpcs.is_empty(), "VPCs left: {:?}", self.vpcs);
         assert!(self.subnets.is_empty(), "subnets left: {:?}", self.subnets);
-        assert!(self.internet_gateways.is_empty(), "IGWs left: {:?}", self.internet_gateways);
+        assert!(
+            self.internet_gateways.is_empty(),
+            "IGWs left: {:?}",
+            self.internet_gateways
+        );
         assert!(self.addresses.is_empty(), "EIPs left: {:?}", self.addresses);
-        assert!(self.nat_gateways.is_empty(), "NAT gateways left: {:?}", self.nat_gateways);
-        assert!(self.route_tables.is_empty(), "route tables left: {:?}", self.route_tables);
+        assert!(
+            self.nat_gateways.is_empty(),
+            "NAT gateways left: {:?}",
+            self.nat_gateways
+        );
+        assert!(
+            self.route_tables.is_empty(),
+            "route tables left: {:?}",
+            self.route_tables
+        );
         assert!(self.policies.is_empty(), "policies left: {:?}", self.policies);
-        assert!(self.repositories.is_empty(), "repositories left: {:?}", self.repositories);
+        assert!(
+            self.repositories.is_empty(),
+            "repositories left: {:?}",
+            self.repositories
+        );
     }
 }
