@@ -30,6 +30,7 @@ pub fn printer() -> EventSink {
                 format!("{address}: an interrupted run's create made nothing; it will be retried")
             }
             Event::Started { address, op } => format!("{address}: {}...", verb(*op).0),
+            Event::Progress { address, message } => format!("{address}: {message}"),
             Event::Finished {
                 address,
                 op,

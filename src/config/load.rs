@@ -96,15 +96,11 @@ impl Loader<'_> {
     /// returns the names of resources whose tables were broken, so that
     /// references to them do not produce a second, misleading error.
     fn stack(mut self, root: &DeTable<'_>, options: &LoadOptions) -> Option<(Stack, BTreeSet<String>)> {
-        let whole = self.span(0..0);
         let mut sections: BTreeMap<&str, Entry<'_, '_>> = BTreeMap::new();
         for entry @ (key, _) in root.iter() {
             let name: &str = key.get_ref();
-            if TOP_LEVEL.contains(&name) {
-                sections.insert(
-                    TOP_LEVEL.iter().copied().find(|t| *t == name).unwrap_or("stack"),
-                    entry,
-                );
+            if let Some(section) = TOP_LEVEL.iter().copied().find(|t| *t == name) {
+                sections.insert(section, entry);
             } else {
                 let span = self.span(key.span());
                 match suggest(name, TOP_LEVEL.iter().copied()) {
@@ -183,7 +179,6 @@ impl Loader<'_> {
                 }
             }
         }
-        let _ = whole;
         if !stack_ok {
             return None;
         }

@@ -12,9 +12,9 @@ use super::{Engine, EngineError};
 use crate::Value;
 use crate::config::Stack;
 use crate::graph::{Outcome, WorkGraph, walk};
-use crate::plan::eval::{Lookup, Scope, desired_attrs, eval, normalize};
+use crate::plan::eval::{Lookup, Scope, desired_attrs, eval, normalize_attr};
 use crate::plan::{Action, Plan};
-use crate::provider::{Live, OpContext};
+use crate::provider::Live;
 use crate::state::{PendingCreate, ResourceState, State, StateStore};
 
 /// One unit of work: an operation on one resource.
@@ -260,11 +260,7 @@ impl Engine {
                 let recorded = store.lock().await.state().resources.get(address).cloned();
                 let Some(recorded) = recorded else { return Ok(None) };
                 let kind = self.kind(&recorded.kind)?;
-                let cx = OpContext {
-                    stack: self.stack_name.clone(),
-                    address: address.clone(),
-                    token: String::new(),
-                };
+                let cx = self.op_context(address, "");
                 let prior = Live {
                     id: recorded.id.clone(),
                     attrs: recorded.attributes.clone(),
@@ -318,11 +314,7 @@ impl Engine {
                             dependencies: dependencies.clone(),
                         },
                     )?;
-                    let cx = OpContext {
-                        stack: stack.name.clone(),
-                        address: address.clone(),
-                        token,
-                    };
+                    let cx = self.op_context(address, &token);
                     // On failure the pending record stays: the call may have
                     // created something, and the next run looks for it.
                     let live = kind
@@ -359,14 +351,8 @@ impl Engine {
                     let changed: Vec<String> = desired
                         .iter()
                         .filter(|(name, v)| {
-                            let ty = resource.kind.attr(name).map(|a| a.ty);
-                            recorded
-                                .attributes
-                                .get(*name)
-                                .cloned()
-                                .map(|l| normalize(ty, l))
-                                .as_ref()
-                                != Some(*v)
+                            let live = recorded.attributes.get(*name).cloned();
+                            live.map(|l| normalize_attr(resource.kind, name, l)).as_ref() != Some(*v)
                         })
                         .map(|(name, _)| name.clone())
                         .collect();
@@ -374,11 +360,7 @@ impl Engine {
                         id: recorded.id.clone(),
                         attrs: recorded.attributes.clone(),
                     };
-                    let cx = OpContext {
-                        stack: stack.name.clone(),
-                        address: address.clone(),
-                        token: String::new(),
-                    };
+                    let cx = self.op_context(address, "");
                     let live = kind
                         .update(&cx, &prior, &desired, &changed)
                         .await

@@ -41,6 +41,11 @@ pub enum Event {
         address: String,
         op: Op,
     },
+    /// A status report during a long operation (for example "status CREATING").
+    Progress {
+        address: String,
+        message: String,
+    },
     Finished {
         address: String,
         op: Op,

@@ -18,7 +18,7 @@ use crate::config::Stack;
 use crate::graph::{CancelFlag, ResourceGraph};
 use crate::plan::eval::EvalError;
 use crate::plan::{Plan, PlanError, Prior};
-use crate::provider::{Kinds, ProviderError, RegionFacts, ResourceKind};
+use crate::provider::{Kinds, OpContext, Progress, ProviderError, RegionFacts, ResourceKind};
 use crate::state::{State, StateError, StateStore};
 
 /// Errors that stop a run (a failed step is not one: it is reported in the
@@ -76,6 +76,23 @@ impl Engine {
     pub fn with_cancel(mut self, cancel: CancelFlag) -> Engine {
         self.cancel = cancel;
         self
+    }
+
+    /// The context of an operation on `address`, reporting progress as events.
+    fn op_context(&self, address: &str, token: &str) -> OpContext {
+        let events = self.events.clone();
+        let at = address.to_string();
+        OpContext {
+            stack: self.stack_name.clone(),
+            address: address.to_string(),
+            token: token.to_string(),
+            progress: Progress::new(move |message| {
+                events(&Event::Progress {
+                    address: at.clone(),
+                    message: message.to_string(),
+                })
+            }),
+        }
     }
 
     fn kind(&self, type_name: &str) -> Result<&Arc<dyn ResourceKind>, EngineError> {

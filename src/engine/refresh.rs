@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::events::Event;
 use super::{Engine, EngineError};
 use crate::plan::{Prior, PriorResource};
-use crate::provider::{OpContext, ReadRequest};
+use crate::provider::ReadRequest;
 use crate::state::{ResourceState, State};
 
 /// What a pending create turned out to be.
@@ -23,11 +23,7 @@ impl Engine {
         let mut out = Vec::new();
         for (address, pending) in &state.pending {
             let kind = self.kind(&pending.kind)?;
-            let cx = OpContext {
-                stack: state.stack.clone(),
-                address: address.clone(),
-                token: pending.token.clone(),
-            };
+            let cx = self.op_context(address, &pending.token);
             let found = kind
                 .find_existing(&cx, &pending.desired)
                 .await

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::eval::{EvalError, Lookup, Scope, desired_attrs, eval, normalize};
+use super::eval::{EvalError, Lookup, Scope, desired_attrs, eval, normalize_attr};
 use super::model::{Action, AttrChange, OutputChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Summary};
 use crate::config::Stack;
 use crate::graph::ResourceGraph;
@@ -148,7 +148,7 @@ pub fn plan(
                 let before = live
                     .get(name)
                     .cloned()
-                    .map(|v| normalize(schema.map(|s| s.ty), v));
+                    .map(|v| normalize_attr(resource.kind, name, v));
                 let after = desired.get(name).cloned();
                 let after_unknown = unknown.contains(name);
                 if after_unknown || before != after {

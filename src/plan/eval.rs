@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::config::{Expr, Part, Reference, Resource};
-use crate::provider::{self, AttrSchema, AttrType};
+use crate::provider::{self, AttrSchema, AttrType, KindDef};
 use crate::{Attrs, Value};
 
 /// The value of a referenced attribute.
@@ -120,8 +120,7 @@ pub fn desired_attrs(
     for (name, attr) in &resource.attrs {
         match eval(&attr.expr, scope)? {
             Some(v) => {
-                let ty = resource.kind.attr(name).map(|a| a.ty);
-                known.insert(name.clone(), normalize(ty, v));
+                known.insert(name.clone(), normalize_attr(resource.kind, name, v));
             }
             None => {
                 unknown.insert(name.clone());
@@ -146,6 +145,17 @@ pub fn desired_attrs(
         known.insert("tags".to_string(), Value::Object(tags));
     }
     Ok((known, unknown))
+}
+
+/// Canonical form of attribute `name` of `kind`: by its type, then by the
+/// kind's own rule if it has one. Desired and live values both go through
+/// this before they are compared.
+pub fn normalize_attr(kind: &KindDef, name: &str, value: Value) -> Value {
+    let value = normalize(kind.attr(name).map(|a| a.ty), value);
+    match kind.normalize {
+        Some(f) => f(name, value),
+        None => value,
+    }
 }
 
 /// Brings a value into the canonical form used for comparison: JSON

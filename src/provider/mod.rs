@@ -50,15 +50,46 @@ pub struct Live {
     pub attrs: Attrs,
 }
 
+/// Reports how a long operation is going (for example a cluster's status
+/// while meshform waits for it), so that the user sees it live.
+#[derive(Clone, Default)]
+pub struct Progress(Option<Arc<dyn Fn(&str) + Send + Sync>>);
+
+impl Progress {
+    /// A reporter calling `f` with each message.
+    pub fn new(f: impl Fn(&str) + Send + Sync + 'static) -> Progress {
+        Progress(Some(Arc::new(f)))
+    }
+
+    /// Reports `message`; does nothing for the default reporter.
+    pub fn report(&self, message: &str) {
+        if let Some(f) = &self.0 {
+            f(message);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(reporting)"
+        } else {
+            "Progress(silent)"
+        })
+    }
+}
+
 /// What an operation is about: passed to every call so that errors and
 /// lookups can name the resource.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct OpContext {
     pub stack: String,
     pub address: String,
     /// Idempotency token of a create, recorded in state before the call and
     /// passed as the API's client token where it has one.
     pub token: String,
+    /// Where to report the status of long waits.
+    pub progress: Progress,
 }
 
 /// A resource state entry handed to a batched read.

@@ -130,6 +130,11 @@ pub struct KindDef {
     /// Whether the kind carries tags: a `tags` attribute is then accepted and
     /// meshform adds `meshform:stack` and `meshform:address` to it.
     pub taggable: bool,
+    /// Brings a value of attribute `name` into canonical form before the
+    /// planner compares desired and live values, for equivalences the
+    /// attribute type alone cannot know (an AWS managed policy given by name
+    /// or by ARN, a list whose order means nothing). Pure.
+    pub normalize: Option<fn(&str, crate::Value) -> crate::Value>,
 }
 
 impl KindDef {

@@ -22,6 +22,7 @@ fn cx(address: &str) -> OpContext {
         stack: STACK.to_string(),
         address: address.to_string(),
         token: uuid::Uuid::new_v4().to_string(),
+        ..Default::default()
     }
 }
 

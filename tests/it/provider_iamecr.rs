@@ -15,6 +15,7 @@ fn cx(address: &str) -> OpContext {
         stack: "teststack".into(),
         address: address.into(),
         token: "tok".into(),
+        ..Default::default()
     }
 }
 

@@ -53,6 +53,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("registry_id", AttrType::String, "The registry (account) id."),
     ],
     taggable: true,
+    normalize: None,
 };
 
 /// ECR's limit on names per `DescribeRepositories` and images per

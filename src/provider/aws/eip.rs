@@ -37,6 +37,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("public_ip", AttrType::String, "The public IPv4 address."),
     ],
     taggable: true,
+    normalize: None,
 };
 
 /// How long a new address may take to show in describes.

@@ -53,6 +53,7 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: true,
+    normalize: None,
 };
 
 /// IAM keeps at most this many versions of a managed policy.

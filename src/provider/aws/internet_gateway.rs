@@ -33,6 +33,7 @@ pub static DEF: KindDef = KindDef {
         "The account that owns the gateway.",
     )],
     taggable: true,
+    normalize: None,
 };
 
 /// How long a new gateway may take to show in describes.

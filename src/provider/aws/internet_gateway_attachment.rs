@@ -29,6 +29,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::required("vpc_id", AttrType::String, "The VPC to attach it to.").force_new(),
     ],
     taggable: false,
+    normalize: None,
 };
 
 /// How long a new attachment may take to show in describes.

@@ -65,6 +65,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("vpc_id", AttrType::String, "The VPC of the subnet."),
     ],
     taggable: true,
+    normalize: None,
 };
 
 /// How long a gateway may take to become `available`.

@@ -47,6 +47,7 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: false,
+    normalize: None,
 };
 
 /// Operations of `aws.ec2.route`.

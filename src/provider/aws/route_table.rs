@@ -27,6 +27,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("owner_id", AttrType::String, "The AWS account owning the table."),
     ],
     taggable: true,
+    normalize: None,
 };
 
 /// Operations of `aws.ec2.route_table`.

@@ -28,6 +28,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::required("subnet_id", AttrType::String, "The subnet.").force_new(),
     ],
     taggable: false,
+    normalize: None,
 };
 
 /// Operations of `aws.ec2.route_table_association`.

@@ -75,6 +75,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("owner_id", AttrType::String, "The AWS account owning the group."),
     ],
     taggable: true,
+    normalize: None,
 };
 
 /// Operations of `aws.ec2.security_group`.

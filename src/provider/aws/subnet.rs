@@ -53,6 +53,7 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: true,
+    normalize: None,
 };
 
 /// How long a new subnet may stay `pending`.

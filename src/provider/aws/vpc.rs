@@ -54,6 +54,7 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: true,
+    normalize: None,
 };
 
 /// How long a new VPC may stay `pending`.
