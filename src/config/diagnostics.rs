@@ -18,8 +18,12 @@ pub struct SourceFile {
 impl SourceFile {
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..self.text.floor_char_boundary(offset)];
+        // `str::floor_char_boundary` is newer than the crate's MSRV (1.89).
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let col = before[line_start..].chars().count() + 1;
@@ -234,6 +238,8 @@ mod tests {
         assert_eq!(f.line_col(6), (2, 1));
         // after "bé" (3 bytes) the column is 3 characters in.
         assert_eq!(f.line_col(9), (2, 3));
+        // An offset inside "é" counts from the character's start.
+        assert_eq!(f.line_col(8), (2, 2));
     }
 
     #[test]

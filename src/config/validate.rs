@@ -63,7 +63,18 @@ impl Validator<'_> {
                 self.check_reference(r, None);
             }
         }
-        if let Err(cycle) = crate::graph::ResourceGraph::build(self.stack) {
+        // Self-references and self-dependencies are reported above: leave
+        // them out here, so that they are not reported twice and do not hide
+        // a cycle through other resources.
+        let edges = self.stack.resources.values().flat_map(|r| {
+            r.dependencies()
+                .into_iter()
+                .filter(|d| *d != r.name)
+                .map(|d| (d, r.name.clone()))
+        });
+        if let Err(cycle) =
+            crate::graph::ResourceGraph::from_edges(self.stack.resources.keys().cloned(), edges)
+        {
             let first = cycle.members.first().and_then(|n| self.stack.resources.get(n));
             let message = format!("dependency cycle: {}", cycle.path());
             match first {
@@ -187,7 +198,11 @@ impl Validator<'_> {
                 AttrType::StringList => items
                     .iter()
                     .for_each(|i| self.check_type(i, AttrType::String, name, span)),
-                AttrType::ObjectList(_) => items.iter().for_each(|i| self.check_type(i, ty, name, span)),
+                AttrType::ObjectList(_) => items.iter().for_each(|i| match i {
+                    // A literal item (one with no references) is one table of the list.
+                    Expr::Value(v) => self.check_value(&Value::Array(vec![v.clone()]), ty, name, span),
+                    _ => self.check_type(i, ty, name, span),
+                }),
                 AttrType::Json => {}
                 _ => self.wrong_type(span, name, ty, "a list"),
             },

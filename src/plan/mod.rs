@@ -5,6 +5,8 @@ mod diff;
 pub mod eval;
 mod model;
 mod render;
+#[cfg(test)]
+mod tests;
 
 pub use diff::{PlanError, Prior, PriorResource, plan, plan_destroy};
 pub use model::{Action, AttrChange, OutputChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Summary};

@@ -11,3 +11,4 @@ mod provider_ec2net;
 mod provider_ec2route;
 mod provider_iamecr;
 mod support;
+mod validation;
