@@ -8,7 +8,10 @@
 mod ec2_util;
 pub mod ecr_repository;
 pub mod eip;
+pub mod eks_cluster;
+pub mod eks_node_group;
 pub mod iam_policy;
+pub mod iam_role;
 pub mod internet_gateway;
 pub mod internet_gateway_attachment;
 pub mod nat_gateway;
@@ -36,7 +39,10 @@ pub static KIND_DEFS: &[&KindDef] = &[
     &route_table_association::DEF,
     &security_group::DEF,
     &iam_policy::DEF,
+    &iam_role::DEF,
     &ecr_repository::DEF,
+    &eks_cluster::DEF,
+    &eks_node_group::DEF,
 ];
 
 /// SDK clients for one region, shared by every kind.
@@ -46,6 +52,7 @@ pub struct AwsClients {
     pub ec2: aws_sdk_ec2::Client,
     pub iam: aws_sdk_iam::Client,
     pub ecr: aws_sdk_ecr::Client,
+    pub eks: aws_sdk_eks::Client,
 }
 
 impl AwsClients {
@@ -68,6 +75,7 @@ impl AwsClients {
             ec2: aws_sdk_ec2::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             ecr: aws_sdk_ecr::Client::new(config),
+            eks: aws_sdk_eks::Client::new(config),
         }
     }
 
@@ -90,6 +98,9 @@ impl AwsClients {
         kinds.insert(Arc::new(security_group::SecurityGroup(self.clone())));
         kinds.insert(Arc::new(iam_policy::IamPolicy(self.clone())));
         kinds.insert(Arc::new(ecr_repository::EcrRepository(self.clone())));
+        kinds.insert(Arc::new(iam_role::IamRole(self.clone())));
+        kinds.insert(Arc::new(eks_cluster::EksCluster(self.clone())));
+        kinds.insert(Arc::new(eks_node_group::EksNodeGroup(self.clone())));
         kinds
     }
 

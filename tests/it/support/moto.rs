@@ -112,6 +112,9 @@ impl Moto {
     pub async fn ecr(&self) -> aws_sdk_ecr::Client {
         aws_sdk_ecr::Client::new(&self.sdk_config().await)
     }
+    pub async fn eks(&self) -> aws_sdk_eks::Client {
+        aws_sdk_eks::Client::new(&self.sdk_config().await)
+    }
 
     /// meshform's AWS clients pointed at this server.
     pub async fn clients(&self) -> std::sync::Arc<meshform::provider::aws::AwsClients> {
