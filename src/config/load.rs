@@ -2,7 +2,7 @@
 //! variables, and collecting every problem rather than stopping at the first.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use toml::Spanned;
@@ -34,37 +34,114 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Stack, ConfigError> {
     load_str(path, text, options)
 }
 
-/// Parses and validates stack text; `path` names it in messages.
+/// Parses and validates stack text; `path` names it in messages. Files the
+/// stack includes are read from disk, relative to `path`.
 pub fn load_str(path: &Path, text: String, options: &LoadOptions) -> Result<Stack, ConfigError> {
-    let file = Arc::new(SourceFile {
+    let root = Arc::new(SourceFile {
         path: path.to_path_buf(),
         text,
     });
     let mut diags = Diagnostics::default();
-    let stack = {
-        let (root, parse_errors) = DeTable::parse_recoverable(&file.text);
-        for e in &parse_errors {
-            let span = Span::new(&file, e.span().unwrap_or(0..0));
-            diags.at(&span, format!("invalid TOML: {}", e.message()));
-        }
-        if !parse_errors.is_empty() {
-            return Err(finish_err(diags, path));
-        }
-        Loader {
-            file: file.clone(),
-            diags: &mut diags,
-            vars: BTreeMap::new(),
-            stack_name: String::new(),
-            region: String::new(),
-        }
-        .stack(root.get_ref(), options)
-    };
-    let Some((stack, broken)) = stack else {
+    let mut files = Vec::new();
+    collect_files(&root, &mut Vec::new(), &mut files, &mut diags);
+    if !diags.is_empty() {
+        return Err(finish_err(diags, path));
+    }
+    // Every file parsed cleanly above; parse again, now keeping the tables
+    // (they borrow from the texts in `files`).
+    let tables: Vec<DeTable<'_>> = files
+        .iter()
+        .map(|f| DeTable::parse_recoverable(&f.text).0.into_inner())
+        .collect();
+    let loaded = Loader {
+        file: root.clone(),
+        diags: &mut diags,
+        vars: BTreeMap::new(),
+        var_spans: BTreeMap::new(),
+        stack_name: String::new(),
+        region: String::new(),
+    }
+    .stack(&files, &tables, options);
+    let Some((stack, broken)) = loaded else {
         return Err(finish_err(diags, path));
     };
     validate::validate(&stack, &broken, &mut diags);
     diags.finish(path)?;
     Ok(stack)
+}
+
+/// Reads `file` and, depth first, every file it includes (`[stack] include`),
+/// appending each to `out` after the files it includes, so the root comes
+/// last. A file included twice is read once; an include cycle is an error.
+fn collect_files(
+    file: &Arc<SourceFile>,
+    chain: &mut Vec<PathBuf>,
+    out: &mut Vec<Arc<SourceFile>>,
+    diags: &mut Diagnostics,
+) {
+    let (table, errors) = DeTable::parse_recoverable(&file.text);
+    for e in &errors {
+        let span = Span::new(file, e.span().unwrap_or(0..0));
+        diags.at(&span, format!("invalid TOML: {}", e.message()));
+    }
+    if !errors.is_empty() {
+        return;
+    }
+    let identity = canonical(&file.path);
+    chain.push(identity.clone());
+    let includes = table
+        .get_ref()
+        .iter()
+        .find(|(k, _)| k.get_ref().as_ref() == "stack")
+        .and_then(|(_, v)| v.get_ref().as_table())
+        .and_then(|t| t.iter().find(|(k, _)| k.get_ref().as_ref() == "include"))
+        .map(|(_, v)| v);
+    if let Some(includes) = includes {
+        let at = Span::new(file, includes.span());
+        match includes.get_ref().as_array() {
+            None => diags.at(
+                &at,
+                "`include` must be a list of stack files, like [\"baseline.toml\"]",
+            ),
+            Some(items) => {
+                for item in items.iter() {
+                    let span = Span::new(file, item.span());
+                    let Some(rel) = item.get_ref().as_str() else {
+                        diags.at(&span, "`include` holds paths as strings");
+                        continue;
+                    };
+                    let path = file.path.parent().unwrap_or(Path::new("")).join(rel);
+                    let id = canonical(&path);
+                    if chain.contains(&id) {
+                        diags.at(
+                            &span,
+                            format!("include cycle: {} includes itself", path.display()),
+                        );
+                        continue;
+                    }
+                    if out.iter().any(|f| canonical(&f.path) == id) {
+                        continue;
+                    }
+                    match std::fs::read_to_string(&path) {
+                        Ok(text) => {
+                            let included = Arc::new(SourceFile { path, text });
+                            collect_files(&included, chain, out, diags);
+                        }
+                        Err(e) => diags.at(
+                            &span,
+                            format!("cannot read included stack {}: {e}", path.display()),
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    chain.pop();
+    out.push(file.clone());
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn finish_err(diags: Diagnostics, path: &Path) -> ConfigError {
@@ -78,9 +155,12 @@ fn finish_err(diags: Diagnostics, path: &Path) -> ConfigError {
 }
 
 struct Loader<'d> {
+    /// The file being read now.
     file: Arc<SourceFile>,
     diags: &'d mut Diagnostics,
     vars: BTreeMap<String, Value>,
+    /// Where each variable's default was (last) declared.
+    var_spans: BTreeMap<String, Span>,
     stack_name: String,
     region: String,
 }
@@ -92,95 +172,142 @@ impl Loader<'_> {
         Span::new(&self.file, range)
     }
 
-    /// Builds the stack; `None` when `[stack]` itself is unusable. Also
-    /// returns the names of resources whose tables were broken, so that
-    /// references to them do not produce a second, misleading error.
-    fn stack(mut self, root: &DeTable<'_>, options: &LoadOptions) -> Option<(Stack, BTreeSet<String>)> {
-        let mut sections: BTreeMap<&str, Entry<'_, '_>> = BTreeMap::new();
-        for entry @ (key, _) in root.iter() {
+    /// The top-level sections of one file, reporting unknown ones.
+    fn sections<'a, 'i>(&mut self, table: &'a DeTable<'i>) -> BTreeMap<&'static str, Entry<'a, 'i>> {
+        let mut sections = BTreeMap::new();
+        for entry @ (key, _) in table.iter() {
             let name: &str = key.get_ref();
             if let Some(section) = TOP_LEVEL.iter().copied().find(|t| *t == name) {
                 sections.insert(section, entry);
             } else {
                 let span = self.span(key.span());
-                match suggest(name, TOP_LEVEL.iter().copied()) {
-                    Some(s) => self.diags.at_with_help(
-                        &span,
-                        format!("unknown section `{name}`"),
-                        format!("did you mean `{s}`?"),
-                    ),
-                    None => self.diags.at_with_help(
-                        &span,
-                        format!("unknown section `{name}`"),
-                        "a stack has [stack], [vars], [resource.<name>] and [output.<name>]",
-                    ),
-                }
-            }
-        }
-
-        let stack_ok = match sections.get("stack") {
-            Some((key, value)) => self.stack_section(key, value),
-            None => {
-                self.diags.push(
-                    0,
-                    Located::in_file(&self.file, "missing [stack] table with `name` and `region`"),
+                let help = suggest(name, TOP_LEVEL.iter().copied()).map_or_else(
+                    || "a stack has [stack], [vars], [resource.<name>] and [output.<name>]".to_string(),
+                    |s| format!("did you mean `{s}`?"),
                 );
-                false
+                self.diags
+                    .at_with_help(&span, format!("unknown section `{name}`"), help);
             }
-        };
-        if let Some((_, value)) = sections.get("vars") {
-            self.vars_section(value, options);
-        } else {
-            self.vars_section_absent(options);
         }
+        sections
+    }
 
-        let mut resources = BTreeMap::new();
+    /// Builds the stack from `files` (included files first, the root last)
+    /// and their parsed `tables`; `None` when the root's `[stack]` is
+    /// unusable. Also returns the names of resources whose tables were
+    /// broken, so that references to them do not produce a second,
+    /// misleading error.
+    fn stack(
+        mut self,
+        files: &[Arc<SourceFile>],
+        tables: &[DeTable<'_>],
+        options: &LoadOptions,
+    ) -> Option<(Stack, BTreeSet<String>)> {
+        let root = files.len() - 1;
+        let mut all_sections = Vec::new();
+        for (i, (file, table)) in files.iter().zip(tables).enumerate() {
+            self.file = file.clone();
+            let sections = self.sections(table);
+            // The root's [stack] names the stack; an included file's [stack]
+            // (it may be a stack of its own) only contributes its includes.
+            if i == root {
+                let stack_ok = match sections.get("stack") {
+                    Some((key, value)) => self.stack_section(key, value, true),
+                    None => {
+                        self.diags.push(
+                            0,
+                            Located::in_file(file, "missing [stack] table with `name` and `region`"),
+                        );
+                        false
+                    }
+                };
+                if !stack_ok {
+                    return None;
+                }
+            } else if let Some((key, value)) = sections.get("stack") {
+                self.stack_section(key, value, false);
+            }
+            all_sections.push(sections);
+        }
+        // Variables: included files' defaults first; a later file may
+        // redeclare a variable to change its default; then --var.
+        for (file, sections) in files.iter().zip(&all_sections) {
+            self.file = file.clone();
+            if let Some((_, value)) = sections.get("vars") {
+                self.vars_section(value);
+            }
+        }
+        self.file = files[root].clone();
+        self.apply_overrides(options);
+
+        let mut resources: BTreeMap<String, Resource> = BTreeMap::new();
+        let mut outputs: BTreeMap<String, Output> = BTreeMap::new();
         let mut broken = BTreeSet::new();
-        if let Some((key, value)) = sections.get("resource") {
-            match value.get_ref().as_table() {
-                Some(table) => {
-                    for (name, body) in table.iter() {
-                        match self.resource(name, body) {
-                            Some(r) => {
-                                resources.insert(r.name.clone(), r);
-                            }
-                            None => {
-                                broken.insert(name.get_ref().to_string());
+        for (file, sections) in files.iter().zip(&all_sections) {
+            self.file = file.clone();
+            if let Some((key, value)) = sections.get("resource") {
+                match value.get_ref().as_table() {
+                    Some(table) => {
+                        for (name, body) in table.iter() {
+                            match self.resource(name, body) {
+                                Some(r) => match resources.get(&r.name) {
+                                    Some(first) => self.diags.at(
+                                        &r.span,
+                                        format!(
+                                            "resource `{}` is already defined at {}",
+                                            r.name,
+                                            first.span.location()
+                                        ),
+                                    ),
+                                    None => {
+                                        resources.insert(r.name.clone(), r);
+                                    }
+                                },
+                                None => {
+                                    broken.insert(name.get_ref().to_string());
+                                }
                             }
                         }
                     }
-                }
-                None => {
-                    let span = self.span(key.span());
-                    self.diags.at(
-                        &span,
-                        "`resource` must be a table of resources: write [resource.<name>]",
-                    );
-                }
-            }
-        }
-
-        let mut outputs = BTreeMap::new();
-        if let Some((key, value)) = sections.get("output") {
-            match value.get_ref().as_table() {
-                Some(table) => {
-                    for (name, body) in table.iter() {
-                        if let Some(o) = self.output(name, body) {
-                            outputs.insert(o.name.clone(), o);
-                        }
+                    None => {
+                        let span = self.span(key.span());
+                        self.diags.at(
+                            &span,
+                            "`resource` must be a table of resources: write [resource.<name>]",
+                        );
                     }
                 }
-                None => {
-                    let span = self.span(key.span());
-                    self.diags.at(
-                        &span,
-                        "`output` must be a table of outputs: write [output.<name>]",
-                    );
+            }
+            if let Some((key, value)) = sections.get("output") {
+                match value.get_ref().as_table() {
+                    Some(table) => {
+                        for (name, body) in table.iter() {
+                            if let Some(o) = self.output(name, body) {
+                                match outputs.get(&o.name) {
+                                    Some(first) => self.diags.at(
+                                        &o.span,
+                                        format!(
+                                            "output `{}` is already defined at {}",
+                                            o.name,
+                                            first.span.location()
+                                        ),
+                                    ),
+                                    None => {
+                                        outputs.insert(o.name.clone(), o);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    None => {
+                        let span = self.span(key.span());
+                        self.diags.at(
+                            &span,
+                            "`output` must be a table of outputs: write [output.<name>]",
+                        );
+                    }
                 }
             }
-        }
-        if !stack_ok {
-            return None;
         }
         Some((
             Stack {
@@ -189,16 +316,20 @@ impl Loader<'_> {
                 vars: self.vars.clone(),
                 resources,
                 outputs,
-                source: self.file.clone(),
+                sources: files.iter().rev().cloned().collect(),
             },
             broken,
         ))
     }
 
+    /// Reads `[stack]`. For the root file (`is_root`) `name` and `region`
+    /// are required and kept; an included file's are checked but ignored,
+    /// since the including stack names the whole.
     fn stack_section(
         &mut self,
         key: &Spanned<std::borrow::Cow<'_, str>>,
         value: &Spanned<DeValue<'_>>,
+        is_root: bool,
     ) -> bool {
         let Some(table) = value.get_ref().as_table() else {
             let span = self.span(key.span());
@@ -207,11 +338,12 @@ impl Loader<'_> {
             return false;
         };
         let mut ok = true;
+        let (mut name, mut region) = (None, None);
         for (k, v) in table.iter() {
             let span = self.span(v.span());
             match k.get_ref().as_ref() {
                 "name" => match v.get_ref().as_str() {
-                    Some(s) if valid_name(s) => self.stack_name = s.to_string(),
+                    Some(s) if valid_name(s) => name = Some(s.to_string()),
                     Some(_) => {
                         self.diags
                             .at(&span, "stack name may hold only letters, digits, `-` and `_`");
@@ -229,17 +361,19 @@ impl Loader<'_> {
                     }
                 },
                 "region" => match v.get_ref().as_str() {
-                    Some(s) if !s.is_empty() => self.region = s.to_string(),
+                    Some(s) if !s.is_empty() => region = Some(s.to_string()),
                     _ => {
                         self.diags
                             .at(&span, "`region` must be a non-empty string such as \"us-west-2\"");
                         ok = false;
                     }
                 },
+                // Read (and checked) when the files were collected.
+                "include" => {}
                 other => {
                     let kspan = self.span(k.span());
-                    let help = suggest(other, ["name", "region"]).map_or_else(
-                        || "[stack] has `name` and `region`".to_string(),
+                    let help = suggest(other, ["name", "region", "include"]).map_or_else(
+                        || "[stack] has `name`, `region` and `include`".to_string(),
                         |s| format!("did you mean `{s}`?"),
                     );
                     self.diags
@@ -247,11 +381,11 @@ impl Loader<'_> {
                 }
             }
         }
+        if !is_root {
+            return ok;
+        }
         let header = self.span(key.span());
-        for (field, set) in [
-            ("name", !self.stack_name.is_empty()),
-            ("region", !self.region.is_empty()),
-        ] {
+        for (field, set) in [("name", name.is_some()), ("region", region.is_some())] {
             if !set && table.iter().all(|(k, _)| k.get_ref().as_ref() != field) {
                 self.diags.at(
                     &header,
@@ -260,29 +394,19 @@ impl Loader<'_> {
                 ok = false;
             }
         }
+        self.stack_name = name.unwrap_or_default();
+        self.region = region.unwrap_or_default();
         ok
     }
 
-    fn vars_section_absent(&mut self, options: &LoadOptions) {
-        for (name, _) in &options.vars {
-            self.diags.push(
-                0,
-                Located::in_file(
-                    &self.file,
-                    format!("--var {name}: the stack declares no variables"),
-                ),
-            );
-        }
-    }
-
-    fn vars_section(&mut self, value: &Spanned<DeValue<'_>>, options: &LoadOptions) {
+    /// Declares the variables of one file's `[vars]`.
+    fn vars_section(&mut self, value: &Spanned<DeValue<'_>>) {
         let Some(table) = value.get_ref().as_table() else {
             let span = self.span(value.span());
             self.diags
                 .at(&span, "`vars` must be a table of variable defaults");
             return;
         };
-        let mut spans = BTreeMap::new();
         for (k, v) in table.iter() {
             let span = self.span(v.span());
             let value = match v.get_ref() {
@@ -307,20 +431,28 @@ impl Loader<'_> {
                     continue;
                 }
             };
-            spans.insert(k.get_ref().to_string(), span);
+            self.var_spans.insert(k.get_ref().to_string(), span);
             self.vars.insert(k.get_ref().to_string(), value);
         }
+    }
+
+    /// Applies `--var` overrides, typed like each variable's default.
+    fn apply_overrides(&mut self, options: &LoadOptions) {
         for (name, raw) in &options.vars {
             let Some(default) = self.vars.get(name) else {
-                let help = suggest(name, self.vars.keys().map(String::as_str)).map_or_else(
-                    || {
-                        format!(
-                            "declared variables: {}",
-                            self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
-                        )
-                    },
-                    |s| format!("did you mean `{s}`?"),
-                );
+                let help = if self.vars.is_empty() {
+                    "the stack declares no variables".to_string()
+                } else {
+                    suggest(name, self.vars.keys().map(String::as_str)).map_or_else(
+                        || {
+                            format!(
+                                "declared variables: {}",
+                                self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )
+                        },
+                        |s| format!("did you mean `{s}`?"),
+                    )
+                };
                 self.diags.push(
                     0,
                     Located::in_file(&self.file, format!("--var {name}: no such variable in [vars]"))
@@ -338,7 +470,11 @@ impl Loader<'_> {
                     self.vars.insert(name.clone(), v);
                 }
                 Err(expected) => {
-                    let span = spans.get(name).cloned().unwrap_or_else(|| self.span(0..0));
+                    let span = self
+                        .var_spans
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| self.span(0..0));
                     self.diags.at(
                         &span,
                         format!("--var {name}={raw}: expected {expected}, like this variable's default"),
@@ -728,4 +864,129 @@ fn settable_names(kind: &KindDef) -> Vec<&'static str> {
         .into_iter()
         .filter(|n| kind.attr(n).is_some_and(|a| a.mode != provider::Mode::Computed))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(PathBuf);
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let d = std::env::temp_dir().join(format!("meshform-load-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            Dir(d)
+        }
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let p = self.0.join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const BASE: &str = r#"
+[stack]
+name = "base"
+region = "eu-west-1"
+
+[vars]
+prefix = "Base"
+
+[resource.vpc]
+type = "aws.ec2.vpc"
+cidr_block = "10.0.0.0/16"
+tags = { Name = "${var.prefix} in ${stack.name}" }
+
+[output.vpc_id]
+value = "${vpc.id}"
+"#;
+
+    #[test]
+    fn include_merges_resources_outputs_and_vars_with_the_includer_in_charge() {
+        let dir = Dir::new("merge");
+        dir.write("base.toml", BASE);
+        let top = dir.write(
+            "top.toml",
+            r#"
+[stack]
+name = "full"
+region = "us-west-2"
+include = ["base.toml"]
+
+[vars]
+prefix = "Full"
+
+[resource.subnet]
+type = "aws.ec2.subnet"
+vpc_id = "${vpc.id}"
+cidr_block = "10.0.1.0/24"
+availability_zone = "${az[0]}"
+"#,
+        );
+        let stack = load(&top, &LoadOptions::default()).unwrap();
+        assert_eq!(stack.name, "full");
+        assert_eq!(stack.region, "us-west-2");
+        assert_eq!(stack.resources.keys().collect::<Vec<_>>(), ["subnet", "vpc"]);
+        assert!(stack.outputs.contains_key("vpc_id"));
+        assert_eq!(stack.sources.len(), 2);
+        assert_eq!(stack.sources[0].path, top);
+        // The includer's default and its stack name reach the included file.
+        let tags = &stack.resources["vpc"].attrs["tags"].expr;
+        match tags {
+            Expr::Value(v) => assert_eq!(v["Name"], "Full in full"),
+            other => panic!("{other:?}"),
+        }
+        // --var overrides reach every file.
+        let opts = LoadOptions {
+            vars: vec![("prefix".into(), "Cli".into())],
+        };
+        let stack = load(&top, &opts).unwrap();
+        match &stack.resources["vpc"].attrs["tags"].expr {
+            Expr::Value(v) => assert_eq!(v["Name"], "Cli in full"),
+            other => panic!("{other:?}"),
+        }
+        // The included file still works on its own.
+        let base = load(&dir.0.join("base.toml"), &LoadOptions::default()).unwrap();
+        assert_eq!(base.name, "base");
+    }
+
+    #[test]
+    fn duplicate_across_files_names_both_places() {
+        let dir = Dir::new("dup");
+        dir.write("base.toml", BASE);
+        let top = dir.write(
+            "top.toml",
+            "[stack]\nname = \"full\"\nregion = \"us-west-2\"\ninclude = [\"base.toml\"]\n\n[resource.vpc]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.1.0.0/16\"\n",
+        );
+        let err = load(&top, &LoadOptions::default()).unwrap_err();
+        let msg = err.messages();
+        assert!(
+            msg.contains("top.toml:6:11: resource `vpc` is already defined at"),
+            "{msg}"
+        );
+        assert!(msg.contains("base.toml:9:11"), "{msg}");
+    }
+
+    #[test]
+    fn include_cycles_and_missing_files_are_located() {
+        let dir = Dir::new("cycle");
+        dir.write(
+            "a.toml",
+            "[stack]\nname = \"a\"\nregion = \"r\"\ninclude = [\"b.toml\"]\n",
+        );
+        dir.write(
+            "b.toml",
+            "[stack]\nname = \"b\"\nregion = \"r\"\ninclude = [\"a.toml\", \"missing.toml\"]\n",
+        );
+        let err = load(&dir.0.join("a.toml"), &LoadOptions::default()).unwrap_err();
+        let msg = err.messages();
+        assert!(msg.contains("b.toml:4:12: include cycle"), "{msg}");
+        assert!(msg.contains("b.toml:4:22: cannot read included stack"), "{msg}");
+    }
 }

@@ -18,8 +18,9 @@ pub struct Stack {
     pub vars: BTreeMap<String, Value>,
     pub resources: BTreeMap<String, Resource>,
     pub outputs: BTreeMap<String, Output>,
-    /// The file the stack was read from.
-    pub source: Arc<SourceFile>,
+    /// The files the stack was read from: the root first, then the files it
+    /// includes.
+    pub sources: Vec<Arc<SourceFile>>,
 }
 
 /// One `[resource.<name>]` table.

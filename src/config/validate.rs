@@ -81,7 +81,7 @@ impl Validator<'_> {
                 Some(r) => self.diags.at(&r.span, message),
                 None => self.diags.push(
                     0,
-                    super::diagnostics::Located::in_file(&self.stack.source, message),
+                    super::diagnostics::Located::in_file(&self.stack.sources[0], message),
                 ),
             }
         }
