@@ -440,19 +440,20 @@ impl Loader<'_> {
     fn apply_overrides(&mut self, options: &LoadOptions) {
         for (name, raw) in &options.vars {
             let Some(default) = self.vars.get(name) else {
-                let help = if self.vars.is_empty() {
-                    "the stack declares no variables".to_string()
-                } else {
-                    suggest(name, self.vars.keys().map(String::as_str)).map_or_else(
-                        || {
-                            format!(
-                                "declared variables: {}",
-                                self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
-                            )
-                        },
-                        |s| format!("did you mean `{s}`?"),
-                    )
-                };
+                if self.vars.is_empty() {
+                    let message = format!("--var {name}: the stack declares no variables");
+                    self.diags.push(0, Located::in_file(&self.file, message));
+                    continue;
+                }
+                let help = suggest(name, self.vars.keys().map(String::as_str)).map_or_else(
+                    || {
+                        format!(
+                            "declared variables: {}",
+                            self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                    |s| format!("did you mean `{s}`?"),
+                );
                 self.diags.push(
                     0,
                     Located::in_file(&self.file, format!("--var {name}: no such variable in [vars]"))
