@@ -5,6 +5,7 @@
 mod baseline;
 mod crash;
 mod drift;
+mod eks_stack;
 mod failure;
 mod lock;
 mod provider_ec2net;

@@ -7,7 +7,10 @@ use aws_sdk_ec2::types::Filter;
 
 use super::moto::Moto;
 
+/// The baseline stack's name (`stacks/baseline.toml`).
 pub const STACK: &str = "appmesh-getting-started-eks";
+/// The full walkthrough stack's name (`stacks/appmesh-getting-started.toml`).
+pub const FULL_STACK: &str = "appmesh-getting-started";
 
 fn f(name: &str, value: &str) -> Filter {
     Filter::builder().name(name).values(value).build()
@@ -36,9 +39,15 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// Reads what the baseline stack owns.
     pub async fn read(moto: &Moto) -> Inventory {
+        Self::read_stack(moto, STACK).await
+    }
+
+    /// Reads what carries the ownership tag of `stack`.
+    pub async fn read_stack(moto: &Moto, stack: &str) -> Inventory {
         let ec2 = moto.ec2().await;
-        let owned = f("tag:meshform:stack", STACK);
+        let owned = f("tag:meshform:stack", stack);
         let vpcs = ec2
             .describe_vpcs()
             .filters(owned.clone())
