@@ -63,7 +63,7 @@ const MAX_POLICY_VERSIONS: usize = 5;
 pub struct IamPolicy(pub Arc<AwsClients>);
 
 /// True when an IAM error means the entity does not exist.
-fn is_not_found(err: &ProviderError) -> bool {
+pub(crate) fn is_not_found(err: &ProviderError) -> bool {
     err.code() == Some("NoSuchEntity")
 }
 
@@ -92,7 +92,7 @@ fn document_value(desired: &Attrs) -> Result<Value, ProviderError> {
 /// Decodes `%XX` escapes. Bytes that are not part of a valid escape are
 /// kept as they are; `+` is not treated as a space (IAM encodes spaces as
 /// `%20`).
-fn percent_decode(text: &str) -> String {
+pub(crate) fn percent_decode(text: &str) -> String {
     fn hex(b: u8) -> Option<u8> {
         match b {
             b'0'..=b'9' => Some(b - b'0'),
@@ -131,7 +131,7 @@ fn parse_document(text: &str) -> Result<Value, ProviderError> {
 }
 
 /// IAM tags from a tag map.
-fn iam_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
+pub(crate) fn iam_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
     tags.iter()
         .map(|(k, v)| {
             Tag::builder()

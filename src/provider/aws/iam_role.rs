@@ -1,28 +1,574 @@
-//! `aws.iam.role` (stub: not yet written).
+//! `aws.iam.role`: an IAM role, its trust policy and its managed policy
+//! attachments.
+//!
+//! The id is the role name (unique in the account, whatever the path). Name
+//! and path cannot change in IAM, so changing them replaces the role. The
+//! description and maximum session duration change in place (`UpdateRole`),
+//! the trust policy through `UpdateAssumeRolePolicy`, the attachments
+//! through `AttachRolePolicy`/`DetachRolePolicy` for the difference, and the
+//! tags through `TagRole`/`UntagRole`.
+//!
+//! `managed_policy_arns` is a set: entries are full ARNs or bare AWS managed
+//! policy names (`AmazonEKSClusterPolicy`, `service-role/Name`), which mean
+//! `arn:aws:iam::aws:policy/<name>`. [`normalize`] turns every entry into an
+//! ARN and sorts the list, for the planner and for the calls made here.
+//!
+//! Reads are batched as far as IAM allows: one paginated `ListRoles` under
+//! the requested roles' common path tells which roles exist and carries
+//! their settings; then each existing role's attachments and tags are
+//! listed.
+//!
+//! A create that finds the name taken adopts the role only when its
+//! ownership tags name this stack and address; anyone else's role is an
+//! error naming the tags it carries.
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use aws_sdk_iam::types::Role;
 
 use super::AwsClients;
-use crate::Attrs;
-use crate::provider::schema::KindDef;
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+use super::iam_policy::{iam_tags, is_not_found, percent_decode};
+use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_opt_str,
+    attr_str, attr_tags, tags_value,
+};
+use crate::{Attrs, Value};
 
 /// Schema of `aws.iam.role`.
 pub static DEF: KindDef = KindDef {
     type_name: "aws.iam.role",
-    doc: "",
-    attrs: &[],
+    doc: "An IAM role with its trust policy and managed policy attachments. The id is the role name.",
+    attrs: &[
+        AttrSchema::required("name", AttrType::String, "Role name, unique in the account.").force_new(),
+        AttrSchema::optional("path", AttrType::String, "Path the role is created under.")
+            .force_new()
+            .default(Default::Str("/")),
+        AttrSchema::optional("description", AttrType::String, "Description; changes in place."),
+        AttrSchema::required(
+            "assume_role_policy",
+            AttrType::Json,
+            "The trust policy: who may assume the role. Changes in place.",
+        ),
+        AttrSchema::optional(
+            "max_session_duration",
+            AttrType::Int,
+            "Maximum session duration in seconds (3600 to 43200); changes in place.",
+        )
+        .default(Default::Int(DEFAULT_MAX_SESSION as i64)),
+        AttrSchema::optional(
+            "managed_policy_arns",
+            AttrType::StringList,
+            "Managed policies attached to the role: ARNs, or AWS managed policy names such as \
+             `AmazonEKSClusterPolicy` or `service-role/Name`. A set; changes in place.",
+        ),
+        AttrSchema::computed("arn", AttrType::String, "The role ARN."),
+        AttrSchema::computed("unique_id", AttrType::String, "The stable role id (AROA...)."),
+    ],
     taggable: true,
-    normalize: None,
+    normalize: Some(normalize),
 };
+
+/// IAM's default and minimum maximum session duration, in seconds.
+const DEFAULT_MAX_SESSION: i32 = 3600;
+/// IAM's largest maximum session duration, in seconds.
+const LONGEST_MAX_SESSION: i32 = 43200;
+
+/// What a bare managed policy name expands to.
+const AWS_MANAGED_POLICY_PREFIX: &str = "arn:aws:iam::aws:policy/";
+
+/// Attributes [`IamRole::update`] changes in place.
+const IN_PLACE: &[&str] = &[
+    "description",
+    "max_session_duration",
+    "assume_role_policy",
+    "managed_policy_arns",
+    "tags",
+];
+
+/// Canonical form of attribute `attr` of `aws.iam.role`: for
+/// `managed_policy_arns`, every entry not starting with `arn:` becomes
+/// `arn:aws:iam::aws:policy/<entry>`, and the list is sorted and
+/// deduplicated (attachments are a set). Other attributes are returned
+/// unchanged.
+pub fn normalize(attr: &str, value: Value) -> Value {
+    if attr != "managed_policy_arns" {
+        return value;
+    }
+    let Value::Array(items) = value else {
+        return value;
+    };
+    let mut items: Vec<Value> = items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Value::String(policy_arn(&s)),
+            other => other,
+        })
+        .collect();
+    items.sort_by_key(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+    items.dedup();
+    Value::Array(items)
+}
+
+/// The ARN a `managed_policy_arns` entry stands for.
+fn policy_arn(entry: &str) -> String {
+    if entry.starts_with("arn:") {
+        entry.to_string()
+    } else {
+        format!("{AWS_MANAGED_POLICY_PREFIX}{}", entry.trim_start_matches('/'))
+    }
+}
+
+/// The desired attachments, names expanded to ARNs.
+fn desired_policy_arns(desired: &Attrs) -> Result<BTreeSet<String>, ProviderError> {
+    let value = desired
+        .get("managed_policy_arns")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
+    match normalize("managed_policy_arns", value) {
+        Value::Array(items) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                other => Err(ProviderError::invalid(
+                    "managed_policy_arns",
+                    format!("entries must be strings, found {other}"),
+                )),
+            })
+            .collect(),
+        _ => Err(ProviderError::invalid(
+            "managed_policy_arns",
+            "must be a list of strings",
+        )),
+    }
+}
+
+/// The trust policy to send: a JSON string is sent as given (after checking
+/// it parses), a JSON object is serialized.
+fn trust_text(desired: &Attrs) -> Result<String, ProviderError> {
+    match desired.get("assume_role_policy") {
+        Some(Value::String(s)) => {
+            serde_json::from_str::<Value>(s)
+                .map_err(|e| ProviderError::invalid("assume_role_policy", format!("not valid JSON: {e}")))?;
+            Ok(s.clone())
+        }
+        Some(v @ Value::Object(_)) => serde_json::to_string(v)
+            .map_err(|e| ProviderError::invalid("assume_role_policy", format!("cannot serialize: {e}"))),
+        Some(_) => Err(ProviderError::invalid(
+            "assume_role_policy",
+            "must be a JSON object",
+        )),
+        None => Err(ProviderError::invalid("assume_role_policy", "missing")),
+    }
+}
+
+/// The desired trust policy as a JSON value (what `read` reports).
+fn trust_value(desired: &Attrs) -> Result<Value, ProviderError> {
+    let text = trust_text(desired)?;
+    serde_json::from_str(&text)
+        .map_err(|e| ProviderError::invalid("assume_role_policy", format!("not valid JSON: {e}")))
+}
+
+/// Parses a trust policy as IAM returns it: URL-encoded JSON from real IAM,
+/// plain JSON from some emulators.
+fn parse_trust(operation: &str, text: &str) -> Result<Value, ProviderError> {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return Ok(v);
+    }
+    serde_json::from_str::<Value>(&percent_decode(text)).map_err(|e| {
+        ProviderError::unexpected(operation, format!("assume role policy document is not JSON: {e}"))
+    })
+}
+
+/// The maximum session duration set in `attrs`, checked against IAM's
+/// range; `None` when not set.
+fn max_session(attrs: &Attrs) -> Result<Option<i32>, ProviderError> {
+    let Some(v) = attrs.get("max_session_duration") else {
+        return Ok(None);
+    };
+    let seconds = v
+        .as_i64()
+        .ok_or_else(|| ProviderError::invalid("max_session_duration", "must be an integer"))?;
+    match i32::try_from(seconds) {
+        Ok(s) if (DEFAULT_MAX_SESSION..=LONGEST_MAX_SESSION).contains(&s) => Ok(Some(s)),
+        _ => Err(ProviderError::invalid(
+            "max_session_duration",
+            format!("{seconds} is not between {DEFAULT_MAX_SESSION} and {LONGEST_MAX_SESSION} seconds"),
+        )),
+    }
+}
+
+/// `Ok(None)` for an IAM "no such entity" error, the value or other errors
+/// unchanged.
+fn unless_gone<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `tags` name this stack and address as the owner.
+fn owned_by(tags: &BTreeMap<String, String>, cx: &OpContext) -> bool {
+    tags.get(TAG_STACK).map(String::as_str) == Some(cx.stack.as_str())
+        && tags.get(TAG_ADDRESS).map(String::as_str) == Some(cx.address.as_str())
+}
+
+/// The error for a create finding someone else's role under the name.
+fn not_ours(name: &str, tags: &BTreeMap<String, String>, cx: &OpContext) -> ProviderError {
+    let owner = match (tags.get(TAG_STACK), tags.get(TAG_ADDRESS)) {
+        (Some(s), Some(a)) => format!("it belongs to stack {s} address {a}"),
+        _ => "it carries no meshform ownership tags".to_string(),
+    };
+    let listed: Vec<String> = tags
+        .iter()
+        .filter(|(k, _)| !k.starts_with("aws:"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let carried = if listed.is_empty() {
+        "it has no tags".to_string()
+    } else {
+        format!("its tags: {}", listed.join(", "))
+    };
+    ProviderError::Api {
+        operation: "CreateRole".to_string(),
+        code: Some("EntityAlreadyExists".to_string()),
+        message: format!(
+            "role {name} already exists and belongs to someone else, not to stack {} address {} \
+             ({owner}; {carried}); choose another name or remove that role",
+            cx.stack, cx.address
+        ),
+    }
+}
+
+/// The longest path that is a prefix of every given role path (always
+/// ends with `/`), to narrow the listing.
+fn common_path_prefix<'a>(paths: impl IntoIterator<Item = &'a str>) -> String {
+    let mut prefix: Option<String> = None;
+    for path in paths {
+        prefix = Some(match prefix {
+            None => path.to_string(),
+            Some(p) => p
+                .chars()
+                .zip(path.chars())
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| a)
+                .collect(),
+        });
+    }
+    let prefix = prefix.unwrap_or_default();
+    match prefix.rfind('/') {
+        Some(i) if prefix.starts_with('/') => prefix[..=i].to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// A value of attribute `name` in the form `read` reports it, for
+/// comparing desired with live values.
+fn canonical(name: &str, value: &Value) -> Value {
+    match (name, value) {
+        ("assume_role_policy", Value::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| value.clone()),
+        _ => normalize(name, value.clone()),
+    }
+}
+
+/// The in-place attributes whose desired value differs from `live`.
+fn in_place_differences(live: &Attrs, desired: &Attrs) -> Vec<String> {
+    IN_PLACE
+        .iter()
+        .filter(|name| {
+            desired.get(**name).is_some_and(|want| {
+                live.get(**name).map(|have| canonical(name, have)) != Some(canonical(name, want))
+            })
+        })
+        .map(|name| name.to_string())
+        .collect()
+}
 
 /// Operations of `aws.iam.role`.
 pub struct IamRole(pub Arc<AwsClients>);
 
-fn unwritten() -> ProviderError {
-    ProviderError::unexpected("aws.iam.role", "kind not implemented yet")
+impl IamRole {
+    fn iam(&self) -> &aws_sdk_iam::Client {
+        &self.0.iam
+    }
+
+    /// Every role whose path starts with `path_prefix`, by name.
+    async fn list_roles(&self, path_prefix: &str) -> Result<HashMap<String, Role>, ProviderError> {
+        let mut pages = self
+            .iam()
+            .list_roles()
+            .path_prefix(path_prefix)
+            .into_paginator()
+            .send();
+        let mut found = HashMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListRoles", e))?;
+            for r in page.roles() {
+                found.insert(r.role_name().to_string(), r.clone());
+            }
+        }
+        Ok(found)
+    }
+
+    /// The role named `name`, `None` when there is none.
+    async fn get_role(&self, name: &str) -> Result<Option<Role>, ProviderError> {
+        let out = unless_gone(
+            self.iam()
+                .get_role()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("GetRole", e)),
+        )?;
+        match out {
+            Some(out) => out.role().cloned().map(Some).ok_or_else(|| {
+                ProviderError::unexpected("GetRole", format!("no role {name} in the response"))
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// ARNs of the managed policies attached to a role.
+    async fn attached(&self, name: &str) -> Result<BTreeSet<String>, ProviderError> {
+        let mut pages = self
+            .iam()
+            .list_attached_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        let mut arns = BTreeSet::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListAttachedRolePolicies", e))?;
+            arns.extend(
+                page.attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn())
+                    .map(str::to_string),
+            );
+        }
+        Ok(arns)
+    }
+
+    /// All tags of a role.
+    async fn tags(&self, name: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+        let mut pages = self
+            .iam()
+            .list_role_tags()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        let mut tags = BTreeMap::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListRoleTags", e))?;
+            for t in page.tags() {
+                tags.insert(t.key().to_string(), t.value().to_string());
+            }
+        }
+        Ok(tags)
+    }
+
+    /// Names of a role's inline policies.
+    async fn inline_policies(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+        let mut pages = self
+            .iam()
+            .list_role_policies()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListRolePolicies", e))?;
+            names.extend(page.policy_names().iter().cloned());
+        }
+        Ok(names)
+    }
+
+    /// Names of the instance profiles holding a role.
+    async fn instance_profiles(&self, name: &str) -> Result<Vec<String>, ProviderError> {
+        let mut pages = self
+            .iam()
+            .list_instance_profiles_for_role()
+            .role_name(name)
+            .into_paginator()
+            .send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| ProviderError::aws("ListInstanceProfilesForRole", e))?;
+            names.extend(
+                page.instance_profiles()
+                    .iter()
+                    .map(|p| p.instance_profile_name().to_string()),
+            );
+        }
+        Ok(names)
+    }
+
+    /// The live view of a listed role: its settings from `role`, plus its
+    /// attachments and tags (`tags` when already known). `None` when the
+    /// role disappeared meanwhile.
+    async fn live_of(
+        &self,
+        role: &Role,
+        tags: Option<BTreeMap<String, String>>,
+    ) -> Result<Option<Live>, ProviderError> {
+        let name = role.role_name();
+        let Some(attached) = unless_gone(self.attached(name).await)? else {
+            return Ok(None);
+        };
+        let tags = match tags {
+            Some(t) => t,
+            None => match unless_gone(self.tags(name).await)? {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+        };
+        live_from(role, attached, tags, None).map(Some)
+    }
+
+    /// Attaches the policies in `desired` missing from `current` and
+    /// detaches those no longer desired.
+    async fn sync_attachments(
+        &self,
+        name: &str,
+        current: &BTreeSet<String>,
+        desired: &BTreeSet<String>,
+    ) -> Result<(), ProviderError> {
+        for arn in desired.difference(current) {
+            self.iam()
+                .attach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("AttachRolePolicy", e))?;
+        }
+        for arn in current.difference(desired) {
+            // Already detached (or the policy is gone): nothing to do.
+            unless_gone(
+                self.iam()
+                    .detach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::aws("DetachRolePolicy", e)),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Makes the role's tags equal to `desired` (`aws:` keys aside).
+    async fn sync_tags(
+        &self,
+        name: &str,
+        current: &BTreeMap<String, String>,
+        desired: &BTreeMap<String, String>,
+    ) -> Result<(), ProviderError> {
+        let removed: Vec<String> = current
+            .keys()
+            .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
+            .cloned()
+            .collect();
+        if !removed.is_empty() {
+            self.iam()
+                .untag_role()
+                .role_name(name)
+                .set_tag_keys(Some(removed))
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("UntagRole", e))?;
+        }
+        let changed: BTreeMap<String, String> = desired
+            .iter()
+            .filter(|(k, v)| current.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !changed.is_empty() {
+            self.iam()
+                .tag_role()
+                .role_name(name)
+                .set_tags(Some(iam_tags(&changed)?))
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("TagRole", e))?;
+        }
+        Ok(())
+    }
+
+    /// A create found the name taken: adopts the role when its tags name
+    /// this stack and address (bringing its in-place attributes to
+    /// `desired`), fails otherwise.
+    async fn adopt(&self, cx: &OpContext, desired: &Attrs, name: &str) -> Result<Live, ProviderError> {
+        let vanished =
+            || ProviderError::unexpected("CreateRole", format!("role {name} exists but could not be read"));
+        let role = self.get_role(name).await?.ok_or_else(vanished)?;
+        let tags = unless_gone(self.tags(name).await)?.ok_or_else(vanished)?;
+        if !owned_by(&tags, cx) {
+            return Err(not_ours(name, &tags, cx));
+        }
+        let live = self.live_of(&role, Some(tags)).await?.ok_or_else(vanished)?;
+        let changed = in_place_differences(&live.attrs, desired);
+        if changed.is_empty() {
+            return Ok(live);
+        }
+        self.update(cx, &live, desired, &changed).await
+    }
+}
+
+/// A role's attributes from an IAM `Role` plus its attachments and tags.
+/// `desired` fills in what the response leaves out (a create's answer).
+fn live_from(
+    role: &Role,
+    attached: BTreeSet<String>,
+    tags: BTreeMap<String, String>,
+    desired: Option<&Attrs>,
+) -> Result<Live, ProviderError> {
+    let name = role.role_name();
+    let trust = match (role.assume_role_policy_document(), desired) {
+        (Some(text), _) => parse_trust("ListRoles", text)?,
+        (None, Some(d)) => trust_value(d)?,
+        (None, None) => {
+            return Err(ProviderError::unexpected(
+                "ListRoles",
+                format!("no assume role policy document for role {name}"),
+            ));
+        }
+    };
+    let description = role
+        .description()
+        .or_else(|| desired.and_then(|d| attr_opt_str(d, "description")));
+    let max = match (role.max_session_duration(), desired) {
+        (Some(m), _) => m,
+        (None, Some(d)) => max_session(d)?.unwrap_or(DEFAULT_MAX_SESSION),
+        (None, None) => DEFAULT_MAX_SESSION,
+    };
+    let path = match role.path() {
+        "" => desired.and_then(|d| attr_opt_str(d, "path")).unwrap_or("/"),
+        p => p,
+    };
+
+    let mut attrs = Attrs::new();
+    attrs.insert("name".into(), Value::String(name.to_string()));
+    attrs.insert("path".into(), Value::String(path.to_string()));
+    if let Some(d) = description.filter(|d| !d.is_empty()) {
+        attrs.insert("description".into(), Value::String(d.to_string()));
+    }
+    attrs.insert("assume_role_policy".into(), trust);
+    attrs.insert("max_session_duration".into(), Value::from(max));
+    attrs.insert(
+        "managed_policy_arns".into(),
+        Value::Array(attached.into_iter().map(Value::String).collect()),
+    );
+    attrs.insert("tags".into(), tags_value(tags));
+    attrs.insert("arn".into(), Value::String(role.arn().to_string()));
+    attrs.insert("unique_id".into(), Value::String(role.role_id().to_string()));
+    Ok(Live {
+        id: name.to_string(),
+        attrs,
+    })
 }
 
 #[async_trait]
@@ -30,25 +576,276 @@ impl ResourceKind for IamRole {
     fn def(&self) -> &'static KindDef {
         &DEF
     }
-    async fn create(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Live, ProviderError> {
-        Err(unwritten())
+
+    async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+        let name = attr_str(desired, "name")?;
+        let path = attr_opt_str(desired, "path").unwrap_or("/");
+        let description = attr_opt_str(desired, "description").filter(|d| !d.is_empty());
+        let trust = trust_text(desired)?;
+        let max = max_session(desired)?;
+        let policies = desired_policy_arns(desired)?;
+        let tags = attr_tags(desired);
+        let create_tags = Some(iam_tags(&tags)?).filter(|t| !t.is_empty());
+        let out = match self
+            .iam()
+            .create_role()
+            .role_name(name)
+            .path(path)
+            .set_description(description.map(str::to_string))
+            .assume_role_policy_document(trust)
+            .set_max_session_duration(max)
+            .set_tags(create_tags)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let err = ProviderError::aws("CreateRole", e);
+                if err.code() == Some("EntityAlreadyExists") {
+                    return self.adopt(cx, desired, name).await;
+                }
+                return Err(err);
+            }
+        };
+        let role = out
+            .role()
+            .ok_or_else(|| ProviderError::unexpected("CreateRole", "no role in the response"))?;
+        self.sync_attachments(name, &BTreeSet::new(), &policies).await?;
+        live_from(role, policies, tags, Some(desired))
     }
-    async fn read(&self, _requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        Err(unwritten())
+
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let prefix = common_path_prefix(
+            requests
+                .iter()
+                .map(|r| attr_opt_str(&r.attrs, "path").unwrap_or("/")),
+        );
+        let listed = self.list_roles(&prefix).await?;
+        let mut out = Vec::with_capacity(requests.len());
+        for req in requests {
+            let live = match listed.get(&req.id) {
+                Some(role) => self.live_of(role, None).await?,
+                None => None,
+            };
+            out.push(live);
+        }
+        Ok(out)
     }
+
     async fn update(
         &self,
         _cx: &OpContext,
-        _prior: &Live,
-        _desired: &Attrs,
-        _changed: &[String],
+        prior: &Live,
+        desired: &Attrs,
+        changed: &[String],
     ) -> Result<Live, ProviderError> {
-        Err(unwritten())
+        let name = prior.id.as_str();
+        // Refuse before changing anything.
+        if let Some(other) = changed.iter().find(|c| !IN_PLACE.contains(&c.as_str())) {
+            return Err(ProviderError::invalid(
+                other,
+                "cannot be changed in place on aws.iam.role (the role must be replaced)",
+            ));
+        }
+        let has = |attr: &str| changed.iter().any(|c| c == attr);
+
+        if has("description") || has("max_session_duration") {
+            // UpdateRole sets both (an emulator resets what is left out):
+            // an attribute the stack does not set keeps its live value.
+            let description = attr_opt_str(desired, "description")
+                .or_else(|| attr_opt_str(&prior.attrs, "description"))
+                .map(str::to_string);
+            let max = match max_session(desired)? {
+                Some(m) => m,
+                None => max_session(&prior.attrs)?.unwrap_or(DEFAULT_MAX_SESSION),
+            };
+            self.iam()
+                .update_role()
+                .role_name(name)
+                .set_description(description)
+                .max_session_duration(max)
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("UpdateRole", e))?;
+        }
+        if has("assume_role_policy") {
+            self.iam()
+                .update_assume_role_policy()
+                .role_name(name)
+                .policy_document(trust_text(desired)?)
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("UpdateAssumeRolePolicy", e))?;
+        }
+        if has("managed_policy_arns") {
+            let want = desired_policy_arns(desired)?;
+            let current = self.attached(name).await?;
+            self.sync_attachments(name, &current, &want).await?;
+        }
+        if has("tags") {
+            let current = self.tags(name).await?;
+            self.sync_tags(name, &current, &attr_tags(desired)).await?;
+        }
+
+        let gone =
+            || ProviderError::unexpected("UpdateRole", format!("role {name} disappeared during the update"));
+        let role = self.get_role(name).await?.ok_or_else(gone)?;
+        self.live_of(&role, None).await?.ok_or_else(gone)
     }
-    async fn delete(&self, _cx: &OpContext, _prior: &Live) -> Result<(), ProviderError> {
-        Err(unwritten())
+
+    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
+        let name = prior.id.as_str();
+        // A role must be bare before IAM deletes it. A missing role means it
+        // is already gone; a missing item, that it is already removed.
+        let Some(attached) = unless_gone(self.attached(name).await)? else {
+            return Ok(());
+        };
+        for arn in &attached {
+            unless_gone(
+                self.iam()
+                    .detach_role_policy()
+                    .role_name(name)
+                    .policy_arn(arn)
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::aws("DetachRolePolicy", e)),
+            )?;
+        }
+        let Some(inline) = unless_gone(self.inline_policies(name).await)? else {
+            return Ok(());
+        };
+        for policy in &inline {
+            unless_gone(
+                self.iam()
+                    .delete_role_policy()
+                    .role_name(name)
+                    .policy_name(policy)
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::aws("DeleteRolePolicy", e)),
+            )?;
+        }
+        let Some(profiles) = unless_gone(self.instance_profiles(name).await)? else {
+            return Ok(());
+        };
+        for profile in &profiles {
+            unless_gone(
+                self.iam()
+                    .remove_role_from_instance_profile()
+                    .role_name(name)
+                    .instance_profile_name(profile)
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::aws("RemoveRoleFromInstanceProfile", e)),
+            )?;
+        }
+        unless_gone(
+            self.iam()
+                .delete_role()
+                .role_name(name)
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("DeleteRole", e)),
+        )?;
+        Ok(())
     }
-    async fn find_existing(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        Err(unwritten())
+
+    async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
+        let name = attr_str(desired, "name")?;
+        let Some(role) = self.get_role(name).await? else {
+            return Ok(None);
+        };
+        let Some(tags) = unless_gone(self.tags(name).await)? else {
+            return Ok(None);
+        };
+        if !owned_by(&tags, cx) {
+            return Ok(None);
+        }
+        self.live_of(&role, Some(tags)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn normalize_expands_names_sorts_and_dedups() {
+        let got = normalize(
+            "managed_policy_arns",
+            json!([
+                "arn:aws:iam::123456789012:policy/mine",
+                "AmazonEKSClusterPolicy",
+                "service-role/AmazonEC2RoleforSSM",
+                "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+            ]),
+        );
+        assert_eq!(
+            got,
+            json!([
+                "arn:aws:iam::123456789012:policy/mine",
+                "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+                "arn:aws:iam::aws:policy/service-role/AmazonEC2RoleforSSM",
+            ])
+        );
+        assert_eq!(normalize("description", json!("Name")), json!("Name"));
+        assert_eq!(normalize("managed_policy_arns", json!("x")), json!("x"));
+    }
+
+    #[test]
+    fn path_prefixes() {
+        assert_eq!(common_path_prefix(["/"]), "/");
+        assert_eq!(common_path_prefix(["/a/b/", "/a/c/"]), "/a/");
+        assert_eq!(common_path_prefix(["/teamA/", "/teamB/"]), "/");
+        assert_eq!(common_path_prefix(["/a/", "/"]), "/");
+        assert_eq!(common_path_prefix(["/svc/eks/"]), "/svc/eks/");
+        assert_eq!(common_path_prefix(["odd"]), "/");
+    }
+
+    #[test]
+    fn max_session_range() {
+        let attrs = |v: Value| {
+            let mut a = Attrs::new();
+            a.insert("max_session_duration".into(), v);
+            a
+        };
+        assert_eq!(max_session(&Attrs::new()).ok(), Some(None));
+        assert_eq!(max_session(&attrs(json!(7200))).ok(), Some(Some(7200)));
+        assert!(max_session(&attrs(json!(60))).is_err());
+        assert!(max_session(&attrs(json!(50000))).is_err());
+        assert!(max_session(&attrs(json!("1h"))).is_err());
+    }
+
+    #[test]
+    fn differences_compare_canonical_forms() {
+        let live = json!({
+            "description": "d",
+            "max_session_duration": 3600,
+            "assume_role_policy": {"Version": "2012-10-17"},
+            "managed_policy_arns": ["arn:aws:iam::aws:policy/A", "arn:aws:iam::aws:policy/B"],
+            "tags": {"k": "v"},
+        });
+        let desired = json!({
+            "name": "r",
+            "description": "d",
+            "max_session_duration": 3600,
+            "assume_role_policy": "{\"Version\": \"2012-10-17\"}",
+            "managed_policy_arns": ["B", "A"],
+            "tags": {"k": "v"},
+        });
+        let (Value::Object(live), Value::Object(mut desired)) = (live, desired) else {
+            panic!("objects");
+        };
+        assert!(in_place_differences(&live, &desired).is_empty());
+        desired.insert("managed_policy_arns".into(), json!(["A"]));
+        desired.insert("max_session_duration".into(), json!(7200));
+        assert_eq!(
+            in_place_differences(&live, &desired),
+            ["max_session_duration", "managed_policy_arns"]
+        );
     }
 }
