@@ -53,7 +53,9 @@ pub struct Live {
 /// Reports how a long operation is going (for example a cluster's status
 /// while meshform waits for it), so that the user sees it live.
 #[derive(Clone, Default)]
-pub struct Progress(Option<Arc<dyn Fn(&str) + Send + Sync>>);
+pub struct Progress(Option<ReportFn>);
+
+type ReportFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl Progress {
     /// A reporter calling `f` with each message.
