@@ -10,6 +10,7 @@ mod failure;
 mod lock;
 mod provider_ec2net;
 mod provider_ec2route;
+mod provider_eks;
 mod provider_iam_role;
 mod provider_iamecr;
 mod support;

@@ -10,6 +10,7 @@ pub mod ecr_repository;
 pub mod eip;
 pub mod eks_cluster;
 pub mod eks_node_group;
+mod eks_util;
 pub mod iam_policy;
 pub mod iam_role;
 pub mod internet_gateway;

@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod fault_proxy;
 pub mod inventory;
 pub mod moto;
