@@ -104,3 +104,42 @@ async fn apply_builds_the_inventory_then_plan_is_empty_and_destroy_leaves_nothin
         stdout(&listed)
     );
 }
+
+/// Refresh reads in batches: one describe per kind (and page), however
+/// many resources of that kind the stack has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_makes_one_describe_call_per_kind_not_per_resource() {
+    let moto = Moto::start();
+    let dir = Workdir::new("batching");
+    let stack = baseline_stack();
+    let stack = stack.to_str().unwrap();
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
+        0,
+    );
+
+    // A pass-through proxy (it fails nothing) that records every call.
+    let proxy = crate::support::fault_proxy::FaultProxy::start(moto.port, "NONE", "/", 0);
+    let mut plan = meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"]);
+    plan.envs(proxy.env());
+    expect_code(plan, 0);
+    let actions = proxy.actions();
+    let count = |a: &str| actions.iter().filter(|x| x.as_str() == a).count();
+    // Four subnets, two EIPs, two NAT gateways, three route tables, three
+    // routes and four associations: one call per kind each.
+    assert_eq!(count("DescribeSubnets"), 1, "{actions:?}");
+    assert_eq!(count("DescribeAddresses"), 1, "{actions:?}");
+    assert_eq!(count("DescribeNatGateways"), 1, "{actions:?}");
+    assert_eq!(
+        count("DescribeInternetGateways"),
+        2,
+        "internet gateway + its attachment: {actions:?}"
+    );
+    // route tables, routes, associations, and the VPC's main route table.
+    assert_eq!(count("DescribeRouteTables"), 4, "{actions:?}");
+    assert_eq!(count("DescribeVpcs"), 1, "{actions:?}");
+    assert_eq!(count("ListPolicies"), 1, "{actions:?}");
+    // Per-resource calls remain only where the API has no batch form:
+    // the VPC's two DNS attributes, the policy document, the repository tags.
+    assert_eq!(count("DescribeVpcAttribute"), 2, "{actions:?}");
+}

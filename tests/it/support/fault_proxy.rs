@@ -28,6 +28,8 @@ struct Rule {
     path_prefix: String,
     fail_first: usize,
     matched: AtomicUsize,
+    /// Every request seen, as its API action (see `action_of`).
+    seen: std::sync::Mutex<Vec<String>>,
 }
 
 /// A running fault proxy; stops when dropped.
@@ -60,6 +62,7 @@ impl FaultProxy {
             path_prefix: path_prefix.to_string(),
             fail_first,
             matched: AtomicUsize::new(0),
+            seen: std::sync::Mutex::new(Vec::new()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
@@ -89,6 +92,13 @@ impl FaultProxy {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The API action of every request seen so far, in order: the query
+    /// protocol's `Action` (EC2, IAM, STS), the JSON protocol's
+    /// `X-Amz-Target`, or `METHOD /path` for REST APIs (EKS).
+    pub fn actions(&self) -> Vec<String> {
+        self.rule.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// How many requests matched the rule so far (failed or forwarded).
@@ -148,6 +158,9 @@ fn serve(mut client: TcpStream, upstream_port: u16, rule: &Rule) -> io::Result<(
     client.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut pending = Vec::new();
     while let Some(req) = read_request(&mut client, &mut pending)? {
+        if let Ok(mut seen) = rule.seen.lock() {
+            seen.push(action_of(&req));
+        }
         let fail = req.method == rule.method
             && req.path.starts_with(&rule.path_prefix)
             && rule.matched.fetch_add(1, Ordering::SeqCst) < rule.fail_first;
@@ -161,6 +174,22 @@ fn serve(mut client: TcpStream, upstream_port: u16, rule: &Rule) -> io::Result<(
     }
     let _ = client.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// The API action a request calls.
+fn action_of(req: &Request) -> String {
+    let body = String::from_utf8_lossy(&req.body);
+    if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
+        return action.to_string();
+    }
+    if let Some(target) = req.headers.iter().find_map(|h| {
+        let (k, v) = h.split_once(':')?;
+        k.eq_ignore_ascii_case("x-amz-target")
+            .then(|| v.trim().to_string())
+    }) {
+        return target;
+    }
+    format!("{} {}", req.method, req.path.split('?').next().unwrap_or(""))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
