@@ -5,7 +5,9 @@
 mod baseline;
 mod crash;
 mod drift;
+mod eks_auth;
 mod failure;
+mod kubeconfig;
 mod lock;
 mod provider_ec2net;
 mod provider_ec2route;
