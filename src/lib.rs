@@ -6,14 +6,17 @@
 //! computes a [`plan::Plan`] with a pure diff ([`plan`]), then applies or
 //! destroys it concurrently in dependency order ([`engine`]), recording every
 //! operation in a locked, atomically written state file ([`state`]).
-//! Resource kinds live in [`provider`].
+//! Resource kinds live in [`provider`]. Access to a created EKS cluster:
+//! tokens in [`eks_auth`], kubeconfig entries in [`kubeconfig`].
 //!
 //! The `meshform` binary ([`cli`]) is a thin layer over this library.
 
 pub mod cli;
 pub mod config;
+pub mod eks_auth;
 pub mod engine;
 pub mod graph;
+pub mod kubeconfig;
 pub mod plan;
 pub mod provider;
 pub mod state;

@@ -17,6 +17,7 @@ use crate::plan::{self, Plan};
 use crate::provider::aws::AwsClients;
 use crate::provider::{self, Mode};
 use crate::state::{self, ForceUnlock, LockHolder, StateStore};
+use crate::{eks_auth, kubeconfig};
 
 pub async fn run(command: Command) -> Result<ExitCode, Report> {
     match command {
@@ -67,6 +68,8 @@ pub async fn run(command: Command) -> Result<ExitCode, Report> {
             types();
             Ok(ExitCode::SUCCESS)
         }
+        Command::EksToken { cluster, region } => eks_token_cmd(&cluster, &region).await,
+        Command::Kubeconfig { stack, cluster, file } => kubeconfig_cmd(&stack, cluster.as_deref(), file),
     }
 }
 
@@ -299,6 +302,50 @@ fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {
             None => println!("removed the lock"),
         },
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn eks_token_cmd(cluster: &str, region: &str) -> Result<ExitCode, Report> {
+    let credential = eks_auth::exec_credential(cluster, region)
+        .await
+        .map_err(Report::new)?;
+    println!("{}", serde_json::to_string(&credential).into_diagnostic()?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kubeconfig_cmd(
+    args: &StackArgs,
+    cluster: Option<&str>,
+    file: Option<PathBuf>,
+) -> Result<ExitCode, Report> {
+    let stack = load(args)?;
+    let path = state_path(args, &stack);
+    let state = StateStore::read(&path, &stack.name)
+        .map_err(Report::new)?
+        .ok_or_else(|| {
+            miette!(
+                help = format!("run `meshform apply {}` first", args.stack.display()),
+                "no state at {}: stack `{}` has no EKS cluster yet",
+                path.display(),
+                stack.name
+            )
+        })?;
+    let cluster = kubeconfig::select_cluster(&state, cluster, &stack.region).map_err(Report::new)?;
+    let file = match file {
+        Some(f) => f,
+        None => kubeconfig::default_path().map_err(Report::new)?,
+    };
+    let program = std::env::current_exe()
+        .into_diagnostic()
+        .map_err(|e| e.wrap_err("cannot find the meshform executable for the exec entry"))?;
+    let exec = kubeconfig::ExecCommand::eks_token(&program, &cluster);
+    kubeconfig::write(&file, &cluster, &exec).map_err(Report::new)?;
+    println!(
+        "wrote context `{}` (cluster `{}`) to {} and made it the current context",
+        cluster.entry_name(),
+        cluster.name,
+        file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -91,6 +91,29 @@ pub enum Command {
     },
     /// List the resource types meshform knows and their attributes.
     Types,
+    /// Print an EKS authentication token as a Kubernetes ExecCredential
+    /// (kubectl runs this through the entry `meshform kubeconfig` writes).
+    EksToken {
+        /// The EKS cluster name.
+        #[arg(long)]
+        cluster: String,
+        /// The cluster's region.
+        #[arg(long)]
+        region: String,
+    },
+    /// Write or merge a kubeconfig entry for the stack's EKS cluster (from
+    /// state; no cloud calls) and make it the current context.
+    Kubeconfig {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The cluster's name, when the stack has several.
+        #[arg(long, value_name = "NAME")]
+        cluster: Option<String>,
+        /// The kubeconfig to write (default: the first path in $KUBECONFIG,
+        /// else ~/.kube/config).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

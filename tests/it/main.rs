@@ -5,8 +5,10 @@
 mod baseline;
 mod crash;
 mod drift;
+mod eks_auth;
 mod eks_stack;
 mod failure;
+mod kubeconfig;
 mod lock;
 mod provider_ec2net;
 mod provider_ec2route;
