@@ -10,6 +10,8 @@
 //!
 //! The `meshform` binary ([`cli`]) is a thin layer over this library.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod config;
 pub mod engine;
