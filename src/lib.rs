@@ -11,6 +11,8 @@
 //!
 //! The `meshform` binary ([`cli`]) is a thin layer over this library.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod config;
 pub mod eks_auth;

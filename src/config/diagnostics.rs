@@ -11,7 +11,11 @@ use std::sync::Arc;
 /// A stack source file, kept in memory for error rendering.
 #[derive(Debug)]
 pub struct SourceFile {
+    /// For the root file, the path the stack was loaded from, as passed; for
+    /// an included file, the include path joined onto the including file's
+    /// directory. Not canonicalized: messages show it as is.
     pub path: PathBuf,
+    /// The whole text of the file; spans are byte offsets into it.
     pub text: String,
 }
 
@@ -34,11 +38,15 @@ impl SourceFile {
 /// A byte range in one of a stack's source files.
 #[derive(Debug, Clone)]
 pub struct Span {
+    /// The file the range points into.
     pub file: Arc<SourceFile>,
+    /// Byte offsets into the file's `text`; may be empty (`0..0` when no
+    /// better position is known).
     pub range: Range<usize>,
 }
 
 impl Span {
+    /// A span of `range` (byte offsets) in `file`.
     pub fn new(file: &Arc<SourceFile>, range: Range<usize>) -> Span {
         Span {
             file: file.clone(),
@@ -70,12 +78,14 @@ impl Span {
 pub struct Located {
     /// `path:line:col`, or just the path when no position is known.
     pub location: String,
+    /// What is wrong, without the location.
     pub message: String,
     #[source_code]
     source_code: miette::NamedSource<String>,
     #[label("{label}")]
     span: Option<miette::SourceSpan>,
     label: String,
+    /// A hint shown below the error, such as a "did you mean" suggestion.
     #[help]
     pub help: Option<String>,
 }
@@ -118,11 +128,13 @@ impl Located {
         }
     }
 
+    /// Adds a hint shown below the error.
     pub fn with_help(mut self, help: impl Into<String>) -> Located {
         self.help = Some(help.into());
         self
     }
 
+    /// Replaces the label under the offending source text (by default "here").
     pub fn with_label(mut self, label: impl Into<String>) -> Located {
         self.label = label.into();
         self
@@ -137,7 +149,11 @@ fn named_source(file: &SourceFile) -> miette::NamedSource<String> {
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{} in {}", plural(.errors.len()), .file)]
 pub struct ConfigError {
+    /// The path of the stack file that was loaded (the root, even when the
+    /// errors are in files it includes).
     pub file: String,
+    /// The errors, sorted by the byte offset where each starts; errors about
+    /// a whole file come first.
     #[related]
     pub errors: Vec<Located>,
 }
@@ -173,14 +189,17 @@ impl Diagnostics {
         self.errors.push((order, error));
     }
 
+    /// Records an error at `span`, ordered by where the span starts.
     pub fn at(&mut self, span: &Span, message: impl Into<String>) {
         self.push(span.range.start, Located::at(span, message));
     }
 
+    /// Records an error at `span` with a hint shown below it.
     pub fn at_with_help(&mut self, span: &Span, message: impl Into<String>, help: impl Into<String>) {
         self.push(span.range.start, Located::at(span, message).with_help(help));
     }
 
+    /// Whether no error has been recorded.
     pub fn is_empty(&self) -> bool {
         self.errors.is_empty()
     }

@@ -15,7 +15,13 @@ use crate::Value;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Reference {
     /// An attribute of another resource: `${name.attr}`.
-    Resource { name: String, attr: String },
+    Resource {
+        /// The resource's name in the stack.
+        name: String,
+        /// The attribute's name: any attribute of the resource's kind, set
+        /// in the stack or computed by the cloud.
+        attr: String,
+    },
     /// The region's n-th available availability zone (sorted by name): `${az[n]}`.
     Az(usize),
 }
@@ -32,14 +38,22 @@ impl std::fmt::Display for Reference {
 /// A reference with where it was written.
 #[derive(Debug, Clone)]
 pub struct RefAt {
+    /// What is referred to.
     pub reference: Reference,
+    /// Where the `${...}` is written, from `$` through `}`; the whole string
+    /// value when the TOML text is not the string verbatim (escapes, multi-line
+    /// strings).
     pub span: Span,
 }
 
 /// One piece of a string template.
 #[derive(Debug, Clone)]
 pub enum Part {
+    /// Literal text, with variables and stack facts already substituted and
+    /// `$${` already turned into `${`.
     Text(String),
+    /// A reference whose value is written into the text; evaluation fails if
+    /// it is a list or table.
     Ref(RefAt),
 }
 
@@ -52,7 +66,11 @@ pub enum Expr {
     Ref(RefAt),
     /// A string built from text and references.
     Template(Vec<Part>),
+    /// A list holding at least one reference; a list of known values is an
+    /// [`Expr::Value`].
     List(Vec<Expr>),
+    /// A table holding at least one reference; a table of known values is an
+    /// [`Expr::Value`].
     Table(BTreeMap<String, Expr>),
 }
 
@@ -81,12 +99,15 @@ impl Expr {
 /// A raw `${...}` found in a string, before it is resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawPart {
+    /// Text between interpolations, with each `$${` turned into `${`.
     Text(String),
-    /// The text between `${` and `}`, and its byte offset in the string
-    /// (of the `$`) and length (through the `}`).
+    /// A `${...}`, not yet parsed.
     Interp {
+        /// The text between `${` and `}`, trimmed.
         inner: String,
+        /// Byte offset of the `$` in the string.
         offset: usize,
+        /// Length in bytes, from the `$` through the `}`.
         len: usize,
     },
 }
@@ -135,11 +156,22 @@ pub fn split_template(s: &str) -> Result<Vec<RawPart>, (usize, String)> {
 /// What the text inside `${...}` names.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Interp {
+    /// `${var.name}`: a variable, by name.
     Var(String),
+    /// `${stack.name}`: the stack's name.
     StackName,
+    /// `${stack.region}`: the stack's region.
     StackRegion,
+    /// `${az[n]}`: the region's n-th availability zone.
     Az(usize),
-    Resource { name: String, attr: String },
+    /// `${name.attr}`: any other head names a resource; whether it exists
+    /// is checked later, in validation.
+    Resource {
+        /// The head: a resource's name.
+        name: String,
+        /// The tail: one of the resource's attributes.
+        attr: String,
+    },
 }
 
 /// Parses the inside of `${...}`.

@@ -12,11 +12,17 @@ use crate::provider::KindDef;
 /// A loaded, validated stack.
 #[derive(Debug, Clone)]
 pub struct Stack {
+    /// The stack's name from the root file's `[stack] name`: letters, digits,
+    /// `-` and `_` only.
     pub name: String,
+    /// The AWS region every resource lives in, from the root file's
+    /// `[stack] region` (such as "us-west-2"); never empty.
     pub region: String,
     /// Variables after `--var` overrides.
     pub vars: BTreeMap<String, Value>,
+    /// Every resource of the stack and the files it includes, by name.
     pub resources: BTreeMap<String, Resource>,
+    /// Every output of the stack and the files it includes, by name.
     pub outputs: BTreeMap<String, Output>,
     /// The files the stack was read from: the root first, then the files it
     /// includes.
@@ -28,6 +34,8 @@ pub struct Stack {
 pub struct Resource {
     /// The resource's address: its name in the stack.
     pub name: String,
+    /// The resource kind its `type` names; the attributes were checked against
+    /// its schema.
     pub kind: &'static KindDef,
     /// Configured attributes (not `type` or `depends_on`).
     pub attrs: BTreeMap<String, Attr>,
@@ -60,6 +68,7 @@ impl Resource {
 /// A configured attribute.
 #[derive(Debug, Clone)]
 pub struct Attr {
+    /// The value as written, with variables and stack facts substituted.
     pub expr: Expr,
     /// Where the value is written.
     pub span: Span,
@@ -68,8 +77,12 @@ pub struct Attr {
 /// One `[output.<name>]` table.
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// The output's name, as in `[output.<name>]`.
     pub name: String,
+    /// The output's `value`, with variables and stack facts substituted.
     pub expr: Expr,
+    /// The output's `description`; `None` when it is absent or not a string.
     pub description: Option<String>,
+    /// Where the output's name is written.
     pub span: Span,
 }

@@ -20,13 +20,17 @@ use crate::state::{PendingCreate, ResourceState, State, StateStore};
 /// One unit of work: an operation on one resource.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Step {
+    /// The address of the resource operated on.
     pub address: String,
+    /// The operation. A replacement is two steps: a delete, then a create.
     pub op: Op,
 }
 
 /// How each step of an apply ended.
 #[derive(Debug)]
 pub struct ApplyReport {
+    /// Every step of the plan and how it ended: a failure holds the error
+    /// message, a skip names the failed step that caused it.
     pub outcomes: BTreeMap<Step, Outcome<Step, String>>,
 }
 

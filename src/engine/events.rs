@@ -8,8 +8,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
+    /// Creates the resource; for a replacement, after the old one is deleted.
     Create,
+    /// Changes attributes of the existing resource in place.
     Update,
+    /// Deletes the resource; for a replacement, the old one.
     Delete,
 }
 
@@ -29,44 +32,70 @@ impl std::fmt::Display for Op {
 pub enum Event {
     /// Reading the live state of `count` recorded resources.
     Refreshing {
+        /// How many resources state records (0 for a new stack).
         count: usize,
     },
     /// A create interrupted in an earlier run was resolved: the resource was
     /// found (and is now tracked) or was never made.
     PendingResolved {
+        /// The address of the resource whose create was interrupted.
         address: String,
+        /// The cloud id of the resource found; `None` when the create made
+        /// nothing.
         found: Option<String>,
     },
+    /// A step started its cloud operation.
     Started {
+        /// The address of the step's resource.
         address: String,
+        /// What the step does.
         op: Op,
     },
     /// A status report during a long operation (for example "status CREATING").
     Progress {
+        /// The address of the resource being worked on.
         address: String,
+        /// The status, as the resource kind reports it.
         message: String,
     },
+    /// A step succeeded and state records its result.
     Finished {
+        /// The address of the step's resource.
         address: String,
+        /// What the step did.
         op: Op,
+        /// The resource's cloud id: the new one after a create, the deleted
+        /// one after a delete; `None` when a delete found nothing recorded.
         id: Option<String>,
+        /// Time since the step started.
         elapsed: Duration,
     },
+    /// A step failed; the steps that depend on it are skipped.
     Failed {
+        /// The address of the step's resource.
         address: String,
+        /// What the step tried to do.
         op: Op,
+        /// The error message.
         error: String,
+        /// Time since the step started.
         elapsed: Duration,
     },
     /// Not started because `because` failed.
     Skipped {
+        /// The address of the skipped step's resource.
         address: String,
+        /// What the step would have done.
         op: Op,
+        /// The address of the resource whose step failed: the root cause,
+        /// never another skipped step.
         because: String,
     },
     /// Not started because the run was interrupted.
     Cancelled {
+        /// The address of the step's resource.
         address: String,
+        /// What the step would have done.
         op: Op,
     },
 }

@@ -25,20 +25,40 @@ use crate::state::{State, StateError, StateStore};
 /// [`ApplyReport`]).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum EngineError {
+    /// A resource kind's cloud call failed. During refresh this stops the
+    /// run; during a step it becomes the step's failure.
     #[error("{address}: {op} failed: {source}")]
     Provider {
+        /// The resource's address; for a failed batched refresh, the first
+        /// address of the batch.
         address: String,
+        /// What was being done: "create", "update", "delete", "refresh" or
+        /// "resolve interrupted create".
         op: &'static str,
+        /// The kind's error.
         source: ProviderError,
     },
+    /// Reading, locking or writing the state file failed.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A value the plan needs could not be computed.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// A resource's attributes could not be evaluated at apply time (the
+    /// step fails).
     #[error("{address}: {source}")]
-    Eval { address: String, source: EvalError },
+    Eval {
+        /// The resource's address.
+        address: String,
+        /// Why the evaluation failed.
+        source: EvalError,
+    },
+    /// State records a resource of a type this build does not know (the
+    /// type name).
     #[error("state records a resource of type `{0}`, which this meshform does not know")]
     UnknownKind(String),
+    /// A broken invariant, such as a cycle in a validated stack: a bug, or
+    /// a state file edited by hand.
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -12,6 +12,7 @@ use crate::state::{ResourceState, State};
 /// What a pending create turned out to be.
 #[derive(Debug, Clone)]
 pub struct Resolution {
+    /// The address of the resource whose create was interrupted.
     pub address: String,
     /// The resource, when the interrupted create did make it.
     pub adopted: Option<ResourceState>,

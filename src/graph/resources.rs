@@ -18,6 +18,8 @@ pub struct ResourceGraph {
 /// A dependency cycle: the resources on it, in cycle order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cycle {
+    /// Resource names, starting with the first by name; each is followed by one
+    /// that depends on it.
     pub members: Vec<String>,
 }
 

@@ -20,6 +20,7 @@ pub struct WorkGraph<K> {
 }
 
 impl<K: Clone + Ord> WorkGraph<K> {
+    /// An empty graph.
     pub fn new() -> Self {
         WorkGraph {
             nodes: Vec::new(),
@@ -48,10 +49,12 @@ impl<K: Clone + Ord> WorkGraph<K> {
         self.nodes.iter().position(|n| n == k)
     }
 
+    /// The nodes, in the order they were first added.
     pub fn nodes(&self) -> &[K] {
         &self.nodes
     }
 
+    /// Whether the graph has no nodes.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
@@ -68,9 +71,12 @@ impl<K: Clone + Ord> Default for WorkGraph<K> {
 pub struct CancelFlag(Arc<AtomicBool>);
 
 impl CancelFlag {
+    /// Stops every walk sharing this flag from starting nodes; running ones
+    /// finish. There is no undoing it.
     pub fn cancel(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
+    /// Whether [`cancel`](Self::cancel) has been called on this flag or a clone.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
@@ -79,10 +85,13 @@ impl CancelFlag {
 /// How a node's work ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome<K, E> {
+    /// The work returned `Ok`.
     Done,
+    /// The work returned this error.
     Failed(E),
     /// Not started because a node it depends on failed; names that root node.
     Skipped {
+        /// The node whose failure caused the skip (never another skipped node).
         because: K,
     },
     /// Not started because the walk was cancelled.

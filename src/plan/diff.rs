@@ -14,17 +14,25 @@ use crate::{Attrs, Value};
 /// A resource as recorded in state and refreshed from the cloud.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriorResource {
+    /// The resource type recorded in state, such as `aws.ec2.subnet`; when it
+    /// differs from the stack's `type`, the plan replaces the resource.
     pub kind: String,
+    /// The cloud id: the one the cloud reports now, or the recorded one when
+    /// the resource no longer exists.
     pub id: String,
     /// What the cloud reports now; `None` when it no longer exists.
     pub live: Option<Attrs>,
+    /// Addresses it depended on when last applied, as recorded in state; they
+    /// order deletions of resources the stack no longer declares.
     pub dependencies: Vec<String>,
 }
 
 /// Everything the planner knows about the present.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Prior {
+    /// Every resource state records, by address.
     pub resources: BTreeMap<String, PriorResource>,
+    /// Output values recorded by the last apply, by name.
     pub outputs: BTreeMap<String, Value>,
 }
 
@@ -34,6 +42,7 @@ pub struct Prior {
 pub struct PlanError {
     /// The resource or `output.<name>` whose value failed.
     pub address: String,
+    /// Why the value could not be computed.
     pub source: EvalError,
 }
 

@@ -10,6 +10,7 @@ use crate::{Attrs, Value};
 /// The value of a referenced attribute.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lookup {
+    /// The value is known now.
     Known(Value),
     /// Known only after apply.
     Unknown,
@@ -19,6 +20,8 @@ pub enum Lookup {
 
 /// Where references get their values.
 pub trait Scope {
+    /// The value of attribute `attr` (`id` included) of the resource at address
+    /// `resource`.
     fn attr(&self, resource: &str, attr: &str) -> Lookup;
     /// The region's availability zones, sorted by name.
     fn azs(&self) -> &[String];
@@ -27,12 +30,26 @@ pub trait Scope {
 /// A reference that cannot be resolved.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EvalError {
+    /// `${az[index]}` past the end of the region's availability zones.
     #[error("`${{az[{index}]}}`: the region has only {count} available availability zones")]
-    AzOutOfRange { index: usize, count: usize },
+    AzOutOfRange {
+        /// The index written in `${az[index]}`.
+        index: usize,
+        /// How many availability zones the region has available.
+        count: usize,
+    },
+    /// A referenced resource or attribute has no value.
     #[error("`${{{reference}}}` has no value")]
-    Missing { reference: String },
+    Missing {
+        /// The reference as written inside `${...}`, such as `vpc.id`.
+        reference: String,
+    },
+    /// A list or table interpolated into a string.
     #[error("`${{{reference}}}` is a list or table and cannot be interpolated into a string")]
-    NotScalar { reference: String },
+    NotScalar {
+        /// The reference as written inside `${...}`, such as `vpc.tags`.
+        reference: String,
+    },
 }
 
 /// Evaluates an expression: `Ok(None)` when its value is unknown until apply.

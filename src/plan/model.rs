@@ -12,15 +12,23 @@ pub const PLAN_FORMAT_VERSION: u32 = 1;
 /// A computed plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    /// [`PLAN_FORMAT_VERSION`] when the plan was made; readers should refuse
+    /// versions they do not know.
     pub format_version: u32,
+    /// The stack's `[stack] name`.
     pub stack: String,
+    /// The stack's AWS region.
     pub region: String,
     /// True for a plan that deletes everything (`meshform destroy`).
     pub destroy: bool,
     /// One entry per resource in the stack or in state, in dependency order
     /// (deletions last, in reverse dependency order).
     pub resources: Vec<ResourceChange>,
+    /// One entry per output in the stack (by name), then outputs only state
+    /// still has (being removed).
     pub outputs: Vec<OutputChange>,
+    /// Counts by action; kept in step with `resources` and `outputs` by
+    /// [`Plan::summarize`].
     pub summary: Summary,
 }
 
@@ -28,11 +36,16 @@ pub struct Plan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    /// The live resource matches the stack.
     NoOp,
+    /// The resource does not exist yet, or was deleted outside meshform.
     Create,
+    /// Some attributes differ and every one can change in place.
     Update,
     /// Delete then create, because an attribute cannot change in place.
     Replace,
+    /// The resource is in state but not in the stack, or the plan destroys
+    /// everything.
     Delete,
 }
 
@@ -52,9 +65,12 @@ impl Action {
 /// One resource's planned change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceChange {
+    /// The resource's name in the stack (`[resource.<address>]`) or in state.
     pub address: String,
+    /// The resource type, such as `aws.ec2.subnet`; `type` in JSON.
     #[serde(rename = "type")]
     pub kind: String,
+    /// What happens to the resource.
     pub action: Action,
     /// The cloud id, for resources that exist.
     pub id: Option<String>,
@@ -71,26 +87,37 @@ pub struct ResourceChange {
 /// One attribute's change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttrChange {
+    /// The attribute's name.
     pub name: String,
     /// The live value, `null` when the resource does not exist or the
     /// attribute is not set.
     pub before: Option<Value>,
     /// The desired value; `null` with `after_unknown` when known only after apply.
     pub after: Option<Value>,
+    /// The value depends on something that does not exist yet (such as the id
+    /// of a resource being created); `after` is then `None`.
     pub after_unknown: bool,
+    /// Changing this attribute replaces the resource. Always false in a create.
     pub forces_replacement: bool,
 }
 
 /// One output's change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputChange {
+    /// The output's name, as in `[output.<name>]`.
     pub name: String,
+    /// The value recorded by the last apply; `None` if there is none.
     pub before: Option<Value>,
+    /// The new value; `None` when it is known only after apply or the output is
+    /// being removed from the stack.
     pub after: Option<Value>,
+    /// The value is known only after apply.
     pub after_unknown: bool,
 }
 
 impl OutputChange {
+    /// Whether the output changes: its value is unknown until apply or differs
+    /// from the recorded one.
     pub fn is_change(&self) -> bool {
         self.after_unknown || self.before != self.after
     }
@@ -99,11 +126,17 @@ impl OutputChange {
 /// Counts by action.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Resources to create.
     pub create: usize,
+    /// Resources to update in place.
     pub update: usize,
+    /// Resources to delete and create again.
     pub replace: usize,
+    /// Resources to delete.
     pub delete: usize,
+    /// Resources whose action is [`Action::NoOp`].
     pub unchanged: usize,
+    /// Outputs for which [`OutputChange::is_change`] holds.
     pub outputs_changed: usize,
 }
 

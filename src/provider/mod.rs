@@ -85,10 +85,15 @@ impl std::fmt::Debug for Progress {
 /// lookups can name the resource.
 #[derive(Debug, Clone, Default)]
 pub struct OpContext {
+    /// The stack's name: the `meshform:stack` tag on what a kind creates,
+    /// and what [`ResourceKind::find_existing`] looks for.
     pub stack: String,
+    /// The resource's address in the stack: the `meshform:address` tag, and
+    /// the name errors and logs give.
     pub address: String,
     /// Idempotency token of a create, recorded in state before the call and
-    /// passed as the API's client token where it has one.
+    /// passed as the API's client token where it has one. Empty for updates
+    /// and deletes.
     pub token: String,
     /// Where to report the status of long waits.
     pub progress: Progress,
@@ -97,7 +102,9 @@ pub struct OpContext {
 /// A resource state entry handed to a batched read.
 #[derive(Debug, Clone)]
 pub struct ReadRequest {
+    /// The resource's address in the stack, for errors and logs.
     pub address: String,
+    /// The cloud id recorded in state.
     pub id: String,
     /// Attributes recorded at the last apply (some kinds need them to find
     /// the resource, for example a route's table and destination).
@@ -110,19 +117,40 @@ pub enum ProviderError {
     /// The cloud API answered with an error.
     #[error("{operation}: {message}")]
     Api {
+        /// The API operation, such as `DescribeVpcs`.
         operation: String,
+        /// The service's error code, such as `InvalidVpcID.NotFound`; `None`
+        /// when there is none (for example a network failure).
         code: Option<String>,
+        /// `code: message` as the service gave them, or the SDK's
+        /// description of the failure when there is no code.
         message: String,
     },
     /// A wait for a state did not finish in time.
     #[error("timed out after {seconds}s waiting for {what}")]
-    Timeout { what: String, seconds: u64 },
+    Timeout {
+        /// What meshform was waiting for, worded to follow "waiting for".
+        what: String,
+        /// How long it waited, in seconds.
+        seconds: u64,
+    },
     /// The desired attributes could not be turned into an API call.
     #[error("invalid attribute {attr}: {message}")]
-    InvalidAttr { attr: String, message: String },
+    InvalidAttr {
+        /// The attribute's name.
+        attr: String,
+        /// What is wrong with its value.
+        message: String,
+    },
     /// The cloud answered something meshform cannot interpret.
     #[error("unexpected response from {operation}: {message}")]
-    Unexpected { operation: String, message: String },
+    Unexpected {
+        /// Where the answer came from: usually the API operation, such as
+        /// `CreateVpc`.
+        operation: String,
+        /// What was wrong with the answer, such as a missing field.
+        message: String,
+    },
     /// Building the cloud client failed.
     #[error("cannot configure the cloud client: {0}")]
     Config(String),
@@ -158,6 +186,7 @@ impl ProviderError {
         }
     }
 
+    /// A [`ProviderError::Unexpected`] answer from `operation`.
     pub fn unexpected(operation: &str, message: impl Into<String>) -> Self {
         ProviderError::Unexpected {
             operation: operation.to_string(),
@@ -165,6 +194,7 @@ impl ProviderError {
         }
     }
 
+    /// A [`ProviderError::InvalidAttr`] for attribute `attr`.
     pub fn invalid(attr: &str, message: impl Into<String>) -> Self {
         ProviderError::InvalidAttr {
             attr: attr.to_string(),
@@ -176,6 +206,7 @@ impl ProviderError {
 /// Facts about the target region that stacks may refer to, read once per run.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RegionFacts {
+    /// The region the facts are about, such as "us-west-2".
     pub region: String,
     /// Available availability zones sorted by name: `${az[0]}` is the first.
     pub azs: Vec<String>,
@@ -219,17 +250,20 @@ pub trait ResourceKind: Send + Sync {
     async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError>;
 }
 
-/// A connected provider: its kinds by type name, and region facts.
+/// A connected provider's kinds, by type name.
 #[derive(Clone, Default)]
 pub struct Kinds {
     by_type: BTreeMap<&'static str, Arc<dyn ResourceKind>>,
 }
 
 impl Kinds {
+    /// Registers `kind` under its type name, replacing any kind already
+    /// registered for that name.
     pub fn insert(&mut self, kind: Arc<dyn ResourceKind>) {
         self.by_type.insert(kind.def().type_name, kind);
     }
 
+    /// The kind registered for `type_name`, if any.
     pub fn get(&self, type_name: &str) -> Option<&Arc<dyn ResourceKind>> {
         self.by_type.get(type_name)
     }

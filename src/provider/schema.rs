@@ -4,8 +4,11 @@
 /// The type an attribute's value must have.
 #[derive(Debug, Clone, Copy)]
 pub enum AttrType {
+    /// Any string.
     String,
+    /// `true` or `false`.
     Bool,
+    /// An integer; 64-bit signed, like TOML's.
     Int,
     /// An IPv4 CIDR block such as `10.192.0.0/16`; validated and stored as a string.
     Cidr,
@@ -39,7 +42,10 @@ impl AttrType {
 /// Whether the user sets an attribute, may set it, or only reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Must be set in the stack; validation reports it when missing.
     Required,
+    /// May be set; when it is not, the attribute's `default` (if any) is the
+    /// desired value.
     Optional,
     /// Known only after the resource exists (ids, ARNs, addresses).
     Computed,
@@ -49,12 +55,16 @@ pub enum Mode {
 /// it is still detected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Default {
+    /// For a [`AttrType::Bool`] attribute.
     Bool(bool),
+    /// For an [`AttrType::Int`] attribute.
     Int(i64),
+    /// For a string-valued attribute ([`AttrType::String`] or [`AttrType::Cidr`]).
     Str(&'static str),
 }
 
 impl Default {
+    /// The default as an attribute value.
     pub fn to_value(self) -> crate::Value {
         match self {
             Default::Bool(b) => crate::Value::Bool(b),
@@ -67,17 +77,26 @@ impl Default {
 /// One attribute of a resource kind.
 #[derive(Debug, Clone, Copy)]
 pub struct AttrSchema {
+    /// The attribute's key, in the stack's resource table and in state.
     pub name: &'static str,
+    /// The type its value must have; validation checks configured values
+    /// against it.
     pub ty: AttrType,
+    /// Whether the user must, may or cannot set it.
     pub mode: Mode,
     /// Changing this attribute cannot be done in place: the plan replaces
     /// the resource and names this attribute as the reason.
     pub force_new: bool,
+    /// The value desired when an optional attribute is not set (for a field
+    /// of a list of tables, filled into each item that lacks it); `None` when
+    /// there is none.
     pub default: Option<Default>,
+    /// One sentence saying what the attribute holds, for documentation.
     pub doc: &'static str,
 }
 
 impl AttrSchema {
+    /// An attribute the stack must set.
     pub const fn required(name: &'static str, ty: AttrType, doc: &'static str) -> Self {
         AttrSchema {
             name,
@@ -88,6 +107,8 @@ impl AttrSchema {
             doc,
         }
     }
+    /// An attribute the stack may set; chain [`default`](Self::default()) to
+    /// give it a default.
     pub const fn optional(name: &'static str, ty: AttrType, doc: &'static str) -> Self {
         AttrSchema {
             name,
@@ -98,6 +119,7 @@ impl AttrSchema {
             doc,
         }
     }
+    /// An attribute the cloud sets and the stack cannot.
     pub const fn computed(name: &'static str, ty: AttrType, doc: &'static str) -> Self {
         AttrSchema {
             name,
@@ -113,6 +135,7 @@ impl AttrSchema {
         self.force_new = true;
         self
     }
+    /// Sets the value desired when the attribute is not set.
     pub const fn default(mut self, d: Default) -> Self {
         self.default = Some(d);
         self
@@ -124,6 +147,8 @@ impl AttrSchema {
 pub struct KindDef {
     /// `provider.service.kind`, for example `aws.ec2.vpc`.
     pub type_name: &'static str,
+    /// One sentence describing the kind; `meshform types` prints it after the
+    /// type name.
     pub doc: &'static str,
     /// Attributes, including computed ones. `id` is implicit and always computed.
     pub attrs: &'static [AttrSchema],

@@ -49,10 +49,17 @@ pub static KIND_DEFS: &[&KindDef] = &[
 /// SDK clients for one region, shared by every kind.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
+    /// The region the clients talk to; empty when the SDK configuration names
+    /// none.
     pub region: String,
+    /// EC2: VPCs, subnets, gateways, addresses, route tables, security groups
+    /// and availability zones.
     pub ec2: aws_sdk_ec2::Client,
+    /// IAM: policies and roles.
     pub iam: aws_sdk_iam::Client,
+    /// ECR: container image repositories.
     pub ecr: aws_sdk_ecr::Client,
+    /// EKS: clusters and node groups.
     pub eks: aws_sdk_eks::Client,
 }
 
