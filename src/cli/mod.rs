@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "meshform", version, about, propagate_version = true)]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -22,14 +23,15 @@ pub struct Cli {
 pub struct StackArgs {
     /// The stack file.
     pub stack: PathBuf,
-    /// Override a variable from [vars]: `--var name=value` (repeatable).
+    /// Override a variable from `[vars]`: `--var name=value` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
-    /// State file (default: .meshform/<stack name>.json under the current directory).
+    /// State file (default: `.meshform/<stack name>.json` under the current directory).
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
 }
 
+/// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a stack file without touching the cloud.
@@ -38,6 +40,7 @@ pub enum Command {
     Graph(StackArgs),
     /// Refresh, then show what apply would change.
     Plan {
+        /// The stack and its variables and state.
         #[command(flatten)]
         stack: StackArgs,
         /// Print the plan as versioned JSON (see docs/plan-format.md).
@@ -49,6 +52,7 @@ pub enum Command {
     },
     /// Plan, ask, then make the cloud match the stack.
     Apply {
+        /// The stack and its variables and state.
         #[command(flatten)]
         stack: StackArgs,
         /// Do not ask for confirmation.
@@ -60,29 +64,36 @@ pub enum Command {
     },
     /// Delete everything the stack's state tracks, dependents first.
     Destroy {
+        /// The stack and its variables and state.
         #[command(flatten)]
         stack: StackArgs,
+        /// Do not ask for confirmation.
         #[arg(long)]
         auto_approve: bool,
+        /// At most this many operations at once.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
         parallelism: u16,
     },
     /// Print the stack's outputs recorded by the last apply.
     Output {
+        /// The stack and its variables and state.
         #[command(flatten)]
         stack: StackArgs,
         /// Print only this output.
         name: Option<String>,
+        /// Print JSON (a string output is quoted).
         #[arg(long)]
         json: bool,
     },
     /// Inspect the state file.
     State {
+        /// What to do with the state.
         #[command(subcommand)]
         command: StateCommand,
     },
     /// Remove the state lock of a run that died without releasing it.
     ForceUnlock {
+        /// The stack and its variables and state.
         #[command(flatten)]
         stack: StackArgs,
         /// Remove the lock even if its holder looks alive (dangerous).
@@ -104,6 +115,7 @@ pub enum Command {
     /// Write or merge a kubeconfig entry for the stack's EKS cluster (from
     /// state; no cloud calls) and make it the current context.
     Kubeconfig {
+        /// The stack and its variables and state.
         #[command(flatten)]
         stack: StackArgs,
         /// The cluster's name, when the stack has several.
@@ -116,6 +128,7 @@ pub enum Command {
     },
 }
 
+/// Subcommands of `meshform state`.
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// List the resources the state tracks.

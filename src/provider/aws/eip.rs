@@ -166,7 +166,7 @@ impl ResourceKind for Eip {
 
     /// Releases the address. Right after the NAT gateway using it is
     /// deleted, the address can still show as in use for a little while:
-    /// that is retried for up to [`RELEASE_TIMEOUT`].
+    /// that is retried for up to `RELEASE_TIMEOUT`.
     async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
         let deadline = tokio::time::Instant::now() + RELEASE_TIMEOUT;
         loop {
