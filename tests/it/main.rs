@@ -7,6 +7,7 @@ mod crash;
 mod drift;
 mod eks_stack;
 mod failure;
+mod fake_kube;
 mod lock;
 mod provider_ec2net;
 mod provider_ec2route;

@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod fake_kube;
 pub mod inventory;
 pub mod moto;
