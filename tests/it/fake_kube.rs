@@ -842,3 +842,213 @@ async fn the_request_log_records_order_and_apply_details() {
     assert!(log.windows(2).all(|w| w[0].at <= w[1].at));
     assert!(fake.objects("deployments").is_empty());
 }
+
+#[tokio::test]
+async fn the_runtime_watcher_works_with_both_initial_list_strategies() {
+    use kube::runtime::watcher::{self, Event};
+    let fake = FakeKube::start();
+    let client = fake.client();
+    apply_namespace(&client, "shop").await;
+    let cms: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &ar("", "v1", "ConfigMap"));
+    cms.patch(
+        "first",
+        &apply_params(),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "first"}})),
+    )
+    .await
+    .unwrap();
+    for config in [
+        watcher::Config::default(),
+        watcher::Config::default().streaming_lists(),
+    ] {
+        let mut stream = watcher::watcher(cms.clone(), config).boxed();
+        let mut initial = vec![];
+        loop {
+            match tokio::time::timeout(WAIT, stream.try_next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap()
+            {
+                Event::Init => {}
+                Event::InitApply(o) => initial.push(o.name_any()),
+                Event::InitDone => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(initial, ["first"]);
+    }
+    let streaming = fake
+        .requests()
+        .into_iter()
+        .any(|r| r.query.contains("sendInitialEvents=true"));
+    assert!(streaming, "the streaming-list watch was made");
+}
+
+#[tokio::test]
+async fn secrets_status_subresources_and_collections_behave_as_on_a_cluster() {
+    let fake = FakeKube::start();
+    let client = fake.client();
+    apply_namespace(&client, "shop").await;
+
+    // stringData is written into data (base64) and never read back.
+    let secrets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &ar("", "v1", "Secret"));
+    let secret = secrets
+        .patch(
+            "creds",
+            &apply_params(),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "creds"},
+                "stringData": {"password": "hunter2"},
+            })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(secret.data["data"]["password"], "aHVudGVyMg==");
+    assert!(secret.data.get("stringData").is_none());
+    assert_eq!(secret.data["type"], "Opaque");
+
+    // Status sent to the main resource is ignored; /status takes it.
+    let api = deployments(&client, "shop");
+    let mut with_status = deployment("web", "nginx:1.27");
+    with_status["status"] = json!({"readyReplicas": 7});
+    let created = api
+        .patch("web", &apply_params(), &Patch::Apply(with_status))
+        .await
+        .unwrap();
+    assert!(created.data["status"].get("readyReplicas").is_none());
+    let patched = api
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"readyReplicas": 1}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.data["status"]["readyReplicas"], 1);
+    assert_eq!(
+        patched.metadata.generation,
+        Some(1),
+        "status writes do not bump generation"
+    );
+
+    // JSON patch is not implemented by the fake: said plainly with a 415.
+    let (code, status) = raw(
+        &fake,
+        "PATCH",
+        "/apis/apps/v1/namespaces/shop/deployments/web",
+        "application/json-patch+json",
+        "[]",
+    );
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (415, Some("UnsupportedMediaType"))
+    );
+
+    // deletecollection with a selector.
+    let cms: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &ar("", "v1", "ConfigMap"));
+    for (name, tier) in [("a", "web"), ("b", "db")] {
+        cms.patch(
+            name,
+            &apply_params(),
+            &Patch::Apply(json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "labels": {"tier": tier}},
+            })),
+        )
+        .await
+        .unwrap();
+    }
+    cms.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("tier=web"),
+    )
+    .await
+    .unwrap();
+    let left: Vec<_> = cms
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|o| o.name_any())
+        .collect();
+    assert_eq!(left, ["b"]);
+}
+
+#[tokio::test]
+async fn deleting_a_crd_deletes_its_custom_resources() {
+    let fake = FakeKube::start();
+    let client = fake.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    crds.patch(
+        "meshes.appmesh.k8s.aws",
+        &apply_params(),
+        &Patch::Apply(mesh_crd()),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(
+        WAIT,
+        await_condition(
+            crds.clone(),
+            "meshes.appmesh.k8s.aws",
+            conditions::is_crd_established(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mesh_gvk = GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", "Mesh");
+    let meshes: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::from_gvk(&mesh_gvk));
+    meshes
+        .patch(
+            "demo",
+            &apply_params(),
+            &Patch::Apply(json!({"apiVersion": "appmesh.k8s.aws/v1beta2", "kind": "Mesh", "metadata": {"name": "demo"}})),
+        )
+        .await
+        .unwrap();
+    // A CRD carries the apiserver's cleanup finalizer.
+    let crd = crds.get("meshes.appmesh.k8s.aws").await.unwrap();
+    assert_eq!(crd.finalizers(), ["customresourcecleanup.apiextensions.k8s.io"]);
+    crds.delete("meshes.appmesh.k8s.aws", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(fake.objects("meshes").is_empty());
+    assert_eq!(api_code(crds.get("meshes.appmesh.k8s.aws").await).0, 404);
+    assert_eq!(api_code(meshes.get("demo").await).0, 404);
+    assert!(discovery::pinned_kind(&client, &mesh_gvk).await.is_err());
+}
+
+#[tokio::test]
+async fn a_kubeconfig_reaches_the_fake() {
+    let fake = FakeKube::start();
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).expect("kubeconfig parses");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    let client = Client::try_from(config).unwrap();
+    apply_namespace(&client, "default").await;
+    let names: Vec<_> = namespaces(&client)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    assert_eq!(names, ["default"]);
+}
+
+#[test]
+fn starts_and_stops_outside_a_runtime() {
+    let fake = FakeKube::start();
+    let (code, versions) = raw(&fake, "GET", "/api", "application/json", "");
+    assert_eq!((code, versions["kind"].as_str()), (200, Some("APIVersions")));
+    let url = fake.url();
+    drop(fake);
+    let addr = url.trim_start_matches("http://");
+    assert!(std::net::TcpStream::connect(addr).is_err(), "stopped on drop");
+}

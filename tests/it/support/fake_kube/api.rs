@@ -89,7 +89,7 @@ impl ApiRequest {
 
 pub enum ApiResponse {
     Json(u16, Value),
-    Watch(WatchSpec),
+    Watch(Box<WatchSpec>),
 }
 
 fn ok(code: u16, v: Value) -> Result<ApiResponse, ApiError> {
@@ -315,14 +315,14 @@ fn watch_spec(
         .param("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs);
-    Ok(ApiResponse::Watch(WatchSpec {
+    Ok(ApiResponse::Watch(Box::new(WatchSpec {
         ty,
         namespace,
         selector,
         start,
         initial_events_end_bookmark: send_initial,
         timeout,
-    }))
+    })))
 }
 
 /// Checks the body's apiVersion/kind against the path (filled in when
@@ -447,9 +447,10 @@ fn create(state: &mut State, req: &ApiRequest, ty: &ResourceType, ns: &str) -> R
     if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("managedFields");
     }
+    // The creator owns what it sent, not the server's defaults.
+    apply::record_update(ty, None, &mut obj, &req.update_manager(), Part::Main);
     super::strategy::prepare_for_create(state, ty, &mut obj);
     super::strategy::validate(ty, &obj, None)?;
-    apply::record_update(ty, None, &mut obj, &req.update_manager(), Part::Main);
     finish(state.commit(ty, obj, req.dry_run()), ty, 201)
 }
 

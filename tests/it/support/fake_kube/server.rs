@@ -192,7 +192,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             .body(Either::Left(Full::new(Bytes::from(value.to_string())))),
         ApiResponse::Watch(spec) => {
             let (tx, rx) = mpsc::channel(64);
-            tokio::spawn(watch::run(shared.clone(), spec, tx));
+            tokio::spawn(watch::run(shared.clone(), *spec, tx));
             builder.status(200).body(Either::Right(ChannelBody(rx)))
         }
     };

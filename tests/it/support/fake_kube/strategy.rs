@@ -83,10 +83,10 @@ fn storage_versions(crd: &Value) -> Vec<String> {
 /// Defaults shared by create and update.
 fn default_fields(state: &mut State, ty: &ResourceType, obj: &mut Value, old: Option<&Value>) {
     match (ty.group.as_str(), ty.kind.as_str()) {
-        ("apps", "Deployment") => {
-            if obj.pointer("/spec/replicas").is_none_or(Value::is_null) && obj["spec"].is_object() {
-                obj["spec"]["replicas"] = json!(1);
-            }
+        ("apps", "Deployment")
+            if obj.pointer("/spec/replicas").is_none_or(Value::is_null) && obj["spec"].is_object() =>
+        {
+            obj["spec"]["replicas"] = json!(1);
         }
         ("", "Secret") => {
             if let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
