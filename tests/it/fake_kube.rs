@@ -818,7 +818,16 @@ async fn the_request_log_records_order_and_apply_details() {
     .await
     .unwrap();
     api.get("web").await.unwrap();
-    api.delete("web", &DeleteParams::default()).await.unwrap();
+    // An immediate delete answers, as the real server does for most kinds,
+    // with a Status of Success naming what went.
+    let status = api
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap()
+        .right()
+        .expect("a Status");
+    assert_eq!(status.details.as_ref().unwrap().name, "web");
+    assert_eq!(status.details.as_ref().unwrap().kind, "deployments");
     let log = fake.requests();
     let summary: Vec<(String, String)> = log.iter().map(|r| (r.method.clone(), r.path.clone())).collect();
     assert_eq!(

@@ -700,8 +700,11 @@ fn delete_collection(
     let mut items = vec![];
     for (key, obj) in state.list(&ty.group, &ty.plural, namespace) {
         if selector.matches(&obj) {
-            let (_, gone) = state.delete(ty, &key, &Value::Null, dry_run)?;
-            items.push(gone);
+            state.delete(ty, &key, &Value::Null, dry_run)?;
+            // The list shows each object as it was when deleted (or, when
+            // finalizers hold it, as it is now).
+            let now = state.get(&key).cloned().unwrap_or(obj);
+            items.push(State::render(ty, &now));
         }
     }
     ok(

@@ -26,6 +26,12 @@ pub struct ResourceType {
     pub tracks_generation: bool,
     /// Defined by a CRD.
     pub custom: bool,
+    /// An immediate DELETE answers with the deleted object; otherwise
+    /// (the real server's default, `ReturnDeletedObject: false`) with a
+    /// `Status` of `Success` naming it. True for Services and
+    /// ServiceAccounts (and Namespaces and CRDs, whose deletion always
+    /// waits for a finalizer and so answers with the object).
+    pub returns_deleted_object: bool,
 }
 
 impl ResourceType {
@@ -78,6 +84,10 @@ fn builtin(
         status_subresource,
         tracks_generation,
         custom: false,
+        returns_deleted_object: matches!(
+            kind,
+            "Service" | "ServiceAccount" | "Namespace" | "CustomResourceDefinition"
+        ),
     }
 }
 
@@ -196,6 +206,7 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
             status_subresource: v.pointer("/subresources/status").is_some(),
             tracks_generation: true,
             custom: true,
+            returns_deleted_object: false,
         })
         .collect()
 }

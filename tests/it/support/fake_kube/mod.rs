@@ -33,9 +33,11 @@
 //! list in it replaces the whole list, where the real server merges lists
 //! such as containers by name; refused with 415 on custom resources, as the
 //! real server does). `application/json-patch+json` is NOT implemented
-//! (415). DELETE (200 and the object; for an object with finalizers,
-//! `deletionTimestamp` is set and it stays, 202, until an update empties
-//! its finalizers, at which point it is removed; 404 when missing;
+//! (415). DELETE (200 with, as the real server answers, a `Status` of
+//! `Success` naming the object, or the object itself for Services and
+//! ServiceAccounts; for an object with finalizers, `deletionTimestamp` is
+//! set and it stays, 200 with the object, until an update empties its
+//! finalizers, at which point it is removed; 404 when missing;
 //! preconditions honoured; `propagationPolicy` ignored: there is no garbage
 //! collector) and DELETE on a collection. `/status` subresources for the
 //! kinds that have one (Namespace, Service, Deployment, CRD, custom

@@ -260,11 +260,14 @@ impl State {
         Some(obj)
     }
 
-    /// DELETE: an object without finalizers goes at once (200 and its last
-    /// state). One with finalizers gets `deletionTimestamp` and stays until
-    /// they are removed (202 and the object). Deleting an object that is
-    /// already being deleted changes nothing. `preconditions` are the
-    /// DeleteOptions' `{uid, resourceVersion}`.
+    /// DELETE: an object without finalizers goes at once (200 and, as
+    /// the real server answers, a `Status` of `Success` naming it, or the
+    /// object itself for the kinds that return it). One with finalizers
+    /// gets `deletionTimestamp` (and a generation bump where generation is
+    /// kept) and stays until they are removed (200 and the object; the real
+    /// server's 202 is only for the deprecated `orphanDependents: false`).
+    /// Deleting an object that is already being deleted changes nothing.
+    /// `preconditions` are the DeleteOptions' `{uid, resourceVersion}`.
     pub fn delete(
         &mut self,
         ty: &ResourceType,
@@ -292,14 +295,32 @@ impl State {
         }
         let rendered = State::render(ty, &current);
         if !blocking_finalizers(&current) {
-            if dry_run {
-                return Ok((200, rendered));
+            let gone = if dry_run {
+                rendered
+            } else {
+                State::render(ty, &self.remove(key).expect("exists"))
+            };
+            if ty.returns_deleted_object {
+                return Ok((200, gone));
             }
-            let gone = self.remove(key).expect("exists");
-            return Ok((200, State::render(ty, &gone)));
+            return Ok((
+                200,
+                json!({
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": {
+                        "name": key.name,
+                        "group": ty.group,
+                        "kind": ty.plural,
+                        "uid": gone["metadata"]["uid"],
+                    },
+                }),
+            ));
         }
         if is_deleting(&current) {
-            return Ok((202, rendered));
+            return Ok((200, rendered));
         }
         let mut next = current.clone();
         next["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
@@ -315,7 +336,7 @@ impl State {
             next["status"]["phase"] = json!("Terminating");
         }
         let stored = self.force_store(key, next, dry_run);
-        Ok((202, State::render(ty, &stored)))
+        Ok((200, State::render(ty, &stored)))
     }
 
     /// Stores without the generation logic of [`State::commit`] (used
