@@ -8,6 +8,7 @@ mod drift;
 mod eks_auth;
 mod eks_stack;
 mod failure;
+mod fake_kube;
 mod kubeconfig;
 mod lock;
 mod provider_ec2net;

@@ -1,0 +1,236 @@
+//! The resource types the fake serves: a fixed set of built-ins plus, for
+//! each CustomResourceDefinition whose `Established` condition is True, one
+//! type per served version.
+
+use super::util::str_at;
+use serde_json::Value;
+
+/// One served resource at one group/version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceType {
+    /// "" for the core group.
+    pub group: String,
+    pub version: String,
+    pub plural: String,
+    pub singular: String,
+    pub kind: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// Has a `/status` subresource: writes to the main resource keep the
+    /// stored status, writes to `/status` change only the status.
+    pub status_subresource: bool,
+    /// Keeps `metadata.generation` (bumped when anything outside metadata
+    /// and status changes). The real server does this for workloads, CRDs
+    /// and custom resources, not for ConfigMaps, Services, Namespaces, RBAC.
+    pub tracks_generation: bool,
+    /// Defined by a CRD.
+    pub custom: bool,
+    /// An immediate DELETE answers with the deleted object; otherwise
+    /// (the real server's default, `ReturnDeletedObject: false`) with a
+    /// `Status` of `Success` naming it. True for Services and
+    /// ServiceAccounts (and Namespaces and CRDs, whose deletion always
+    /// waits for a finalizer and so answers with the object).
+    pub returns_deleted_object: bool,
+}
+
+impl ResourceType {
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+}
+
+/// The verbs every served resource supports here.
+pub const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+#[allow(clippy::too_many_arguments)]
+fn builtin(
+    group: &str,
+    version: &str,
+    plural: &str,
+    kind: &str,
+    namespaced: bool,
+    short: &[&str],
+    status_subresource: bool,
+    tracks_generation: bool,
+) -> ResourceType {
+    ResourceType {
+        group: group.into(),
+        version: version.into(),
+        plural: plural.into(),
+        singular: kind.to_lowercase(),
+        kind: kind.into(),
+        namespaced,
+        short_names: short.iter().map(|s| s.to_string()).collect(),
+        categories: vec![],
+        status_subresource,
+        tracks_generation,
+        custom: false,
+        returns_deleted_object: matches!(
+            kind,
+            "Service" | "ServiceAccount" | "Namespace" | "CustomResourceDefinition"
+        ),
+    }
+}
+
+/// The built-in kinds.
+pub fn builtins() -> Vec<ResourceType> {
+    let rbac = "rbac.authorization.k8s.io";
+    let mut deployments = builtin(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        true,
+        &["deploy"],
+        true,
+        true,
+    );
+    deployments.categories = vec!["all".into()];
+    let mut services = builtin("", "v1", "services", "Service", true, &["svc"], true, false);
+    services.categories = vec!["all".into()];
+    vec![
+        builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], false, false),
+        builtin("", "v1", "namespaces", "Namespace", false, &["ns"], true, false),
+        builtin("", "v1", "secrets", "Secret", true, &[], false, false),
+        builtin(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            true,
+            &["sa"],
+            false,
+            false,
+        ),
+        services,
+        deployments,
+        builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+            &["crd", "crds"],
+            true,
+            true,
+        ),
+        builtin(
+            rbac,
+            "v1",
+            "clusterrolebindings",
+            "ClusterRoleBinding",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        builtin(
+            rbac,
+            "v1",
+            "clusterroles",
+            "ClusterRole",
+            false,
+            &[],
+            false,
+            false,
+        ),
+        builtin(rbac, "v1", "rolebindings", "RoleBinding", true, &[], false, false),
+        builtin(rbac, "v1", "roles", "Role", true, &[], false, false),
+    ]
+}
+
+/// True when the CRD object has condition `type` with status True.
+pub fn has_condition(obj: &Value, type_: &str) -> bool {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some(type_)
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
+}
+
+/// The types a CRD defines: one per served version, and none until the
+/// CRD is Established (the real server does not serve them before then).
+pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
+    if !has_condition(crd, "Established") {
+        return vec![];
+    }
+    let spec = &crd["spec"];
+    let group = str_at(spec, &["group"]).unwrap_or_default();
+    let names = &spec["names"];
+    let plural = str_at(names, &["plural"]).unwrap_or_default();
+    let kind = str_at(names, &["kind"]).unwrap_or_default();
+    let singular = str_at(names, &["singular"])
+        .map(str::to_string)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    };
+    let namespaced = str_at(spec, &["scope"]) != Some("Cluster");
+    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    versions
+        .iter()
+        .filter(|v| v.get("served").and_then(Value::as_bool).unwrap_or(false))
+        .map(|v| ResourceType {
+            group: group.into(),
+            version: str_at(v, &["name"]).unwrap_or_default().into(),
+            plural: plural.into(),
+            singular: singular.clone(),
+            kind: kind.into(),
+            namespaced,
+            short_names: strings(&names["shortNames"]),
+            categories: strings(&names["categories"]),
+            status_subresource: v.pointer("/subresources/status").is_some(),
+            tracks_generation: true,
+            custom: true,
+            returns_deleted_object: false,
+        })
+        .collect()
+}
+
+/// Kubernetes version ordering: GA before beta before alpha, higher numbers
+/// first, anything unparsable last (alphabetically). Larger is preferred.
+pub fn version_priority(v: &str) -> (u8, u32, u32, std::cmp::Reverse<String>) {
+    let parse = || -> Option<(u8, u32, u32)> {
+        let rest = v.strip_prefix('v')?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let major: u32 = digits.parse().ok()?;
+        let tail = &rest[digits.len()..];
+        if tail.is_empty() {
+            return Some((3, major, 0));
+        }
+        for (word, rank) in [("beta", 2u8), ("alpha", 1u8)] {
+            if let Some(n) = tail.strip_prefix(word) {
+                return Some((rank, major, n.parse().ok()?));
+            }
+        }
+        None
+    };
+    match parse() {
+        Some((rank, major, minor)) => (rank, major, minor, std::cmp::Reverse(String::new())),
+        None => (0, 0, 0, std::cmp::Reverse(v.to_string())),
+    }
+}

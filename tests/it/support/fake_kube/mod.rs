@@ -1,0 +1,306 @@
+//! A FAKE Kubernetes API server for tests. It is not Kubernetes: no etcd,
+//! no scheduler, no kubelet, no real controllers. It speaks real HTTP/1.1
+//! and the real API's JSON on 127.0.0.1 (plain http, no auth), so the real
+//! client (kube-rs) and code built on it run against it unchanged, and it
+//! follows the real API's behaviour where tests can see it. What it does,
+//! and where it simplifies:
+//!
+//! **Serving and discovery** (`discovery.rs`, `kinds.rs`): built-in kinds
+//! core/v1 Namespace (cluster-scoped), ConfigMap, Secret, Service,
+//! ServiceAccount; apps/v1 Deployment; apiextensions.k8s.io/v1
+//! CustomResourceDefinition (cluster-scoped); rbac.authorization.k8s.io/v1
+//! Role, RoleBinding, ClusterRole, ClusterRoleBinding. Any other kind only
+//! once a CRD defines it and is Established; before that its paths (and its
+//! group/version in discovery) are 404 "the server could not find the
+//! requested resource". `/version`, `/api`, `/api/v1`, `/apis`,
+//! `/apis/{g}`, `/apis/{g}/{v}` answer as the real server does (and
+//! aggregated discovery when asked for), so `kube::Discovery::run()`,
+//! `run_aggregated()` and `discovery::pinned_kind` work.
+//!
+//! **Objects** (`api.rs`, `store.rs`, `strategy.rs`): GET; LIST (kind
+//! `XList`, `metadata.resourceVersion`, `labelSelector` and `fieldSelector`
+//! as in `selectors.rs`, `limit`/`continue` paging, where a later page sees
+//! the current state rather than a snapshot); POST (201; 409 AlreadyExists;
+//! 404 when the namespace is missing, 403 when it is terminating; 422
+//! Invalid without a name; `generateName`); PUT (409 Conflict on a stale
+//! `resourceVersion`; 404 when missing, no create-on-update); PATCH with
+//! `application/apply-patch+yaml` (server-side apply, see `apply.rs`;
+//! without `fieldManager` the real server's 422 `PatchOptions... is
+//! invalid: fieldManager: Required value`; creates when missing, 201; the
+//! body must be JSON, which is what kube-rs sends), with
+//! `application/merge-patch+json` (RFC 7386) and with
+//! `application/strategic-merge-patch+json`, treated as a merge patch (so a
+//! list in it replaces the whole list, where the real server merges lists
+//! such as containers by name; refused with 415 on custom resources, as the
+//! real server does). `application/json-patch+json` is NOT implemented
+//! (415). DELETE (200 with, as the real server answers, a `Status` of
+//! `Success` naming the object, or the object itself for Services and
+//! ServiceAccounts; for an object with finalizers, `deletionTimestamp` is
+//! set and it stays, 200 with the object, until an update empties its
+//! finalizers, at which point it is removed; 404 when missing;
+//! preconditions honoured; `propagationPolicy` ignored: there is no garbage
+//! collector) and DELETE on a collection. `/status` subresources for the
+//! kinds that have one (Namespace, Service, Deployment, CRD, custom
+//! resources that declare it): writes to the main resource keep the stored
+//! status, writes to `/status` change only it.
+//!
+//! Every change gets the next value of one global counter as its
+//! `resourceVersion` (a string of an integer); a write that changes nothing
+//! is not a change (no new resourceVersion, no event), as with the real
+//! server. Objects get `uid` and `creationTimestamp`; `generation` is kept
+//! where the real server keeps it (Deployments, CRDs, custom resources) and
+//! bumped when anything outside metadata and status changes (or deletion
+//! begins). `dryRun=All` on POST/PUT/PATCH/DELETE returns the result
+//! without storing it or emitting an event (the request log still records
+//! it, with `dry_run: true`). List items of built-in kinds omit `kind` and
+//! `apiVersion`, as the real server's do.
+//!
+//! **Errors** (`status.rs`) are real `Status` objects, so kube-rs returns
+//! `kube::Error::Api` with the real code, reason and wording.
+//!
+//! **Controllers** (`controllers.rs`): CRDs become NamesAccepted at once and
+//! Established after [`FakeKube::set_crd_establish_delay`] (default 0);
+//! deleting a Namespace or CRD deletes what it contains first; Deployments
+//! stay unready until [`FakeKube::complete_deployments`] or
+//! [`FakeKube::set_auto_complete_deployments`]; LoadBalancer Services get an
+//! ingress hostname from [`FakeKube::complete_load_balancers`]. Their writes
+//! are separate changes, as on a cluster.
+//!
+//! **Watch** (`watch.rs`): newline-delimited JSON events with the real
+//! resourceVersion semantics, selectors and `timeoutSeconds`, so
+//! `kube::runtime::watcher` and `kube::runtime::wait::await_condition` work.
+//!
+//! **Not there**: authentication and authorization (everything is allowed),
+//! admission webhooks, schema validation and pruning of custom resources,
+//! conversion between CRD versions (one stored object is served under every
+//! version), most defaulting, Pods/ReplicaSets/Events and every other kind,
+//! `/scale` and other subresources, protobuf and YAML bodies, table output,
+//! periodic watch bookmarks, 410 Gone (history is never compacted).
+//!
+//! Use: `let kube = FakeKube::start();` then `kube.client()` (inside a tokio
+//! runtime) or `kube.kubeconfig()` for a child process; read state back
+//! with [`FakeKube::object`] / [`FakeKube::objects`] and the request log
+//! with [`FakeKube::requests`]. The server stops when the value drops.
+
+mod api;
+mod apply;
+mod controllers;
+mod discovery;
+mod kinds;
+mod selectors;
+mod server;
+mod status;
+mod store;
+mod strategy;
+mod util;
+mod watch;
+
+use serde_json::{Value, json};
+use server::Shared;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::Key;
+
+/// One request the fake received, in arrival order.
+#[derive(Clone, Debug)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    /// The raw query string ("" when none).
+    pub query: String,
+    pub content_type: Option<String>,
+    pub field_manager: Option<String>,
+    pub dry_run: bool,
+    pub at: Instant,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The body, when it was JSON.
+    pub body: Option<Value>,
+}
+
+/// A running fake API server; stops on drop.
+pub struct FakeKube {
+    shared: Arc<Shared>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// `"apps/v1"` → `("apps", "v1")`, `"v1"` → `("", "v1")`.
+fn split_group_version(gv: &str) -> (&str, &str) {
+    gv.split_once('/').unwrap_or(("", gv))
+}
+
+impl FakeKube {
+    /// Starts a fake on a free port of 127.0.0.1.
+    pub fn start() -> FakeKube {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake kube");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared::new(addr));
+        let (shutdown, rx) = tokio::sync::watch::channel(false);
+        let thread = server::spawn(shared.clone(), listener, rx);
+        FakeKube {
+            shared,
+            shutdown,
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// A kube-rs client for this server (no auth). Must be called inside a
+    /// tokio runtime (kube-rs spawns its connection task).
+    pub fn client(&self) -> kube::Client {
+        let config = kube::Config::new(self.url().parse().expect("valid url"));
+        kube::Client::try_from(config).expect("kube client for the fake")
+    }
+
+    /// A kubeconfig (YAML) pointing at this server, for a child process.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake-kube\n  cluster:\n    server: {}\ncontexts:\n- name: fake-kube\n  context:\n    cluster: fake-kube\n    user: fake-kube\n    namespace: default\ncurrent-context: fake-kube\nusers:\n- name: fake-kube\n  user: {{}}\n",
+            self.url()
+        )
+    }
+
+    /// How long a new CRD takes to become Established (default 0).
+    pub fn set_crd_establish_delay(&self, delay: Duration) {
+        self.shared.with_state(|s| s.crd_establish_delay = delay);
+    }
+
+    /// Complete every Deployment rollout as soon as it starts.
+    pub fn set_auto_complete_deployments(&self, on: bool) {
+        self.shared.with_state(|s| {
+            s.auto_complete_deployments = on;
+            controllers::reconcile(s);
+        });
+    }
+
+    /// Completes the rollout of every Deployment not yet complete.
+    pub fn complete_deployments(&self) {
+        self.shared.with_state(|s| {
+            controllers::complete_deployments(s);
+            controllers::reconcile(s);
+        });
+    }
+
+    /// Gives every LoadBalancer Service without one an ingress hostname.
+    pub fn complete_load_balancers(&self) {
+        self.shared.with_state(|s| {
+            controllers::complete_load_balancers(s);
+            controllers::reconcile(s);
+        });
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.shared.log().clone()
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.with_state(|s| s.rv)
+    }
+
+    fn key(group_version: &str, plural: &str, namespace: Option<&str>, name: &str) -> Key {
+        let (group, _) = split_group_version(group_version);
+        Key {
+            group: group.into(),
+            plural: plural.into(),
+            namespace: namespace.unwrap_or_default().into(),
+            name: name.into(),
+        }
+    }
+
+    /// One stored object (as served at `group_version`), e.g.
+    /// `object("apps/v1", "deployments", Some("shop"), "web")`.
+    pub fn object(
+        &self,
+        group_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let key = FakeKube::key(group_version, plural, namespace, name);
+        self.shared.with_state(|s| {
+            let mut obj = s.get(&key)?.clone();
+            obj["apiVersion"] = json!(group_version);
+            Some(obj)
+        })
+    }
+
+    /// Every stored object of a resource (any group, any namespace).
+    pub fn objects(&self, plural: &str) -> Vec<Value> {
+        self.shared.with_state(|s| {
+            s.objects
+                .iter()
+                .filter(|(k, _)| k.plural == plural)
+                .map(|(_, v)| v.clone())
+                .collect()
+        })
+    }
+
+    /// Edits an object as a test-side controller would (an update by
+    /// manager `fake-kube-test`), then lets the fake's controllers run.
+    fn edit(
+        &self,
+        group_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) {
+        let key = FakeKube::key(group_version, plural, namespace, name);
+        self.shared.with_state(|s| {
+            let ty = s.type_of(&key.group, &key.plural).expect("served type");
+            let old = s
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| panic!("no object {key:?}"));
+            let mut new = old.clone();
+            f(&mut new);
+            apply::record_update(&ty, Some(&old), &mut new, "fake-kube-test", apply::Part::Main);
+            s.commit(&ty, new, false);
+            controllers::reconcile(s);
+        });
+    }
+
+    /// Adds a finalizer to an object.
+    pub fn add_finalizer(
+        &self,
+        group_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+        finalizer: &str,
+    ) {
+        self.edit(group_version, plural, namespace, name, |obj| {
+            let meta = util::map_at(obj, &["metadata"]);
+            let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
+            if let Some(list) = fins.as_array_mut()
+                && !list.iter().any(|f| f == finalizer)
+            {
+                list.push(json!(finalizer));
+            }
+        });
+    }
+
+    /// Removes all of an object's finalizers (which deletes it if its
+    /// deletion has begun).
+    pub fn remove_finalizers(&self, group_version: &str, plural: &str, namespace: Option<&str>, name: &str) {
+        self.edit(group_version, plural, namespace, name, |obj| {
+            util::map_at(obj, &["metadata"]).remove("finalizers");
+        });
+    }
+}
+
+impl Drop for FakeKube {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

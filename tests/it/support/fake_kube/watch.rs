@@ -1,0 +1,145 @@
+//! WATCH: `GET <collection>?watch=true` (or `watch=1`) answers 200 at once
+//! and keeps the connection open, writing one JSON event per line:
+//! `{"type":"ADDED|MODIFIED|DELETED|BOOKMARK","object":{...}}`.
+//!
+//! - Without `resourceVersion`, or with `"0"`, it starts with an ADDED event
+//!   for every current matching object (the real server's "get state and
+//!   start at most recent"), then streams later changes.
+//! - With `resourceVersion=N` it streams every change after N. The fake
+//!   keeps its whole history, so it never answers 410 Gone.
+//! - `sendInitialEvents=true` (streaming lists): the current objects as
+//!   ADDED, then a BOOKMARK annotated `k8s.io/initial-events-end: "true"`.
+//! - `labelSelector` and `fieldSelector` (`metadata.name=<n>`, which
+//!   kube-rs' `await_condition` uses) filter events; an object modified out
+//!   of (into) the selection is sent as DELETED (ADDED), as the real server
+//!   does.
+//! - `timeoutSeconds` ends the stream after that long; otherwise it lasts
+//!   until the client goes away or the fake shuts down.
+//! - `allowWatchBookmarks` is accepted, but no periodic BOOKMARKs are sent.
+
+use super::kinds::ResourceType;
+use super::selectors::Selector;
+use super::server::Shared;
+use super::store::{Event, EventType, State};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Clone, Debug)]
+pub enum Start {
+    /// Send the current objects as ADDED first.
+    Initial,
+    /// Send changes after this resourceVersion.
+    After(u64),
+}
+
+#[derive(Clone, Debug)]
+pub struct WatchSpec {
+    pub ty: ResourceType,
+    pub namespace: Option<String>,
+    pub selector: Selector,
+    pub start: Start,
+    pub initial_events_end_bookmark: bool,
+    pub timeout: Option<Duration>,
+}
+
+fn line(type_: &str, object: Value) -> Bytes {
+    let mut s = json!({"type": type_, "object": object}).to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+impl WatchSpec {
+    fn in_scope(&self, ns: &str) -> bool {
+        self.namespace.as_deref().is_none_or(|n| n == ns)
+    }
+
+    /// The line this watch sends for an event, if any.
+    fn render(&self, e: &Event) -> Option<Bytes> {
+        if e.key.group != self.ty.group || e.key.plural != self.ty.plural || !self.in_scope(&e.key.namespace)
+        {
+            return None;
+        }
+        let now = self.selector.matches(&e.object);
+        let before = e.old.as_ref().is_some_and(|o| self.selector.matches(o));
+        let type_ = match e.type_ {
+            EventType::Added if now => EventType::Added,
+            EventType::Deleted if now || before => EventType::Deleted,
+            EventType::Modified => match (before, now) {
+                (true, true) => EventType::Modified,
+                (false, true) => EventType::Added,
+                (true, false) => EventType::Deleted,
+                (false, false) => return None,
+            },
+            _ => return None,
+        };
+        Some(line(type_.as_str(), State::render(&self.ty, &e.object)))
+    }
+}
+
+/// Streams events into `tx` until the timeout, the client leaving, or
+/// shutdown (the fake's runtime dropping this task).
+pub async fn run(shared: Arc<Shared>, spec: WatchSpec, tx: mpsc::Sender<Bytes>) {
+    let mut changes = shared.changed.subscribe();
+    changes.borrow_and_update();
+    let (mut pending, mut cursor) = shared.with_state(|s| {
+        let mut lines = vec![];
+        let cursor = match spec.start {
+            Start::Initial => {
+                for (_, obj) in s.list(&spec.ty.group, &spec.ty.plural, spec.namespace.as_deref()) {
+                    if spec.selector.matches(&obj) {
+                        lines.push(line("ADDED", State::render(&spec.ty, &obj)));
+                    }
+                }
+                s.rv
+            }
+            Start::After(rv) => rv,
+        };
+        if spec.initial_events_end_bookmark {
+            lines.push(line(
+                "BOOKMARK",
+                json!({
+                    "kind": spec.ty.kind,
+                    "apiVersion": spec.ty.api_version(),
+                    "metadata": {
+                        "resourceVersion": cursor.to_string(),
+                        "annotations": {"k8s.io/initial-events-end": "true"},
+                    },
+                }),
+            ));
+        }
+        (lines, cursor)
+    });
+    let deadline = spec.timeout.map(|t| tokio::time::Instant::now() + t);
+    loop {
+        for l in pending.drain(..) {
+            if tx.send(l).await.is_err() {
+                return;
+            }
+        }
+        changes.borrow_and_update();
+        let (lines, seen) = shared.with_state(|s| {
+            let from = s.events.partition_point(|e| e.rv <= cursor);
+            let lines: Vec<Bytes> = s.events[from..].iter().filter_map(|e| spec.render(e)).collect();
+            (lines, s.rv)
+        });
+        cursor = seen;
+        if !lines.is_empty() {
+            pending = lines;
+            continue;
+        }
+        let timeout = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            _ = timeout => return,
+            _ = tx.closed() => return,
+        }
+    }
+}
