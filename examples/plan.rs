@@ -35,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         StateStore::read(&default_path(&stack.name), &stack.name)?.unwrap_or_else(|| State::new(&stack.name));
 
     let aws = Arc::new(AwsClients::connect(&stack.region).await);
-    let engine = Engine::new(&stack.name, aws.kinds(), no_events());
+    let engine = Engine::new(&stack.name, meshform::provider::all_kinds(&aws), no_events());
     let facts = aws.region_facts().await?;
     let prior = engine.refresh(&state).await?;
     let plan = engine.plan(&stack, &prior, &facts)?;

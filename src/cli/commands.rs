@@ -120,7 +120,7 @@ async fn plan_cmd(args: &StackArgs, json: bool, detailed: bool) -> Result<ExitCo
     // Planning reads state under the lock, so it never sees a half-applied run.
     let store = open_store(args, &path, &stack)?;
     let aws = connect(&stack).await;
-    let engine = Engine::new(&stack.name, aws.kinds(), progress::printer());
+    let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress::printer());
     let facts = aws.region_facts().await.into_diagnostic()?;
     let prior = engine.refresh(store.state()).await.map_err(Report::new)?;
     let plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
@@ -148,7 +148,7 @@ async fn apply_cmd(
     let mut store = open_store(args, &path, &stack)?;
     let aws = connect(&stack).await;
     let cancel = CancelFlag::default();
-    let engine = Engine::new(&stack.name, aws.kinds(), progress::printer())
+    let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress::printer())
         .with_parallelism(parallelism)
         .with_cancel(cancel.clone());
     let prior = engine.refresh_into(&mut store).await.map_err(Report::new)?;

@@ -525,7 +525,7 @@ impl Loader<'_> {
                         Some(t) => {
                             kind = provider::kind_def(t);
                             if kind.is_none() {
-                                let names = provider::kind_defs().iter().map(|k| k.type_name);
+                                let names = provider::kind_defs().map(|k| k.type_name);
                                 let help = suggest(t, names).map_or_else(
                                     || "run `meshform types` to list the known types".to_string(),
                                     |s| format!("did you mean `{s}`?"),

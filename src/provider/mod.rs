@@ -6,6 +6,7 @@
 //! what the schema says.
 
 pub mod aws;
+pub mod kube;
 pub mod schema;
 
 use std::collections::BTreeMap;
@@ -21,14 +22,22 @@ pub const TAG_STACK: &str = "meshform:stack";
 /// Tag key naming the resource's address in its stack.
 pub const TAG_ADDRESS: &str = "meshform:address";
 
-/// Every kind meshform knows, by type name. Pure: no cloud connection.
-pub fn kind_defs() -> &'static [&'static KindDef] {
-    aws::KIND_DEFS
+/// Every kind meshform knows. Pure: no cloud connection.
+pub fn kind_defs() -> impl Iterator<Item = &'static KindDef> {
+    aws::KIND_DEFS.iter().chain(kube::KIND_DEFS).copied()
 }
 
 /// Looks a kind definition up by type name.
 pub fn kind_def(type_name: &str) -> Option<&'static KindDef> {
-    kind_defs().iter().copied().find(|k| k.type_name == type_name)
+    kind_defs().find(|k| k.type_name == type_name)
+}
+
+/// Every kind, operating through `aws` (and, for in-cluster kinds, the
+/// clusters their resources name).
+pub fn all_kinds(aws: &Arc<aws::AwsClients>) -> Kinds {
+    let mut kinds = aws.kinds();
+    kube::add_kinds(&mut kinds);
+    kinds
 }
 
 /// The tags meshform adds to every taggable resource it creates.

@@ -87,6 +87,11 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("arn", AttrType::String, "The cluster ARN."),
         AttrSchema::computed("endpoint", AttrType::String, "The Kubernetes API server URL."),
         AttrSchema::computed(
+            "connection",
+            AttrType::Json,
+            "How in-cluster resources reach this cluster: `cluster = \"${cluster.connection}\"`.",
+        ),
+        AttrSchema::computed(
             "certificate_authority_data",
             AttrType::String,
             "The cluster CA certificate, base64-encoded (for a kubeconfig).",
@@ -170,6 +175,18 @@ fn live(c: &Cluster) -> Result<Live, ProviderError> {
     attrs.insert(
         "oidc_issuer".into(),
         s(c.identity().and_then(|i| i.oidc()).and_then(|o| o.issuer())),
+    );
+    // Everything an in-cluster resource needs to reach this cluster, as one
+    // value: `cluster = "${cluster.connection}"` in a stack.
+    let region = c.arn().and_then(|a| a.split(':').nth(3)).unwrap_or_default();
+    attrs.insert(
+        "connection".into(),
+        serde_json::json!({
+            "eks_cluster": name,
+            "endpoint": c.endpoint().unwrap_or_default(),
+            "certificate_authority_data": c.certificate_authority().and_then(|ca| ca.data()).unwrap_or_default(),
+            "region": region,
+        }),
     );
     attrs.insert("status".into(), s(c.status().map(ClusterStatus::as_str)));
     attrs.insert("platform_version".into(), s(c.platform_version()));

@@ -16,6 +16,7 @@ pub mod iam_role;
 pub mod internet_gateway;
 pub mod internet_gateway_attachment;
 pub mod nat_gateway;
+pub mod network_drain;
 pub mod route;
 pub mod route_table;
 pub mod route_table_association;
@@ -44,6 +45,7 @@ pub static KIND_DEFS: &[&KindDef] = &[
     &ecr_repository::DEF,
     &eks_cluster::DEF,
     &eks_node_group::DEF,
+    &network_drain::DEF,
 ];
 
 /// SDK clients for one region, shared by every kind.
@@ -109,6 +111,7 @@ impl AwsClients {
         kinds.insert(Arc::new(iam_role::IamRole(self.clone())));
         kinds.insert(Arc::new(eks_cluster::EksCluster(self.clone())));
         kinds.insert(Arc::new(eks_node_group::EksNodeGroup(self.clone())));
+        kinds.insert(Arc::new(network_drain::NetworkDrain(self.clone())));
         kinds
     }
 

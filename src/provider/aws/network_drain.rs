@@ -1,0 +1,54 @@
+//! `aws.ec2.network_drain` (stub: not yet written).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::AwsClients;
+use crate::Attrs;
+use crate::provider::schema::KindDef;
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+
+/// Schema of `aws.ec2.network_drain`.
+pub static DEF: KindDef = KindDef {
+    type_name: "aws.ec2.network_drain",
+    doc: "",
+    attrs: &[],
+    taggable: false,
+    normalize: None,
+};
+
+/// Operations of `aws.ec2.network_drain`.
+pub struct NetworkDrain(pub Arc<AwsClients>);
+
+fn unwritten() -> ProviderError {
+    ProviderError::unexpected("aws.ec2.network_drain", "kind not implemented yet")
+}
+
+#[async_trait]
+impl ResourceKind for NetworkDrain {
+    fn def(&self) -> &'static KindDef {
+        &DEF
+    }
+    async fn create(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Live, ProviderError> {
+        Err(unwritten())
+    }
+    async fn read(&self, _requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+        Err(unwritten())
+    }
+    async fn update(
+        &self,
+        _cx: &OpContext,
+        _prior: &Live,
+        _desired: &Attrs,
+        _changed: &[String],
+    ) -> Result<Live, ProviderError> {
+        Err(unwritten())
+    }
+    async fn delete(&self, _cx: &OpContext, _prior: &Live) -> Result<(), ProviderError> {
+        Err(unwritten())
+    }
+    async fn find_existing(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
+        Err(unwritten())
+    }
+}

@@ -1,0 +1,239 @@
+//! How in-cluster resources reach a Kubernetes API server.
+//!
+//! An in-cluster resource's `cluster` attribute is a table naming the
+//! cluster: usually `"${cluster.connection}"`, which an `aws.eks.cluster`
+//! computes (`eks_cluster`, `endpoint`, `certificate_authority_data`,
+//! `region`); or `{ kubeconfig_context = "name" }` (optionally with
+//! `kubeconfig = "path"`) for a cluster the stack does not manage.
+//!
+//! For EKS, the client verifies TLS against the cluster's CA and
+//! authenticates with the native EKS token ([`crate::eks_auth`]); a client
+//! is rebuilt with a fresh token before the token's 15 minutes run out.
+//!
+//! Setting `MESHFORM_KUBE_SERVER=<url>` sends every in-cluster call to that
+//! API server instead, without authentication. The tests use it to point
+//! the in-cluster layer at their fake API server.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use tokio::sync::Mutex;
+
+use crate::Value;
+use crate::provider::ProviderError;
+
+/// The environment variable that points every in-cluster call at one API
+/// server URL (plain, unauthenticated): for tests and local experiments.
+pub const SERVER_OVERRIDE_ENV: &str = "MESHFORM_KUBE_SERVER";
+
+/// A client older than this is rebuilt with a fresh token (EKS tokens are
+/// valid for 15 minutes).
+const CLIENT_MAX_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Where a cluster is and how to authenticate to it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Connection {
+    /// An EKS cluster: endpoint and CA from its resource, token from AWS credentials.
+    Eks {
+        /// The EKS cluster name (signed into the token).
+        name: String,
+        /// The API server URL.
+        endpoint: String,
+        /// The cluster CA: base64 of a PEM certificate, as EKS returns it.
+        certificate_authority_data: String,
+        /// The cluster's region (for the token's STS endpoint).
+        region: String,
+    },
+    /// A context of a kubeconfig file.
+    Context {
+        /// The context name.
+        context: String,
+        /// The kubeconfig file; the usual lookup (`$KUBECONFIG`, `~/.kube/config`) when absent.
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
+impl Connection {
+    /// Reads the `cluster` attribute of an in-cluster resource.
+    pub fn parse(value: &Value) -> Result<Connection, ProviderError> {
+        let invalid = |m: &str| ProviderError::invalid("cluster", m.to_string());
+        let map = value.as_object().ok_or_else(|| {
+            invalid("must be a table: \"${cluster.connection}\" or { kubeconfig_context = \"name\" }")
+        })?;
+        let get = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_string);
+        if let Some(context) = get("kubeconfig_context") {
+            return Ok(Connection::Context {
+                context,
+                kubeconfig: get("kubeconfig").map(PathBuf::from),
+            });
+        }
+        match (
+            get("eks_cluster"),
+            get("endpoint"),
+            get("certificate_authority_data"),
+            get("region"),
+        ) {
+            (Some(name), Some(endpoint), Some(ca), Some(region)) => Ok(Connection::Eks {
+                name,
+                endpoint,
+                certificate_authority_data: ca,
+                region,
+            }),
+            _ => Err(invalid(
+                "needs `eks_cluster`, `endpoint`, `certificate_authority_data` and `region` (use \"${cluster.connection}\") or `kubeconfig_context`",
+            )),
+        }
+    }
+
+    /// A short description for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Connection::Eks { name, .. } => format!("EKS cluster {name}"),
+            Connection::Context { context, .. } => format!("kubeconfig context {context}"),
+        }
+    }
+}
+
+/// The override URL, when `MESHFORM_KUBE_SERVER` is set.
+pub fn server_override() -> Option<String> {
+    std::env::var(SERVER_OVERRIDE_ENV).ok().filter(|s| !s.is_empty())
+}
+
+/// Kubernetes clients by connection, rebuilt before their token expires.
+#[derive(Default)]
+pub struct Clients {
+    cache: Mutex<BTreeMap<Connection, (kube::Client, Instant)>>,
+}
+
+impl Clients {
+    /// A client for `conn`.
+    pub async fn client(&self, conn: &Connection) -> Result<kube::Client, ProviderError> {
+        let mut cache = self.cache.lock().await;
+        if let Some((client, made)) = cache.get(conn)
+            && made.elapsed() < CLIENT_MAX_AGE
+        {
+            return Ok(client.clone());
+        }
+        let config = config_for(conn).await?;
+        let client = kube::Client::try_from(config).map_err(|e| {
+            ProviderError::Config(format!(
+                "{}: cannot build a Kubernetes client: {e}",
+                conn.describe()
+            ))
+        })?;
+        cache.insert(conn.clone(), (client.clone(), Instant::now()));
+        Ok(client)
+    }
+}
+
+/// The kube-rs configuration for `conn`.
+pub async fn config_for(conn: &Connection) -> Result<kube::Config, ProviderError> {
+    if let Some(url) = server_override() {
+        let uri = url
+            .parse()
+            .map_err(|e| ProviderError::Config(format!("{SERVER_OVERRIDE_ENV}={url} is not a URL: {e}")))?;
+        return Ok(kube::Config::new(uri));
+    }
+    match conn {
+        Connection::Context { context, kubeconfig } => {
+            let options = kube::config::KubeConfigOptions {
+                context: Some(context.clone()),
+                ..Default::default()
+            };
+            let result = match kubeconfig {
+                Some(path) => match kube::config::Kubeconfig::read_from(path) {
+                    Ok(kc) => kube::Config::from_custom_kubeconfig(kc, &options).await,
+                    Err(e) => Err(e),
+                },
+                None => kube::Config::from_kubeconfig(&options).await,
+            };
+            result.map_err(|e| ProviderError::Config(format!("{}: {e}", conn.describe())))
+        }
+        Connection::Eks {
+            name,
+            endpoint,
+            certificate_authority_data,
+            region,
+        } => {
+            let uri = endpoint.parse().map_err(|e| {
+                ProviderError::Config(format!(
+                    "{}: endpoint `{endpoint}` is not a URL: {e}",
+                    conn.describe()
+                ))
+            })?;
+            let mut config = kube::Config::new(uri);
+            config.root_cert = Some(ca_der(certificate_authority_data).map_err(|m| {
+                ProviderError::Config(format!("{}: certificate authority data: {m}", conn.describe()))
+            })?);
+            let token = crate::eks_auth::fresh_token(name, region).await.map_err(|e| {
+                ProviderError::Config(format!("{}: cannot make an EKS token: {e}", conn.describe()))
+            })?;
+            config.auth_info.token = Some(secrecy::SecretString::from(token.token));
+            Ok(config)
+        }
+    }
+}
+
+/// DER certificates from EKS's certificate authority data (base64 of PEM).
+pub fn ca_der(data: &str) -> Result<Vec<Vec<u8>>, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pem = b64.decode(data.trim()).map_err(|e| format!("not base64: {e}"))?;
+    let pem = String::from_utf8(pem).map_err(|_| "not a PEM text".to_string())?;
+    let mut certs = Vec::new();
+    let mut body = None::<String>;
+    for line in pem.lines() {
+        let line = line.trim();
+        if line.starts_with("-----BEGIN CERTIFICATE") {
+            body = Some(String::new());
+        } else if line.starts_with("-----END CERTIFICATE") {
+            let text = body.take().ok_or("END without BEGIN")?;
+            certs.push(
+                b64.decode(text)
+                    .map_err(|e| format!("bad certificate body: {e}"))?,
+            );
+        } else if let Some(b) = body.as_mut() {
+            b.push_str(line);
+        }
+    }
+    if certs.is_empty() {
+        return Err("no certificate in it".to_string());
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_forms_and_explains_the_rest() {
+        let eks = serde_json::json!({"eks_cluster": "c", "endpoint": "https://x", "certificate_authority_data": "Zm9v", "region": "us-west-2"});
+        assert!(matches!(Connection::parse(&eks), Ok(Connection::Eks { .. })));
+        let ctx = serde_json::json!({"kubeconfig_context": "kind"});
+        assert_eq!(
+            Connection::parse(&ctx).unwrap(),
+            Connection::Context {
+                context: "kind".into(),
+                kubeconfig: None
+            }
+        );
+        let err = Connection::parse(&serde_json::json!({"endpoint": "x"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster.connection"), "{err}");
+    }
+
+    #[test]
+    fn decodes_pem_certificates() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            b64.encode(b"der!")
+        );
+        assert_eq!(ca_der(&b64.encode(pem)).unwrap(), vec![b"der!".to_vec()]);
+        assert!(ca_der("%%%").is_err());
+        assert!(ca_der(&b64.encode("no cert")).is_err());
+    }
+}
