@@ -58,6 +58,20 @@ impl Validator<'_> {
                 }
             }
         }
+        // What the machine must have for the kinds in use (for example the
+        // helm program), checked once per kind before anything is applied.
+        let mut checked = std::collections::BTreeSet::new();
+        for resource in self.stack.resources.values() {
+            if let Some(check) = resource.kind.preflight
+                && checked.insert(resource.kind.type_name)
+                && let Err(message) = check()
+            {
+                self.diags.at(
+                    &resource.span,
+                    format!("{} ({}): {message}", resource.name, resource.kind.type_name),
+                );
+            }
+        }
         for output in self.stack.outputs.values() {
             for r in output.expr.references() {
                 self.check_reference(r, None);

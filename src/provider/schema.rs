@@ -160,6 +160,10 @@ pub struct KindDef {
     /// attribute type alone cannot know (an AWS managed policy given by name
     /// or by ARN, a list whose order means nothing). Pure.
     pub normalize: Option<fn(&str, crate::Value) -> crate::Value>,
+    /// Checks the machine can run this kind at all (for example that a
+    /// program it drives is on PATH), so that `validate`, `plan` and
+    /// `apply` say so before anything is changed. `Err` holds the message.
+    pub preflight: Option<fn() -> Result<(), String>>,
 }
 
 impl KindDef {

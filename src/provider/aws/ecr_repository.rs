@@ -54,6 +54,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: None,
+    preflight: None,
 };
 
 /// ECR's limit on names per `DescribeRepositories` and images per

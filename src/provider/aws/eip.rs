@@ -38,6 +38,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: None,
+    preflight: None,
 };
 
 /// How long a new address may take to show in describes.

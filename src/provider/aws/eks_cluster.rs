@@ -115,6 +115,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: Some(normalize),
+    preflight: None,
 };
 
 /// Subnet and security group lists are sets: compared sorted.

@@ -136,6 +136,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: Some(normalize),
+    preflight: None,
 };
 
 /// The subnet list is a set (the instance type list is an order of

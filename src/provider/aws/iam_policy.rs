@@ -54,6 +54,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: None,
+    preflight: None,
 };
 
 /// IAM keeps at most this many versions of a managed policy.

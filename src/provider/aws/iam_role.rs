@@ -69,6 +69,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: Some(normalize),
+    preflight: None,
 };
 
 /// IAM's default and minimum maximum session duration, in seconds.

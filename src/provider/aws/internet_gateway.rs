@@ -34,6 +34,7 @@ pub static DEF: KindDef = KindDef {
     )],
     taggable: true,
     normalize: None,
+    preflight: None,
 };
 
 /// How long a new gateway may take to show in describes.

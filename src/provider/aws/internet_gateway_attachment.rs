@@ -30,6 +30,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: false,
     normalize: None,
+    preflight: None,
 };
 
 /// How long a new attachment may take to show in describes.

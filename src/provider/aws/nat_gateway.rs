@@ -66,6 +66,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: None,
+    preflight: None,
 };
 
 /// How long a gateway may take to become `available`.

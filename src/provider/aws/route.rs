@@ -48,6 +48,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: false,
     normalize: None,
+    preflight: None,
 };
 
 /// Operations of `aws.ec2.route`.

@@ -28,6 +28,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: None,
+    preflight: None,
 };
 
 /// Operations of `aws.ec2.route_table`.

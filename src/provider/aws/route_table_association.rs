@@ -29,6 +29,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: false,
     normalize: None,
+    preflight: None,
 };
 
 /// Operations of `aws.ec2.route_table_association`.

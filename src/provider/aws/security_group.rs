@@ -76,6 +76,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: None,
+    preflight: None,
 };
 
 /// Operations of `aws.ec2.security_group`.

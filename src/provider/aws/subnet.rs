@@ -54,6 +54,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: None,
+    preflight: None,
 };
 
 /// How long a new subnet may stay `pending`.

@@ -55,6 +55,7 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: None,
+    preflight: None,
 };
 
 /// How long a new VPC may stay `pending`.

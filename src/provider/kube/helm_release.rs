@@ -16,6 +16,7 @@ pub static DEF: KindDef = KindDef {
     attrs: &[],
     taggable: false,
     normalize: None,
+    preflight: None,
 };
 
 /// Operations of `helm.release`.
