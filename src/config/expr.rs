@@ -153,9 +153,34 @@ pub fn split_template(s: &str) -> Result<Vec<RawPart>, (usize, String)> {
     Ok(parts)
 }
 
+/// One operand of `${a + b - c}` arithmetic: an integer or a variable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    /// An integer literal.
+    Int(i64),
+    /// `var.NAME`, which must hold an integer.
+    Var(String),
+}
+
 /// What the text inside `${...}` names.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Interp {
+    /// `${file("path")}`: the text of a file (relative to the stack file
+    /// that names it), itself a template.
+    File(String),
+    /// `${if var.x}` / `${if !var.x}`: the text up to the matching
+    /// `${end}` is kept only when the boolean variable is true (false).
+    If {
+        /// The boolean variable.
+        var: String,
+        /// Whether the condition is negated (`!var.x`).
+        negate: bool,
+    },
+    /// `${end}`: closes the innermost `${if ...}`.
+    End,
+    /// `${100 - var.weight}`: integer arithmetic over literals and
+    /// variables, computed when the stack is loaded.
+    Arith(Vec<(i64, Operand)>),
     /// `${var.name}`: a variable, by name.
     Var(String),
     /// `${stack.name}`: the stack's name.
@@ -176,6 +201,35 @@ pub enum Interp {
 
 /// Parses the inside of `${...}`.
 pub fn parse_interp(inner: &str) -> Result<Interp, String> {
+    if inner == "end" {
+        return Ok(Interp::End);
+    }
+    if let Some(cond) = inner.strip_prefix("if ") {
+        let cond = cond.trim();
+        let (negate, rest) = match cond.strip_prefix('!') {
+            Some(r) => (true, r.trim()),
+            None => (false, cond),
+        };
+        return match rest.strip_prefix("var.") {
+            Some(var) if !var.is_empty() => Ok(Interp::If {
+                var: var.to_string(),
+                negate,
+            }),
+            _ => Err(format!(
+                "`${{{inner}}}`: a condition is `var.NAME` or `!var.NAME`"
+            )),
+        };
+    }
+    if let Some(arg) = inner.strip_prefix("file(").and_then(|r| r.strip_suffix(')')) {
+        let path = arg.trim().trim_matches(|c| c == '"' || c == '\'');
+        if path.is_empty() {
+            return Err("`${file()}` needs a path, like ${file(\"../manifests/app.yaml\")}".to_string());
+        }
+        return Ok(Interp::File(path.to_string()));
+    }
+    if let Some(terms) = parse_arith(inner) {
+        return Ok(Interp::Arith(terms));
+    }
     if let Some(idx) = inner.strip_prefix("az[").and_then(|r| r.strip_suffix(']')) {
         return idx
             .trim()
@@ -212,6 +266,32 @@ pub fn parse_interp(inner: &str) -> Result<Interp, String> {
             attr: tail.to_string(),
         },
     })
+}
+
+/// Parses `a + b - c` (integers and `var.NAME`, separated by spaces
+/// around `+`/`-`); `None` when `inner` is not arithmetic.
+fn parse_arith(inner: &str) -> Option<Vec<(i64, Operand)>> {
+    let tokens: Vec<&str> = inner.split_whitespace().collect();
+    if tokens.len() < 3 || tokens.len().is_multiple_of(2) {
+        return None;
+    }
+    let operand = |t: &str| -> Option<Operand> {
+        if let Ok(n) = t.parse::<i64>() {
+            return Some(Operand::Int(n));
+        }
+        let name = t.strip_prefix("var.")?;
+        (!name.is_empty()).then(|| Operand::Var(name.to_string()))
+    };
+    let mut terms = vec![(1, operand(tokens[0])?)];
+    for pair in tokens[1..].chunks(2) {
+        let sign = match pair[0] {
+            "+" => 1,
+            "-" => -1,
+            _ => return None,
+        };
+        terms.push((sign, operand(pair[1])?));
+    }
+    Some(terms)
 }
 
 /// The text form of a scalar value when interpolated into a string.
@@ -278,5 +358,26 @@ mod tests {
         assert!(parse_interp("vpc").is_err());
         assert!(parse_interp("az[x]").is_err());
         assert!(parse_interp("stack.bogus").is_err());
+        assert_eq!(parse_interp("end"), Ok(Interp::End));
+        assert_eq!(
+            parse_interp("if !var.v2"),
+            Ok(Interp::If {
+                var: "v2".into(),
+                negate: true
+            })
+        );
+        assert!(parse_interp("if v2").is_err());
+        assert_eq!(
+            parse_interp("file(\"../m/a.yaml\")"),
+            Ok(Interp::File("../m/a.yaml".into()))
+        );
+        assert_eq!(
+            parse_interp("100 - var.w"),
+            Ok(Interp::Arith(vec![
+                (1, Operand::Int(100)),
+                (-1, Operand::Var("w".into()))
+            ]))
+        );
+        assert!(parse_interp("100 * var.w").is_err());
     }
 }

@@ -9,7 +9,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::diagnostics::{ConfigError, Diagnostics, Located, SourceFile, Span, suggest};
-use super::expr::{Expr, Interp, Part, RawPart, RefAt, Reference, interpolate, parse_interp, split_template};
+use super::expr::{
+    Expr, Interp, Operand, Part, RawPart, RefAt, Reference, interpolate, parse_interp, split_template,
+};
 use super::model::{Attr, Output, Resource, Stack};
 use super::validate;
 use crate::Value;
@@ -60,6 +62,8 @@ pub fn load_str(path: &Path, text: String, options: &LoadOptions) -> Result<Stac
         var_spans: BTreeMap::new(),
         stack_name: String::new(),
         region: String::new(),
+        extra_sources: Vec::new(),
+        disabled: BTreeSet::new(),
     }
     .stack(&files, &tables, options);
     let Some((stack, broken)) = loaded else {
@@ -163,6 +167,10 @@ struct Loader<'d> {
     var_spans: BTreeMap<String, Span>,
     stack_name: String,
     region: String,
+    /// Files read through `${file(...)}`, kept for error rendering.
+    extra_sources: Vec<Arc<SourceFile>>,
+    /// Resources left out with `enabled = false`.
+    disabled: BTreeSet<String>,
 }
 
 type Entry<'a, 'i> = (&'a Spanned<std::borrow::Cow<'i, str>>, &'a Spanned<DeValue<'i>>);
@@ -264,7 +272,9 @@ impl Loader<'_> {
                                     }
                                 },
                                 None => {
-                                    broken.insert(name.get_ref().to_string());
+                                    if !self.disabled.contains(name.get_ref().as_ref()) {
+                                        broken.insert(name.get_ref().to_string());
+                                    }
                                 }
                             }
                         }
@@ -316,7 +326,13 @@ impl Loader<'_> {
                 vars: self.vars.clone(),
                 resources,
                 outputs,
-                sources: files.iter().rev().cloned().collect(),
+                disabled: self.disabled.clone(),
+                sources: files
+                    .iter()
+                    .rev()
+                    .cloned()
+                    .chain(self.extra_sources.iter().cloned())
+                    .collect(),
             },
             broken,
         ))
@@ -511,6 +527,23 @@ impl Loader<'_> {
                 .at(&name_span, format!("resource `{name_str}` must be a table"));
             return None;
         };
+        // `enabled = false` (usually `enabled = "${var.flag}"`) leaves the
+        // resource out of the stack altogether.
+        if let Some((_, v)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == "enabled") {
+            let vspan = self.span(v.span());
+            match self.expr(v) {
+                Some(Expr::Value(Value::Bool(true))) => {}
+                Some(Expr::Value(Value::Bool(false))) => {
+                    self.disabled.insert(name_str);
+                    return None;
+                }
+                Some(_) => {
+                    self.diags.at(&vspan, "`enabled` must be a boolean known when the stack is loaded (a literal or a variable)");
+                    return None;
+                }
+                None => return None,
+            }
+        }
         let mut kind: Option<&'static KindDef> = None;
         let mut type_seen = false;
         let mut attrs = BTreeMap::new();
@@ -519,6 +552,7 @@ impl Loader<'_> {
             let key = k.get_ref().as_ref();
             let vspan = self.span(v.span());
             match key {
+                "enabled" => {}
                 "type" => {
                     type_seen = true;
                     match v.get_ref().as_str() {
@@ -590,7 +624,7 @@ impl Loader<'_> {
     fn check_attr_names(&mut self, resource: &Resource, table: &DeTable<'_>) {
         for (k, _) in table.iter() {
             let key = k.get_ref().as_ref();
-            if key == "type" || key == "depends_on" {
+            if key == "type" || key == "depends_on" || key == "enabled" {
                 continue;
             }
             let kspan = self.span(k.span());
@@ -731,10 +765,35 @@ impl Loader<'_> {
     }
 
     fn string_expr(&mut self, s: &str, span: &Span) -> Option<Expr> {
+        let t = self.template(s, span, false, 0)?;
+        if let Some(value) = t.whole_value {
+            return Some(Expr::Value(value));
+        }
+        Some(match t.parts.as_slice() {
+            [] => Expr::Value(Value::String(String::new())),
+            [Part::Text(text)] => Expr::Value(Value::String(text.clone())),
+            [Part::Ref(r)] if t.whole => Expr::Ref(r.clone()),
+            _ => Expr::Template(t.parts),
+        })
+    }
+
+    /// Expands the template `s` (written at `span`; `verbatim` when `s` is
+    /// the whole text of a file rather than a TOML string): variables,
+    /// stack facts, arithmetic, `${if}` blocks and included files are
+    /// resolved now; references to resources and AZs remain as parts.
+    /// `None` after recording errors.
+    fn template(&mut self, s: &str, span: &Span, verbatim: bool, depth: usize) -> Option<Template> {
+        let locate = |this: &Self, offset: usize, len: usize| {
+            if verbatim {
+                span.sub(offset, len)
+            } else {
+                this.inner_span(span, s, offset, len)
+            }
+        };
         let parts = match split_template(s) {
             Ok(p) => p,
             Err((offset, message)) => {
-                let at = self.inner_span(span, s, offset, 2);
+                let at = locate(self, offset, 2);
                 self.diags.at(&at, message);
                 return None;
             }
@@ -742,18 +801,125 @@ impl Loader<'_> {
         let whole = parts.len() == 1 && matches!(parts[0], RawPart::Interp { .. });
         let mut out: Vec<Part> = Vec::new();
         let mut ok = true;
+        // Open `${if}` blocks: where each was opened, and whether its text is kept.
+        let mut blocks: Vec<(Span, bool)> = Vec::new();
         for part in parts {
+            let active = blocks.iter().all(|(_, keep)| *keep);
             match part {
-                RawPart::Text(t) => push_text(&mut out, &t),
+                RawPart::Text(t) => {
+                    if active {
+                        push_text(&mut out, &t);
+                    }
+                }
                 RawPart::Interp { inner, offset, len } => {
-                    let at = self.inner_span(span, s, offset, len);
-                    match parse_interp(&inner) {
+                    let at = locate(self, offset, len);
+                    let interp = match parse_interp(&inner) {
+                        Ok(i) => i,
                         Err(message) => {
                             self.diags.at(&at, message);
                             ok = false;
+                            continue;
                         }
-                        Ok(Interp::Var(name)) => match self.vars.get(&name) {
-                            Some(value) if whole => return Some(Expr::Value(value.clone())),
+                    };
+                    match interp {
+                        Interp::If { var, negate } => {
+                            let keep = match self.vars.get(&var) {
+                                Some(Value::Bool(b)) => *b != negate,
+                                Some(_) => {
+                                    self.diags.at(
+                                        &at,
+                                        format!("`${{if}}` needs a boolean variable; `{var}` is not"),
+                                    );
+                                    ok = false;
+                                    false
+                                }
+                                None => {
+                                    self.unknown_var(&var, &at);
+                                    ok = false;
+                                    false
+                                }
+                            };
+                            blocks.push((at, keep));
+                        }
+                        Interp::End => {
+                            if blocks.pop().is_none() {
+                                self.diags.at(&at, "`${end}` without an open `${if ...}`");
+                                ok = false;
+                            }
+                        }
+                        _ if !active => {}
+                        Interp::File(rel) => {
+                            if depth >= 8 {
+                                self.diags.at(&at, "files include each other more than 8 deep");
+                                ok = false;
+                                continue;
+                            }
+                            let path = self.file.path.parent().unwrap_or(Path::new("")).join(&rel);
+                            let text = match std::fs::read_to_string(&path) {
+                                Ok(t) => t,
+                                Err(e) => {
+                                    self.diags.at(&at, format!("cannot read {}: {e}", path.display()));
+                                    ok = false;
+                                    continue;
+                                }
+                            };
+                            let included = Arc::new(SourceFile { path, text });
+                            self.extra_sources.push(included.clone());
+                            let outer = std::mem::replace(&mut self.file, included.clone());
+                            let whole_file = Span::new(&included, 0..included.text.len());
+                            let inner = self.template(&included.text, &whole_file, true, depth + 1);
+                            self.file = outer;
+                            match inner {
+                                Some(t) => {
+                                    for p in t.parts {
+                                        match p {
+                                            Part::Text(text) => push_text(&mut out, &text),
+                                            r => out.push(r),
+                                        }
+                                    }
+                                }
+                                None => ok = false,
+                            }
+                        }
+                        Interp::Arith(terms) => {
+                            let mut total: i64 = 0;
+                            for (sign, operand) in terms {
+                                let n = match operand {
+                                    Operand::Int(n) => Some(n),
+                                    Operand::Var(name) => match self.vars.get(&name) {
+                                        Some(v) => v.as_i64().or_else(|| {
+                                            self.diags
+                                                .at(&at, format!("variable `{name}` is not an integer"));
+                                            None
+                                        }),
+                                        None => {
+                                            self.unknown_var(&name, &at);
+                                            None
+                                        }
+                                    },
+                                };
+                                match n {
+                                    Some(n) => total = total.saturating_add(sign * n),
+                                    None => ok = false,
+                                }
+                            }
+                            if whole {
+                                return Some(Template {
+                                    parts: Vec::new(),
+                                    whole,
+                                    whole_value: Some(Value::from(total)),
+                                });
+                            }
+                            push_text(&mut out, &total.to_string());
+                        }
+                        Interp::Var(name) => match self.vars.get(&name) {
+                            Some(value) if whole => {
+                                return Some(Template {
+                                    parts: Vec::new(),
+                                    whole,
+                                    whole_value: Some(value.clone()),
+                                });
+                            }
                             Some(value) => match interpolate(value) {
                                 Some(text) => push_text(&mut out, &text),
                                 None => {
@@ -765,22 +931,17 @@ impl Loader<'_> {
                                 }
                             },
                             None => {
-                                let help = suggest(&name, self.vars.keys().map(String::as_str)).map_or_else(
-                                    || "declare it in [vars]".to_string(),
-                                    |s| format!("did you mean `var.{s}`?"),
-                                );
-                                self.diags
-                                    .at_with_help(&at, format!("unknown variable `{name}`"), help);
+                                self.unknown_var(&name, &at);
                                 ok = false;
                             }
                         },
-                        Ok(Interp::StackName) => push_text(&mut out, &self.stack_name.clone()),
-                        Ok(Interp::StackRegion) => push_text(&mut out, &self.region.clone()),
-                        Ok(Interp::Az(i)) => out.push(Part::Ref(RefAt {
+                        Interp::StackName => push_text(&mut out, &self.stack_name.clone()),
+                        Interp::StackRegion => push_text(&mut out, &self.region.clone()),
+                        Interp::Az(i) => out.push(Part::Ref(RefAt {
                             reference: Reference::Az(i),
                             span: at,
                         })),
-                        Ok(Interp::Resource { name, attr }) => out.push(Part::Ref(RefAt {
+                        Interp::Resource { name, attr } => out.push(Part::Ref(RefAt {
                             reference: Reference::Resource { name, attr },
                             span: at,
                         })),
@@ -788,15 +949,24 @@ impl Loader<'_> {
                 }
             }
         }
-        if !ok {
-            return None;
+        for (at, _) in blocks {
+            self.diags.at(&at, "`${if ...}` is never closed with `${end}`");
+            ok = false;
         }
-        Some(match out.as_slice() {
-            [] => Expr::Value(Value::String(String::new())),
-            [Part::Text(t)] => Expr::Value(Value::String(t.clone())),
-            [Part::Ref(r)] if whole => Expr::Ref(r.clone()),
-            _ => Expr::Template(out),
+        ok.then_some(Template {
+            parts: out,
+            whole,
+            whole_value: None,
         })
+    }
+
+    fn unknown_var(&mut self, name: &str, at: &Span) {
+        let help = suggest(name, self.vars.keys().map(String::as_str)).map_or_else(
+            || "declare it in [vars]".to_string(),
+            |s| format!("did you mean `var.{s}`?"),
+        );
+        self.diags
+            .at_with_help(at, format!("unknown variable `{name}`"), help);
     }
 
     /// The span of `s[offset..offset+len]` when the TOML source holds the
@@ -811,6 +981,15 @@ impl Loader<'_> {
             span.clone()
         }
     }
+}
+
+/// A template with everything known at load time resolved.
+struct Template {
+    parts: Vec<Part>,
+    /// The string was exactly one `${...}`.
+    whole: bool,
+    /// For a whole-string variable or arithmetic: its value, with its type.
+    whole_value: Option<Value>,
 }
 
 fn push_text(out: &mut Vec<Part>, text: &str) {
@@ -989,5 +1168,100 @@ availability_zone = "${az[0]}"
         let msg = err.messages();
         assert!(msg.contains("b.toml:4:12: include cycle"), "{msg}");
         assert!(msg.contains("b.toml:4:22: cannot read included stack"), "{msg}");
+    }
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::*;
+
+    fn load_text(dir: &std::path::Path, text: &str, vars: &[(&str, &str)]) -> Result<Stack, ConfigError> {
+        let path = dir.join("s.toml");
+        std::fs::write(&path, text).unwrap();
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load(&path, &LoadOptions { vars })
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("meshform-tpl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    const HEAD: &str = "[stack]\nname = \"t\"\nregion = \"r\"\n\n[vars]\nv2 = false\nweight = 0\n\n";
+
+    #[test]
+    fn files_conditionals_and_arithmetic_expand_at_load_time() {
+        let dir = tmp("expand");
+        std::fs::write(
+            dir.join("router.yaml"),
+            "targets:\n- v1: ${100 - var.weight}\n${if var.v2}- v2: ${var.weight}\n${end}${if !var.v2}# v1 only\n${end}vpc: ${vpc.id}\n",
+        )
+        .unwrap();
+        let text = format!(
+            "{HEAD}[resource.vpc]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.0.0.0/16\"\n\n[resource.m]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.1.0.0/16\"\ntags = {{ doc = '${{file(\"router.yaml\")}}' }}\n"
+        );
+        let stack = load_text(&dir, &text, &[]).unwrap();
+        let tags = &stack.resources["m"].attrs["tags"].expr;
+        let Expr::Table(map) = tags else {
+            panic!("{tags:?}")
+        };
+        let Expr::Template(parts) = &map["doc"] else {
+            panic!()
+        };
+        let rendered: String = parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.clone(),
+                Part::Ref(r) => format!("<{}>", r.reference),
+            })
+            .collect();
+        assert_eq!(rendered, "targets:\n- v1: 100\n# v1 only\nvpc: <vpc.id>\n");
+        // The reference inside the file is a dependency like any other.
+        assert_eq!(stack.resources["m"].dependencies(), vec!["vpc"]);
+        let stack = load_text(&dir, &text, &[("v2", "true"), ("weight", "50")]).unwrap();
+        let Expr::Table(map) = &stack.resources["m"].attrs["tags"].expr else {
+            panic!()
+        };
+        let Expr::Template(parts) = &map["doc"] else {
+            panic!()
+        };
+        let first = match &parts[0] {
+            Part::Text(t) => t.clone(),
+            _ => panic!(),
+        };
+        assert_eq!(first, "targets:\n- v1: 50\n- v2: 50\nvpc: ");
+    }
+
+    #[test]
+    fn enabled_false_leaves_a_resource_out() {
+        let dir = tmp("enabled");
+        let text = format!(
+            "{HEAD}[resource.a]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.0.0.0/16\"\nenabled = \"${{var.v2}}\"\n\n[resource.b]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.1.0.0/16\"\ndepends_on = [\"a\"]\n"
+        );
+        let stack = load_text(&dir, &text, &[]).unwrap();
+        assert!(!stack.resources.contains_key("a"));
+        assert!(stack.disabled.contains("a"));
+        let stack = load_text(&dir, &text, &[("v2", "true")]).unwrap();
+        assert!(stack.resources.contains_key("a"));
+        // A value reference to a disabled resource is an error naming why.
+        let bad = format!(
+            "{HEAD}[resource.a]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.0.0.0/16\"\nenabled = false\n\n[resource.s]\ntype = \"aws.ec2.subnet\"\nvpc_id = \"${{a.id}}\"\ncidr_block = \"10.0.1.0/24\"\navailability_zone = \"x\"\n"
+        );
+        let err = load_text(&dir, &bad, &[]).unwrap_err().messages();
+        assert!(err.contains("`a` is disabled"), "{err}");
+    }
+
+    #[test]
+    fn template_errors_are_located_in_the_included_file() {
+        let dir = tmp("errors");
+        std::fs::write(dir.join("m.yaml"), "a: ${var.nope}\n${if var.v2}\nb: 2\n").unwrap();
+        let text = format!(
+            "{HEAD}[resource.m]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.0.0.0/16\"\ntags = {{ doc = '${{file(\"m.yaml\")}}' }}\n"
+        );
+        let err = load_text(&dir, &text, &[]).unwrap_err().messages();
+        assert!(err.contains("m.yaml:2:1: `${if ...}` is never closed"), "{err}");
+        assert!(err.contains("m.yaml:1:4: unknown variable `nope`"), "{err}");
     }
 }

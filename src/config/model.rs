@@ -24,6 +24,8 @@ pub struct Stack {
     pub resources: BTreeMap<String, Resource>,
     /// Every output of the stack and the files it includes, by name.
     pub outputs: BTreeMap<String, Output>,
+    /// Resources left out of this run with `enabled = false`.
+    pub disabled: std::collections::BTreeSet<String>,
     /// The files the stack was read from: the root first, then the files it
     /// includes.
     pub sources: Vec<Arc<SourceFile>>,

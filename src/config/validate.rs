@@ -50,6 +50,10 @@ impl Validator<'_> {
                 }
             }
             for (dep, span) in &resource.depends_on {
+                if self.stack.disabled.contains(dep) {
+                    // Ordering after a resource that is switched off: nothing to wait for.
+                    continue;
+                }
                 if dep == &resource.name {
                     self.diags
                         .at(span, format!("resource `{dep}` cannot depend on itself"));
@@ -122,7 +126,12 @@ impl Validator<'_> {
             return;
         }
         let Some(target) = self.stack.resources.get(name) else {
-            if !self.broken.contains(name) {
+            if self.stack.disabled.contains(name) {
+                self.diags.at(
+                    &r.span,
+                    format!("`{name}` is disabled (`enabled = false`), so `${{{name}.{attr}}}` has no value"),
+                );
+            } else if !self.broken.contains(name) {
                 self.unknown_resource(name, &r.span);
             }
             return;
