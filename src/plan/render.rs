@@ -42,9 +42,10 @@ pub fn render(plan: &Plan) -> String {
         if let Some(reason) = &r.reason {
             let _ = writeln!(out, "      # {reason}");
         }
-        let width = r.changes.iter().map(|c| c.name.len()).max().unwrap_or(0);
-        for c in &r.changes {
-            let _ = writeln!(out, "      {:width$}  {}", c.name, describe(r.action, c));
+        let lines: Vec<(String, String)> = r.changes.iter().flat_map(|c| lines_for(r.action, c)).collect();
+        let width = lines.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
+        for (name, text) in lines {
+            let _ = writeln!(out, "      {name:width$}  {text}");
         }
     }
     let changed_outputs: Vec<_> = plan.outputs.iter().filter(|o| o.is_change()).collect();
@@ -68,6 +69,75 @@ pub fn render(plan: &Plan) -> String {
     out
 }
 
+/// Longest value shown on one line of a created resource; longer ones are
+/// cut (the JSON plan has them whole).
+const MAX_SHOWN: usize = 160;
+
+/// The lines for one attribute change. When a table or list changes in
+/// place, each differing leaf gets its own line with its path (for example
+/// `yaml[2].spec.replicas: 1 -> 2`), so a one-field change in a large
+/// document reads as one line.
+fn lines_for(action: Action, c: &AttrChange) -> Vec<(String, String)> {
+    if let (Action::Update | Action::Replace, Some(before), Some(after), false) =
+        (action, &c.before, &c.after, c.after_unknown)
+        && (before.is_object() || before.is_array())
+        && (after.is_object() || after.is_array())
+    {
+        let mut leaves = Vec::new();
+        leaf_diff(&c.name, before, after, &mut leaves);
+        let forces = if c.forces_replacement {
+            "   # forces replacement"
+        } else {
+            ""
+        };
+        if !leaves.is_empty() && leaves.len() <= 20 {
+            return leaves
+                .into_iter()
+                .map(|(path, b, a)| (path, format!("{} -> {}{forces}", show(b), show(a))))
+                .collect();
+        }
+    }
+    vec![(c.name.clone(), describe(action, c))]
+}
+
+/// Differing leaves of two JSON values, with their paths.
+fn leaf_diff<'a>(
+    path: &str,
+    before: &'a Value,
+    after: &'a Value,
+    out: &mut Vec<(String, Option<&'a Value>, Option<&'a Value>)>,
+) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+            for k in keys {
+                let sub = format!("{path}.{k}");
+                match (b.get(k), a.get(k)) {
+                    (Some(x), Some(y)) => leaf_diff(&sub, x, y, out),
+                    (x, y) => out.push((sub, x, y)),
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) if b.len() == a.len() => {
+            for (i, (x, y)) in b.iter().zip(a).enumerate() {
+                leaf_diff(&format!("{path}[{i}]"), x, y, out);
+            }
+        }
+        (b, a) if b != a => out.push((path.to_string(), Some(b), Some(a))),
+        _ => {}
+    }
+}
+
+fn show(v: Option<&Value>) -> String {
+    let text = opt(&v.cloned());
+    if text.chars().count() > MAX_SHOWN {
+        let cut: String = text.chars().take(MAX_SHOWN).collect();
+        format!("{cut}…")
+    } else {
+        text
+    }
+}
+
 fn describe(action: Action, c: &AttrChange) -> String {
     let after = if c.after_unknown {
         UNKNOWN.to_string()
@@ -80,6 +150,7 @@ fn describe(action: Action, c: &AttrChange) -> String {
         ""
     };
     match action {
+        Action::Create if after.chars().count() > MAX_SHOWN => show(c.after.as_ref()),
         Action::Create => after,
         _ => format!("{} -> {after}{forces}", opt(&c.before)),
     }
@@ -89,5 +160,50 @@ fn opt(v: &Option<Value>) -> String {
     match v {
         None | Some(Value::Null) => "(none)".to_string(),
         Some(v) => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{AttrChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Summary};
+
+    #[test]
+    fn nested_changes_are_shown_leaf_by_leaf() {
+        let before =
+            serde_json::json!([{"kind": "Deployment", "spec": {"image": "redis:4.0.2", "replicas": 1}}]);
+        let after =
+            serde_json::json!([{"kind": "Deployment", "spec": {"image": "redis:4.0.3", "replicas": 1}}]);
+        let mut plan = Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            stack: "s".into(),
+            region: "r".into(),
+            destroy: false,
+            resources: vec![ResourceChange {
+                address: "app".into(),
+                kind: "kube.manifest".into(),
+                action: Action::Update,
+                id: Some("x".into()),
+                reason: None,
+                replaced_because: vec![],
+                changes: vec![AttrChange {
+                    name: "yaml".into(),
+                    before: Some(before),
+                    after: Some(after),
+                    after_unknown: false,
+                    forces_replacement: false,
+                }],
+                dependencies: vec![],
+            }],
+            outputs: vec![],
+            summary: Summary::default(),
+        };
+        plan.summarize();
+        let text = render(&plan);
+        assert!(
+            text.contains("yaml[0].spec.image  \"redis:4.0.2\" -> \"redis:4.0.3\""),
+            "{text}"
+        );
+        assert!(!text.contains("replicas"), "{text}");
     }
 }
