@@ -16,5 +16,6 @@ mod provider_ec2route;
 mod provider_eks;
 mod provider_iam_role;
 mod provider_iamecr;
+mod provider_network_drain;
 mod support;
 mod validation;
