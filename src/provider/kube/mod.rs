@@ -6,6 +6,8 @@ pub mod connection;
 pub mod helm_release;
 pub mod manifest;
 pub mod namespace;
+pub mod objects;
+pub mod wait;
 
 use std::sync::Arc;
 
