@@ -7,3 +7,4 @@ pub mod fake_kube;
 pub mod fault_proxy;
 pub mod inventory;
 pub mod moto;
+pub mod walkthrough;

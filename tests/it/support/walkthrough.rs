@@ -1,0 +1,61 @@
+//! Running the full walkthrough stack: moto for AWS, the fake Kubernetes
+//! API server for the cluster, the fake helm, and a private copy of
+//! stacks/ and manifests/ that a test may edit.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::cli::{Workdir, meshform};
+use super::fake_helm::FakeHelm;
+use super::fake_kube::FakeKube;
+use super::moto::{Moto, project_root};
+
+/// Everything a run of the full stack needs.
+pub struct Walkthrough {
+    pub moto: Moto,
+    pub kube: FakeKube,
+    pub helm: FakeHelm,
+    pub dir: Workdir,
+}
+
+impl Walkthrough {
+    pub fn start(name: &str) -> Walkthrough {
+        let moto = Moto::start();
+        let kube = FakeKube::start();
+        kube.set_auto_complete_deployments(true);
+        let helm = FakeHelm::install();
+        let dir = Workdir::new(name);
+        for sub in ["stacks", "manifests"] {
+            std::fs::create_dir_all(dir.path.join(sub)).unwrap();
+            for entry in std::fs::read_dir(project_root().join(sub)).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), dir.path.join(sub).join(entry.file_name())).unwrap();
+            }
+        }
+        Walkthrough { moto, kube, helm, dir }
+    }
+
+    /// The copied full stack.
+    pub fn stack(&self) -> PathBuf {
+        self.dir.path.join("stacks/appmesh-getting-started.toml")
+    }
+
+    /// A copied manifest, for editing.
+    pub fn manifest(&self, name: &str) -> PathBuf {
+        self.dir.path.join("manifests").join(name)
+    }
+
+    /// `meshform <args>` reaching moto, the fake API server and the fake helm.
+    pub fn meshform(&self, args: &[&str]) -> Command {
+        let mut cmd = meshform(&self.dir.path, Some(&self.moto), args);
+        self.point_at_fakes(&mut cmd);
+        cmd
+    }
+
+    pub fn point_at_fakes(&self, cmd: &mut Command) {
+        let path = format!("{}:{}", self.helm.bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        cmd.env("MESHFORM_KUBE_SERVER", self.kube.url())
+            .env("MESHFORM_HELM", &self.helm.program)
+            .env("PATH", path);
+    }
+}
