@@ -1,55 +1,716 @@
-//! `helm.release` (stub: not yet written).
+//! `helm.release`: a Helm chart installed into a cluster, driven through
+//! the `helm` program (see `helm_cli.rs` in this directory).
+//!
+//! The id is `<namespace>/<name>`. Cluster, name and namespace cannot
+//! change in place (changing them replaces the release); chart,
+//! repository, version and values change in place with another
+//! `helm upgrade --install`, which makes a new revision.
+//!
+//! **Program.** `helm` on PATH, or the program `MESHFORM_HELM` names
+//! ([`PROGRAM_ENV`]). [`preflight`] says so during `validate`, `plan` and
+//! `apply` when there is none. [`HelmRelease::with_program`] fixes the
+//! program instead (library users and tests, which must not change the
+//! process-global environment).
+//!
+//! **Connection.** Every helm call is told where the cluster is, never
+//! left to helm's defaults, and never changes the user's kubeconfig:
+//!
+//! - with `MESHFORM_KUBE_SERVER` set, a temporary kubeconfig naming that
+//!   server, without credentials;
+//! - for an EKS cluster (`"${cluster.connection}"`), a temporary kubeconfig
+//!   with the endpoint, the CA data and a fresh EKS token; a call that may
+//!   outlast the token's 15 minutes (`wait_timeout_seconds` above 840)
+//!   gets an `exec` entry running this program's `eks-token` instead, so
+//!   that helm asks for new tokens as it goes (this assumes the running
+//!   program is the `meshform` binary);
+//! - for `{ kubeconfig_context = ... }`, `--kube-context` and, when given,
+//!   `--kubeconfig`.
+//!
+//! Temporary kubeconfigs and the values file live in a private directory
+//! (mode `0700`, files `0600`) removed after the call.
+//!
+//! **Create and update**: `helm upgrade --install NAME CHART --namespace NS
+//! [--create-namespace] [--repo URL] [--version V] --values FILE
+//! --reset-values --wait --timeout Ns --output json`. The values file is
+//! the `values` table as JSON (which is YAML); `--reset-values` makes the
+//! release's values exactly that table, even when it is empty. Then the
+//! release is read back.
+//!
+//! **Read**, one release at a time (helm has no batch read): `helm get
+//! metadata -o json` (revision, status, chart version, app version; `helm
+//! status` leaves the chart out of its JSON) and `helm get values -o json`
+//! (the user-supplied values). "release: not found" means the release is
+//! gone; any other failure is an error. Helm 3.13 or later is needed for
+//! `helm get metadata`.
+//!
+//! `version` is reported as deployed when it was set as an exact version,
+//! so that a chart upgraded or rolled back outside meshform shows as a
+//! change; a version range (`^1.2`, `>=1.0 <2`) is reported as set. Chart
+//! and repository are reported as recorded: helm does not keep where a
+//! chart came from.
+//!
+//! **Delete**: `helm uninstall NAME --namespace NS --wait --timeout Ns`; a
+//! release that is already gone is not an error. CRDs installed from a
+//! chart's `crds/` directory stay, as with helm itself.
+//!
+//! Helm releases carry no ownership tags: [`ResourceKind::find_existing`]
+//! finds a `deployed` release of the name in the namespace, and a create
+//! over an existing release of the same name upgrades it.
 
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::connection::Clients;
-use crate::Attrs;
-use crate::provider::schema::KindDef;
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+use super::connection::{Clients, Connection, server_override};
+use super::helm_cli::{
+    CONTEXT_NAME, Helm, ReleaseMetadata, Scratch, UserAuth, is_release_not_found, kubeconfig_yaml, os_args,
+    parse_metadata, parse_values,
+};
+pub use super::helm_cli::{NOT_ON_PATH, PROGRAM_ENV, locate as locate_helm};
+use crate::kubeconfig::{EksCluster, ExecCommand};
+use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
+use crate::provider::{
+    Live, OpContext, Progress, ProviderError, ReadRequest, ResourceKind, attr_bool, attr_opt_str, attr_str,
+};
+use crate::{Attrs, Value};
 
 /// Schema of `helm.release`.
 pub static DEF: KindDef = KindDef {
     type_name: "helm.release",
-    doc: "",
-    attrs: &[],
+    doc: "A Helm chart release, installed and upgraded with the `helm` program. The id is `<namespace>/<name>`.",
+    attrs: &[
+        AttrSchema::required(
+            "cluster",
+            AttrType::Json,
+            "The cluster: \"${cluster.connection}\" of an aws.eks.cluster, or \
+             { kubeconfig_context = \"name\", kubeconfig = \"path\" }.",
+        )
+        .force_new(),
+        AttrSchema::required("name", AttrType::String, "Release name.").force_new(),
+        AttrSchema::required(
+            "namespace",
+            AttrType::String,
+            "Namespace the release is installed in.",
+        )
+        .force_new(),
+        AttrSchema::required(
+            "chart",
+            AttrType::String,
+            "Chart: a name with `repository`, `repo/name` of a repository helm knows, an OCI \
+             reference or a path. Changes in place (an upgrade).",
+        ),
+        AttrSchema::optional(
+            "repository",
+            AttrType::String,
+            "Chart repository URL (helm's --repo). Changes in place.",
+        ),
+        AttrSchema::optional(
+            "version",
+            AttrType::String,
+            "Chart version or version range; the latest when not set. Changes in place.",
+        ),
+        AttrSchema::optional(
+            "create_namespace",
+            AttrType::Bool,
+            "Create the namespace if it does not exist (helm's --create-namespace).",
+        )
+        .default(Default::Bool(false)),
+        AttrSchema::optional(
+            "values",
+            AttrType::Json,
+            "Chart values, as a table. Changes in place; the release's values are exactly these.",
+        ),
+        AttrSchema::optional(
+            "wait_timeout_seconds",
+            AttrType::Int,
+            "How long helm waits for the release's resources to be ready (or gone, on delete).",
+        )
+        .default(Default::Int(DEFAULT_WAIT_SECONDS as i64)),
+        AttrSchema::computed(
+            "revision",
+            AttrType::Int,
+            "The release's revision: 1, then one more per upgrade.",
+        ),
+        AttrSchema::computed(
+            "status",
+            AttrType::String,
+            "The release's status, such as `deployed`.",
+        ),
+        AttrSchema::computed(
+            "app_version",
+            AttrType::String,
+            "The deployed chart's appVersion.",
+        ),
+        AttrSchema::computed("chart_version", AttrType::String, "The deployed chart's version."),
+    ],
     taggable: false,
-    normalize: None,
-    preflight: None,
+    normalize: Some(normalize),
+    preflight: Some(preflight),
 };
 
-/// Operations of `helm.release`.
-pub struct HelmRelease(pub Arc<Clients>);
+/// Default of `wait_timeout_seconds`.
+const DEFAULT_WAIT_SECONDS: u64 = 600;
 
-fn unwritten() -> ProviderError {
-    ProviderError::unexpected("helm.release", "kind not implemented yet")
+/// The longest helm call a fresh EKS token is used for; longer ones get an
+/// `exec` entry (tokens are accepted for 15 minutes).
+const TOKEN_SAFE_SECONDS: u64 = 840;
+
+/// Time limit of helm calls that do not wait for resources.
+const QUICK_CALL_LIMIT: Duration = Duration::from_secs(300);
+
+/// Attributes [`ResourceKind::update`] changes in place.
+const IN_PLACE: &[&str] = &[
+    "chart",
+    "repository",
+    "version",
+    "create_namespace",
+    "values",
+    "wait_timeout_seconds",
+];
+
+/// In-place attributes whose change needs a helm upgrade (the others only
+/// change how meshform calls helm).
+const UPGRADE_ON: &[&str] = &["chart", "repository", "version", "values"];
+
+/// Checks a helm program can be found ([`locate_helm`] with this process's
+/// `MESHFORM_HELM` and `PATH`).
+pub fn preflight() -> Result<(), String> {
+    super::helm_cli::locate_from_env().map(|_| ())
 }
 
-#[async_trait]
-impl ResourceKind for HelmRelease {
-    fn def(&self) -> &'static KindDef {
-        &DEF
+/// Canonical form of attribute `attr` of `helm.release`: in `values`,
+/// numbers with an integral value become integers (helm reads values as
+/// YAML and answers `2` for `2.0`). Other attributes are returned unchanged.
+pub fn normalize(attr: &str, value: Value) -> Value {
+    if attr == "values" {
+        integral_numbers(value)
+    } else {
+        value
     }
-    async fn create(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Live, ProviderError> {
-        Err(unwritten())
+}
+
+fn integral_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral_numbers).collect()),
+        Value::Object(map) => Value::Object(map.into_iter().map(|(k, v)| (k, integral_numbers(v))).collect()),
+        other => other,
     }
-    async fn read(&self, _requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        Err(unwritten())
+}
+
+/// Whether a `version` is a range rather than one version.
+fn is_version_range(version: &str) -> bool {
+    version.contains(['^', '~', '<', '>', '=', '*', '|', ',', ' '])
+        || version.split('.').any(|part| matches!(part, "x" | "X"))
+}
+
+/// The `version` a read reports: none when none was set; the set value when
+/// it is a range or names the deployed version; else the deployed version.
+fn reported_version(recorded: Option<&str>, deployed: &str) -> Option<String> {
+    let recorded = recorded?;
+    let bare = |v: &str| v.trim().trim_start_matches('v').to_string();
+    if is_version_range(recorded) || bare(recorded) == bare(deployed) {
+        Some(recorded.to_string())
+    } else {
+        Some(deployed.to_string())
     }
+}
+
+/// The values to install: the `values` table, `{}` when not set.
+fn desired_values(desired: &Attrs) -> Result<Value, ProviderError> {
+    match desired.get("values") {
+        None | Some(Value::Null) => Ok(Value::Object(serde_json::Map::new())),
+        Some(v @ Value::Object(_)) => Ok(v.clone()),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(_) => Err(ProviderError::invalid("values", "must be a table")),
+            Err(e) => Err(ProviderError::invalid("values", format!("not valid JSON: {e}"))),
+        },
+        Some(_) => Err(ProviderError::invalid("values", "must be a table")),
+    }
+}
+
+/// Which release an operation is about, and how to reach its cluster.
+#[derive(Debug, Clone)]
+struct Target {
+    conn: Connection,
+    name: String,
+    namespace: String,
+    wait_seconds: u64,
+}
+
+impl Target {
+    fn from_attrs(attrs: &Attrs) -> Result<Target, ProviderError> {
+        let conn = Connection::parse(
+            attrs
+                .get("cluster")
+                .ok_or_else(|| ProviderError::invalid("cluster", "missing"))?,
+        )?;
+        let wait_seconds = match attrs.get("wait_timeout_seconds") {
+            None => DEFAULT_WAIT_SECONDS,
+            Some(v) => v.as_u64().filter(|s| *s > 0).ok_or_else(|| {
+                ProviderError::invalid("wait_timeout_seconds", "must be a positive integer")
+            })?,
+        };
+        Ok(Target {
+            conn,
+            name: attr_str(attrs, "name")?.to_string(),
+            namespace: attr_str(attrs, "namespace")?.to_string(),
+            wait_seconds,
+        })
+    }
+
+    fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Time limit of a call that waits for resources: helm's own timeout
+    /// applies to each wait, so allow twice that and some.
+    fn waiting_call_limit(&self) -> Duration {
+        Duration::from_secs(self.wait_seconds.saturating_mul(2).saturating_add(300))
+    }
+}
+
+/// The arguments telling helm how to reach `conn`, writing a kubeconfig
+/// into `scratch` when meshform makes one. `long` is whether the call may
+/// outlast an EKS token.
+async fn connection_args(
+    conn: &Connection,
+    scratch: &Scratch,
+    long: bool,
+) -> Result<Vec<OsString>, ProviderError> {
+    let text = if let Some(server) = server_override() {
+        kubeconfig_yaml(&server, None, &UserAuth::Anonymous)?
+    } else {
+        match conn {
+            Connection::Context { context, kubeconfig } => {
+                let mut args = os_args(["--kube-context", context.as_str()]);
+                if let Some(path) = kubeconfig {
+                    args.extend(os_args([OsString::from("--kubeconfig"), path.into()]));
+                }
+                return Ok(args);
+            }
+            Connection::Eks {
+                name,
+                endpoint,
+                certificate_authority_data,
+                region,
+            } => {
+                let auth = if long {
+                    let program = std::env::current_exe().map_err(|e| {
+                        ProviderError::Config(format!(
+                            "{}: cannot tell where the meshform program is (for `eks-token`): {e}",
+                            conn.describe()
+                        ))
+                    })?;
+                    let cluster = EksCluster {
+                        address: String::new(),
+                        name: name.clone(),
+                        arn: None,
+                        endpoint: endpoint.clone(),
+                        certificate_authority_data: certificate_authority_data.clone(),
+                        region: region.clone(),
+                    };
+                    UserAuth::Exec(ExecCommand::eks_token(&program, &cluster))
+                } else {
+                    let token = crate::eks_auth::fresh_token(name, region).await.map_err(|e| {
+                        ProviderError::Config(format!("{}: cannot make an EKS token: {e}", conn.describe()))
+                    })?;
+                    UserAuth::Token(token.token)
+                };
+                kubeconfig_yaml(endpoint, Some(certificate_authority_data), &auth)?
+            }
+        }
+    };
+    let path = scratch.write("kubeconfig", text.as_bytes())?;
+    Ok(os_args([
+        OsString::from("--kubeconfig"),
+        path.into(),
+        OsString::from("--kube-context"),
+        OsString::from(CONTEXT_NAME),
+    ]))
+}
+
+/// A release's attributes: what `recorded` (the desired or last applied
+/// attributes) says for those helm does not keep, the rest from helm.
+fn live_from(recorded: &Attrs, target: &Target, meta: &ReleaseMetadata, values: Value) -> Live {
+    let mut attrs = Attrs::new();
+    if let Some(cluster) = recorded.get("cluster") {
+        attrs.insert("cluster".into(), cluster.clone());
+    }
+    attrs.insert("name".into(), Value::String(target.name.clone()));
+    attrs.insert("namespace".into(), Value::String(target.namespace.clone()));
+    for key in ["chart", "repository"] {
+        if let Some(v) = attr_opt_str(recorded, key) {
+            attrs.insert(key.into(), Value::String(v.to_string()));
+        }
+    }
+    if let Some(v) = reported_version(attr_opt_str(recorded, "version"), &meta.version) {
+        attrs.insert("version".into(), Value::String(v));
+    }
+    attrs.insert(
+        "create_namespace".into(),
+        Value::Bool(attr_bool(recorded, "create_namespace")),
+    );
+    attrs.insert("values".into(), normalize("values", values));
+    attrs.insert("wait_timeout_seconds".into(), Value::from(target.wait_seconds));
+    attrs.insert("revision".into(), Value::from(meta.revision));
+    attrs.insert("status".into(), Value::String(meta.status.clone()));
+    attrs.insert("app_version".into(), Value::String(meta.app_version.clone()));
+    attrs.insert("chart_version".into(), Value::String(meta.version.clone()));
+    Live {
+        id: target.id(),
+        attrs,
+    }
+}
+
+/// `Ok(None)` for a "release: not found" failure.
+fn unless_gone<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_release_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The operations, given the helm program.
+struct Ops {
+    helm: Helm,
+}
+
+impl Ops {
+    /// `helm upgrade --install` to the desired attributes, then a read.
+    async fn install(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+        let target = Target::from_attrs(desired)?;
+        let chart = attr_str(desired, "chart")?;
+        let values = desired_values(desired)?;
+        let values_json = serde_json::to_vec_pretty(&values)
+            .map_err(|e| ProviderError::invalid("values", format!("cannot serialize: {e}")))?;
+
+        let scratch = Scratch::new()?;
+        let values_file = scratch.write("values.json", &values_json)?;
+        let mut args = os_args([
+            "upgrade",
+            "--install",
+            target.name.as_str(),
+            chart,
+            "--namespace",
+            target.namespace.as_str(),
+        ]);
+        if attr_bool(desired, "create_namespace") {
+            args.extend(os_args(["--create-namespace"]));
+        }
+        if let Some(repo) = attr_opt_str(desired, "repository").filter(|r| !r.is_empty()) {
+            args.extend(os_args(["--repo", repo]));
+        }
+        if let Some(version) = attr_opt_str(desired, "version").filter(|v| !v.is_empty()) {
+            args.extend(os_args(["--version", version]));
+        }
+        args.extend(os_args([OsString::from("--values"), values_file.into()]));
+        args.extend(os_args(["--reset-values", "--wait", "--timeout"]));
+        args.push(format!("{}s", target.wait_seconds).into());
+        args.extend(os_args(["--output", "json"]));
+        args.extend(connection_args(&target.conn, &scratch, target.wait_seconds > TOKEN_SAFE_SECONDS).await?);
+
+        cx.progress.report(&format!(
+            "helm upgrade --install {} ({chart}) in namespace {}, waiting up to {}s for its resources",
+            target.name, target.namespace, target.wait_seconds
+        ));
+        self.helm
+            .run(
+                "helm upgrade --install",
+                &args,
+                target.waiting_call_limit(),
+                &cx.progress,
+            )
+            .await?;
+        drop(scratch);
+        self.live(desired).await?.ok_or_else(|| {
+            ProviderError::unexpected(
+                "helm upgrade --install",
+                format!("release {} not found right after installing it", target.id()),
+            )
+        })
+    }
+
+    /// The release `recorded` names, `None` when helm has no such release.
+    async fn live(&self, recorded: &Attrs) -> Result<Option<Live>, ProviderError> {
+        let target = Target::from_attrs(recorded)?;
+        let scratch = Scratch::new()?;
+        let conn = connection_args(&target.conn, &scratch, false).await?;
+        let get = |what: &str| {
+            let mut args = os_args([
+                "get",
+                what,
+                target.name.as_str(),
+                "--namespace",
+                target.namespace.as_str(),
+                "--output",
+                "json",
+            ]);
+            args.extend(conn.iter().cloned());
+            args
+        };
+        let quiet = Progress::default();
+        let Some(out) = unless_gone(
+            self.helm
+                .run("helm get metadata", &get("metadata"), QUICK_CALL_LIMIT, &quiet)
+                .await,
+        )?
+        else {
+            return Ok(None);
+        };
+        let meta = parse_metadata(&out)?;
+        let Some(out) = unless_gone(
+            self.helm
+                .run("helm get values", &get("values"), QUICK_CALL_LIMIT, &quiet)
+                .await,
+        )?
+        else {
+            return Ok(None);
+        };
+        let values = parse_values(&out)?;
+        Ok(Some(live_from(recorded, &target, &meta, values)))
+    }
+
+    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+        let mut out = Vec::with_capacity(requests.len());
+        for req in requests {
+            out.push(self.live(&req.attrs).await?);
+        }
+        Ok(out)
+    }
+
     async fn update(
         &self,
-        _cx: &OpContext,
-        _prior: &Live,
-        _desired: &Attrs,
-        _changed: &[String],
+        cx: &OpContext,
+        desired: &Attrs,
+        changed: &[String],
     ) -> Result<Live, ProviderError> {
-        Err(unwritten())
+        // Refuse before changing anything.
+        if let Some(other) = changed.iter().find(|c| !IN_PLACE.contains(&c.as_str())) {
+            return Err(ProviderError::invalid(
+                other,
+                "cannot be changed in place on helm.release (the release must be replaced)",
+            ));
+        }
+        if changed.iter().any(|c| UPGRADE_ON.contains(&c.as_str())) {
+            return self.install(cx, desired).await;
+        }
+        let target = Target::from_attrs(desired)?;
+        self.live(desired).await?.ok_or_else(|| {
+            ProviderError::unexpected(
+                "helm get metadata",
+                format!("release {} disappeared during the update", target.id()),
+            )
+        })
     }
-    async fn delete(&self, _cx: &OpContext, _prior: &Live) -> Result<(), ProviderError> {
-        Err(unwritten())
+
+    async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
+        let target = Target::from_attrs(&prior.attrs)?;
+        let scratch = Scratch::new()?;
+        let mut args = os_args([
+            "uninstall",
+            target.name.as_str(),
+            "--namespace",
+            target.namespace.as_str(),
+            "--wait",
+            "--timeout",
+        ]);
+        args.push(format!("{}s", target.wait_seconds).into());
+        args.extend(connection_args(&target.conn, &scratch, target.wait_seconds > TOKEN_SAFE_SECONDS).await?);
+        cx.progress.report(&format!(
+            "helm uninstall {} in namespace {}, waiting up to {}s for its resources to go",
+            target.name, target.namespace, target.wait_seconds
+        ));
+        unless_gone(
+            self.helm
+                .run("helm uninstall", &args, target.waiting_call_limit(), &cx.progress)
+                .await,
+        )?;
+        Ok(())
     }
-    async fn find_existing(&self, _cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        Err(unwritten())
+
+    async fn find_existing(&self, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
+        Ok(self
+            .live(desired)
+            .await?
+            .filter(|live| live.attrs.get("status").and_then(Value::as_str) == Some("deployed")))
+    }
+}
+
+/// Operations of `helm.release`, running the helm program [`preflight`]
+/// finds (`MESHFORM_HELM`, else `helm` on PATH) at each call.
+pub struct HelmRelease(pub Arc<Clients>);
+
+impl HelmRelease {
+    /// Operations of `helm.release` that run `program` as helm, whatever
+    /// the environment says.
+    pub fn with_program(clients: Arc<Clients>, program: PathBuf) -> HelmReleaseWithProgram {
+        HelmReleaseWithProgram { clients, program }
+    }
+
+    fn ops(&self) -> Result<Ops, ProviderError> {
+        let program = super::helm_cli::locate_from_env().map_err(ProviderError::Config)?;
+        Ok(Ops {
+            helm: Helm { program },
+        })
+    }
+}
+
+/// Operations of `helm.release` with a fixed helm program (see
+/// [`HelmRelease::with_program`]).
+pub struct HelmReleaseWithProgram {
+    /// The shared Kubernetes client cache (unused by helm calls; kept so
+    /// that both forms are built alike).
+    pub clients: Arc<Clients>,
+    /// The helm program.
+    pub program: PathBuf,
+}
+
+impl HelmReleaseWithProgram {
+    fn ops(&self) -> Result<Ops, ProviderError> {
+        Ok(Ops {
+            helm: Helm {
+                program: self.program.clone(),
+            },
+        })
+    }
+}
+
+/// Implements [`ResourceKind`] for a type with `fn ops(&self) -> Result<Ops, ProviderError>`.
+macro_rules! helm_release_kind {
+    ($ty:ty) => {
+        #[async_trait]
+        impl ResourceKind for $ty {
+            fn def(&self) -> &'static KindDef {
+                &DEF
+            }
+
+            async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+                self.ops()?.install(cx, desired).await
+            }
+
+            async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+                if requests.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.ops()?.read(requests).await
+            }
+
+            async fn update(
+                &self,
+                cx: &OpContext,
+                _prior: &Live,
+                desired: &Attrs,
+                changed: &[String],
+            ) -> Result<Live, ProviderError> {
+                self.ops()?.update(cx, desired, changed).await
+            }
+
+            async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
+                self.ops()?.delete(cx, prior).await
+            }
+
+            async fn find_existing(
+                &self,
+                _cx: &OpContext,
+                desired: &Attrs,
+            ) -> Result<Option<Live>, ProviderError> {
+                self.ops()?.find_existing(desired).await
+            }
+        }
+    };
+}
+
+helm_release_kind!(HelmRelease);
+helm_release_kind!(HelmReleaseWithProgram);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_numbers_compare_as_helm_answers_them() {
+        assert_eq!(
+            normalize(
+                "values",
+                json!({"replicas": 2.0, "ratio": 0.5, "list": [1.0, "a"], "n": 3})
+            ),
+            json!({"replicas": 2, "ratio": 0.5, "list": [1, "a"], "n": 3})
+        );
+        assert_eq!(normalize("chart", json!(2.0)), json!(2.0));
+    }
+
+    #[test]
+    fn version_reported_as_deployed_unless_a_range() {
+        assert_eq!(reported_version(None, "1.2.3"), None);
+        assert_eq!(reported_version(Some("1.2.3"), "1.2.3").as_deref(), Some("1.2.3"));
+        assert_eq!(
+            reported_version(Some("v1.2.3"), "1.2.3").as_deref(),
+            Some("v1.2.3")
+        );
+        assert_eq!(reported_version(Some("1.2.3"), "1.3.0").as_deref(), Some("1.3.0"));
+        for range in ["^1.2", "~1.2.0", ">=1.0 <2", "1.x", "*"] {
+            assert_eq!(reported_version(Some(range), "1.3.0").as_deref(), Some(range));
+        }
+    }
+
+    #[test]
+    fn values_must_be_a_table() {
+        let attrs = |v: Value| -> Attrs {
+            let mut a = Attrs::new();
+            a.insert("values".into(), v);
+            a
+        };
+        assert_eq!(desired_values(&Attrs::new()).unwrap(), json!({}));
+        assert_eq!(desired_values(&attrs(json!({"a": 1}))).unwrap(), json!({"a": 1}));
+        assert_eq!(
+            desired_values(&attrs(json!("{\"a\": 1}"))).unwrap(),
+            json!({"a": 1})
+        );
+        assert!(desired_values(&attrs(json!([1]))).is_err());
+        assert!(desired_values(&attrs(json!("[1]"))).is_err());
+    }
+
+    #[test]
+    fn target_needs_cluster_name_namespace_and_a_positive_wait() {
+        let attrs = |v: Value| -> Attrs { v.as_object().cloned().unwrap_or_default() };
+        let ok = attrs(json!({
+            "cluster": {"kubeconfig_context": "kind"},
+            "name": "appmesh-controller",
+            "namespace": "appmesh-system",
+        }));
+        let t = Target::from_attrs(&ok).unwrap();
+        assert_eq!(
+            (t.id().as_str(), t.wait_seconds),
+            ("appmesh-system/appmesh-controller", 600)
+        );
+        let mut bad = ok.clone();
+        bad.insert("wait_timeout_seconds".into(), json!(0));
+        assert!(Target::from_attrs(&bad).is_err());
+        let mut bad = ok.clone();
+        bad.remove("cluster");
+        assert!(Target::from_attrs(&bad).is_err());
+    }
+
+    #[test]
+    fn the_schema_is_as_documented() {
+        let attr = |n: &str| DEF.attr(n).unwrap_or_else(|| panic!("{n}"));
+        for n in ["cluster", "name", "namespace"] {
+            assert!(attr(n).force_new, "{n}");
+        }
+        for n in IN_PLACE {
+            assert!(!attr(n).force_new, "{n}");
+        }
+        assert!(!DEF.taggable);
+        assert!(DEF.preflight.is_some());
     }
 }

@@ -3,6 +3,7 @@
 //! the `cluster` attribute ([`connection`]).
 
 pub mod connection;
+mod helm_cli;
 pub mod helm_release;
 pub mod manifest;
 pub mod namespace;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod fake_helm;
 pub mod fake_kube;
 pub mod fault_proxy;
 pub mod inventory;

@@ -1,0 +1,479 @@
+//! `helm.release` against the fake helm (support/fake_helm.rs) and the fake
+//! Kubernetes API server (support/fake_kube): each test installs its own
+//! fake helm and starts its own API server.
+//!
+//! Library-level tests use `HelmRelease::with_program` and a kubeconfig
+//! context connection, because `MESHFORM_HELM`, `PATH` and
+//! `MESHFORM_KUBE_SERVER` are process-global and tests run in parallel
+//! threads. The CLI test at the end runs meshform as a child process with
+//! the fake helm first on PATH and `MESHFORM_KUBE_SERVER` set.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
+use meshform::Attrs;
+use meshform::provider::kube::connection::Clients;
+use meshform::provider::kube::helm_release::{
+    DEF, HelmRelease, HelmReleaseWithProgram, NOT_ON_PATH, PROGRAM_ENV, locate_helm,
+};
+use meshform::provider::{Live, OpContext, ReadRequest, ResourceKind};
+use serde_json::{Value, json};
+
+use crate::support::cli::{Workdir, expect_code, meshform, stderr};
+use crate::support::fake_helm::FakeHelm;
+use crate::support::fake_kube::FakeKube;
+use crate::support::moto::Moto;
+
+const NAME: &str = "appmesh-controller";
+const NAMESPACE: &str = "appmesh-system";
+const CHART_VERSION: &str = "1.13.1";
+const REPO: &str = "https://aws.github.io/eks-charts";
+
+const MESH_CRDS: [&str; 4] = [
+    "meshes.appmesh.k8s.aws",
+    "virtualnodes.appmesh.k8s.aws",
+    "virtualservices.appmesh.k8s.aws",
+    "virtualrouters.appmesh.k8s.aws",
+];
+
+/// A fake API server (Deployments become available at once unless
+/// `rollouts` is false), a fake helm, and a kubeconfig file for the server.
+struct Setup {
+    kube: FakeKube,
+    helm: FakeHelm,
+    kubeconfig: PathBuf,
+    _dir: Workdir,
+}
+
+impl Setup {
+    fn new(rollouts: bool) -> Setup {
+        let kube = FakeKube::start();
+        kube.set_auto_complete_deployments(rollouts);
+        let dir = Workdir::new("helm");
+        let kubeconfig = dir.write("kubeconfig", &kube.kubeconfig());
+        Setup {
+            kube,
+            helm: FakeHelm::install(),
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    fn kind(&self) -> HelmReleaseWithProgram {
+        HelmRelease::with_program(Arc::new(Clients::default()), self.helm.program.clone())
+    }
+
+    /// Desired attributes as the planner hands them over (defaults filled
+    /// in), with the connection and `extra` merged in.
+    fn desired(&self, extra: Value) -> Attrs {
+        let mut attrs = json!({
+            "cluster": {"kubeconfig_context": "fake-kube", "kubeconfig": self.kubeconfig},
+            "name": NAME,
+            "namespace": NAMESPACE,
+            "chart": "appmesh-controller",
+            "repository": REPO,
+            "version": CHART_VERSION,
+            "create_namespace": true,
+            "values": {"region": "us-west-2"},
+            "wait_timeout_seconds": 120,
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            if v.is_null() {
+                attrs.remove(&k);
+            } else {
+                attrs.insert(k, v);
+            }
+        }
+        attrs
+    }
+
+    fn deployment(&self) -> Option<Value> {
+        self.kube.object("apps/v1", "deployments", Some(NAMESPACE), NAME)
+    }
+
+    /// Uninstalls the release with the fake helm directly, as a user would.
+    fn uninstall_out_of_band(&self) {
+        let out = self.helm.run(&[
+            "uninstall",
+            NAME,
+            "-n",
+            NAMESPACE,
+            "--kubeconfig",
+            self.kubeconfig.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn cx() -> OpContext {
+    OpContext {
+        stack: "teststack".into(),
+        address: "appmesh_controller".into(),
+        ..Default::default()
+    }
+}
+
+fn request(live: &Live) -> ReadRequest {
+    ReadRequest {
+        address: "appmesh_controller".into(),
+        id: live.id.clone(),
+        attrs: live.attrs.clone(),
+    }
+}
+
+fn controller_args(deployment: &Value) -> Vec<String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn established(crd: &Value) -> bool {
+    crd["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Established" && c["status"] == "True")
+}
+
+#[test]
+fn preflight_says_when_helm_is_not_on_path() {
+    let helm = FakeHelm::install();
+    let empty = Workdir::new("empty-path");
+    // Nothing on PATH: the message says what to install.
+    let err = locate_helm(None, Some(empty.path.as_os_str())).unwrap_err();
+    assert_eq!(err, NOT_ON_PATH);
+    assert!(err.contains("`helm` program is not on PATH") && err.contains("https://helm.sh"));
+    assert_eq!(locate_helm(None, None).unwrap_err(), NOT_ON_PATH);
+    // Found through PATH, after directories without it.
+    let path = std::env::join_paths([empty.path.clone(), helm.bin_dir()]).unwrap();
+    assert_eq!(locate_helm(None, Some(&path)).unwrap(), helm.program);
+    // MESHFORM_HELM wins over PATH, and is checked.
+    assert_eq!(
+        locate_helm(Some(helm.program.as_os_str()), Some(empty.path.as_os_str())).unwrap(),
+        helm.program
+    );
+    let err = locate_helm(Some(OsStr::new("/no/such/helm")), Some(&path)).unwrap_err();
+    assert!(err.contains(PROGRAM_ENV), "{err}");
+    // The kind's preflight hook is the one validation runs.
+    assert!(DEF.preflight.is_some());
+}
+
+#[tokio::test]
+async fn install_applies_the_chart_and_reads_back() {
+    let s = Setup::new(true);
+    let kind = s.kind();
+    let desired = s.desired(json!({}));
+    assert_eq!(kind.find_existing(&cx(), &desired).await.unwrap(), None);
+
+    let live = kind.create(&cx(), &desired).await.expect("install");
+
+    // helm was asked for exactly this.
+    let upgrades = s.helm.calls_of("upgrade");
+    assert_eq!(upgrades.len(), 1);
+    let call = &upgrades[0];
+    assert_eq!(
+        &call.argv[..4],
+        ["upgrade", "--install", NAME, "appmesh-controller"]
+    );
+    assert_eq!(call.flag("--namespace"), Some(NAMESPACE));
+    assert_eq!(call.flag("--repo"), Some(REPO));
+    assert_eq!(call.flag("--version"), Some(CHART_VERSION));
+    assert_eq!(call.flag("--timeout"), Some("120s"));
+    assert_eq!(call.flag("--output"), Some("json"));
+    assert_eq!(call.flag("--kube-context"), Some("fake-kube"));
+    assert_eq!(call.flag("--kubeconfig"), s.kubeconfig.to_str());
+    for flag in ["--create-namespace", "--wait", "--reset-values"] {
+        assert!(call.has(flag), "{flag} in {:?}", call.argv);
+    }
+    assert_eq!(call.values, Some(json!({"region": "us-west-2"})));
+    assert_eq!(call.values_mode, Some(0o600), "the values file is private");
+    let values_file = Path::new(call.flag("--values").unwrap());
+    assert!(!values_file.exists(), "the values file is removed after the call");
+    assert!(!values_file.parent().unwrap().exists(), "so is its directory");
+
+    // The cluster holds what a real install leaves: the namespace, the
+    // CRDs (Established, so their kinds are served) and the controller.
+    assert!(s.kube.object("v1", "namespaces", None, NAMESPACE).is_some());
+    for crd in MESH_CRDS {
+        let obj = s
+            .kube
+            .object("apiextensions.k8s.io/v1", "customresourcedefinitions", None, crd)
+            .unwrap_or_else(|| panic!("CRD {crd} installed"));
+        assert!(established(&obj), "{crd} is Established: {obj}");
+    }
+    let deployment = s.deployment().expect("controller Deployment");
+    assert!(controller_args(&deployment).contains(&"--aws-region=us-west-2".to_string()));
+    assert_eq!(
+        deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "Helm"
+    );
+    let applies: Vec<_> = s
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.ends_with(&format!("/deployments/{NAME}")))
+        .collect();
+    assert_eq!(applies.len(), 1);
+    assert_eq!(applies[0].field_manager.as_deref(), Some("helm"));
+
+    // What follows the release works: a Mesh can be created.
+    let mesh = ApiResource::from_gvk(&GroupVersionKind::gvk("appmesh.k8s.aws", "v1beta2", "Mesh"));
+    let meshes: Api<DynamicObject> = Api::all_with(s.kube.client(), &mesh);
+    meshes
+        .patch(
+            "demo",
+            &PatchParams::apply("meshform"),
+            &Patch::Apply(json!({
+                "apiVersion": "appmesh.k8s.aws/v1beta2",
+                "kind": "Mesh",
+                "metadata": {"name": "demo"},
+                "spec": {"namespaceSelector": {"matchLabels": {"mesh": "demo"}}},
+            })),
+        )
+        .await
+        .expect("the Mesh kind is served");
+
+    // The release as read back.
+    assert_eq!(live.id, format!("{NAMESPACE}/{NAME}"));
+    let a = &live.attrs;
+    assert_eq!(a["revision"], json!(1));
+    assert_eq!(a["status"], json!("deployed"));
+    assert_eq!(a["chart_version"], json!(CHART_VERSION));
+    assert_eq!(a["app_version"], json!("1.13.1"));
+    assert_eq!(a["values"], json!({"region": "us-west-2"}));
+    for key in [
+        "cluster",
+        "name",
+        "namespace",
+        "chart",
+        "repository",
+        "version",
+        "create_namespace",
+    ] {
+        assert_eq!(a[key], desired[key], "{key}");
+    }
+    assert_eq!(a["wait_timeout_seconds"], json!(120));
+
+    // Reading returns the same; find_existing finds the deployed release.
+    let read = kind.read(&[request(&live)]).await.unwrap();
+    assert_eq!(read, vec![Some(live.clone())]);
+    assert_eq!(
+        kind.find_existing(&cx(), &desired).await.unwrap(),
+        Some(live.clone())
+    );
+    let gets: Vec<_> = s.helm.calls_of("get").iter().map(|c| c.argv[1].clone()).collect();
+    assert!(gets.contains(&"metadata".to_string()) && gets.contains(&"values".to_string()));
+}
+
+#[tokio::test]
+async fn a_values_change_is_an_in_place_upgrade() {
+    let s = Setup::new(true);
+    let kind = s.kind();
+    let live = kind.create(&cx(), &s.desired(json!({}))).await.expect("install");
+
+    let desired = s.desired(json!({"values": {"region": "eu-west-1", "replicaCount": 2.0}}));
+    let updated = kind
+        .update(&cx(), &live, &desired, &["values".to_string()])
+        .await
+        .expect("upgrade");
+    assert_eq!(updated.attrs["revision"], json!(2));
+    // helm answers 2 for 2.0: the read value is normalized alike.
+    assert_eq!(
+        updated.attrs["values"],
+        json!({"region": "eu-west-1", "replicaCount": 2})
+    );
+    let upgrades = s.helm.calls_of("upgrade");
+    assert_eq!(upgrades.len(), 2);
+    assert_eq!(
+        upgrades[1].values,
+        Some(json!({"region": "eu-west-1", "replicaCount": 2.0}))
+    );
+    let deployment = s.deployment().unwrap();
+    assert!(controller_args(&deployment).contains(&"--aws-region=eu-west-1".to_string()));
+    assert_eq!(deployment["spec"]["replicas"], json!(2));
+
+    // Removing every value leaves the release with none.
+    let desired = s.desired(json!({"values": null}));
+    let emptied = kind
+        .update(&cx(), &updated, &desired, &["values".to_string()])
+        .await
+        .expect("upgrade");
+    assert_eq!(emptied.attrs["revision"], json!(3));
+    assert_eq!(emptied.attrs["values"], json!({}));
+
+    // A change of how long to wait changes nothing in the cluster.
+    let desired = s.desired(json!({"values": null, "wait_timeout_seconds": 300}));
+    let same = kind
+        .update(&cx(), &emptied, &desired, &["wait_timeout_seconds".to_string()])
+        .await
+        .expect("update");
+    assert_eq!(same.attrs["revision"], json!(3));
+    assert_eq!(same.attrs["wait_timeout_seconds"], json!(300));
+    assert_eq!(s.helm.calls_of("upgrade").len(), 3);
+
+    // Cluster, name and namespace cannot change in place.
+    let err = kind
+        .update(&cx(), &same, &desired, &["namespace".to_string()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("namespace") && err.contains("replaced"), "{err}");
+}
+
+#[tokio::test]
+async fn read_after_an_out_of_band_uninstall_is_none() {
+    let s = Setup::new(true);
+    let kind = s.kind();
+    let live = kind.create(&cx(), &s.desired(json!({}))).await.expect("install");
+    s.uninstall_out_of_band();
+    assert!(s.deployment().is_none());
+    assert_eq!(kind.read(&[request(&live)]).await.unwrap(), vec![None]);
+    assert_eq!(
+        kind.find_existing(&cx(), &s.desired(json!({}))).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn delete_uninstalls_and_tolerates_a_missing_release() {
+    let s = Setup::new(true);
+    let kind = s.kind();
+    let live = kind.create(&cx(), &s.desired(json!({}))).await.expect("install");
+    kind.delete(&cx(), &live).await.expect("uninstall");
+
+    let uninstalls = s.helm.calls_of("uninstall");
+    assert_eq!(uninstalls.len(), 1);
+    let call = &uninstalls[0];
+    assert_eq!(&call.argv[..2], ["uninstall", NAME]);
+    assert_eq!(call.flag("--namespace"), Some(NAMESPACE));
+    assert_eq!(call.flag("--timeout"), Some("120s"));
+    assert!(call.has("--wait"));
+    assert_eq!(call.flag("--kube-context"), Some("fake-kube"));
+    assert!(s.deployment().is_none(), "the controller is gone");
+    assert!(s.helm.release(NAMESPACE, NAME).is_none());
+    // CRDs stay, as with helm.
+    assert!(
+        s.kube
+            .object(
+                "apiextensions.k8s.io/v1",
+                "customresourcedefinitions",
+                None,
+                MESH_CRDS[0]
+            )
+            .is_some()
+    );
+    // Deleting again: helm says "release: not found", which is success.
+    kind.delete(&cx(), &live).await.expect("already gone");
+    assert_eq!(kind.read(&[request(&live)]).await.unwrap(), vec![None]);
+}
+
+#[tokio::test]
+async fn helm_failures_carry_its_message() {
+    let s = Setup::new(false);
+    let kind = s.kind();
+    // No namespace, and not asked to create it.
+    let err = kind
+        .create(&cx(), &s.desired(json!({"create_namespace": false})))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("helm upgrade --install")
+            && err.contains(&format!("namespaces \"{NAMESPACE}\" not found")),
+        "{err}"
+    );
+    // A rollout that never completes: helm's wait times out; the failed
+    // release is not taken for an existing one.
+    let desired = s.desired(json!({"wait_timeout_seconds": 1}));
+    let err = kind.create(&cx(), &desired).await.unwrap_err().to_string();
+    assert!(err.contains("context deadline exceeded"), "{err}");
+    assert_eq!(kind.find_existing(&cx(), &desired).await.unwrap(), None);
+    // A program that is not there.
+    let missing = HelmRelease::with_program(Arc::new(Clients::default()), "/no/such/helm".into());
+    let err = missing.create(&cx(), &desired).await.unwrap_err().to_string();
+    assert!(err.contains("not on PATH"), "{err}");
+}
+
+/// A stack with one helm.release; MESHFORM_KUBE_SERVER says where the
+/// cluster is, so the context named here is never looked up.
+const STACK: &str = r#"[stack]
+name = "helmtest"
+region = "us-west-2"
+
+[resource.appmesh_controller]
+type = "helm.release"
+cluster = { kubeconfig_context = "not-used" }
+name = "appmesh-controller"
+namespace = "appmesh-system"
+chart = "eks/appmesh-controller"
+version = "1.13.1"
+create_namespace = true
+values = { region = "us-west-2", replicaCount = 1 }
+"#;
+
+#[test]
+fn the_cli_finds_helm_on_path_and_applies_a_release() {
+    let kube = FakeKube::start();
+    kube.set_auto_complete_deployments(true);
+    let helm = FakeHelm::install();
+    let dir = Workdir::new("helm-cli");
+    let stack = dir.write("stack.toml", STACK);
+    let stack = stack.to_str().unwrap();
+    let system_path = std::env::var_os("PATH").unwrap_or_default();
+    let with_helm =
+        std::env::join_paths(std::iter::once(helm.bin_dir()).chain(std::env::split_paths(&system_path)))
+            .unwrap();
+    let empty = Workdir::new("helm-cli-empty");
+
+    // Without helm, validation says so before anything is done.
+    let mut cmd = meshform(&dir.path, None, &["validate", stack]);
+    cmd.env("PATH", &empty.path).env_remove(PROGRAM_ENV);
+    let out = expect_code(cmd, 1);
+    assert!(stderr(&out).contains(NOT_ON_PATH), "{}", stderr(&out));
+
+    let moto = Moto::start();
+    let run = |args: &[&str]| {
+        let mut cmd = meshform(&dir.path, Some(&moto), args);
+        cmd.env("PATH", &with_helm)
+            .env_remove(PROGRAM_ENV)
+            .env("MESHFORM_KUBE_SERVER", kube.url());
+        cmd
+    };
+    expect_code(run(&["validate", stack]), 0);
+    expect_code(run(&["apply", stack, "--auto-approve"]), 0);
+    let call = helm.calls_of("upgrade").pop().expect("helm upgrade ran");
+    assert_eq!(call.flag("--kube-context"), Some("meshform"));
+    assert_eq!(
+        call.kubeconfig_mode,
+        Some(0o600),
+        "a private temporary kubeconfig"
+    );
+    assert!(
+        !Path::new(call.flag("--kubeconfig").unwrap()).exists(),
+        "removed afterwards"
+    );
+    assert!(
+        kube.object("apps/v1", "deployments", Some(NAMESPACE), NAME)
+            .is_some()
+    );
+
+    // Applied values compare equal to the live ones: nothing to do.
+    expect_code(run(&["plan", stack, "--detailed-exitcode"]), 0);
+
+    expect_code(run(&["destroy", stack, "--auto-approve"]), 0);
+    assert!(helm.release(NAMESPACE, NAME).is_none());
+    assert!(
+        kube.object("apps/v1", "deployments", Some(NAMESPACE), NAME)
+            .is_none()
+    );
+}
