@@ -21,7 +21,12 @@ fn changes(plan: &Value) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|r| r["action"] != "no_op")
-        .map(|r| (r["address"].as_str().unwrap().to_string(), r["action"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap().to_string(),
+                r["action"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -45,12 +50,20 @@ fn plan_lines_for(text: &str, address: &str) -> Vec<String> {
 }
 
 fn weights(w: &Walkthrough) -> Vec<(String, i64)> {
-    let router = w.kube.object(MESH, "virtualrouters", Some("yelb"), "yelb-appserver").expect("router");
+    let router = w
+        .kube
+        .object(MESH, "virtualrouters", Some("yelb"), "yelb-appserver")
+        .expect("router");
     router["spec"]["routes"][0]["httpRoute"]["action"]["weightedTargets"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["virtualNodeRef"]["name"].as_str().unwrap().to_string(), t["weight"].as_i64().unwrap()))
+        .map(|t| {
+            (
+                t["virtualNodeRef"]["name"].as_str().unwrap().to_string(),
+                t["weight"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -66,30 +79,55 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
     let mut plan = w.meshform(&["plan", stack, "--detailed-exitcode"]);
     plan.env("MESHFORM_KUBE_SERVER", "http://127.0.0.1:9");
     let out = expect_code(plan, 2);
-    assert!(stdout(&out).contains("+ yelb_mesh (kube.manifest)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("+ yelb_mesh (kube.manifest)"),
+        "{}",
+        stdout(&out)
+    );
     assert!(stdout(&out).contains("(known after apply)"), "{}", stdout(&out));
 
     expect_code(w.meshform(&["apply", stack, "--auto-approve"]), 0);
 
     // AWS side as before.
-    Inventory::read_stack(&w.moto, FULL_STACK).await.assert_baseline(&w.moto).await;
+    Inventory::read_stack(&w.moto, FULL_STACK)
+        .await
+        .assert_baseline(&w.moto)
+        .await;
 
     // Helm installed the controller chart with its version, namespace and region.
     let installs = w.helm.calls_of("upgrade");
     assert_eq!(installs.len(), 1, "{installs:?}");
     let install = &installs[0];
-    assert!(install.has("--install") && install.has("--wait"), "{:?}", install.argv);
+    assert!(
+        install.has("--install") && install.has("--wait"),
+        "{:?}",
+        install.argv
+    );
     assert_eq!(install.flag("--namespace"), Some("appmesh-system"));
     assert_eq!(install.flag("--version"), Some("1.13.1"));
     assert_eq!(install.flag("--repo"), Some("https://aws.github.io/eks-charts"));
-    assert!(install.argv.iter().any(|a| a.ends_with("appmesh-controller")), "{:?}", install.argv);
+    assert!(
+        install.argv.iter().any(|a| a.ends_with("appmesh-controller")),
+        "{:?}",
+        install.argv
+    );
     assert_eq!(install.values.as_ref().unwrap()["region"], "us-west-2");
 
     // Namespaces and labels.
-    let yelb = w.kube.object("v1", "namespaces", None, "yelb").expect("yelb namespace");
+    let yelb = w
+        .kube
+        .object("v1", "namespaces", None, "yelb")
+        .expect("yelb namespace");
     assert_eq!(yelb["metadata"]["labels"]["mesh"], "yelb");
-    assert_eq!(yelb["metadata"]["labels"]["appmesh.k8s.aws/sidecarInjectorWebhook"], "enabled");
-    assert!(w.kube.object("v1", "namespaces", None, "appmesh-system").is_some());
+    assert_eq!(
+        yelb["metadata"]["labels"]["appmesh.k8s.aws/sidecarInjectorWebhook"],
+        "enabled"
+    );
+    assert!(
+        w.kube
+            .object("v1", "namespaces", None, "appmesh-system")
+            .is_some()
+    );
 
     // The Mesh and its selector.
     let mesh = w.kube.object(MESH, "meshes", None, "yelb").expect("mesh");
@@ -100,26 +138,62 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
     let tiers = [
         ("redis-server", "redis:4.0.2", 6379, "tcp", "cache"),
         ("yelb-db", "mreferre/yelb-db:0.5", 5432, "tcp", "backenddb"),
-        ("yelb-appserver", "mreferre/yelb-appserver:0.5", 4567, "http", "middletier"),
+        (
+            "yelb-appserver",
+            "mreferre/yelb-appserver:0.5",
+            4567,
+            "http",
+            "middletier",
+        ),
         ("yelb-ui", "mreferre/yelb-ui:0.7", 80, "http", "frontend"),
     ];
     for (name, image, port, protocol, tier) in tiers {
-        let vn = w.kube.object(MESH, "virtualnodes", Some("yelb"), name).unwrap_or_else(|| panic!("vn {name}"));
+        let vn = w
+            .kube
+            .object(MESH, "virtualnodes", Some("yelb"), name)
+            .unwrap_or_else(|| panic!("vn {name}"));
         assert_eq!(vn["spec"]["listeners"][0]["portMapping"]["port"], port, "{name}");
-        assert_eq!(vn["spec"]["listeners"][0]["portMapping"]["protocol"], protocol, "{name}");
-        assert_eq!(vn["spec"]["serviceDiscovery"]["dns"]["hostname"], format!("{name}.yelb.svc.cluster.local"));
-        assert!(w.kube.object(MESH, "virtualservices", Some("yelb"), name).is_some(), "vs {name}");
-        let d = w.kube.object("apps/v1", "deployments", Some("yelb"), name).unwrap_or_else(|| panic!("dep {name}"));
+        assert_eq!(
+            vn["spec"]["listeners"][0]["portMapping"]["protocol"], protocol,
+            "{name}"
+        );
+        assert_eq!(
+            vn["spec"]["serviceDiscovery"]["dns"]["hostname"],
+            format!("{name}.yelb.svc.cluster.local")
+        );
+        assert!(
+            w.kube
+                .object(MESH, "virtualservices", Some("yelb"), name)
+                .is_some(),
+            "vs {name}"
+        );
+        let d = w
+            .kube
+            .object("apps/v1", "deployments", Some("yelb"), name)
+            .unwrap_or_else(|| panic!("dep {name}"));
         let c = &d["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["image"], image, "{name}");
         assert_eq!(c["ports"][0]["containerPort"], port, "{name}");
-        assert_eq!(d["spec"]["template"]["metadata"]["labels"]["tier"], tier, "{name}");
-        let svc = w.kube.object("v1", "services", Some("yelb"), name).unwrap_or_else(|| panic!("svc {name}"));
+        assert_eq!(
+            d["spec"]["template"]["metadata"]["labels"]["tier"], tier,
+            "{name}"
+        );
+        let svc = w
+            .kube
+            .object("v1", "services", Some("yelb"), name)
+            .unwrap_or_else(|| panic!("svc {name}"));
         assert_eq!(svc["spec"]["ports"][0]["port"], port, "{name}");
-        let ty = if name == "yelb-ui" { "LoadBalancer" } else { "ClusterIP" };
+        let ty = if name == "yelb-ui" {
+            "LoadBalancer"
+        } else {
+            "ClusterIP"
+        };
         assert_eq!(svc["spec"]["type"], ty, "{name}");
     }
-    let appserver = w.kube.object(MESH, "virtualnodes", Some("yelb"), "yelb-appserver").unwrap();
+    let appserver = w
+        .kube
+        .object(MESH, "virtualnodes", Some("yelb"), "yelb-appserver")
+        .unwrap();
     let backends: Vec<&str> = appserver["spec"]["backends"]
         .as_array()
         .unwrap()
@@ -127,11 +201,17 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         .map(|b| b["virtualService"]["virtualServiceRef"]["name"].as_str().unwrap())
         .collect();
     assert_eq!(backends, ["yelb-db", "redis-server"]);
-    let router = w.kube.object(MESH, "virtualrouters", Some("yelb"), "yelb-appserver").expect("router");
+    let router = w
+        .kube
+        .object(MESH, "virtualrouters", Some("yelb"), "yelb-appserver")
+        .expect("router");
     let retry = &router["spec"]["routes"][0]["httpRoute"]["retryPolicy"];
     assert_eq!(retry["maxRetries"], 2);
     assert_eq!(retry["perRetryTimeout"]["value"], 2000);
-    assert_eq!(retry["httpRetryEvents"], serde_json::json!(["server-error", "client-error", "gateway-error"]));
+    assert_eq!(
+        retry["httpRetryEvents"],
+        serde_json::json!(["server-error", "client-error", "gateway-error"])
+    );
     assert_eq!(weights(&w), [("yelb-appserver".to_string(), 100)]);
 
     // Custom resources only after their CRD is Established: the first
@@ -139,13 +219,26 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
     let requests = w.kube.requests();
     let crd_at = requests
         .iter()
-        .find(|r| r.path.contains("customresourcedefinitions") && r.method == "PATCH" && r.path.contains("meshes"))
+        .find(|r| {
+            r.path.contains("customresourcedefinitions") && r.method == "PATCH" && r.path.contains("meshes")
+        })
         .map(|r| r.at)
         .expect("the chart's Mesh CRD was applied");
-    let first_mesh = requests.iter().find(|r| r.path.contains("/meshes")).map(|r| r.at).expect("mesh requests");
-    assert!(first_mesh.duration_since(crd_at) >= Duration::from_millis(400), "Mesh touched before its CRD was Established");
+    let is_mesh = |path: &str| path.starts_with("/apis/appmesh.k8s.aws/") && path.contains("/meshes");
+    let first_mesh = requests
+        .iter()
+        .find(|r| is_mesh(&r.path))
+        .map(|r| r.at)
+        .expect("mesh requests");
     assert!(
-        requests.iter().filter(|r| r.path.contains("/meshes")).all(|r| r.status != 404),
+        first_mesh.duration_since(crd_at) >= Duration::from_millis(400),
+        "Mesh touched before its CRD was Established"
+    );
+    assert!(
+        requests
+            .iter()
+            .filter(|r| is_mesh(&r.path))
+            .all(|r| r.status != 404),
         "no request for a Mesh was answered 404"
     );
 
@@ -154,7 +247,9 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
 
     // An image tag changed in a manifest plans exactly that field.
     let app = w.manifest("yelb-app.yaml");
-    let text = std::fs::read_to_string(&app).unwrap().replace("redis:4.0.2", "redis:4.0.3");
+    let text = std::fs::read_to_string(&app)
+        .unwrap()
+        .replace("redis:4.0.2", "redis:4.0.3");
     std::fs::write(&app, text).unwrap();
     let plan = expect_code(w.meshform(&["plan", stack, "--json", "--detailed-exitcode"]), 2);
     let plan: Value = serde_json::from_str(&stdout(&plan)).unwrap();
@@ -162,33 +257,97 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
     let human = stdout(&expect_code(w.meshform(&["plan", stack]), 0));
     let lines = plan_lines_for(&human, "yelb_app");
     assert_eq!(lines.len(), 1, "{human}");
-    assert!(lines[0].contains(".spec.template.spec.containers[0].image") && lines[0].contains("\"redis:4.0.2\" -> \"redis:4.0.3\""), "{human}");
+    assert!(
+        lines[0].contains(".spec.template.spec.containers[0].image")
+            && lines[0].contains("\"redis:4.0.2\" -> \"redis:4.0.3\""),
+        "{human}"
+    );
     expect_code(w.meshform(&["apply", stack, "--auto-approve"]), 0);
-    let redis = w.kube.object("apps/v1", "deployments", Some("yelb"), "redis-server").unwrap();
-    assert_eq!(redis["spec"]["template"]["spec"]["containers"][0]["image"], "redis:4.0.3");
+    let redis = w
+        .kube
+        .object("apps/v1", "deployments", Some("yelb"), "redis-server")
+        .unwrap();
+    assert_eq!(
+        redis["spec"]["template"]["spec"]["containers"][0]["image"],
+        "redis:4.0.3"
+    );
 
     // The canary: the v2 objects and the router's weights, nothing else.
     let canary = ["--var", "appserver_v2=true", "--var", "v2_weight=50"];
-    let plan = expect_code(w.meshform(&[&["plan", stack, "--json", "--detailed-exitcode"][..], &canary].concat()), 2);
+    let plan = expect_code(
+        w.meshform(&[&["plan", stack, "--json", "--detailed-exitcode"][..], &canary].concat()),
+        2,
+    );
     let plan: Value = serde_json::from_str(&stdout(&plan)).unwrap();
     assert_eq!(
         changes(&plan),
-        [("yelb_appserver_v2".to_string(), "create".to_string()), ("yelb_mesh".to_string(), "update".to_string())]
+        [
+            ("yelb_appserver_v2".to_string(), "create".to_string()),
+            ("yelb_mesh".to_string(), "update".to_string())
+        ]
     );
-    let human = stdout(&expect_code(w.meshform(&[&["plan", stack][..], &canary].concat()), 0));
+    let human = stdout(&expect_code(
+        w.meshform(&[&["plan", stack][..], &canary].concat()),
+        0,
+    ));
     let lines = plan_lines_for(&human, "yelb_mesh");
-    assert!(!lines.is_empty() && lines.iter().all(|l| l.contains("weightedTargets")), "only the router weights change:\n{human}");
-    expect_code(w.meshform(&[&["apply", stack, "--auto-approve"][..], &canary].concat()), 0);
-    assert_eq!(weights(&w), [("yelb-appserver".to_string(), 50), ("yelb-appserver-v2".to_string(), 50)]);
-    let v2 = w.kube.object("apps/v1", "deployments", Some("yelb"), "yelb-appserver-v2").expect("v2 deployment");
-    let image = v2["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap();
-    assert!(image.ends_with(".dkr.ecr.us-west-2.amazonaws.com/yelb-appserver-v2:v2"), "{image}");
-    assert!(w.kube.object(MESH, "virtualnodes", Some("yelb"), "yelb-appserver-v2").is_some());
-    assert!(w.kube.object("v1", "services", Some("yelb"), "yelb-appserver-v2").is_some());
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains("weightedTargets")),
+        "only the router weights change:\n{human}"
+    );
+    expect_code(
+        w.meshform(&[&["apply", stack, "--auto-approve"][..], &canary].concat()),
+        0,
+    );
+    assert_eq!(
+        weights(&w),
+        [
+            ("yelb-appserver".to_string(), 50),
+            ("yelb-appserver-v2".to_string(), 50)
+        ]
+    );
+    let v2 = w
+        .kube
+        .object("apps/v1", "deployments", Some("yelb"), "yelb-appserver-v2")
+        .expect("v2 deployment");
+    let image = v2["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    assert!(
+        image.ends_with(".dkr.ecr.us-west-2.amazonaws.com/yelb-appserver-v2:v2"),
+        "{image}"
+    );
+    assert!(
+        w.kube
+            .object(MESH, "virtualnodes", Some("yelb"), "yelb-appserver-v2")
+            .is_some()
+    );
+    assert!(
+        w.kube
+            .object("v1", "services", Some("yelb"), "yelb-appserver-v2")
+            .is_some()
+    );
 
-    let all_v2 = ["--var", "appserver_v2=true", "--var", "v2_weight=100"];
-    expect_code(w.meshform(&[&["apply", stack, "--auto-approve"][..], &all_v2].concat()), 0);
-    assert_eq!(weights(&w), [("yelb-appserver".to_string(), 0), ("yelb-appserver-v2".to_string(), 100)]);
+    // (A short drain timeout is recorded now: destroy uses what state holds.)
+    let all_v2 = [
+        "--var",
+        "appserver_v2=true",
+        "--var",
+        "v2_weight=100",
+        "--var",
+        "network_drain_timeout=4",
+    ];
+    expect_code(
+        w.meshform(&[&["apply", stack, "--auto-approve"][..], &all_v2].concat()),
+        0,
+    );
+    assert_eq!(
+        weights(&w),
+        [
+            ("yelb-appserver".to_string(), 0),
+            ("yelb-appserver-v2".to_string(), 100)
+        ]
+    );
 
     // Teardown with a network interface of the cluster left in the VPC:
     // destroy deletes the in-cluster layer, waits, fails naming it, and
@@ -214,26 +373,57 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         .send()
         .await
         .unwrap();
-    let eni_id = eni.network_interface().unwrap().network_interface_id().unwrap().to_string();
-    let vars = ["--var", "appserver_v2=true", "--var", "v2_weight=100", "--var", "network_drain_timeout=4"];
-    let out = expect_code(w.meshform(&[&["destroy", stack, "--auto-approve"][..], &vars].concat()), 1);
+    let eni_id = eni
+        .network_interface()
+        .unwrap()
+        .network_interface_id()
+        .unwrap()
+        .to_string();
+    let vars = [
+        "--var",
+        "appserver_v2=true",
+        "--var",
+        "v2_weight=100",
+        "--var",
+        "network_drain_timeout=4",
+    ];
+    let out =
+        crate::support::cli::run(w.meshform(&[&["destroy", stack, "--auto-approve"][..], &vars].concat()));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let events = stderr(&out);
-    assert!(stdout(&out).contains(&eni_id) || events.contains(&eni_id), "names the interface:\n{events}\n{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&eni_id) || events.contains(&eni_id),
+        "names the interface:\n{events}\n{}",
+        stdout(&out)
+    );
     let left = Inventory::read_stack(&w.moto, FULL_STACK).await;
     assert_eq!(left.vpcs.len(), 1, "VPC kept");
     assert_eq!(left.subnets.len(), 4, "subnets kept");
     assert_eq!(left.internet_gateways.len(), 1, "gateway kept");
     assert_eq!(left.nat_gateways.len(), 2, "NAT gateways kept");
-    assert!(w.kube.objects("deployments").is_empty(), "the app is gone: {:?}", w.kube.objects("deployments"));
+    assert!(
+        w.kube.objects("deployments").is_empty(),
+        "the app is gone: {:?}",
+        w.kube.objects("deployments")
+    );
 
     // Order: mesh members and the mesh before the controller's uninstall;
     // the LoadBalancer Service before the drain (and so before any subnet).
     let at = |needle: &str| {
-        events.lines().position(|l| l.starts_with(needle)).unwrap_or_else(|| panic!("no `{needle}` in:\n{events}"))
+        events
+            .lines()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{events}"))
     };
     assert!(at("yelb_mesh: deleted") < at("mesh: deleting..."), "{events}");
-    assert!(at("mesh: deleted") < at("appmesh_controller: deleting..."), "{events}");
-    assert!(at("yelb_app: deleted") < at("network_drain: deleting..."), "{events}");
+    assert!(
+        at("mesh: deleted") < at("appmesh_controller: deleting..."),
+        "{events}"
+    );
+    assert!(
+        at("yelb_app: deleted") < at("network_drain: deleting..."),
+        "{events}"
+    );
     assert!(!events.contains("public_subnet_1: deleting"), "{events}");
     assert_eq!(w.helm.calls_of("uninstall").len(), 1);
     // Within the members: services, then the router, then the nodes.
@@ -244,13 +434,25 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         .filter(|r| r.method == "DELETE" && r.path.contains("appmesh.k8s.aws"))
         .map(|r| r.path.clone())
         .collect();
-    let pos = |plural: &str| deletes.iter().position(|p| p.contains(plural)).unwrap_or_else(|| panic!("{plural}: {deletes:?}"));
+    let pos = |plural: &str| {
+        deletes
+            .iter()
+            .position(|p| p.contains(plural))
+            .unwrap_or_else(|| panic!("{plural}: {deletes:?}"))
+    };
     assert!(pos("virtualservices") < pos("virtualrouters"), "{deletes:?}");
     assert!(pos("virtualrouters") < pos("virtualnodes"), "{deletes:?}");
     assert!(pos("virtualnodes") < pos("meshes"), "{deletes:?}");
 
     // Once the interface is gone, destroy completes.
-    ec2.delete_network_interface().network_interface_id(&eni_id).send().await.unwrap();
-    expect_code(w.meshform(&[&["destroy", stack, "--auto-approve"][..], &vars].concat()), 0);
+    ec2.delete_network_interface()
+        .network_interface_id(&eni_id)
+        .send()
+        .await
+        .unwrap();
+    expect_code(
+        w.meshform(&[&["destroy", stack, "--auto-approve"][..], &vars].concat()),
+        0,
+    );
     Inventory::read_stack(&w.moto, FULL_STACK).await.assert_empty();
 }

@@ -227,6 +227,18 @@ pub async fn wait_for(
             }
         }
     };
+    // A watch can miss the last event (a dropped stream, or an object
+    // removed between the initial list and the watch), so the object is
+    // also re-read every few seconds; whichever sees the end first wins.
+    let poll = async {
+        loop {
+            tokio::time::sleep(POLL_EVERY).await;
+            match api.get_opt(name).await {
+                Ok(obj) if condition(obj.as_ref()) => return,
+                _ => {}
+            }
+        }
+    };
     let watch = async {
         loop {
             match await_condition(api.clone(), name, &condition).await {
@@ -246,7 +258,13 @@ pub async fn wait_for(
             }
         }
     };
-    match tokio::time::timeout(timeout, watch).await {
+    let either = async {
+        tokio::select! {
+            r = watch => r,
+            () = poll => Ok(()),
+        }
+    };
+    match tokio::time::timeout(timeout, either).await {
         Ok(Ok(())) => match lock(&outcome).take() {
             Some(State::Failed(why)) => Err(ProviderError::Api {
                 operation: format!("wait for {subject} {what}"),
@@ -262,6 +280,9 @@ pub async fn wait_for(
         }),
     }
 }
+
+/// How often a wait re-reads its object besides watching it.
+const POLL_EVERY: Duration = Duration::from_secs(2);
 
 /// Locks `m`, ignoring poisoning (the data is a message, always usable).
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -10,6 +10,9 @@ use super::fake_helm::FakeHelm;
 use super::fake_kube::FakeKube;
 use super::moto::{Moto, project_root};
 
+/// Longest a single meshform command of these tests may take.
+const TIMEOUT_SECS: u64 = 60;
+
 /// Everything a run of the full stack needs.
 pub struct Walkthrough {
     pub moto: Moto,
@@ -32,7 +35,12 @@ impl Walkthrough {
                 std::fs::copy(entry.path(), dir.path.join(sub).join(entry.file_name())).unwrap();
             }
         }
-        Walkthrough { moto, kube, helm, dir }
+        Walkthrough {
+            moto,
+            kube,
+            helm,
+            dir,
+        }
     }
 
     /// The copied full stack.
@@ -45,15 +53,36 @@ impl Walkthrough {
         self.dir.path.join("manifests").join(name)
     }
 
-    /// `meshform <args>` reaching moto, the fake API server and the fake helm.
+    /// `meshform <args>` reaching moto, the fake API server and the fake
+    /// helm. It runs under `timeout`, so a hang fails the test instead of
+    /// stalling the suite.
     pub fn meshform(&self, args: &[&str]) -> Command {
-        let mut cmd = meshform(&self.dir.path, Some(&self.moto), args);
-        self.point_at_fakes(&mut cmd);
+        let mut inner = meshform(&self.dir.path, Some(&self.moto), args);
+        self.point_at_fakes(&mut inner);
+        let mut cmd = Command::new("timeout");
+        cmd.arg("--signal=KILL")
+            .arg(TIMEOUT_SECS.to_string())
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        if let Some(dir) = inner.get_current_dir() {
+            cmd.current_dir(dir);
+        }
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd.stdin(std::process::Stdio::null());
         cmd
     }
 
     pub fn point_at_fakes(&self, cmd: &mut Command) {
-        let path = format!("{}:{}", self.helm.bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            self.helm.bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         cmd.env("MESHFORM_KUBE_SERVER", self.kube.url())
             .env("MESHFORM_HELM", &self.helm.program)
             .env("PATH", path);
