@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::support::cli::{Workdir, expect_code, meshform, stdout};
 use crate::support::inventory::{FULL_STACK, Inventory};
 use crate::support::moto::{Moto, project_root};
+use crate::support::walkthrough::Walkthrough;
 
 const CLUSTER: &str = "appmesh-getting-started-eks";
 const NODE_GROUP: &str = "appmesh-cloudmap-ng";
@@ -52,19 +53,19 @@ fn changes(plan: &serde_json::Value) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_order() {
-    let moto = Moto::start();
-    let dir = Workdir::new("eks-stack");
-    let stack = full_stack();
+    // The full stack also carries the in-cluster layer: it runs against the
+    // fake API server and the fake helm (in_cluster.rs tests that layer).
+    let w = Walkthrough::start("eks-stack");
+    let moto = &w.moto;
+    let stack = w.stack();
     let stack = stack.to_str().unwrap();
+    let run = |args: &[&str]| w.meshform(args);
 
-    expect_code(
-        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
-        0,
-    );
+    expect_code(run(&["apply", stack, "--auto-approve"]), 0);
 
     // Baseline and EKS from one apply, read back through the SDK.
-    let inventory = Inventory::read_stack(&moto, FULL_STACK).await;
-    inventory.assert_baseline(&moto).await;
+    let inventory = Inventory::read_stack(moto, FULL_STACK).await;
+    inventory.assert_baseline(moto).await;
     let ids = inventory.subnet_ids();
     let all_subnets: BTreeSet<String> = ids.values().cloned().collect();
     let private: BTreeSet<String> = [ids["10.192.20.0/24"].clone(), ids["10.192.21.0/24"].clone()].into();
@@ -114,7 +115,7 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
 
     // Each role has exactly the policies the inventory lists.
     assert_eq!(
-        attached(&moto, &format!("{CLUSTER}-cluster")).await,
+        attached(moto, &format!("{CLUSTER}-cluster")).await,
         [aws_managed("AmazonEKSClusterPolicy")].into()
     );
     let sd_policy = inventory.policies[0].arn().unwrap().to_string();
@@ -146,35 +147,28 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
     .collect();
     expected.insert(sd_policy);
     expected.insert(external_dns);
-    assert_eq!(attached(&moto, &format!("{CLUSTER}-nodes")).await, expected);
+    assert_eq!(attached(moto, &format!("{CLUSTER}-nodes")).await, expected);
 
     // Outputs name the cluster and node group.
-    let out = expect_code(meshform(&dir.path, Some(&moto), &["output", stack, "--json"]), 0);
+    let out = expect_code(run(&["output", stack, "--json"]), 0);
     let outputs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(outputs["cluster_name"], CLUSTER);
     assert_eq!(outputs["node_group_name"], NODE_GROUP);
     assert_eq!(outputs["cluster_endpoint"], cluster.endpoint().unwrap());
 
     // Nothing to do right after apply.
-    expect_code(
-        meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"]),
-        0,
-    );
+    expect_code(run(&["plan", stack, "--detailed-exitcode"]), 0);
 
     // Desired size 4: an in-place update of the node group only.
     let plan = expect_code(
-        meshform(
-            &dir.path,
-            Some(&moto),
-            &[
-                "plan",
-                stack,
-                "--json",
-                "--detailed-exitcode",
-                "--var",
-                "node_desired=4",
-            ],
-        ),
+        run(&[
+            "plan",
+            stack,
+            "--json",
+            "--detailed-exitcode",
+            "--var",
+            "node_desired=4",
+        ]),
         2,
     );
     let plan: serde_json::Value = serde_json::from_str(&stdout(&plan)).unwrap();
@@ -195,11 +189,7 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
     assert_eq!(ng_change["changes"][0]["before"], 3);
     assert_eq!(ng_change["changes"][0]["after"], 4);
     expect_code(
-        meshform(
-            &dir.path,
-            Some(&moto),
-            &["apply", stack, "--auto-approve", "--var", "node_desired=4"],
-        ),
+        run(&["apply", stack, "--auto-approve", "--var", "node_desired=4"]),
         0,
     );
     let ng = eks
@@ -217,20 +207,16 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
     // Another instance type cannot change in place: the plan replaces the
     // node group and names the attribute.
     let plan = expect_code(
-        meshform(
-            &dir.path,
-            Some(&moto),
-            &[
-                "plan",
-                stack,
-                "--json",
-                "--detailed-exitcode",
-                "--var",
-                "node_desired=4",
-                "--var",
-                "node_instance_type=m5.large",
-            ],
-        ),
+        run(&[
+            "plan",
+            stack,
+            "--json",
+            "--detailed-exitcode",
+            "--var",
+            "node_desired=4",
+            "--var",
+            "node_instance_type=m5.large",
+        ]),
         2,
     );
     let plan: serde_json::Value = serde_json::from_str(&stdout(&plan)).unwrap();
@@ -249,18 +235,14 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
         serde_json::json!(["instance_types"])
     );
     let human = expect_code(
-        meshform(
-            &dir.path,
-            Some(&moto),
-            &[
-                "plan",
-                stack,
-                "--var",
-                "node_desired=4",
-                "--var",
-                "node_instance_type=m5.large",
-            ],
-        ),
+        run(&[
+            "plan",
+            stack,
+            "--var",
+            "node_desired=4",
+            "--var",
+            "node_instance_type=m5.large",
+        ]),
         0,
     );
     assert!(
@@ -277,11 +259,7 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
     // Destroy: node group gone before the cluster delete starts; cluster
     // gone before its role and the subnets are deleted.
     let out = expect_code(
-        meshform(
-            &dir.path,
-            Some(&moto),
-            &["destroy", stack, "--auto-approve", "--var", "node_desired=4"],
-        ),
+        run(&["destroy", stack, "--auto-approve", "--var", "node_desired=4"]),
         0,
     );
     let events = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -304,7 +282,7 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
         "{events}"
     );
 
-    Inventory::read_stack(&moto, FULL_STACK).await.assert_empty();
+    Inventory::read_stack(moto, FULL_STACK).await.assert_empty();
     let clusters = eks.list_clusters().send().await.unwrap();
     assert!(
         clusters.clusters().is_empty(),
@@ -325,12 +303,31 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
 fn baseline_still_stands_alone_and_the_full_stack_validates() {
     let dir = Workdir::new("compose");
     let full = full_stack();
+    // helm.release needs a helm program on PATH: without one, validation says so.
     let out = expect_code(
-        meshform(&dir.path, None, &["validate", full.to_str().unwrap()]),
+        {
+            let mut cmd = meshform(&dir.path, None, &["validate", full.to_str().unwrap()]);
+            cmd.env("PATH", "/usr/bin:/bin").env_remove("MESHFORM_HELM");
+            cmd
+        },
+        1,
+    );
+    assert!(
+        crate::support::cli::stderr(&out).contains("the `helm` program is not on PATH"),
+        "{}",
+        crate::support::cli::stderr(&out)
+    );
+    let helm = crate::support::fake_helm::FakeHelm::install();
+    let out = expect_code(
+        {
+            let mut cmd = meshform(&dir.path, None, &["validate", full.to_str().unwrap()]);
+            cmd.env("PATH", format!("{}:/usr/bin:/bin", helm.bin_dir().display()));
+            cmd
+        },
         0,
     );
     assert!(
-        stdout(&out).contains("stack `appmesh-getting-started` is valid (28 resources"),
+        stdout(&out).contains("stack `appmesh-getting-started` is valid (35 resources"),
         "{}",
         stdout(&out)
     );

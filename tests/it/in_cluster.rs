@@ -456,3 +456,65 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
     );
     Inventory::read_stack(&w.moto, FULL_STACK).await.assert_empty();
 }
+
+/// An object stuck on a finalizer fails destroy after its timeout, naming
+/// the object and the finalizer; nothing after it in the order is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalizer_that_never_clears_fails_destroy_naming_the_object() {
+    let w = Walkthrough::start("finalizer");
+    let stack = w.dir.write(
+        "stuck.toml",
+        r#"
+[stack]
+name = "stuck"
+region = "us-west-2"
+
+[resource.namespace]
+type = "kube.namespace"
+cluster = { kubeconfig_context = "unused: MESHFORM_KUBE_SERVER points at the fake" }
+name = "demo"
+
+[resource.config]
+type = "kube.manifest"
+cluster = { kubeconfig_context = "unused: MESHFORM_KUBE_SERVER points at the fake" }
+wait_timeout_seconds = 2
+depends_on = ["namespace"]
+yaml = """
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: demo
+data:
+  mode: canary
+"""
+"#,
+    );
+    let stack = stack.to_str().unwrap();
+    expect_code(w.meshform(&["apply", stack, "--auto-approve"]), 0);
+    assert!(
+        w.kube
+            .object("v1", "configmaps", Some("demo"), "settings")
+            .is_some()
+    );
+    w.kube
+        .add_finalizer("v1", "configmaps", Some("demo"), "settings", "example.com/never");
+
+    let out = expect_code(w.meshform(&["destroy", stack, "--auto-approve"]), 1);
+    let text = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert!(text.contains("ConfigMap demo/settings"), "{text}");
+    assert!(text.contains("example.com/never"), "{text}");
+    assert!(
+        text.contains("skipped: namespace (delete) because config failed"),
+        "{text}"
+    );
+    assert!(
+        w.kube.object("v1", "namespaces", None, "demo").is_some(),
+        "the namespace after it stays"
+    );
+
+    w.kube
+        .remove_finalizers("v1", "configmaps", Some("demo"), "settings");
+    expect_code(w.meshform(&["destroy", stack, "--auto-approve"]), 0);
+    assert!(w.kube.object("v1", "namespaces", None, "demo").is_none());
+}

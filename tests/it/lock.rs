@@ -22,8 +22,8 @@ async fn second_apply_fails_fast_naming_the_holder() {
         .env("MESHFORM_FAILPOINT", "after-create:vpc")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut first = first.spawn().unwrap();
-    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    let mut first = KillOnDrop(first.spawn().unwrap());
+    let mut lines = BufReader::new(first.0.stderr.take().unwrap()).lines();
     loop {
         let line = lines.next().expect("first apply ended early").unwrap();
         if line.contains("failpoint after-create:vpc") {
@@ -43,7 +43,7 @@ async fn second_apply_fails_fast_naming_the_holder() {
         "{message}"
     );
     assert!(
-        message.contains(&format!("pid {}", first.id())),
+        message.contains(&format!("pid {}", first.0.id())),
         "names the holder's pid: {message}"
     );
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
@@ -59,8 +59,8 @@ async fn second_apply_fails_fast_naming_the_holder() {
     let state: serde_json::Value = serde_json::from_str(&text).expect("state is valid JSON");
     assert_eq!(state["stack"], STACK);
 
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
     // The dead holder's lock does not block: the OS released it, and the
     // next run says whose it was.
     let next = expect_code(
@@ -74,4 +74,15 @@ async fn second_apply_fails_fast_naming_the_holder() {
     );
     let unlock = expect_code(meshform(&dir.path, Some(&moto), &["force-unlock", stack]), 0);
     assert!(stdout(&unlock).contains("not locked"), "{}", stdout(&unlock));
+}
+
+/// Kills the child if the test fails before it does (it would otherwise
+/// hang on its failpoint forever).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
