@@ -204,6 +204,32 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
         Some(4)
     );
 
+    // A Kubernetes version change is an in-place upgrade of the cluster
+    // (moto has no UpdateClusterVersion, so only the plan is checked).
+    let plan = expect_code(
+        run(&[
+            "plan",
+            stack,
+            "--json",
+            "--detailed-exitcode",
+            "--var",
+            "node_desired=4",
+            "--var",
+            "kubernetes_version=1.34",
+        ]),
+        2,
+    );
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&plan)).unwrap();
+    assert_eq!(changes(&plan), [("cluster".to_string(), "update".to_string())]);
+    let cluster_change = plan["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == "cluster")
+        .unwrap();
+    assert_eq!(cluster_change["changes"][0]["name"], "version");
+    assert_eq!(cluster_change["changes"][0]["after"], "1.34");
+
     // Another instance type cannot change in place: the plan replaces the
     // node group and names the attribute.
     let plan = expect_code(
