@@ -123,7 +123,8 @@ async fn plan_cmd(args: &StackArgs, json: bool, detailed: bool) -> Result<ExitCo
     let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress::printer());
     let facts = aws.region_facts().await.into_diagnostic()?;
     let prior = engine.refresh(store.state()).await.map_err(Report::new)?;
-    let plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
+    let mut plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
+    engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
     drop(store);
     if json {
         println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?);
@@ -156,10 +157,9 @@ async fn apply_cmd(
         (plan::plan_destroy(&stack.name, &stack.region, &prior), Vec::new())
     } else {
         let facts = aws.region_facts().await.into_diagnostic()?;
-        (
-            engine.plan(&stack, &prior, &facts).map_err(Report::new)?,
-            facts.azs,
-        )
+        let mut plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
+        engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
+        (plan, facts.azs)
     };
     print!("{}", plan::render(&plan));
     if !plan.has_changes() {

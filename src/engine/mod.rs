@@ -17,7 +17,7 @@ pub use refresh::Resolution;
 use crate::config::Stack;
 use crate::graph::{CancelFlag, ResourceGraph};
 use crate::plan::eval::EvalError;
-use crate::plan::{Plan, PlanError, Prior};
+use crate::plan::{Action, Plan, PlanError, Prior};
 use crate::provider::{Kinds, OpContext, Progress, ProviderError, RegionFacts, ResourceKind};
 use crate::state::{State, StateError, StateStore};
 
@@ -153,6 +153,54 @@ impl Engine {
             store.update(|s| s.resources.extend(refreshed))?;
         }
         Ok(prior)
+    }
+
+    /// Refines the in-place updates of `plan` with the kinds' previews (a
+    /// server-side dry run for Kubernetes manifests), so that each change
+    /// shows what the cloud would make of it; changes the preview shows to
+    /// be no change are dropped. The plan itself stays a pure diff; this is
+    /// the one step of planning that asks the cloud.
+    pub async fn preview(&self, plan: &mut Plan, prior: &Prior) -> Result<(), EngineError> {
+        for change in plan.resources.iter_mut().filter(|c| c.action == Action::Update) {
+            if change.changes.iter().any(|c| c.after_unknown) {
+                continue;
+            }
+            let Some(recorded) = prior.resources.get(&change.address) else {
+                continue;
+            };
+            let Some(live) = &recorded.live else { continue };
+            let kind = self.kind(&change.kind)?.clone();
+            let mut desired = live.clone();
+            for c in &change.changes {
+                if let Some(after) = &c.after {
+                    desired.insert(c.name.clone(), after.clone());
+                }
+            }
+            let current = crate::provider::Live {
+                id: recorded.id.clone(),
+                attrs: live.clone(),
+            };
+            let previewed =
+                kind.preview(&current, &desired)
+                    .await
+                    .map_err(|source| EngineError::Provider {
+                        address: change.address.clone(),
+                        op: "preview",
+                        source,
+                    })?;
+            let Some(previewed) = previewed else { continue };
+            for c in change.changes.iter_mut() {
+                if let Some(v) = previewed.get(&c.name) {
+                    c.after = Some(crate::plan::eval::normalize_attr(kind.def(), &c.name, v.clone()));
+                }
+            }
+            change.changes.retain(|c| c.after != c.before);
+            if change.changes.is_empty() {
+                change.action = Action::NoOp;
+            }
+        }
+        plan.summarize();
+        Ok(())
     }
 
     /// Plans `stack` against `prior`.

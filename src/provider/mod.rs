@@ -257,6 +257,15 @@ pub trait ResourceKind: Send + Sync {
     /// tags for taggable kinds, by natural key (for example route table and
     /// destination) otherwise.
     async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError>;
+
+    /// What the cloud says the resource would look like once `desired` is
+    /// applied, without changing anything (for example a server-side dry
+    /// run), in the shapes `read` returns. Planning uses it to show a
+    /// change as the cloud would make it. `None` (the default) when the
+    /// kind has no such preview.
+    async fn preview(&self, _prior: &Live, _desired: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// A connected provider's kinds, by type name.

@@ -251,9 +251,37 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         .unwrap()
         .replace("redis:4.0.2", "redis:4.0.3");
     std::fs::write(&app, text).unwrap();
+    let dry_runs_before = w.kube.requests().iter().filter(|r| r.dry_run).count();
     let plan = expect_code(w.meshform(&["plan", stack, "--json", "--detailed-exitcode"]), 2);
     let plan: Value = serde_json::from_str(&stdout(&plan)).unwrap();
     assert_eq!(changes(&plan), [("yelb_app".to_string(), "update".to_string())]);
+    // The change is computed with a server-side dry run of the manifest.
+    let dry_runs: Vec<_> = w
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|r| r.dry_run)
+        .skip(dry_runs_before)
+        .collect();
+    assert!(
+        dry_runs
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path.ends_with("/deployments/redis-server")),
+        "plan made no dry run of the changed Deployment: {:?}",
+        dry_runs
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect::<Vec<_>>()
+    );
+    // ...and nothing was changed by it.
+    let redis = w
+        .kube
+        .object("apps/v1", "deployments", Some("yelb"), "redis-server")
+        .unwrap();
+    assert_eq!(
+        redis["spec"]["template"]["spec"]["containers"][0]["image"],
+        "redis:4.0.2"
+    );
     let human = stdout(&expect_code(w.meshform(&["plan", stack]), 0));
     let lines = plan_lines_for(&human, "yelb_app");
     assert_eq!(lines.len(), 1, "{human}");

@@ -459,6 +459,36 @@ impl ResourceKind for Manifest {
 
     /// Finds the manifest when every object exists and was applied by
     /// meshform (its managedFields list the `meshform` manager).
+    /// A server-side dry run of every desired object (apply under
+    /// "meshform", `dryRun=All`): what the API server would store,
+    /// projected onto the fields the manifest sets. A kind the cluster does
+    /// not serve yet (its CRD comes with this apply) is shown as written.
+    async fn preview(&self, _prior: &Live, desired: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+        let (objects, keys) = desired_objects(desired.get("yaml"))?;
+        let (_, client) = self.connect(desired).await?;
+        let mut resolver = Resolver::new(client.clone());
+        let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+        let mut previewed = Vec::with_capacity(objects.len());
+        for (i, object) in objects.iter().enumerate() {
+            let shown = match resolver.resolve(&keys[i]).await? {
+                None => object.clone(),
+                Some((ar, namespaced)) => {
+                    let key = scoped(&keys[i], namespaced, i + 1)?;
+                    let api = dyn_api(&client, &ar, key.namespace.as_deref());
+                    let result = api
+                        .patch(&key.name, &params, &Patch::Apply(object))
+                        .await
+                        .map_err(|e| api_error(&format!("dry run of document {} ({key})", i + 1), e))?;
+                    objects::project(&objects::to_value(&result, "dry run")?, object)
+                }
+            };
+            previewed.push(shown);
+        }
+        let mut attrs = desired.clone();
+        attrs.insert("yaml".into(), Value::Array(previewed));
+        Ok(Some(attrs))
+    }
+
     async fn find_existing(&self, _cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let (objects, raw) = desired_objects(desired.get("yaml"))?;
         let (conn, client) = self.connect(desired).await?;
