@@ -112,6 +112,17 @@ pub fn owned_by(tags: &[Tag], stack: &str, address: &str) -> bool {
     has(TAG_STACK, stack) && has(TAG_ADDRESS, address)
 }
 
+/// The first of the resources that carry a resource's ownership tags,
+/// warning when several do (a leftover of an earlier crash, or a copy made
+/// by hand): `what` names them in the warning, e.g. "subnets".
+pub fn first_owned<T>(mut owned: impl Iterator<Item = T>, address: &str, what: &str) -> Option<T> {
+    let first = owned.next()?;
+    if owned.next().is_some() {
+        tracing::warn!(address = %address, "several {what} carry this resource's ownership tags; using the first");
+    }
+    Some(first)
+}
+
 /// Calls `poll` until it returns `Some`, sleeping between attempts (1s,
 /// doubling up to 15s), and fails with [`ProviderError::Timeout`] after
 /// `timeout`. The first poll is immediate.

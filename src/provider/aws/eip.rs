@@ -14,8 +14,8 @@ use aws_sdk_ec2::types::{DomainType, ResourceType};
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
-    wait_until,
+    MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
+    tags_attr, wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_tags};
@@ -195,16 +195,13 @@ impl ResourceKind for Eip {
             .send()
             .await
             .map_err(|e| ProviderError::aws("DescribeAddresses", e))?;
-        let mut owned = resp
+        let owned = resp
             .addresses()
             .iter()
             .filter(|a| owned_by(a.tags(), &cx.stack, &cx.address));
-        let Some(address) = owned.next() else {
+        let Some(address) = first_owned(owned, &cx.address, "Elastic IPs") else {
             return Ok(None);
         };
-        if owned.next().is_some() {
-            tracing::warn!(address = %cx.address, "several Elastic IPs carry this resource's ownership tags; using the first");
-        }
         live(address).map(Some)
     }
 }

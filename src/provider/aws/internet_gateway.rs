@@ -16,8 +16,8 @@ use aws_sdk_ec2::types::ResourceType;
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
-    wait_until,
+    MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
+    tags_attr, wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_tags};
@@ -192,15 +192,12 @@ impl ResourceKind for InternetGateway {
             .try_collect()
             .await
             .map_err(|e| ProviderError::aws("DescribeInternetGateways", e))?;
-        let mut owned = gateways
+        let owned = gateways
             .iter()
             .filter(|g| owned_by(g.tags(), &cx.stack, &cx.address));
-        let Some(gateway) = owned.next() else {
+        let Some(gateway) = first_owned(owned, &cx.address, "internet gateways") else {
             return Ok(None);
         };
-        if owned.next().is_some() {
-            tracing::warn!(address = %cx.address, "several internet gateways carry this resource's ownership tags; using the first");
-        }
         live(gateway).map(Some)
     }
 }

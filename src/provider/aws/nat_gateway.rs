@@ -18,8 +18,8 @@ use aws_sdk_ec2::types::{ConnectivityType, NatGateway as SdkNatGateway, NatGatew
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
-    wait_until,
+    MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
+    tags_attr, wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -341,19 +341,16 @@ impl ResourceKind for NatGateway {
             .await
             .map_err(|e| ProviderError::aws("DescribeNatGateways", e))?;
         // Check tags and state here too: moto ignores the tag filters.
-        let mut owned = gateways.iter().filter(|g| {
+        let owned = gateways.iter().filter(|g| {
             owned_by(g.tags(), &cx.stack, &cx.address)
                 && matches!(
                     g.state(),
                     Some(NatGatewayState::Pending | NatGatewayState::Available)
                 )
         });
-        let Some(gateway) = owned.next() else {
+        let Some(gateway) = first_owned(owned, &cx.address, "NAT gateways") else {
             return Ok(None);
         };
-        if owned.next().is_some() {
-            tracing::warn!(address = %cx.address, "several NAT gateways carry this resource's ownership tags; using the first");
-        }
         let id = gateway
             .nat_gateway_id()
             .ok_or_else(|| ProviderError::unexpected("DescribeNatGateways", "a NAT gateway without an id"))?;

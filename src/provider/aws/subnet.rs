@@ -12,8 +12,8 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, SubnetState};
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
-    wait_until,
+    MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
+    tags_attr, wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -257,15 +257,12 @@ impl ResourceKind for Subnet {
             .try_collect()
             .await
             .map_err(|e| ProviderError::aws("DescribeSubnets", e))?;
-        let mut owned = subnets
+        let owned = subnets
             .iter()
             .filter(|s| owned_by(s.tags(), &cx.stack, &cx.address));
-        let Some(subnet) = owned.next() else {
+        let Some(subnet) = first_owned(owned, &cx.address, "subnets") else {
             return Ok(None);
         };
-        if owned.next().is_some() {
-            tracing::warn!(address = %cx.address, "several subnets carry this resource's ownership tags; using the first");
-        }
         live(subnet).map(Some)
     }
 }

@@ -16,8 +16,8 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName, 
 
 use super::AwsClients;
 use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec, tags_attr,
-    wait_until,
+    MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
+    tags_attr, wait_until,
 };
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_str, attr_tags};
@@ -376,15 +376,12 @@ impl ResourceKind for Vpc {
             .try_collect()
             .await
             .map_err(|e| ProviderError::aws("DescribeVpcs", e))?;
-        let mut owned = vpcs
+        let owned = vpcs
             .into_iter()
             .filter(|v| owned_by(v.tags(), &cx.stack, &cx.address));
-        let Some(vpc) = owned.next() else {
+        let Some(vpc) = first_owned(owned, &cx.address, "VPCs") else {
             return Ok(None);
         };
-        if owned.next().is_some() {
-            tracing::warn!(address = %cx.address, "several VPCs carry this resource's ownership tags; using the first");
-        }
         let id = vpc.vpc_id().unwrap_or_default().to_string();
         Ok(self.lives(vec![vpc]).await?.remove(&id))
     }
