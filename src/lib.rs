@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod eks_auth;
 pub mod engine;
+pub mod failpoint;
 pub mod graph;
 pub mod kubeconfig;
 pub mod plan;

@@ -22,9 +22,34 @@ pub const TAG_STACK: &str = "meshform:stack";
 /// Tag key naming the resource's address in its stack.
 pub const TAG_ADDRESS: &str = "meshform:address";
 
-/// Every kind meshform knows. Pure: no cloud connection.
+/// Kinds registered by the library's user (see [`register_kinds`]).
+static REGISTERED: std::sync::RwLock<Vec<&'static KindDef>> = std::sync::RwLock::new(Vec::new());
+
+/// Makes kinds defined outside meshform (such as the in-memory kinds of
+/// [`crate::testing`]) known to stack loading and planning, as if built
+/// in. A kind whose type name is already known is not added again.
+pub fn register_kinds(defs: &[&'static KindDef]) {
+    let mut registered = REGISTERED.write().unwrap_or_else(|p| p.into_inner());
+    for def in defs {
+        let known = aws::KIND_DEFS
+            .iter()
+            .chain(kube::KIND_DEFS)
+            .chain(registered.iter());
+        if !known.into_iter().any(|k| k.type_name == def.type_name) {
+            registered.push(def);
+        }
+    }
+}
+
+/// Every kind meshform knows: built in, then registered. Pure: no cloud
+/// connection.
 pub fn kind_defs() -> impl Iterator<Item = &'static KindDef> {
-    aws::KIND_DEFS.iter().chain(kube::KIND_DEFS).copied()
+    let registered = REGISTERED.read().unwrap_or_else(|p| p.into_inner()).clone();
+    aws::KIND_DEFS
+        .iter()
+        .chain(kube::KIND_DEFS)
+        .copied()
+        .chain(registered)
 }
 
 /// Looks a kind definition up by type name.
@@ -163,7 +188,42 @@ pub enum ProviderError {
     /// Building the cloud client failed.
     #[error("cannot configure the cloud client: {0}")]
     Config(String),
+    /// The place the resource lives cannot be reached: its API server does
+    /// not answer, or no client can be built for it (for a Kubernetes
+    /// object, its cluster is down, deleted or misconfigured).
+    #[error("cannot reach {target}: {message}")]
+    Unreachable {
+        /// What could not be reached, such as `EKS cluster demo`.
+        target: String,
+        /// Why.
+        message: String,
+    },
 }
+
+/// Service error codes that mean "try again later": throttling and server
+/// faults. The request may or may not have been carried out.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "SlowDown",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServerException",
+    "ServerException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "Unavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+];
 
 impl ProviderError {
     /// Builds an [`ProviderError::Api`] from an AWS SDK error, keeping the
@@ -185,6 +245,24 @@ impl ProviderError {
             code,
             message,
         }
+    }
+
+    /// Whether the failure may go away by itself: the connection failed or
+    /// the answer was lost (no service error code), or the service said it
+    /// was throttling or failing. Such a failure leaves it open whether the
+    /// call took effect, so a create that fails this way is looked up
+    /// before it is tried again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProviderError::Api { code: None, .. } => true,
+            ProviderError::Api { code: Some(code), .. } => TRANSIENT_CODES.contains(&code.as_str()),
+            _ => false,
+        }
+    }
+
+    /// Whether the failure is that the resource's cloud cannot be reached.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ProviderError::Unreachable { .. })
     }
 
     /// The service's error code, when the cloud gave one.

@@ -164,6 +164,19 @@ pub struct KindDef {
     /// program it drives is on PATH), so that `validate`, `plan` and
     /// `apply` say so before anything is changed. `Err` holds the message.
     pub preflight: Option<fn() -> Result<(), String>>,
+    /// What makes an object of this kind unique where it lives: each entry
+    /// is a set of attributes that no two existing objects may share (an
+    /// IAM policy's `name`; a subnet's `vpc_id` and `cidr_block`, CIDRs
+    /// clashing when they overlap). An old object and its replacement whose
+    /// values all match in one set cannot exist at once, so the old one is
+    /// deleted first; otherwise the replacement may be created first. Empty
+    /// when any number of objects may exist with the same attributes.
+    pub identity: &'static [&'static [&'static str]],
+    /// Objects of other kinds live inside this one and go when it is
+    /// deleted (a Kubernetes cluster and what was applied to it): when a
+    /// dependent's cloud cannot be reached, it is dropped from state once
+    /// this resource is deleted.
+    pub hosts_objects: bool,
 }
 
 impl KindDef {

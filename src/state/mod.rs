@@ -43,14 +43,16 @@
 //!   fails it returns the error and the caller must stop.
 
 pub mod lock;
+pub mod memory;
 pub mod model;
 pub mod store;
 
 use std::path::PathBuf;
 
 pub use lock::{ForceUnlock, LockHolder, StateLock, force_unlock, lock_path};
+pub use memory::MemoryState;
 pub use model::{FORMAT_VERSION, PendingCreate, ResourceState, State, format_rfc3339, now_rfc3339};
-pub use store::{StateStore, backup_path, default_path};
+pub use store::{PersistFailure, StateBackend, StateStore, backup_path, default_path};
 
 /// Errors reading, writing or locking state.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

@@ -27,19 +27,87 @@ pub fn backup_path(state_path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// A stack's state, loaded and locked for changing.
-///
-/// Every change goes through [`StateStore::update`], which writes the file
-/// before it returns. The lock is held until the store is dropped.
+/// Where a state's bytes are persisted: a local file (the default), or
+/// memory for tests and library users who keep state elsewhere.
+pub trait StateBackend: Send + std::fmt::Debug {
+    /// Persists `next` as the state, keeping `previous` (the bytes persisted
+    /// before, `None` for the first write) as the backup. Atomic: if the
+    /// process dies during the call, the persisted state is either
+    /// `previous` or `next`. `label` names what the write records (for
+    /// example `finish-create/vpc`), for failpoints and diagnostics.
+    fn persist(&mut self, previous: Option<&[u8]>, next: &[u8], label: &str) -> Result<(), PersistFailure>;
+
+    /// Where the state is kept, for messages (a file path).
+    fn location(&self) -> String;
+
+    /// Where the version before the last write is kept, for messages.
+    fn backup_location(&self) -> String;
+}
+
+/// A write that failed.
 #[derive(Debug)]
-pub struct StateStore {
+pub struct PersistFailure {
+    /// What went wrong.
+    pub error: StateError,
+    /// The new version is in place all the same (for a file: renamed over
+    /// the state file, but the directory fsync that makes it durable failed).
+    pub in_place: bool,
+}
+
+impl From<StateError> for PersistFailure {
+    fn from(error: StateError) -> Self {
+        PersistFailure {
+            error,
+            in_place: false,
+        }
+    }
+}
+
+/// The file backend: `<state file>` and `<state file>.backup`, written
+/// atomically under the lock `<state file>.lock`, held until dropped.
+#[derive(Debug)]
+struct FileBackend {
     path: PathBuf,
     backup_path: PathBuf,
-    state: State,
-    /// The bytes of the state file as it is on disk; `None` while the file
-    /// has not been written.
-    on_disk: Option<Vec<u8>>,
     _lock: StateLock,
+}
+
+impl StateBackend for FileBackend {
+    /// The version currently on disk is first written to the backup file;
+    /// then the new version goes to a temporary file (mode `0600`) in the
+    /// same directory, which is fsynced and renamed over the state file, and
+    /// the directory is fsynced. Both renames are atomic.
+    fn persist(&mut self, previous: Option<&[u8]>, next: &[u8], label: &str) -> Result<(), PersistFailure> {
+        let names = TempNames::of(&self.path)?;
+        if let Some(previous) = previous {
+            replace(&self.backup_path, &names.backup_prefix, previous, None)?;
+        }
+        replace(&self.path, &names.state_prefix, next, Some(label))?;
+        sync_dir(&parent_dir(&self.path)).map_err(|error| PersistFailure {
+            error,
+            in_place: true,
+        })
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn backup_location(&self) -> String {
+        self.backup_path.display().to_string()
+    }
+}
+
+/// A stack's state, loaded and locked for changing.
+///
+/// Every change goes through [`StateStore::update`], which persists the new
+/// version before it returns. The lock is held until the store is dropped.
+#[derive(Debug)]
+pub struct StateStore {
+    backend: Box<dyn StateBackend>,
+    state: State,
+    /// The bytes as persisted; `None` while nothing has been written.
+    on_disk: Option<Vec<u8>>,
 }
 
 impl StateStore {
@@ -73,18 +141,32 @@ impl StateStore {
         let (lock, stale) = StateLock::acquire(&lock_path(path), &holder)?;
         // Only the lock holder writes, so any temporary file is a leftover.
         names.remove_leftovers(&dir);
-        let (state, on_disk) = match read_bytes(path)? {
-            Some(bytes) => (parse(path, stack, &bytes)?, Some(bytes)),
-            None => (State::new(stack), None),
-        };
-        let store = StateStore {
+        let backend = FileBackend {
             path: path.to_path_buf(),
             backup_path: backup_path(path),
-            state,
-            on_disk,
             _lock: lock,
         };
+        let store = StateStore::with_backend(Box::new(backend), read_bytes(path)?, stack)?;
         Ok((store, stale))
+    }
+
+    /// A store persisting through `backend`, starting from `persisted` (the
+    /// bytes the backend holds now; `None` for a new state). The backend
+    /// must already exclude other writers.
+    pub fn with_backend(
+        backend: Box<dyn StateBackend>,
+        persisted: Option<Vec<u8>>,
+        stack: &str,
+    ) -> Result<StateStore, StateError> {
+        let state = match &persisted {
+            Some(bytes) => parse(&PathBuf::from(backend.location()), stack, bytes)?,
+            None => State::new(stack),
+        };
+        Ok(StateStore {
+            backend,
+            state,
+            on_disk: persisted,
+        })
     }
 
     /// Reads the state file at `path` for `stack` without locking, for
@@ -104,34 +186,34 @@ impl StateStore {
         &self.state
     }
 
-    /// The state file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the state is kept (the state file's path), for messages.
+    pub fn location(&self) -> String {
+        self.backend.location()
     }
 
-    /// The backup file, `<state file>.backup`.
-    pub fn backup_path(&self) -> &Path {
-        &self.backup_path
+    /// Where the version before the last write is kept (`<state file>.backup`).
+    pub fn backup_location(&self) -> String {
+        self.backend.backup_location()
     }
 
-    /// Changes the state with `f`, increments the serial and writes the file.
+    /// Changes the state with `f`, increments the serial and persists it.
     ///
-    /// The version currently on disk is first written to the backup file;
-    /// then the new version goes to a temporary file (mode `0600`) in the
-    /// same directory, which is fsynced and renamed over the state file, and
-    /// the directory is fsynced. Both renames are atomic.
-    ///
-    /// `f` works on a copy: the in-memory state changes only once the new file
-    /// is in place, so when writing fails the store still holds what is on
-    /// disk and the error is returned. The caller must then stop, as the
-    /// change `f` recorded (for example a resource just created) is not in
-    /// state. If only the final directory fsync fails, the new file is in
-    /// place and the in-memory state is the new one, and the error is still
+    /// `f` works on a copy: the in-memory state changes only once the new
+    /// version is persisted, so when writing fails the store still holds
+    /// what is persisted and the error is returned. The caller must then
+    /// stop, as the change `f` recorded (for example a resource just
+    /// created) is not in state. If only the file backend's final directory
+    /// fsync fails, the new file is in place and the error is still
     /// returned.
     ///
     /// `f` cannot change the state's identity: `format_version`, `lineage`,
     /// `stack` and `serial` are set by the store.
     pub fn update<F: FnOnce(&mut State)>(&mut self, f: F) -> Result<(), StateError> {
+        self.update_labeled("update", f)
+    }
+
+    /// [`update`](Self::update), naming the write `label` for failpoints.
+    fn update_labeled<F: FnOnce(&mut State)>(&mut self, label: &str, f: F) -> Result<(), StateError> {
         let mut next = self.state.clone();
         f(&mut next);
         next.format_version = FORMAT_VERSION;
@@ -139,24 +221,30 @@ impl StateStore {
         next.stack.clone_from(&self.state.stack);
         next.serial = self.state.serial + 1;
         canonicalize(&mut next);
+        let location = self.backend.location();
         let mut bytes =
-            serde_json::to_vec_pretty(&next).map_err(|e| StateError::io(&self.path, io::Error::other(e)))?;
+            serde_json::to_vec_pretty(&next).map_err(|e| StateError::io(&location, io::Error::other(e)))?;
         bytes.push(b'\n');
-
-        let names = TempNames::of(&self.path)?;
-        if let Some(previous) = &self.on_disk {
-            replace(&self.backup_path, &names.backup_prefix, previous)?;
+        match self.backend.persist(self.on_disk.as_deref(), &bytes, label) {
+            Ok(()) => {
+                self.state = next;
+                self.on_disk = Some(bytes);
+                Ok(())
+            }
+            Err(PersistFailure { error, in_place }) => {
+                if in_place {
+                    self.state = next;
+                    self.on_disk = Some(bytes);
+                }
+                Err(error)
+            }
         }
-        replace(&self.path, &names.state_prefix, &bytes)?;
-        self.state = next;
-        self.on_disk = Some(bytes);
-        sync_dir(&parent_dir(&self.path))
     }
 
     /// Records that a create of `addr` is about to be called. Call it before
     /// the cloud call.
     pub fn begin_create(&mut self, addr: &str, pending: PendingCreate) -> Result<(), StateError> {
-        self.update(|s| {
+        self.update_labeled(&format!("begin-create/{addr}"), |s| {
             s.pending.insert(addr.to_string(), pending);
         })
     }
@@ -164,7 +252,7 @@ impl StateStore {
     /// Records that the create of `addr` finished: drops its pending entry and
     /// records the resource (replacing any entry at `addr`).
     pub fn finish_create(&mut self, addr: &str, resource: ResourceState) -> Result<(), StateError> {
-        self.update(|s| {
+        self.update_labeled(&format!("finish-create/{addr}"), |s| {
             s.pending.remove(addr);
             s.resources.insert(addr.to_string(), resource);
         })
@@ -173,7 +261,7 @@ impl StateStore {
     /// Drops the pending create of `addr`: the create failed, or the
     /// resource it may have made was found not to exist.
     pub fn abandon_create(&mut self, addr: &str) -> Result<(), StateError> {
-        self.update(|s| {
+        self.update_labeled(&format!("abandon-create/{addr}"), |s| {
             s.pending.remove(addr);
         })
     }
@@ -181,21 +269,21 @@ impl StateStore {
     /// Records `resource` at `addr` (after an update or a refresh), replacing
     /// any entry.
     pub fn put_resource(&mut self, addr: &str, resource: ResourceState) -> Result<(), StateError> {
-        self.update(|s| {
+        self.update_labeled(&format!("put/{addr}"), |s| {
             s.resources.insert(addr.to_string(), resource);
         })
     }
 
     /// Forgets the resource at `addr` (after it was deleted).
     pub fn remove_resource(&mut self, addr: &str) -> Result<(), StateError> {
-        self.update(|s| {
+        self.update_labeled(&format!("remove/{addr}"), |s| {
             s.resources.remove(addr);
         })
     }
 
     /// Replaces the recorded outputs.
     pub fn set_outputs(&mut self, outputs: BTreeMap<String, Value>) -> Result<(), StateError> {
-        self.update(|s| s.outputs = outputs)
+        self.update_labeled("outputs", |s| s.outputs = outputs)
     }
 }
 
@@ -297,10 +385,17 @@ impl TempNames {
 
 /// Atomically replaces `path` with `bytes`: writes a new temporary file
 /// (mode `0600`) named `<prefix><random>` in the same directory, fsyncs it
-/// and renames it over `path`. The caller fsyncs the directory.
-fn replace(path: &Path, prefix: &str, bytes: &[u8]) -> Result<(), StateError> {
+/// and renames it over `path`. The caller fsyncs the directory. `label`
+/// names the write for the `state-write` failpoint, which sits between the
+/// temporary file and the rename.
+fn replace(path: &Path, prefix: &str, bytes: &[u8], label: Option<&str>) -> Result<(), StateError> {
     let tmp = parent_dir(path).join(format!("{prefix}{}", uuid::Uuid::new_v4().simple()));
     let result = write_new(&tmp, bytes)
+        .and_then(|()| match label {
+            Some(label) => crate::failpoint::hit_blocking("state-write", label)
+                .map_err(|spec| StateError::io(path, io::Error::other(format!("failpoint {spec}")))),
+            None => Ok(()),
+        })
         .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| StateError::io(path, e)));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -429,7 +524,7 @@ mod tests {
         let store = open(&path, "dev");
         assert_eq!(store.state().serial, 0);
         assert_eq!(store.state().stack, "dev");
-        assert_eq!(store.path(), path);
+        assert_eq!(store.location(), path.display().to_string());
         assert!(!path.exists());
         assert_eq!(mode(path.parent().expect("parent")), 0o700);
         drop(store);
@@ -500,7 +595,7 @@ mod tests {
         let dir = TestDir::new("store-backup");
         let path = dir.path().join("dev.json");
         let mut store = open(&path, "dev");
-        assert_eq!(store.backup_path(), backup_path(&path));
+        assert_eq!(store.backup_location(), backup_path(&path).display().to_string());
         store.put_resource("aws_vpc.main", vpc()).expect("first");
         assert!(!backup_path(&path).exists(), "nothing to back up yet");
         let first = std::fs::read(&path).expect("read");

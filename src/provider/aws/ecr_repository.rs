@@ -55,6 +55,8 @@ pub static DEF: KindDef = KindDef {
     taggable: true,
     normalize: None,
     preflight: None,
+    identity: &[&["name"]],
+    hosts_objects: false,
 };
 
 /// ECR's limit on names per `DescribeRepositories` and images per

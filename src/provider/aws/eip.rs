@@ -39,6 +39,8 @@ pub static DEF: KindDef = KindDef {
     taggable: true,
     normalize: None,
     preflight: None,
+    identity: &[],
+    hosts_objects: false,
 };
 
 /// How long a new address may take to show in describes.

@@ -116,6 +116,8 @@ pub static DEF: KindDef = KindDef {
     taggable: true,
     normalize: Some(normalize),
     preflight: None,
+    identity: &[&["name"]],
+    hosts_objects: true,
 };
 
 /// Subnet and security group lists are sets: compared sorted.

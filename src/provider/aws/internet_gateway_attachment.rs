@@ -31,6 +31,8 @@ pub static DEF: KindDef = KindDef {
     taggable: false,
     normalize: None,
     preflight: None,
+    identity: &[&["vpc_id"], &["internet_gateway_id"]],
+    hosts_objects: false,
 };
 
 /// How long a new attachment may take to show in describes.

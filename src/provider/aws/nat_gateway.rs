@@ -67,6 +67,8 @@ pub static DEF: KindDef = KindDef {
     taggable: true,
     normalize: None,
     preflight: None,
+    identity: &[],
+    hosts_objects: false,
 };
 
 /// How long a gateway may take to become `available`.

@@ -77,6 +77,8 @@ pub static DEF: KindDef = KindDef {
     taggable: false,
     normalize: None,
     preflight: None,
+    identity: &[],
+    hosts_objects: false,
 };
 
 /// Operations of `aws.ec2.network_drain`.

@@ -49,6 +49,8 @@ pub static DEF: KindDef = KindDef {
     taggable: false,
     normalize: None,
     preflight: None,
+    identity: &[&["route_table_id", "destination_cidr_block"]],
+    hosts_objects: false,
 };
 
 /// Operations of `aws.ec2.route`.

@@ -29,6 +29,8 @@ pub static DEF: KindDef = KindDef {
     taggable: true,
     normalize: None,
     preflight: None,
+    identity: &[],
+    hosts_objects: false,
 };
 
 /// Operations of `aws.ec2.route_table`.

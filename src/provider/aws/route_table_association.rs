@@ -30,6 +30,8 @@ pub static DEF: KindDef = KindDef {
     taggable: false,
     normalize: None,
     preflight: None,
+    identity: &[&["subnet_id"]],
+    hosts_objects: false,
 };
 
 /// Operations of `aws.ec2.route_table_association`.

@@ -77,6 +77,8 @@ pub static DEF: KindDef = KindDef {
     taggable: true,
     normalize: None,
     preflight: None,
+    identity: &[&["vpc_id", "name"]],
+    hosts_objects: false,
 };
 
 /// Operations of `aws.ec2.security_group`.

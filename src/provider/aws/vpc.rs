@@ -56,6 +56,8 @@ pub static DEF: KindDef = KindDef {
     taggable: true,
     normalize: None,
     preflight: None,
+    identity: &[],
+    hosts_objects: false,
 };
 
 /// How long a new VPC may stay `pending`.

@@ -117,12 +117,8 @@ impl Clients {
             return Ok(client.clone());
         }
         let config = config_for(conn).await?;
-        let client = kube::Client::try_from(config).map_err(|e| {
-            ProviderError::Config(format!(
-                "{}: cannot build a Kubernetes client: {e}",
-                conn.describe()
-            ))
-        })?;
+        let client = kube::Client::try_from(config)
+            .map_err(|e| unreachable(conn, format!("cannot build a Kubernetes client: {e}")))?;
         cache.insert(conn.clone(), (client.clone(), Instant::now()));
         Ok(client)
     }
@@ -149,7 +145,7 @@ pub async fn config_for(conn: &Connection) -> Result<kube::Config, ProviderError
                 },
                 None => kube::Config::from_kubeconfig(&options).await,
             };
-            result.map_err(|e| ProviderError::Config(format!("{}: {e}", conn.describe())))
+            result.map_err(|e| unreachable(conn, e.to_string()))
         }
         Connection::Eks {
             name,
@@ -157,22 +153,28 @@ pub async fn config_for(conn: &Connection) -> Result<kube::Config, ProviderError
             certificate_authority_data,
             region,
         } => {
-            let uri = endpoint.parse().map_err(|e| {
-                ProviderError::Config(format!(
-                    "{}: endpoint `{endpoint}` is not a URL: {e}",
-                    conn.describe()
-                ))
-            })?;
+            let uri = endpoint
+                .parse()
+                .map_err(|e| unreachable(conn, format!("endpoint `{endpoint}` is not a URL: {e}")))?;
             let mut config = kube::Config::new(uri);
-            config.root_cert = Some(ca_der(certificate_authority_data).map_err(|m| {
-                ProviderError::Config(format!("{}: certificate authority data: {m}", conn.describe()))
-            })?);
-            let token = crate::eks_auth::fresh_token(name, region).await.map_err(|e| {
-                ProviderError::Config(format!("{}: cannot make an EKS token: {e}", conn.describe()))
-            })?;
+            config.root_cert = Some(
+                ca_der(certificate_authority_data)
+                    .map_err(|m| unreachable(conn, format!("certificate authority data: {m}")))?,
+            );
+            let token = crate::eks_auth::fresh_token(name, region)
+                .await
+                .map_err(|e| unreachable(conn, format!("cannot make an EKS token: {e}")))?;
             config.auth_info.token = Some(secrecy::SecretString::from(token.token));
             Ok(config)
         }
+    }
+}
+
+/// The cluster of `conn` cannot be reached (no client can be built for it).
+fn unreachable(conn: &Connection, message: String) -> ProviderError {
+    ProviderError::Unreachable {
+        target: conn.describe(),
+        message,
     }
 }
 

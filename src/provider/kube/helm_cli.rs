@@ -42,6 +42,17 @@ pub const NOT_ON_PATH: &str =
 /// not exist.
 pub const RELEASE_NOT_FOUND: &str = "ReleaseNotFound";
 
+/// The [`ProviderError::code`] of any other helm failure: helm said why in
+/// its message; it is not a lost answer to be retried blindly.
+pub const HELM_FAILED: &str = "HelmFailed";
+
+/// Whether helm's stderr says it could not reach the cluster at all (helm
+/// prints `Kubernetes cluster unreachable: ...` when its client cannot
+/// connect).
+fn says_cluster_unreachable(stderr: &str) -> bool {
+    stderr.contains("Kubernetes cluster unreachable")
+}
+
 /// The name of the cluster, user and context in the kubeconfig meshform
 /// writes for one helm call.
 pub const CONTEXT_NAME: &str = "meshform";
@@ -239,9 +250,10 @@ impl Helm {
     /// call in errors (`helm upgrade --install`). A call still running
     /// after `limit` is killed and reported as a timeout; one running longer
     /// than 30 seconds is reported on `progress` every 30 seconds. A
-    /// non-zero exit is a [`ProviderError::Api`] whose message is helm's
-    /// stderr, trimmed, and whose code is [`RELEASE_NOT_FOUND`] when it
-    /// says so.
+    /// non-zero exit is a [`ProviderError::Unreachable`] when helm says the
+    /// cluster is unreachable, else a [`ProviderError::Api`] whose message
+    /// is helm's stderr, trimmed, and whose code is [`RELEASE_NOT_FOUND`]
+    /// when it says so and [`HELM_FAILED`] otherwise.
     pub async fn run(
         &self,
         operation: &str,
@@ -297,15 +309,25 @@ impl Helm {
             return Ok(stdout);
         }
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
-        let code = says_release_not_found(&stderr).then(|| RELEASE_NOT_FOUND.to_string());
         let message = if stderr.is_empty() {
             format!("helm exited with {}", output.status)
         } else {
             stderr
         };
+        if says_cluster_unreachable(&message) {
+            return Err(ProviderError::Unreachable {
+                target: "the Kubernetes API server".to_string(),
+                message: format!("{operation}: {message}"),
+            });
+        }
+        let code = if says_release_not_found(&message) {
+            RELEASE_NOT_FOUND
+        } else {
+            HELM_FAILED
+        };
         Err(ProviderError::Api {
             operation: operation.to_string(),
-            code,
+            code: Some(code.to_string()),
             message,
         })
     }

@@ -149,6 +149,8 @@ pub static DEF: KindDef = KindDef {
     taggable: false,
     normalize: Some(normalize),
     preflight: Some(preflight),
+    identity: &[&["cluster", "namespace", "name"]],
+    hosts_objects: false,
 };
 
 /// Default of `wait_timeout_seconds`.

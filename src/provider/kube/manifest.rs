@@ -71,6 +71,8 @@ pub static DEF: KindDef = KindDef {
     taggable: false,
     normalize: Some(normalize),
     preflight: None,
+    identity: &[],
+    hosts_objects: false,
 };
 
 /// The field manager meshform applies as.

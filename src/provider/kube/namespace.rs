@@ -60,6 +60,8 @@ pub static DEF: KindDef = KindDef {
     taggable: false,
     normalize: None,
     preflight: None,
+    identity: &[&["cluster", "name"]],
+    hosts_objects: false,
 };
 
 /// How long a delete waits for the namespace to go.

@@ -362,12 +362,37 @@ pub fn api_error(operation: &str, e: kube::Error) -> ProviderError {
                 s.message.clone()
             },
         },
+        // No answer from the API server at all: the cluster is down,
+        // deleted, or its address or credentials are wrong.
+        e @ (kube::Error::HyperError(_)
+        | kube::Error::Service(_)
+        | kube::Error::RustlsTls(_)
+        | kube::Error::Auth(_)
+        | kube::Error::TlsRequired) => ProviderError::Unreachable {
+            target: "the Kubernetes API server".to_string(),
+            message: format!("{operation}: {}", error_chain(&e)),
+        },
         other => ProviderError::Api {
             operation: operation.to_string(),
             code: None,
             message: other.to_string(),
         },
     }
+}
+
+/// An error with its causes, `a: b: c`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
 
 /// Whether the API answered 404 Not Found.

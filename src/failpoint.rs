@@ -1,0 +1,93 @@
+//! Test hooks that let crash-safety tests stop, slow down or fail meshform at
+//! exact points of a run. Inert unless the environment variable
+//! `MESHFORM_FAILPOINT` is set.
+//!
+//! `MESHFORM_FAILPOINT` holds comma-separated specs `[ACTION-]POINT:TARGET`:
+//!
+//! - `POINT` is one of `before-create`, `after-create`, `before-update`,
+//!   `after-update`, `before-delete`, `after-delete` (TARGET is a resource
+//!   address; "before" is after state recorded the intent and before the
+//!   cloud call, "after" is after the cloud call returned and before state
+//!   records its result), or `state-write` (TARGET names the write, such as
+//!   `finish-create/vpc`, `put/vpc`, `remove/vpc`, `begin-create/vpc`; the
+//!   point sits between writing the new temporary file and renaming it over
+//!   the state file).
+//! - `ACTION` is absent (hang: announce and block forever, so a test can
+//!   SIGKILL the process exactly there), `delay` (announce and wait two
+//!   seconds, so a test can interrupt while the operation is in flight) or
+//!   `fail` (announce and make the operation fail).
+//!
+//! Every hit is announced on stderr as `meshform: failpoint SPEC reached`.
+
+use std::time::Duration;
+
+/// The environment variable holding the failpoint specs.
+pub const ENV: &str = "MESHFORM_FAILPOINT";
+
+/// How long a `delay-` failpoint waits.
+const DELAY: Duration = Duration::from_secs(2);
+
+/// What a reached failpoint does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Hang,
+    Delay,
+    Fail,
+}
+
+/// The action and spec of the failpoint set for `point` and `target`, if any.
+fn matching(point: &str, target: &str) -> Option<(Action, String)> {
+    let specs = std::env::var(ENV).ok()?;
+    specs.split(',').map(str::trim).find_map(|spec| {
+        let (action, rest) = if let Some(rest) = spec.strip_prefix("delay-") {
+            (Action::Delay, rest)
+        } else if let Some(rest) = spec.strip_prefix("fail-") {
+            (Action::Fail, rest)
+        } else {
+            (Action::Hang, spec)
+        };
+        let (p, t) = rest.split_once(':')?;
+        (p == point && t == target).then(|| (action, spec.to_string()))
+    })
+}
+
+/// Checks the failpoint `point` for `target` from async code. Returns
+/// `Err(spec)` when a `fail-` failpoint is set there.
+pub async fn hit(point: &str, target: &str) -> Result<(), String> {
+    let Some((action, spec)) = matching(point, target) else {
+        return Ok(());
+    };
+    eprintln!("meshform: failpoint {spec} reached");
+    match action {
+        Action::Hang => hang(),
+        Action::Delay => {
+            tokio::time::sleep(DELAY).await;
+            Ok(())
+        }
+        Action::Fail => Err(spec),
+    }
+}
+
+/// Checks the failpoint `point` for `target` from blocking code (the state
+/// store). Returns `Err(spec)` when a `fail-` failpoint is set there.
+pub fn hit_blocking(point: &str, target: &str) -> Result<(), String> {
+    let Some((action, spec)) = matching(point, target) else {
+        return Ok(());
+    };
+    eprintln!("meshform: failpoint {spec} reached");
+    match action {
+        Action::Hang => hang(),
+        Action::Delay => {
+            std::thread::sleep(DELAY);
+            Ok(())
+        }
+        Action::Fail => Err(spec),
+    }
+}
+
+/// Blocks the calling thread for good: the test kills the process.
+fn hang() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
