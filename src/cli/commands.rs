@@ -60,9 +60,11 @@ pub async fn run(command: Command) -> Result<ExitCode, Report> {
             parallelism,
         } => apply_cmd(&stack, auto_approve, parallelism.into(), true).await,
         Command::Output { stack, name, json } => output_cmd(&stack, name.as_deref(), json),
-        Command::State {
-            command: StateCommand::List(args),
-        } => state_list(&args),
+        Command::State { command } => match command {
+            StateCommand::List(args) => state_list(&args),
+            StateCommand::Show { stack, address } => state_show(&stack, &address),
+            StateCommand::Rm { stack, addresses } => state_rm(&stack, &addresses),
+        },
         Command::ForceUnlock { stack, force } => force_unlock_cmd(&stack, force),
         Command::Types => {
             types();
@@ -217,6 +219,29 @@ fn confirm(destroy: bool) -> Result<bool, Report> {
 fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool) {
     let (done, failed, skipped, cancelled) = report.counts();
     let what = if destroy { "Destroy" } else { "Apply" };
+    if !report.dropped.is_empty() {
+        println!(
+            "\nWarning: {} resources were dropped from state without a delete call: their cluster could not be reached, and the cluster they lived in was deleted:",
+            report.dropped.len()
+        );
+        for (address, host) in &report.dropped {
+            println!("  {address} (in {host})");
+        }
+    }
+    if let Some(f) = &report.state_failure {
+        println!(
+            "\n{what} stopped: state could not be written while recording `{}`; nothing new was started.",
+            f.step
+        );
+        println!(
+            "The last version written is {}; the one before it is {}.",
+            f.location, f.backup
+        );
+        println!(
+            "Fix the cause (see the error above) and run the command again: it finds what was made since by its tags."
+        );
+        return;
+    }
     if report.is_success() {
         println!("\n{what} complete: {done} operations on stack `{}`.", plan.stack);
         return;
@@ -287,6 +312,70 @@ fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
+    let stack = load(args)?;
+    let path = state_path(args, &stack);
+    let state = StateStore::read(&path, &stack.name)
+        .map_err(Report::new)?
+        .ok_or_else(|| miette!("no state at {}", path.display()))?;
+    let shown = if let Some(r) = state.resources.get(address) {
+        serde_json::json!({ "address": address, "resource": r })
+    } else if let Some(p) = state.pending.get(address) {
+        serde_json::json!({ "address": address, "interrupted_create": p })
+    } else {
+        return Err(unknown_address(&state, address, &path));
+    };
+    println!("{}", serde_json::to_string_pretty(&shown).into_diagnostic()?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_rm(args: &StackArgs, addresses: &[String]) -> Result<ExitCode, Report> {
+    let stack = load(args)?;
+    let path = state_path(args, &stack);
+    let mut store = open_store(args, &path, &stack)?;
+    // Check every address before changing anything.
+    if let Some(missing) = addresses
+        .iter()
+        .find(|a| !store.state().resources.contains_key(*a) && !store.state().pending.contains_key(*a))
+    {
+        return Err(unknown_address(store.state(), missing, &path));
+    }
+    let removed: Vec<String> = addresses
+        .iter()
+        .map(|a| match store.state().resources.get(a) {
+            Some(r) => format!("{a} ({} {})", r.kind, r.id),
+            None => format!("{a} (an interrupted create)"),
+        })
+        .collect();
+    store
+        .update_labeled("state-rm", |s| {
+            for a in addresses {
+                s.resources.remove(a);
+                s.pending.remove(a);
+            }
+        })
+        .map_err(Report::new)?;
+    for r in removed {
+        println!("removed {r}: meshform no longer tracks it; whatever exists in the cloud is left alone");
+    }
+    println!("the previous state is in {}", store.backup_location());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "state has no resource X", suggesting a close address.
+fn unknown_address(state: &state::State, address: &str, path: &Path) -> Report {
+    let known = state
+        .resources
+        .keys()
+        .chain(state.pending.keys())
+        .map(String::as_str);
+    let help = match config::suggest(address, known) {
+        Some(s) => format!("did you mean `{s}`? (`meshform state list` shows them all)"),
+        None => "`meshform state list` shows what state tracks".to_string(),
+    };
+    miette!(help = help, "{} tracks no resource `{address}`", path.display())
 }
 
 fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {

@@ -133,6 +133,24 @@ pub enum Command {
 pub enum StateCommand {
     /// List the resources the state tracks.
     List(StackArgs),
+    /// Print what state records of one resource (or interrupted create), as JSON.
+    Show {
+        /// The stack and its variables and state.
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The resource's address.
+        address: String,
+    },
+    /// Stop tracking resources without deleting them, for manual recovery;
+    /// the previous state is kept as the backup.
+    Rm {
+        /// The stack and its variables and state.
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The addresses to forget.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

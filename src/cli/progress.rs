@@ -11,6 +11,7 @@ fn verb(op: Op) -> (&'static str, &'static str) {
         Op::Create => ("creating", "created"),
         Op::Update => ("updating", "updated"),
         Op::Delete => ("deleting", "deleted"),
+        Op::Detach => ("detaching", "detached"),
     }
 }
 
@@ -55,6 +56,10 @@ pub fn printer() -> EventSink {
                 format!("{address}: {op} skipped because {because} failed")
             }
             Event::Cancelled { address, op } => format!("{address}: {op} not started (interrupted)"),
+            Event::Warning { address, message } => format!("{address}: warning: {message}"),
+            Event::Dropped { address, host } => format!(
+                "{address}: warning: dropped from state without a delete: its cluster could not be reached, and {host}, which it lived in, was deleted"
+            ),
         };
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{line}");

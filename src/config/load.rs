@@ -17,6 +17,9 @@ use super::validate;
 use crate::Value;
 use crate::provider::{self, KindDef};
 
+/// Keys of a resource table that are not attributes of its kind.
+const META_KEYS: &[&str] = &["type", "depends_on", "enabled", "create_before_destroy"];
+
 /// Options for loading a stack.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
@@ -548,11 +551,20 @@ impl Loader<'_> {
         let mut type_seen = false;
         let mut attrs = BTreeMap::new();
         let mut depends_on = Vec::new();
+        let mut create_before_destroy = false;
         for (k, v) in table.iter() {
             let key = k.get_ref().as_ref();
             let vspan = self.span(v.span());
             match key {
                 "enabled" => {}
+                "create_before_destroy" => match self.expr(v) {
+                    Some(Expr::Value(Value::Bool(b))) => create_before_destroy = b,
+                    Some(_) => self.diags.at(
+                        &vspan,
+                        "`create_before_destroy` must be a boolean known when the stack is loaded (a literal or a variable)",
+                    ),
+                    None => {}
+                },
                 "type" => {
                     type_seen = true;
                     match v.get_ref().as_str() {
@@ -614,6 +626,7 @@ impl Loader<'_> {
             kind,
             attrs,
             depends_on,
+            create_before_destroy,
             span: name_span,
         };
         self.check_attr_names(&resource, table);
@@ -624,7 +637,7 @@ impl Loader<'_> {
     fn check_attr_names(&mut self, resource: &Resource, table: &DeTable<'_>) {
         for (k, _) in table.iter() {
             let key = k.get_ref().as_ref();
-            if key == "type" || key == "depends_on" || key == "enabled" {
+            if META_KEYS.contains(&key) {
                 continue;
             }
             let kspan = self.span(k.span());

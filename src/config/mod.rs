@@ -31,7 +31,7 @@ mod load;
 pub mod model;
 mod validate;
 
-pub use diagnostics::{ConfigError, Located, SourceFile, Span};
+pub use diagnostics::{ConfigError, Located, SourceFile, Span, suggest};
 pub use expr::{Expr, Part, RefAt, Reference};
 pub use load::{LoadOptions, load, load_str};
 pub use model::{Attr, Output, Resource, Stack};

@@ -39,10 +39,14 @@ pub struct Resource {
     /// The resource kind its `type` names; the attributes were checked against
     /// its schema.
     pub kind: &'static KindDef,
-    /// Configured attributes (not `type` or `depends_on`).
+    /// Configured attributes (not `type`, `depends_on`, `enabled` or
+    /// `create_before_destroy`).
     pub attrs: BTreeMap<String, Attr>,
     /// Explicit dependencies, besides those that references imply.
     pub depends_on: Vec<(String, Span)>,
+    /// `create_before_destroy = true`: when the resource must be replaced,
+    /// the new object is made before the old one is deleted.
+    pub create_before_destroy: bool,
     /// Where the resource's name is written.
     pub span: Span,
 }

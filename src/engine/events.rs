@@ -14,6 +14,9 @@ pub enum Op {
     Update,
     /// Deletes the resource; for a replacement, the old one.
     Delete,
+    /// Removes from the resource's lists references to objects about to be
+    /// deleted, before its full update.
+    Detach,
 }
 
 impl std::fmt::Display for Op {
@@ -22,6 +25,7 @@ impl std::fmt::Display for Op {
             Op::Create => "create",
             Op::Update => "update",
             Op::Delete => "delete",
+            Op::Detach => "detach",
         })
     }
 }
@@ -90,6 +94,23 @@ pub enum Event {
         /// The address of the resource whose step failed: the root cause,
         /// never another skipped step.
         because: String,
+    },
+    /// Something the user should know that does not stop the run, such as
+    /// a resource that could not be refreshed because its cloud is
+    /// unreachable.
+    Warning {
+        /// The resource concerned.
+        address: String,
+        /// What happened.
+        message: String,
+    },
+    /// A resource was dropped from state without a delete call: its cloud
+    /// could not be reached, and `host`, which it lived in, was deleted.
+    Dropped {
+        /// The resource dropped.
+        address: String,
+        /// The deleted resource it lived in (a cluster).
+        host: String,
     },
     /// Not started because the run was interrupted.
     Cancelled {

@@ -1,12 +1,17 @@
 //! Refresh: resolve interrupted creates, then read every recorded resource
 //! from the cloud with one batched read per kind.
+//!
+//! A resource whose cloud cannot be reached (an in-cluster object of a
+//! cluster that is down or gone) does not stop the refresh: it is planned
+//! from the attributes state recorded, and marked as not refreshed; and when
+//! the resource hosting it (its cluster) is gone, so is it.
 
 use std::collections::BTreeMap;
 
 use super::events::Event;
 use super::{Engine, EngineError};
 use crate::plan::{Prior, PriorResource};
-use crate::provider::ReadRequest;
+use crate::provider::{Live, ProviderError, ReadRequest};
 use crate::state::{ResourceState, State};
 
 /// What a pending create turned out to be.
@@ -16,7 +21,14 @@ pub struct Resolution {
     pub address: String,
     /// The resource, when the interrupted create did make it.
     pub adopted: Option<ResourceState>,
+    /// Why it could not be looked up (its cloud is unreachable); the
+    /// pending record then stays.
+    pub unresolved: Option<String>,
 }
+
+/// One kind's answer to a batched read: per request, the live resource,
+/// `None` when it is gone, or why it could not be read.
+type Answers = Vec<Result<Option<Live>, ProviderError>>;
 
 impl Engine {
     /// Looks up every pending create of `state` (by tags or natural key).
@@ -25,14 +37,28 @@ impl Engine {
         for (address, pending) in &state.pending {
             let kind = self.kind(&pending.kind)?;
             let cx = self.op_context(address, &pending.token);
-            let found = kind
-                .find_existing(&cx, &pending.desired)
-                .await
-                .map_err(|source| EngineError::Provider {
-                    address: address.clone(),
-                    op: "resolve interrupted create",
-                    source,
-                })?;
+            let found = match kind.find_existing(&cx, &pending.desired).await {
+                Ok(found) => found,
+                Err(e) if e.is_unreachable() => {
+                    (self.events)(&Event::Warning {
+                        address: address.clone(),
+                        message: format!("cannot look up what an interrupted create made: {e}"),
+                    });
+                    out.push(Resolution {
+                        address: address.clone(),
+                        adopted: None,
+                        unresolved: Some(e.to_string()),
+                    });
+                    continue;
+                }
+                Err(source) => {
+                    return Err(EngineError::Provider {
+                        address: address.clone(),
+                        op: "resolve interrupted create",
+                        source,
+                    });
+                }
+            };
             (self.events)(&Event::PendingResolved {
                 address: address.clone(),
                 found: found.as_ref().map(|l| l.id.clone()),
@@ -45,6 +71,7 @@ impl Engine {
                     attributes: live.attrs,
                     dependencies: pending.dependencies.clone(),
                 }),
+                unresolved: None,
             });
         }
         Ok(out)
@@ -72,8 +99,8 @@ impl Engine {
                 })
                 .collect();
             reads.spawn(async move {
-                let result = kind.read(&requests).await;
-                (requests, result)
+                let answers = read_batch(kind.as_ref(), &requests).await;
+                (kind.def().type_name, requests, answers)
             });
         }
         let mut prior = Prior {
@@ -81,17 +108,45 @@ impl Engine {
             outputs: state.outputs.clone().into_iter().collect(),
         };
         while let Some(joined) = reads.join_next().await {
-            let (requests, result) = match joined {
+            let (kind, requests, answers) = match joined {
                 Ok(r) => r,
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             };
-            let lives = result.map_err(|source| EngineError::Provider {
+            let answers = answers.map_err(|source| EngineError::Provider {
                 address: requests.first().map(|r| r.address.clone()).unwrap_or_default(),
                 op: "refresh",
                 source,
             })?;
-            for (req, live) in requests.into_iter().zip(lives) {
+            if answers.len() != requests.len() {
+                return Err(EngineError::ShortRead {
+                    kind: kind.to_string(),
+                    requested: requests.len(),
+                    returned: answers.len(),
+                });
+            }
+            for (req, answer) in requests.into_iter().zip(answers) {
                 let recorded = &state.resources[&req.address];
+                let (live, not_refreshed) = match answer {
+                    Ok(live) => (live, None),
+                    Err(e) if e.is_unreachable() => {
+                        (self.events)(&Event::Warning {
+                            address: req.address.clone(),
+                            message: format!("not refreshed: {e}"),
+                        });
+                        let recorded_live = Live {
+                            id: recorded.id.clone(),
+                            attrs: recorded.attributes.clone(),
+                        };
+                        (Some(recorded_live), Some(e.to_string()))
+                    }
+                    Err(source) => {
+                        return Err(EngineError::Provider {
+                            address: req.address.clone(),
+                            op: "refresh",
+                            source,
+                        });
+                    }
+                };
                 prior.resources.insert(
                     req.address.clone(),
                     PriorResource {
@@ -101,10 +156,89 @@ impl Engine {
                             .map_or_else(|| recorded.id.clone(), |l| l.id.clone()),
                         live: live.map(|l| l.attrs),
                         dependencies: recorded.dependencies.clone(),
+                        not_refreshed,
                     },
                 );
             }
         }
+        self.gone_with_their_hosts(&mut prior);
         Ok(prior)
+    }
+
+    /// A resource that could not be read and lives in a host (see
+    /// [`crate::provider::KindDef::hosts_objects`]) that no longer exists
+    /// went with it.
+    fn gone_with_their_hosts(&self, prior: &mut Prior) {
+        let gone_hosts: Vec<String> = prior
+            .resources
+            .iter()
+            .filter(|(_, p)| p.live.is_none())
+            .filter(|(_, p)| self.kinds.get(&p.kind).is_some_and(|k| k.def().hosts_objects))
+            .map(|(a, _)| a.clone())
+            .collect();
+        for host in gone_hosts {
+            let inside: Vec<String> = prior
+                .resources
+                .iter()
+                .filter(|(_, p)| p.not_refreshed.is_some() && lives_in(prior, p, &host))
+                .map(|(a, _)| a.clone())
+                .collect();
+            for address in inside {
+                if let Some(p) = prior.resources.get_mut(&address) {
+                    p.live = None;
+                    p.not_refreshed = None;
+                }
+                (self.events)(&Event::Warning {
+                    address,
+                    message: format!("{host} no longer exists, and this went with it"),
+                });
+            }
+        }
+    }
+}
+
+/// Whether `resource` depends, directly or through other resources, on
+/// `host`, by the dependencies state recorded.
+fn lives_in(prior: &Prior, resource: &PriorResource, host: &str) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut queue: Vec<&str> = resource.dependencies.iter().map(String::as_str).collect();
+    while let Some(a) = queue.pop() {
+        if a == host {
+            return true;
+        }
+        if seen.insert(a)
+            && let Some(p) = prior.resources.get(a)
+        {
+            queue.extend(p.dependencies.iter().map(String::as_str));
+        }
+    }
+    false
+}
+
+/// Reads `requests` in one batch; when the batch fails because the cloud
+/// of some of them cannot be reached (in-cluster objects of several
+/// clusters, one down), reads them one by one so that each answer is its
+/// own. Any other failure fails the batch.
+async fn read_batch(
+    kind: &dyn crate::provider::ResourceKind,
+    requests: &[ReadRequest],
+) -> Result<Answers, ProviderError> {
+    match kind.read(requests).await {
+        Ok(lives) => Ok(lives.into_iter().map(Ok).collect()),
+        Err(e) if e.is_unreachable() => {
+            let mut out = Vec::with_capacity(requests.len());
+            for r in requests {
+                out.push(match kind.read(std::slice::from_ref(r)).await {
+                    Ok(mut one) if one.len() == 1 => Ok(one.remove(0)),
+                    Ok(other) => Err(ProviderError::unexpected(
+                        "read",
+                        format!("one request, {} answers", other.len()),
+                    )),
+                    Err(e) => Err(e),
+                });
+            }
+            Ok(out)
+        }
+        Err(e) => Err(e),
     }
 }

@@ -15,6 +15,8 @@ use tokio::task::JoinSet;
 #[derive(Debug, Clone)]
 pub struct WorkGraph<K> {
     nodes: Vec<K>,
+    /// Node positions by node.
+    index: BTreeMap<K, usize>,
     /// `deps[i]`: indexes of nodes that must succeed before node `i`.
     deps: Vec<BTreeSet<usize>>,
 }
@@ -24,13 +26,15 @@ impl<K: Clone + Ord> WorkGraph<K> {
     pub fn new() -> Self {
         WorkGraph {
             nodes: Vec::new(),
+            index: BTreeMap::new(),
             deps: Vec::new(),
         }
     }
 
     /// Adds a node (once; adding it again is a no-op).
     pub fn add(&mut self, node: K) {
-        if !self.nodes.contains(&node) {
+        if !self.index.contains_key(&node) {
+            self.index.insert(node.clone(), self.nodes.len());
             self.nodes.push(node);
             self.deps.push(BTreeSet::new());
         }
@@ -38,15 +42,16 @@ impl<K: Clone + Ord> WorkGraph<K> {
 
     /// `before` must succeed before `after` starts. Both must be nodes.
     pub fn order(&mut self, before: &K, after: &K) {
-        if let (Some(b), Some(a)) = (self.position(before), self.position(after))
+        if let (Some(&b), Some(&a)) = (self.index.get(before), self.index.get(after))
             && a != b
         {
             self.deps[a].insert(b);
         }
     }
 
-    fn position(&self, k: &K) -> Option<usize> {
-        self.nodes.iter().position(|n| n == k)
+    /// Whether `node` is in the graph.
+    pub fn contains(&self, node: &K) -> bool {
+        self.index.contains_key(node)
     }
 
     /// The nodes, in the order they were first added.
@@ -54,9 +59,60 @@ impl<K: Clone + Ord> WorkGraph<K> {
         &self.nodes
     }
 
+    /// The nodes `node` waits for.
+    pub fn dependencies(&self, node: &K) -> Vec<&K> {
+        self.index
+            .get(node)
+            .map(|&i| self.deps[i].iter().map(|&d| &self.nodes[d]).collect())
+            .unwrap_or_default()
+    }
+
     /// Whether the graph has no nodes.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+
+    /// A cycle of nodes each waiting for the next (so none could ever
+    /// start), if the graph has one; found with petgraph's strongly
+    /// connected components.
+    pub fn find_cycle(&self) -> Option<Vec<K>> {
+        let mut g = petgraph::graph::DiGraph::<usize, ()>::new();
+        let ids: Vec<_> = (0..self.nodes.len()).map(|i| g.add_node(i)).collect();
+        for (i, deps) in self.deps.iter().enumerate() {
+            for &d in deps {
+                g.add_edge(ids[d], ids[i], ());
+            }
+        }
+        let scc = petgraph::algo::tarjan_scc(&g)
+            .into_iter()
+            .filter(|c| c.len() > 1)
+            .min_by_key(|c| c.iter().map(|n| g[*n]).min())?;
+        let members: BTreeSet<usize> = scc.iter().map(|n| g[*n]).collect();
+        // The shortest way round from the component's first node, each node
+        // followed by one that waits for it.
+        let start = *members.first()?;
+        let mut came_from: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        while let Some(u) = queue.pop_front() {
+            for &n in &members {
+                if !self.deps[n].contains(&u) {
+                    continue;
+                }
+                if n == start {
+                    let mut path = vec![u];
+                    while let Some(&p) = came_from.get(path.last()?) {
+                        path.push(p);
+                    }
+                    path.reverse();
+                    return Some(path.into_iter().map(|i| self.nodes[i].clone()).collect());
+                }
+                if !came_from.contains_key(&n) {
+                    came_from.insert(n, u);
+                    queue.push_back(n);
+                }
+            }
+        }
+        None
     }
 }
 
@@ -66,19 +122,44 @@ impl<K: Clone + Ord> Default for WorkGraph<K> {
     }
 }
 
-/// A shared "stop starting new work" flag (set on Ctrl-C).
-#[derive(Debug, Clone, Default)]
-pub struct CancelFlag(Arc<AtomicBool>);
+/// A shared "stop starting new work" flag (set on Ctrl-C, or by the engine
+/// when it must stop).
+#[derive(Debug, Clone)]
+pub struct CancelFlag {
+    /// This flag's own bit, then its parents' (a child is cancelled when any
+    /// of them is).
+    bits: Vec<Arc<AtomicBool>>,
+}
+
+impl Default for CancelFlag {
+    fn default() -> Self {
+        CancelFlag {
+            bits: vec![Arc::new(AtomicBool::new(false))],
+        }
+    }
+}
 
 impl CancelFlag {
-    /// Stops every walk sharing this flag from starting nodes; running ones
-    /// finish. There is no undoing it.
+    /// Stops every walk sharing this flag (or a child of it) from starting
+    /// nodes; running ones finish. There is no undoing it.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        if let Some(own) = self.bits.first() {
+            own.store(true, Ordering::SeqCst);
+        }
     }
-    /// Whether [`cancel`](Self::cancel) has been called on this flag or a clone.
+
+    /// Whether [`cancel`](Self::cancel) has been called on this flag, a
+    /// clone of it, or a parent.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.bits.iter().any(|b| b.load(Ordering::SeqCst))
+    }
+
+    /// A flag cancelled when this one is, which can also be cancelled on its
+    /// own without cancelling this one.
+    pub fn child(&self) -> CancelFlag {
+        let mut bits = vec![Arc::new(AtomicBool::new(false))];
+        bits.extend(self.bits.iter().cloned());
+        CancelFlag { bits }
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::eval::{EvalError, Lookup, Scope, desired_attrs, eval, normalize_attr};
 use super::model::{Action, AttrChange, OutputChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Summary};
+use super::order::{self, Desired, Promotion};
 use crate::config::Stack;
 use crate::graph::ResourceGraph;
 use crate::provider::RegionFacts;
@@ -25,6 +26,9 @@ pub struct PriorResource {
     /// Addresses it depended on when last applied, as recorded in state; they
     /// order deletions of resources the stack no longer declares.
     pub dependencies: Vec<String>,
+    /// Why the resource could not be read (its cloud is unreachable); `live`
+    /// then holds the attributes state recorded.
+    pub not_refreshed: Option<String>,
 }
 
 /// Everything the planner knows about the present.
@@ -36,14 +40,27 @@ pub struct Prior {
     pub outputs: BTreeMap<String, Value>,
 }
 
-/// A value the plan needs that cannot be computed.
+/// Why a plan cannot be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, miette::Diagnostic)]
-#[error("{address}: {source}")]
-pub struct PlanError {
-    /// The resource or `output.<name>` whose value failed.
-    pub address: String,
-    /// Why the value could not be computed.
-    pub source: EvalError,
+pub enum PlanError {
+    /// A value the plan needs cannot be computed.
+    #[error("{address}: {source}")]
+    Eval {
+        /// The resource or `output.<name>` whose value failed.
+        address: String,
+        /// Why the value could not be computed.
+        source: EvalError,
+    },
+    /// The stack asks for an order of operations that cannot work, such as
+    /// `create_before_destroy` on a resource whose new object would have
+    /// the old one's unique name.
+    #[error("{address}: {message}")]
+    Order {
+        /// The resource whose setting cannot be honoured.
+        address: String,
+        /// Why, naming the attributes or resources involved.
+        message: String,
+    },
 }
 
 /// What the planner has decided so far about each resource, for
@@ -90,24 +107,52 @@ impl Scope for PlanScope<'_> {
     }
 }
 
-/// Computes the plan that makes the cloud match `stack`.
+/// Computes the plan that makes the cloud match `stack`, with the order of
+/// its operations decided (see [`super::order`]): how each replacement goes,
+/// which updates detach first, which creates wait for a deletion.
 pub fn plan(
     stack: &Stack,
     graph: &ResourceGraph,
     prior: &Prior,
     facts: &RegionFacts,
 ) -> Result<Plan, PlanError> {
+    // Ordering may find resources that must be replaced although their own
+    // attributes could change in place; planning again with them replaced
+    // changes what their dependents see. Each round adds at least one such
+    // resource that was an update, so this ends.
+    let mut forced: BTreeMap<String, Promotion> = BTreeMap::new();
+    loop {
+        let (mut plan, desired) = diff(stack, graph, prior, facts, &forced)?;
+        let promotions = order::order(&mut plan.resources, &desired, stack, prior)?;
+        if promotions.is_empty() {
+            plan.summarize();
+            return Ok(plan);
+        }
+        forced.extend(promotions);
+    }
+}
+
+/// The diff of `stack` against `prior`, with `forced` resources replaced,
+/// and the desired attributes of every stack resource.
+fn diff(
+    stack: &Stack,
+    graph: &ResourceGraph,
+    prior: &Prior,
+    facts: &RegionFacts,
+    forced: &BTreeMap<String, Promotion>,
+) -> Result<(Plan, BTreeMap<String, Desired>), PlanError> {
     let mut scope = PlanScope {
         planned: BTreeMap::new(),
         azs: &facts.azs,
     };
     let mut changes = Vec::new();
+    let mut desired_all = BTreeMap::new();
     for address in graph.topo_order() {
         let Some(resource) = stack.resources.get(&address) else {
             continue;
         };
         let (desired, unknown) =
-            desired_attrs(resource, &stack.name, &scope).map_err(|source| PlanError {
+            desired_attrs(resource, &stack.name, &scope).map_err(|source| PlanError::Eval {
                 address: address.clone(),
                 source,
             })?;
@@ -121,6 +166,11 @@ pub fn plan(
             replaced_because: Vec::new(),
             changes: Vec::new(),
             dependencies: graph.dependencies(&address),
+            replace_order: None,
+            detach_from: Vec::new(),
+            after_delete_of: Vec::new(),
+            early_delete: false,
+            not_refreshed: existing.and_then(|e| e.not_refreshed.clone()),
         };
         let live = match existing {
             Some(e) if e.kind != resource.kind.type_name => {
@@ -173,6 +223,15 @@ pub fn plan(
                     }
                 }
             }
+            if let Some(p) = forced.get(&address)
+                && change.replaced_because.is_empty()
+            {
+                change.reason = Some(p.reason.clone());
+                for c in change.changes.iter_mut().filter(|c| p.attrs.contains(&c.name)) {
+                    c.forces_replacement = true;
+                }
+                change.replaced_because = p.attrs.clone();
+            }
             change.action = if !change.replaced_because.is_empty() {
                 Action::Replace
             } else if !change.changes.is_empty() {
@@ -181,6 +240,13 @@ pub fn plan(
                 Action::NoOp
             };
         }
+        desired_all.insert(
+            address.clone(),
+            Desired {
+                attrs: desired.clone(),
+                unknown: unknown.clone(),
+            },
+        );
         scope.planned.insert(
             address.clone(),
             Planned {
@@ -204,7 +270,7 @@ pub fn plan(
 
     let mut outputs = Vec::new();
     for (name, output) in &stack.outputs {
-        let after = eval(&output.expr, &scope).map_err(|source| PlanError {
+        let after = eval(&output.expr, &scope).map_err(|source| PlanError::Eval {
             address: format!("output.{name}"),
             source,
         })?;
@@ -226,7 +292,7 @@ pub fn plan(
         }
     }
 
-    let mut plan = Plan {
+    let plan = Plan {
         format_version: PLAN_FORMAT_VERSION,
         stack: stack.name.clone(),
         region: stack.region.clone(),
@@ -235,8 +301,7 @@ pub fn plan(
         outputs,
         summary: Summary::default(),
     };
-    plan.summarize();
-    Ok(plan)
+    Ok((plan, desired_all))
 }
 
 /// The plan that deletes everything in `prior`, dependents first.
@@ -294,6 +359,11 @@ fn deletions(gone: &BTreeMap<&String, &PriorResource>) -> Vec<ResourceChange> {
                 replaced_because: Vec::new(),
                 changes: Vec::new(),
                 dependencies: r.dependencies.clone(),
+                replace_order: None,
+                detach_from: Vec::new(),
+                after_delete_of: Vec::new(),
+                early_delete: false,
+                not_refreshed: r.not_refreshed.clone(),
             })
         })
         .collect()

@@ -4,10 +4,14 @@
 mod diff;
 pub mod eval;
 mod model;
+mod order;
 mod render;
 #[cfg(test)]
 mod tests;
 
 pub use diff::{PlanError, Prior, PriorResource, plan, plan_destroy};
-pub use model::{Action, AttrChange, OutputChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Summary};
+pub use model::{
+    Action, AttrChange, Detach, OutputChange, PLAN_FORMAT_VERSION, Plan, ReplaceOrder, ResourceChange,
+    Summary,
+};
 pub use render::render;

@@ -7,7 +7,11 @@ use serde::{Deserialize, Serialize};
 use crate::Value;
 
 /// Version of the plan's JSON format. Bumped on any incompatible change.
-pub const PLAN_FORMAT_VERSION: u32 = 1;
+/// Version 2: a replacement may create before it destroys
+/// (`replace_order`), updates may detach first (`detach_from`), creates may
+/// wait for deletions (`after_delete_of`, `early_delete`), and resources
+/// that could not be refreshed say so (`not_refreshed`).
+pub const PLAN_FORMAT_VERSION: u32 = 2;
 
 /// A computed plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,7 +46,8 @@ pub enum Action {
     Create,
     /// Some attributes differ and every one can change in place.
     Update,
-    /// Delete then create, because an attribute cannot change in place.
+    /// Delete and create, because an attribute cannot change in place; in
+    /// the order [`ResourceChange::replace_order`] gives.
     Replace,
     /// The resource is in state but not in the stack, or the plan destroys
     /// everything.
@@ -82,6 +87,66 @@ pub struct ResourceChange {
     pub changes: Vec<AttrChange>,
     /// Resources this one depends on (from the stack, or from state for a delete).
     pub dependencies: Vec<String>,
+    /// For a replacement: whether the new object is created before the old
+    /// one is deleted, or after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_order: Option<ReplaceOrder>,
+    /// For an update: references to old objects that are deleted early
+    /// (see `early_delete`). The resource first stops referring to them (an
+    /// update that only removes these values from its lists), then gets its
+    /// full update once their successors exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detach_from: Vec<Detach>,
+    /// For a create or replacement: resources whose old objects must be
+    /// deleted first because the new object could not exist beside them
+    /// (the same unique name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_delete_of: Vec<String>,
+    /// For a delete or replacement: the old object is deleted before any
+    /// new object is created, because a new object needs its name, or it
+    /// depends on such an object. What refers to it detaches or goes first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub early_delete: bool,
+    /// Why the live object could not be read (for example its cluster is
+    /// unreachable); the plan then compares the stack with the attributes
+    /// state recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_refreshed: Option<String>,
+}
+
+/// References an update removes first, before the object they point to is
+/// deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detach {
+    /// The resource whose old object is deleted early.
+    pub from: String,
+    /// The list attribute the references are removed from.
+    pub attribute: String,
+    /// The values removed: the old object's id, ARN or other attributes
+    /// the list holds.
+    pub values: Vec<String>,
+}
+
+/// The order of a replacement's two steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplaceOrder {
+    /// The new object is created first and the resources that refer to the
+    /// old one are moved to it; then the old one is deleted.
+    CreateBeforeDestroy,
+    /// The old object is deleted first (what refers to it goes or detaches
+    /// before), then the new one is created.
+    DestroyBeforeCreate,
+}
+
+impl ReplaceOrder {
+    /// How the order reads in plan output.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ReplaceOrder::CreateBeforeDestroy => "create before destroy",
+            ReplaceOrder::DestroyBeforeCreate => "destroy before create",
+        }
+    }
 }
 
 /// One attribute's change.

@@ -12,6 +12,7 @@ const UNKNOWN: &str = "(known after apply)";
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
     if !plan.has_changes() {
+        write_not_refreshed(&mut out, plan);
         let _ = writeln!(
             out,
             "No changes. The live resources match stack `{}`.",
@@ -24,14 +25,19 @@ pub fn render(plan: &Plan) -> String {
         "meshform will perform these actions on stack `{}` ({}):\n",
         plan.stack, plan.region
     );
+    write_not_refreshed(&mut out, plan);
     for r in plan.resources.iter().filter(|r| r.action != Action::NoOp) {
         let id = r.id.as_deref().map(|i| format!(" {i}")).unwrap_or_default();
         let _ = write!(out, "  {} {} ({}){id}", r.action.symbol(), r.address, r.kind);
         match r.action {
             Action::Replace => {
+                let order = r
+                    .replace_order
+                    .map(|o| format!(" ({})", o.describe()))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "  must be replaced: {} cannot change in place",
+                    "  must be replaced{order}: {} cannot change in place",
                     r.replaced_because.join(", ")
                 );
             }
@@ -41,6 +47,25 @@ pub fn render(plan: &Plan) -> String {
         }
         if let Some(reason) = &r.reason {
             let _ = writeln!(out, "      # {reason}");
+        }
+        for d in &r.detach_from {
+            let _ = writeln!(
+                out,
+                "      # first removes {} from {} (the old {} is deleted before its successor is created)",
+                d.values.join(", "),
+                d.attribute,
+                d.from
+            );
+        }
+        if !r.after_delete_of.is_empty() {
+            let _ = writeln!(
+                out,
+                "      # created after {} is deleted: they cannot exist at once",
+                r.after_delete_of.join(", ")
+            );
+        }
+        if r.early_delete && r.action == Action::Delete {
+            let _ = writeln!(out, "      # deleted before anything is created");
         }
         let lines: Vec<(String, String)> = r.changes.iter().flat_map(|c| lines_for(r.action, c)).collect();
         let width = lines.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
@@ -67,6 +92,22 @@ pub fn render(plan: &Plan) -> String {
         s.create, s.update, s.replace, s.delete
     );
     out
+}
+
+/// Warns about resources planned from recorded attributes because their
+/// cloud could not be reached.
+fn write_not_refreshed(out: &mut String, plan: &Plan) {
+    let stale: Vec<_> = plan
+        .resources
+        .iter()
+        .filter_map(|r| r.not_refreshed.as_ref().map(|why| (&r.address, why)))
+        .collect();
+    for (address, why) in &stale {
+        let _ = writeln!(out, "Warning: {address} could not be refreshed: {why}");
+    }
+    if !stale.is_empty() {
+        let _ = writeln!(out, "(planned from the attributes state recorded)\n");
+    }
 }
 
 /// Longest value shown on one line of a created resource; longer ones are
@@ -194,6 +235,11 @@ mod tests {
                     forces_replacement: false,
                 }],
                 dependencies: vec![],
+                replace_order: None,
+                detach_from: vec![],
+                after_delete_of: vec![],
+                early_delete: false,
+                not_refreshed: None,
             }],
             outputs: vec![],
             summary: Summary::default(),

@@ -122,6 +122,7 @@ fn prior_resource(kind: &str, id: &str, live: Option<Attrs>, deps: &[&str]) -> P
         id: id.to_string(),
         live,
         dependencies: deps.iter().map(|d| d.to_string()).collect(),
+        not_refreshed: None,
     }
 }
 
@@ -290,8 +291,11 @@ fn az_index_out_of_range_names_the_resource() {
         "availability_zone = \"${az[2]}\"",
     );
     let err = run(&stack(&text), &Prior::default()).unwrap_err();
-    assert_eq!(err.address, "subnet");
-    assert_eq!(err.source, EvalError::AzOutOfRange { index: 2, count: 2 });
+    let PlanError::Eval { address, source } = &err else {
+        panic!("expected an evaluation error, got {err:?}");
+    };
+    assert_eq!(address, "subnet");
+    assert_eq!(*source, EvalError::AzOutOfRange { index: 2, count: 2 });
     assert_eq!(
         err.to_string(),
         "subnet: `${az[2]}`: the region has only 2 available availability zones"
@@ -799,9 +803,9 @@ fn human_render_shows_each_action_and_a_summary() {
         &format!("      {:20}  \"app\"\n", "name"),
         "      image_tag_mutability  \"MUTABLE\"\n",
         "  ~ rt (aws.ec2.route_table) rtb-1\n",
-        "  -/+ subnet (aws.ec2.subnet) subnet-1  must be replaced: cidr_block cannot change in place\n",
+        "  -/+ subnet (aws.ec2.subnet) subnet-1  must be replaced (destroy before create): cidr_block cannot change in place\n",
         "      cidr_block  \"10.192.10.0/24\" -> \"10.192.11.0/24\"   # forces replacement\n",
-        "  -/+ rta (aws.ec2.route_table_association) rtbassoc-1  must be replaced: subnet_id cannot change in place\n",
+        "  -/+ rta (aws.ec2.route_table_association) rtbassoc-1  must be replaced (destroy before create): subnet_id cannot change in place\n",
         "      subnet_id  \"subnet-1\" -> (known after apply)   # forces replacement\n",
         "  - igw (aws.ec2.internet_gateway) igw-1\n",
         "\nPlan: 1 to create, 1 to update, 2 to replace, 1 to delete.\n",
@@ -817,8 +821,8 @@ fn human_render_shows_each_action_and_a_summary() {
 fn plan_json_round_trips_with_a_format_version() {
     let plan = mixed_plan();
     let json = serde_json::to_value(&plan).unwrap();
-    assert_eq!(json["format_version"], json!(1));
-    assert_eq!(PLAN_FORMAT_VERSION, 1);
+    assert_eq!(json["format_version"], json!(2));
+    assert_eq!(PLAN_FORMAT_VERSION, 2);
     assert_eq!(json["stack"], json!("plantest"));
     assert_eq!(json["destroy"], json!(false));
     let subnet = json["resources"]

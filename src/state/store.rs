@@ -212,8 +212,9 @@ impl StateStore {
         self.update_labeled("update", f)
     }
 
-    /// [`update`](Self::update), naming the write `label` for failpoints.
-    fn update_labeled<F: FnOnce(&mut State)>(&mut self, label: &str, f: F) -> Result<(), StateError> {
+    /// [`update`](Self::update), naming the write `label` (for example
+    /// `remove/vpc`) for failpoints and diagnostics.
+    pub fn update_labeled<F: FnOnce(&mut State)>(&mut self, label: &str, f: F) -> Result<(), StateError> {
         let mut next = self.state.clone();
         f(&mut next);
         next.format_version = FORMAT_VERSION;

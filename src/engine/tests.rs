@@ -1,0 +1,452 @@
+//! The step graph of plans that order replacements, detaches and deletes:
+//! planned from stacks in text against hand-written prior state, then
+//! checked for the order of their steps (and for having no cycle).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::events::Op;
+use super::{Step, step_graph};
+use crate::config::{LoadOptions, Stack, load_str};
+use crate::graph::{ResourceGraph, WorkGraph};
+use crate::plan::{Action, Plan, PlanError, Prior, PriorResource, ReplaceOrder, plan};
+use crate::provider::RegionFacts;
+use crate::state::{ResourceState, State};
+use crate::{Attrs, Value};
+
+const HEAD: &str = "[stack]\nname = \"order\"\nregion = \"us-west-2\"\n";
+const ROLE_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+const DOC: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
+
+fn stack(body: &str) -> Stack {
+    load_str(
+        Path::new("order.toml"),
+        format!("{HEAD}{body}"),
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("invalid test stack:\n{}", e.messages()))
+}
+
+fn attrs(v: Value) -> Attrs {
+    v.as_object().expect("an object").clone()
+}
+
+fn tags(address: &str) -> Value {
+    json!({"meshform:stack": "order", "meshform:address": address})
+}
+
+fn prior(items: Vec<(&str, &str, &str, Value, &[&str])>) -> Prior {
+    Prior {
+        resources: items
+            .into_iter()
+            .map(|(address, kind, id, live, deps)| {
+                (
+                    address.to_string(),
+                    PriorResource {
+                        kind: kind.to_string(),
+                        id: id.to_string(),
+                        live: Some(attrs(live)),
+                        dependencies: deps.iter().map(|d| d.to_string()).collect(),
+                        not_refreshed: None,
+                    },
+                )
+            })
+            .collect(),
+        outputs: Default::default(),
+    }
+}
+
+fn state_of(prior: &Prior) -> State {
+    let mut state = State::new("order");
+    for (a, p) in &prior.resources {
+        state.resources.insert(
+            a.clone(),
+            ResourceState {
+                kind: p.kind.clone(),
+                id: p.id.clone(),
+                attributes: p.live.clone().unwrap_or_default(),
+                dependencies: p.dependencies.clone(),
+            },
+        );
+    }
+    state
+}
+
+fn planned(stack: &Stack, prior: &Prior) -> Result<Plan, PlanError> {
+    let graph = ResourceGraph::build(stack).expect("no cycle");
+    let facts = RegionFacts {
+        region: "us-west-2".into(),
+        azs: vec!["us-west-2a".into(), "us-west-2b".into()],
+    };
+    plan(stack, &graph, prior, &facts)
+}
+
+fn step(address: &str, op: Op) -> Step {
+    Step {
+        address: address.to_string(),
+        op,
+    }
+}
+
+/// Whether `first` finishes before `then` starts (through any chain of edges).
+fn before(g: &WorkGraph<Step>, first: &Step, then: &Step) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut queue = vec![then];
+    while let Some(s) = queue.pop() {
+        for d in g.dependencies(s) {
+            if d == first {
+                return true;
+            }
+            if seen.insert(d.clone()) {
+                queue.push(d);
+            }
+        }
+    }
+    false
+}
+
+/// Asserts that the steps run in the order given, one after the other.
+fn assert_sequence(g: &WorkGraph<Step>, steps: &[Step]) {
+    for pair in steps.windows(2) {
+        assert!(
+            before(g, &pair[0], &pair[1]),
+            "{} should come before {}; graph: {g:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+fn policy_live(name: &str, path: &str, arn: &str, address: &str) -> Value {
+    json!({
+        "name": name, "path": path, "policy": serde_json::from_str::<Value>(DOC).unwrap(),
+        "arn": arn, "policy_id": "ANPA1", "default_version_id": "v1", "tags": tags(address),
+    })
+}
+
+fn role_live(policies: &[&str]) -> Value {
+    json!({
+        "name": "nodes", "path": "/", "assume_role_policy": serde_json::from_str::<Value>(ROLE_TRUST).unwrap(),
+        "max_session_duration": 3600, "managed_policy_arns": policies,
+        "arn": "arn:aws:iam::123456789012:role/nodes", "unique_id": "AROA1", "tags": tags("role"),
+    })
+}
+
+fn policy_and_role(policy_name: &str, policy_path: &str, policy_address: &str, extra: &str) -> Stack {
+    stack(&format!(
+        r#"
+[resource.{policy_address}]
+type = "aws.iam.policy"
+name = "{policy_name}"
+path = "{policy_path}"
+policy = '{DOC}'
+{extra}
+
+[resource.role]
+type = "aws.iam.role"
+name = "nodes"
+assume_role_policy = '{ROLE_TRUST}'
+managed_policy_arns = ["${{{policy_address}.arn}}"]
+"#
+    ))
+}
+
+const OLD_ARN: &str = "arn:aws:iam::123456789012:policy/sd";
+
+fn applied_policy_and_role(policy_address: &str) -> Prior {
+    prior(vec![
+        (
+            policy_address,
+            "aws.iam.policy",
+            OLD_ARN,
+            policy_live("sd", "/", OLD_ARN, policy_address),
+            &[],
+        ),
+        (
+            "role",
+            "aws.iam.role",
+            "nodes",
+            role_live(&[OLD_ARN]),
+            &[policy_address],
+        ),
+    ])
+}
+
+#[test]
+fn renamed_policy_is_created_first_and_the_role_moves_before_the_old_one_goes() {
+    let prior = applied_policy_and_role("policy");
+    let plan = planned(&policy_and_role("sd-renamed", "/", "policy", ""), &prior).expect("plan");
+    let policy = plan.change("policy").expect("policy");
+    assert_eq!(policy.action, Action::Replace);
+    assert_eq!(policy.replace_order, Some(ReplaceOrder::CreateBeforeDestroy));
+    assert_eq!(plan.change("role").map(|r| r.action), Some(Action::Update));
+    let g = step_graph(&plan, &state_of(&prior)).expect("acyclic");
+    assert_sequence(
+        &g,
+        &[
+            step("policy", Op::Create),
+            step("role", Op::Update),
+            step("policy", Op::Delete),
+        ],
+    );
+}
+
+#[test]
+fn replaced_policy_keeping_its_name_goes_first_and_the_role_detaches_before() {
+    // A new path forces a replacement, and the name stays: the two
+    // policies cannot exist at once, so the old one goes first and the
+    // role lets go of it before.
+    let prior = applied_policy_and_role("policy");
+    let plan = planned(&policy_and_role("sd", "/meshform/", "policy", ""), &prior).expect("plan");
+    let policy = plan.change("policy").expect("policy");
+    assert_eq!(policy.replace_order, Some(ReplaceOrder::DestroyBeforeCreate));
+    assert!(policy.early_delete);
+    let role = plan.change("role").expect("role");
+    assert_eq!(role.action, Action::Update);
+    assert_eq!(role.detach_from.len(), 1);
+    assert_eq!(role.detach_from[0].from, "policy");
+    assert_eq!(role.detach_from[0].attribute, "managed_policy_arns");
+    assert_eq!(role.detach_from[0].values, vec![OLD_ARN.to_string()]);
+    let g = step_graph(&plan, &state_of(&prior)).expect("acyclic");
+    assert_sequence(
+        &g,
+        &[
+            step("role", Op::Detach),
+            step("policy", Op::Delete),
+            step("policy", Op::Create),
+            step("role", Op::Update),
+        ],
+    );
+}
+
+#[test]
+fn explicit_create_before_destroy_with_the_same_name_is_refused_naming_the_attribute() {
+    let prior = applied_policy_and_role("policy");
+    let err = planned(
+        &policy_and_role("sd", "/meshform/", "policy", "create_before_destroy = true"),
+        &prior,
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("policy: create_before_destroy = true"), "{text}");
+    assert!(text.contains("`name`"), "{text}");
+}
+
+#[test]
+fn policy_moved_to_a_new_address_with_the_same_name_is_deleted_before_its_successor() {
+    // `policy` leaves the stack and `policy2` takes its name: the role
+    // detaches from the old one, the old one goes, the new one is made,
+    // and the role attaches it.
+    let prior = applied_policy_and_role("policy");
+    let plan = planned(&policy_and_role("sd", "/", "policy2", ""), &prior).expect("plan");
+    assert_eq!(plan.change("policy").map(|c| c.action), Some(Action::Delete));
+    let new = plan.change("policy2").expect("policy2");
+    assert_eq!(new.action, Action::Create);
+    assert_eq!(new.after_delete_of, vec!["policy".to_string()]);
+    let role = plan.change("role").expect("role");
+    assert_eq!(role.detach_from.first().map(|d| d.from.as_str()), Some("policy"));
+    let g = step_graph(&plan, &state_of(&prior)).expect("acyclic");
+    assert_sequence(
+        &g,
+        &[
+            step("role", Op::Detach),
+            step("policy", Op::Delete),
+            step("policy2", Op::Create),
+            step("role", Op::Update),
+        ],
+    );
+}
+
+const NETWORK: &str = r#"
+[resource.vpc]
+type = "aws.ec2.vpc"
+cidr_block = "CIDR"
+
+[resource.subnet]
+type = "aws.ec2.subnet"
+vpc_id = "${vpc.id}"
+cidr_block = "SUBNET"
+availability_zone = "us-west-2a"
+EXTRA
+"#;
+
+fn network(vpc: &str, subnet: &str, extra: &str) -> Stack {
+    stack(
+        &NETWORK
+            .replace("CIDR", vpc)
+            .replace("SUBNET", subnet)
+            .replace("EXTRA", extra),
+    )
+}
+
+fn applied_network() -> Prior {
+    prior(vec![
+        (
+            "vpc",
+            "aws.ec2.vpc",
+            "vpc-1",
+            json!({"cidr_block": "10.0.0.0/16", "enable_dns_hostnames": false, "enable_dns_support": true,
+                   "instance_tenancy": "default", "tags": tags("vpc")}),
+            &[],
+        ),
+        (
+            "subnet",
+            "aws.ec2.subnet",
+            "subnet-1",
+            json!({"vpc_id": "vpc-1", "cidr_block": "10.0.1.0/24", "availability_zone": "us-west-2a",
+                   "map_public_ip_on_launch": false, "tags": tags("subnet")}),
+            &["vpc"],
+        ),
+    ])
+}
+
+#[test]
+fn replaced_vpc_with_replaced_subnet_deletes_both_before_creating_both() {
+    let prior = applied_network();
+    let plan = planned(&network("10.1.0.0/16", "10.1.1.0/24", ""), &prior).expect("plan");
+    for address in ["vpc", "subnet"] {
+        let c = plan.change(address).expect("planned");
+        assert_eq!(c.action, Action::Replace, "{address}");
+        assert_eq!(
+            c.replace_order,
+            Some(ReplaceOrder::DestroyBeforeCreate),
+            "{address}"
+        );
+    }
+    let g = step_graph(&plan, &state_of(&prior)).expect("acyclic");
+    assert_sequence(
+        &g,
+        &[
+            step("subnet", Op::Delete),
+            step("vpc", Op::Delete),
+            step("vpc", Op::Create),
+            step("subnet", Op::Create),
+        ],
+    );
+}
+
+#[test]
+fn create_before_destroy_on_a_dependent_carries_over_to_what_it_depends_on() {
+    let prior = applied_network();
+    let plan = planned(
+        &network("10.1.0.0/16", "10.1.1.0/24", "create_before_destroy = true"),
+        &prior,
+    )
+    .expect("plan");
+    for address in ["vpc", "subnet"] {
+        let c = plan.change(address).expect("planned");
+        assert_eq!(
+            c.replace_order,
+            Some(ReplaceOrder::CreateBeforeDestroy),
+            "{address}"
+        );
+    }
+    let g = step_graph(&plan, &state_of(&prior)).expect("acyclic");
+    assert_sequence(
+        &g,
+        &[
+            step("vpc", Op::Create),
+            step("subnet", Op::Create),
+            step("subnet", Op::Delete),
+            step("vpc", Op::Delete),
+        ],
+    );
+}
+
+#[test]
+fn subnet_whose_new_cidr_overlaps_the_old_one_is_destroyed_first() {
+    let prior = applied_network();
+    // 10.0.1.0/25 lies inside 10.0.1.0/24: the VPC refuses both at once.
+    let plan = planned(&network("10.0.0.0/16", "10.0.1.0/25", ""), &prior).expect("plan");
+    let subnet = plan.change("subnet").expect("subnet");
+    assert_eq!(subnet.replace_order, Some(ReplaceOrder::DestroyBeforeCreate));
+    let err = planned(
+        &network("10.0.0.0/16", "10.0.1.0/25", "create_before_destroy = true"),
+        &prior,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("`vpc_id` and `cidr_block`"), "{err}");
+}
+
+#[test]
+fn node_group_of_a_cluster_replaced_under_the_same_name_is_replaced_too() {
+    // The node group names its cluster by name (its id), in a force-new
+    // attribute it cannot let go of: it goes before the old cluster and
+    // comes back after the new one, although its own attributes match.
+    let body = r#"
+[resource.cluster]
+type = "aws.eks.cluster"
+name = "demo"
+version = "1.33"
+role_arn = "arn:aws:iam::123456789012:role/ROLE"
+subnet_ids = ["subnet-1", "subnet-2"]
+
+[resource.nodes]
+type = "aws.eks.node_group"
+cluster_name = "${cluster.name}"
+name = "ng"
+node_role_arn = "arn:aws:iam::123456789012:role/nodes"
+subnet_ids = ["subnet-1"]
+instance_types = ["t3.large"]
+desired_size = 3
+min_size = 1
+max_size = 6
+"#;
+    let stack = stack(&body.replace("ROLE", "new-cluster-role"));
+    let old_cluster = json!({
+        "name": "demo", "version": "1.33", "role_arn": "arn:aws:iam::123456789012:role/old-cluster-role",
+        "subnet_ids": ["subnet-1", "subnet-2"], "endpoint_public_access": true, "endpoint_private_access": false,
+        "tags": tags("cluster"),
+    });
+    let nodes = json!({
+        "cluster_name": "demo", "name": "ng", "node_role_arn": "arn:aws:iam::123456789012:role/nodes",
+        "subnet_ids": ["subnet-1"], "instance_types": ["t3.large"], "desired_size": 3, "min_size": 1,
+        "max_size": 6, "capacity_type": "ON_DEMAND", "ami_type": "AL2023_x86_64_STANDARD", "disk_size": 20,
+        "labels": {}, "taints": [], "tags": tags("nodes"),
+    });
+    let prior = prior(vec![
+        ("cluster", "aws.eks.cluster", "demo", old_cluster, &[]),
+        ("nodes", "aws.eks.node_group", "demo:ng", nodes, &["cluster"]),
+    ]);
+    let plan = planned(&stack, &prior).expect("plan");
+    let cluster = plan.change("cluster").expect("cluster");
+    assert_eq!(cluster.action, Action::Replace, "{plan:#?}");
+    assert_eq!(cluster.replace_order, Some(ReplaceOrder::DestroyBeforeCreate));
+    let nodes = plan.change("nodes").expect("nodes");
+    assert_eq!(nodes.action, Action::Replace, "{plan:#?}");
+    assert!(
+        nodes.reason.as_deref().is_some_and(|r| r.contains("cluster")),
+        "{nodes:?}"
+    );
+    let g = step_graph(&plan, &state_of(&prior)).expect("acyclic");
+    assert_sequence(
+        &g,
+        &[
+            step("nodes", Op::Delete),
+            step("cluster", Op::Delete),
+            step("cluster", Op::Create),
+            step("nodes", Op::Create),
+        ],
+    );
+}
+
+#[test]
+fn a_cycle_in_the_step_graph_is_an_internal_error_naming_its_steps() {
+    // State edited by hand so that two recorded resources depend on each
+    // other, both being deleted.
+    let mut prior = applied_policy_and_role("policy");
+    if let Some(p) = prior.resources.get_mut("policy") {
+        p.dependencies = vec!["role".into()];
+    }
+    let state = state_of(&prior);
+    let plan = crate::plan::plan_destroy("order", "us-west-2", &prior);
+    let err = step_graph(&plan, &state).unwrap_err().to_string();
+    assert!(err.contains("cycle"), "{err}");
+    assert!(
+        err.contains("delete policy") && err.contains("delete role"),
+        "{err}"
+    );
+}
