@@ -88,7 +88,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{IpPermission, NetworkInterface, NetworkInterfaceStatus, SecurityGroup, UserIdGroupPair};
+use aws_sdk_ec2::types::{
+    IpPermission, NetworkInterface, NetworkInterfaceStatus, SecurityGroup, UserIdGroupPair,
+};
 
 use super::AwsClients;
 use super::ec2_util::{MAX_FILTER_VALUES, filter, is_not_found};
@@ -440,7 +442,11 @@ fn rules_admitting(group: &SecurityGroup, target: &str) -> Vec<IpPermission> {
     group
         .ip_permissions()
         .iter()
-        .filter(|p| p.user_id_group_pairs().iter().any(|g| g.group_id() == Some(target)))
+        .filter(|p| {
+            p.user_id_group_pairs()
+                .iter()
+                .any(|g| g.group_id() == Some(target))
+        })
         .map(|p| {
             IpPermission::builder()
                 .set_ip_protocol(p.ip_protocol().map(str::to_string))
@@ -715,7 +721,12 @@ impl NetworkDrain {
     }
 
     /// One look at the VPC: what to sweep and wait for, in deletion order.
-    async fn scan(&self, vpc_id: &str, cluster: &str, swept_lbs: &HashSet<String>) -> Result<Scan, ProviderError> {
+    async fn scan(
+        &self,
+        vpc_id: &str,
+        cluster: &str,
+        swept_lbs: &HashSet<String>,
+    ) -> Result<Scan, ProviderError> {
         let mut items = self.load_balancers(vpc_id, cluster).await?;
         items.extend(self.classic_load_balancers(vpc_id, cluster).await?);
         items.extend(self.target_groups(vpc_id, cluster).await?);
@@ -776,7 +787,12 @@ impl NetworkDrain {
 
     /// Deletes `item`. `Ok(None)` when it is deleted or already gone,
     /// `Ok(Some(why))` when something still uses it (retried next round).
-    async fn sweep(&self, cx: &OpContext, item: &Item, groups: &[SecurityGroup]) -> Result<Option<String>, ProviderError> {
+    async fn sweep(
+        &self,
+        cx: &OpContext,
+        item: &Item,
+        groups: &[SecurityGroup],
+    ) -> Result<Option<String>, ProviderError> {
         let c = &self.0;
         let result = match item.kind {
             Kind::LoadBalancer => c
@@ -1040,7 +1056,10 @@ mod tests {
     }
 
     fn tags(pairs: &[(&str, &str)]) -> Tags {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn item(kind: Kind, id: &str, detail: Option<&str>) -> Item {
@@ -1056,7 +1075,10 @@ mod tests {
     fn messages_name_each_item_and_why_it_remains() {
         let left = left_alone("x");
         let enis = [
-            (item(Kind::NetworkInterface, "eni-1", Some("ELB a1b2")), left.clone()),
+            (
+                item(Kind::NetworkInterface, "eni-1", Some("ELB a1b2")),
+                left.clone(),
+            ),
             (item(Kind::NetworkInterface, "eni-2", None), String::new()),
         ];
         assert_eq!(
@@ -1089,22 +1111,40 @@ mod tests {
 
     #[test]
     fn ownership_tags_decide_what_is_swept() {
-        assert!(tagged_for(&tags(&[("kubernetes.io/cluster/demo", "owned")]), "demo"));
+        assert!(tagged_for(
+            &tags(&[("kubernetes.io/cluster/demo", "owned")]),
+            "demo"
+        ));
         assert!(tagged_for(&tags(&[("kubernetes.io/cluster/demo", "")]), "demo"));
         assert!(tagged_for(&tags(&[("elbv2.k8s.aws/cluster", "demo")]), "demo"));
         assert!(!tagged_for(&tags(&[("elbv2.k8s.aws/cluster", "other")]), "demo"));
-        assert!(!tagged_for(&tags(&[("kubernetes.io/cluster/demo2", "owned")]), "demo"));
+        assert!(!tagged_for(
+            &tags(&[("kubernetes.io/cluster/demo2", "owned")]),
+            "demo"
+        ));
         // The Service's stack tag names no cluster; nor does the CNI's tag
         // make a resource the drain's to delete.
-        assert!(!tagged_for(&tags(&[("service.k8s.aws/stack", "yelb/yelb-ui")]), "demo"));
-        assert!(!tagged_for(&tags(&[("cluster.k8s.amazonaws.com/name", "demo")]), "demo"));
+        assert!(!tagged_for(
+            &tags(&[("service.k8s.aws/stack", "yelb/yelb-ui")]),
+            "demo"
+        ));
+        assert!(!tagged_for(
+            &tags(&[("cluster.k8s.amazonaws.com/name", "demo")]),
+            "demo"
+        ));
 
-        assert_eq!(claim(&tags(&[("elbv2.k8s.aws/cluster", "demo")]), "demo"), Claim::Ours);
+        assert_eq!(
+            claim(&tags(&[("elbv2.k8s.aws/cluster", "demo")]), "demo"),
+            Claim::Ours
+        );
         assert_eq!(claim(&tags(&[]), "demo"), Claim::Foreign);
         // The cluster security group EKS makes carries the cluster tag too.
         assert_eq!(
             claim(
-                &tags(&[("kubernetes.io/cluster/demo", "owned"), ("aws:eks:cluster-name", "demo")]),
+                &tags(&[
+                    ("kubernetes.io/cluster/demo", "owned"),
+                    ("aws:eks:cluster-name", "demo")
+                ]),
                 "demo"
             ),
             Claim::ManagedBy("EKS".to_string())
@@ -1153,14 +1193,20 @@ mod tests {
             b.build()
         };
         assert_eq!(
-            interface_plan(&available(&[("kubernetes.io/cluster/demo", "owned")]), "demo", &none),
+            interface_plan(
+                &available(&[("kubernetes.io/cluster/demo", "owned")]),
+                "demo",
+                &none
+            ),
             Plan::Sweep
         );
         let attached = NetworkInterface::builder()
             .status(NetworkInterfaceStatus::InUse)
             .tag_set(Tag::builder().key("elbv2.k8s.aws/cluster").value("demo").build())
             .build();
-        assert!(matches!(interface_plan(&attached, "demo", &none), Plan::Wait(w) if w.starts_with("attached")));
+        assert!(
+            matches!(interface_plan(&attached, "demo", &none), Plan::Wait(w) if w.starts_with("attached"))
+        );
         assert!(matches!(
             interface_plan(&available(&[("cluster.k8s.amazonaws.com/name", "demo")]), "demo", &none),
             Plan::Wait(w) if w.contains("VPC CNI")
@@ -1192,7 +1238,11 @@ mod tests {
                     .to_port(30080)
                     .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-elb").build())
                     .user_id_group_pairs(UserIdGroupPair::builder().group_id("sg-keep").build())
-                    .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("10.0.0.0/8").build())
+                    .ip_ranges(
+                        aws_sdk_ec2::types::IpRange::builder()
+                            .cidr_ip("10.0.0.0/8")
+                            .build(),
+                    )
                     .build(),
             )
             .ip_permissions(
@@ -1206,7 +1256,11 @@ mod tests {
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].from_port(), Some(30080));
         assert!(rules[0].ip_ranges().is_empty());
-        let pairs: Vec<_> = rules[0].user_id_group_pairs().iter().map(|p| p.group_id()).collect();
+        let pairs: Vec<_> = rules[0]
+            .user_id_group_pairs()
+            .iter()
+            .map(|p| p.group_id())
+            .collect();
         assert_eq!(pairs, vec![Some("sg-elb")]);
         assert!(rules_admitting(&group, "sg-other").is_empty());
     }
