@@ -377,9 +377,10 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         ]
     );
 
-    // Teardown with a network interface of the cluster left in the VPC:
-    // destroy deletes the in-cluster layer, waits, fails naming it, and
-    // deletes nothing network-side.
+    // Teardown with a load balancer's network interface left in the VPC
+    // (untagged, as AWS makes them, so the drain waits for it rather than
+    // deleting it): destroy deletes the in-cluster layer, waits, fails
+    // naming it, and deletes nothing network-side.
     let ec2 = w.moto.ec2().await;
     let inventory = Inventory::read_stack(&w.moto, FULL_STACK).await;
     let subnet = inventory.subnet_ids()["10.192.10.0/24"].clone();
@@ -387,17 +388,6 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         .create_network_interface()
         .subnet_id(&subnet)
         .description("ELB a1b2c3 (left by the yelb-ui Service)")
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::NetworkInterface)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("kubernetes.io/cluster/appmesh-getting-started-eks")
-                        .value("owned")
-                        .build(),
-                )
-                .build(),
-        )
         .send()
         .await
         .unwrap();
@@ -407,6 +397,30 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         .network_interface_id()
         .unwrap()
         .to_string();
+    // The classic load balancer the yelb-ui Service leaves when its
+    // controller never ran: tagged for the cluster, so the drain deletes it.
+    let elb = w.moto.elb().await;
+    elb.create_load_balancer()
+        .load_balancer_name("a1b2c3")
+        .listeners(
+            aws_sdk_elasticloadbalancing::types::Listener::builder()
+                .protocol("TCP")
+                .load_balancer_port(80)
+                .instance_port(30080)
+                .build()
+                .unwrap(),
+        )
+        .subnets(&subnet)
+        .tags(
+            aws_sdk_elasticloadbalancing::types::Tag::builder()
+                .key("kubernetes.io/cluster/appmesh-getting-started-eks")
+                .value("owned")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
     let vars = [
         "--var",
         "appserver_v2=true",
@@ -423,6 +437,15 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         stdout(&out).contains(&eni_id) || events.contains(&eni_id),
         "names the interface:\n{events}\n{}",
         stdout(&out)
+    );
+    let classic = elb.describe_load_balancers().send().await.unwrap();
+    assert!(
+        classic.load_balancer_descriptions().is_empty(),
+        "the cluster's load balancer is swept: {classic:?}"
+    );
+    assert!(
+        events.contains("deleted classic load balancer a1b2c3"),
+        "{events}"
     );
     let left = Inventory::read_stack(&w.moto, FULL_STACK).await;
     assert_eq!(left.vpcs.len(), 1, "VPC kept");

@@ -63,6 +63,11 @@ pub struct AwsClients {
     pub ecr: aws_sdk_ecr::Client,
     /// EKS: clusters and node groups.
     pub eks: aws_sdk_eks::Client,
+    /// Elastic Load Balancing v2: application and network load balancers and
+    /// target groups (swept by the network drain).
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// Classic Elastic Load Balancing (swept by the network drain).
+    pub elb: aws_sdk_elasticloadbalancing::Client,
 }
 
 impl AwsClients {
@@ -86,6 +91,8 @@ impl AwsClients {
             iam: aws_sdk_iam::Client::new(config),
             ecr: aws_sdk_ecr::Client::new(config),
             eks: aws_sdk_eks::Client::new(config),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
+            elb: aws_sdk_elasticloadbalancing::Client::new(config),
         }
     }
 

@@ -115,6 +115,12 @@ impl Moto {
     pub async fn eks(&self) -> aws_sdk_eks::Client {
         aws_sdk_eks::Client::new(&self.sdk_config().await)
     }
+    pub async fn elbv2(&self) -> aws_sdk_elasticloadbalancingv2::Client {
+        aws_sdk_elasticloadbalancingv2::Client::new(&self.sdk_config().await)
+    }
+    pub async fn elb(&self) -> aws_sdk_elasticloadbalancing::Client {
+        aws_sdk_elasticloadbalancing::Client::new(&self.sdk_config().await)
+    }
 
     /// meshform's AWS clients pointed at this server.
     pub async fn clients(&self) -> std::sync::Arc<meshform::provider::aws::AwsClients> {
