@@ -132,6 +132,7 @@ impl Engine {
                     message: message.to_string(),
                 })
             }),
+            exclude: Vec::new(),
         }
     }
 

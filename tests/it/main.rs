@@ -20,5 +20,7 @@ mod provider_eks;
 mod provider_iam_role;
 mod provider_iamecr;
 mod provider_network_drain;
+mod replace_order;
 mod support;
+mod unreachable;
 mod validation;
