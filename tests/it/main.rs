@@ -21,6 +21,7 @@ mod provider_iam_role;
 mod provider_iamecr;
 mod provider_network_drain;
 mod replace_order;
+mod state_cmd;
 mod support;
 mod unreachable;
 mod validation;
