@@ -53,13 +53,26 @@ async fn state_show_and_rm_recover_by_hand_without_touching_the_cloud() {
 
     // An unknown address: refused, with a suggestion, and nothing changes.
     let out = expect_code(cmd(&["state", "rm", file, "repo", "polcy"]), 1);
-    assert!(stderr(&out).contains("tracks no resource `polcy`"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("did you mean `policy`?"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("tracks no resource `polcy`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("did you mean `policy`?"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read_to_string(&state_file).unwrap(), before);
 
     let out = expect_code(cmd(&["state", "rm", file, "repo"]), 0);
-    assert!(stdout(&out).contains("removed repo (aws.ecr.repository recover-repo)"), "{}", stdout(&out));
-    let after: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert!(
+        stdout(&out).contains("removed repo (aws.ecr.repository recover-repo)"),
+        "{}",
+        stdout(&out)
+    );
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
     assert!(after["resources"].get("repo").is_none());
     assert!(after["resources"].get("policy").is_some());
     // The previous version is the backup; the cloud still has the repository.

@@ -142,3 +142,71 @@ async fn destroy_after_in_cluster_creates_failed_on_an_unreachable_cluster() {
         s["pending"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_deleted_outside_meshform_takes_its_objects_with_it() {
+    let w = Walkthrough::start("cluster-gone");
+    let stack = w.stack();
+    let stack = stack.to_str().unwrap();
+    expect_code(w.meshform(&["apply", stack, "--auto-approve"]), 0);
+    let objects = in_cluster(&state(&w));
+
+    // Someone deletes the node group and the cluster by hand; its API
+    // server is gone with it.
+    let eks = w.moto.eks().await;
+    let cluster = crate::support::inventory::WALKTHROUGH_CLUSTER;
+    for ng in eks
+        .list_nodegroups()
+        .cluster_name(cluster)
+        .send()
+        .await
+        .unwrap()
+        .nodegroups()
+    {
+        eks.delete_nodegroup()
+            .cluster_name(cluster)
+            .nodegroup_name(ng)
+            .send()
+            .await
+            .unwrap();
+    }
+    eks.delete_cluster().name(cluster).send().await.unwrap();
+
+    // The plan makes them all again, the in-cluster objects included.
+    let mut plan = w.meshform(&["plan", stack, "--json", "--detailed-exitcode"]);
+    plan.env("MESHFORM_KUBE_SERVER", DEAD_SERVER);
+    let out = expect_code(plan, 2);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let action = |address: &str| {
+        plan["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["address"] == address)
+            .map(|r| r["action"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(action("cluster"), "create");
+    for address in &objects {
+        assert_eq!(action(address), "create", "{address}");
+    }
+
+    // Destroy forgets them without trying the dead cluster, and removes
+    // everything else.
+    let mut destroy = w.meshform(&["destroy", stack, "--auto-approve"]);
+    destroy.env("MESHFORM_KUBE_SERVER", DEAD_SERVER);
+    let out = expect_code(destroy, 0);
+    assert!(
+        stderr(&out).contains("no longer exists, and this went with it"),
+        "{}",
+        stderr(&out)
+    );
+    Inventory::read_stack(&w.moto, FULL_STACK).await.assert_empty();
+    WalkthroughExtras::read(&w.moto).await.assert_empty();
+    let s = state(&w);
+    assert!(
+        s["resources"].as_object().unwrap().is_empty(),
+        "{}",
+        s["resources"]
+    );
+}
