@@ -1,6 +1,8 @@
-//! Crash safety: SIGKILL `meshform apply` at several points, including the
-//! window between "created in AWS" and "recorded in state", re-run, and
-//! check against the emulator that every resource exists exactly once.
+//! Crash safety: SIGKILL `meshform apply` and `destroy` at every kind of
+//! step (before and after a create's, an update's and a delete's cloud call,
+//! and between a state write's temporary file and its rename), and fail a
+//! state write; re-run, and check against the emulator (read back through
+//! the SDK) that the stack exists exactly once, or not at all after destroy.
 
 use crate::support::cli::{Workdir, baseline_stack, expect_code, kill_when, meshform, stderr, stdout};
 use crate::support::inventory::{Inventory, STACK};
