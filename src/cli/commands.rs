@@ -230,15 +230,22 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
     }
     if let Some(f) = &report.state_failure {
         println!(
-            "\n{what} stopped: state could not be written while recording `{}`; nothing new was started.",
+            "\n{what} stopped: state could not be written while recording `{}` (see the error above); nothing new was started after it. {done} done, {failed} failed, {skipped} skipped, {cancelled} not started.",
             f.step
         );
+        if Path::new(&f.location).exists() {
+            println!(
+                "State: {} holds the last version written; it may lack the result of `{}`, whose cloud call may have been made.",
+                f.location, f.step
+            );
+        } else {
+            println!("State: nothing was written yet ({} does not exist).", f.location);
+        }
+        if Path::new(&f.backup).exists() {
+            println!("Backup: {} holds that version or the one before it.", f.backup);
+        }
         println!(
-            "The last version written is {}; the one before it is {}.",
-            f.location, f.backup
-        );
-        println!(
-            "Fix the cause (see the error above) and run the command again: it finds what was made since by its tags."
+            "Fix the cause and run the command again: it reads the cloud first, tracks what an interrupted create made (found by its ownership tags or natural key) and forgets what was deleted, so nothing is made twice."
         );
         return;
     }

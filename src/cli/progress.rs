@@ -55,7 +55,7 @@ pub fn printer() -> EventSink {
             Event::Skipped { address, op, because } => {
                 format!("{address}: {op} skipped because {because} failed")
             }
-            Event::Cancelled { address, op } => format!("{address}: {op} not started (interrupted)"),
+            Event::Cancelled { address, op } => format!("{address}: {op} not started (the run stopped)"),
             Event::Warning { address, message } => format!("{address}: warning: {message}"),
             Event::Dropped { address, host } => format!(
                 "{address}: warning: dropped from state without a delete: its cluster could not be reached, and {host}, which it lived in, was deleted"

@@ -681,6 +681,7 @@ impl Engine {
     /// deliberately broken engine, for showing that the randomized harness
     /// notices.
     #[cfg(test)]
+    #[allow(dead_code, reason = "no test uses it yet")]
     pub(crate) fn sabotaged(mut self) -> Engine {
         self.omit = super::steps::Omit { reverse_edges: true };
         self
