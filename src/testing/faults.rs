@@ -118,6 +118,33 @@ impl std::fmt::Display for CallOp {
     }
 }
 
+/// A set of [`CallOp`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpSet(u8);
+
+impl OpSet {
+    /// No operation.
+    pub const NONE: OpSet = OpSet(0);
+    /// Every operation.
+    pub const ALL: OpSet = OpSet(0x1f);
+
+    /// The set of `ops`.
+    pub const fn of(ops: &[CallOp]) -> OpSet {
+        let mut bits = 0;
+        let mut i = 0;
+        while i < ops.len() {
+            bits |= 1 << ops[i] as u8;
+            i += 1;
+        }
+        OpSet(bits)
+    }
+
+    /// Whether `op` is in the set.
+    pub const fn contains(self, op: CallOp) -> bool {
+        self.0 & (1 << op as u8) != 0
+    }
+}
+
 /// How often each fault happens, as probabilities per call. The outcomes
 /// (failures, lost responses, crashes, short reads) exclude each other;
 /// latency comes on top of any of them.
@@ -137,6 +164,9 @@ pub struct FaultRates {
     /// A create, update or delete takes effect, then the answer is lost: the
     /// caller gets a transient error without a code.
     pub lost_response: f64,
+    /// The operations that lost responses and crashes after the effect may
+    /// hit (only creates, updates and deletes have effects).
+    pub after_effect_ops: OpSet,
     /// The process "dies" before the call has any effect: the cloud
     /// signals a crash and the call never returns.
     pub crash_before: f64,
@@ -156,6 +186,7 @@ impl FaultRates {
         transient: 0.0,
         permanent: 0.0,
         lost_response: 0.0,
+        after_effect_ops: OpSet::ALL,
         crash_before: 0.0,
         crash_after: 0.0,
         short_read: 0.0,
@@ -238,7 +269,7 @@ impl FaultScript {
         });
         let u = rng.unit();
         let transient_code = if rng.chance(0.5) { Some("Throttling") } else { None };
-        let mutates = op.mutates();
+        let mutates = op.mutates() && r.after_effect_ops.contains(op);
         // Outcomes that cannot happen to this operation count as Proceed.
         let table: [(f64, FaultOutcome); 6] = [
             (r.transient, FaultOutcome::FailBefore { code: transient_code }),
@@ -290,6 +321,7 @@ mod tests {
                 transient: 0.2,
                 permanent: 0.1,
                 lost_response: 0.1,
+                after_effect_ops: OpSet::of(&[CallOp::Create, CallOp::Update, CallOp::Delete]),
                 crash_before: 0.05,
                 crash_after: 0.05,
                 short_read: 0.0,
@@ -304,14 +336,25 @@ mod tests {
             .map(|i| format!("{:?}", script.decide(&format!("r{i}"), CallOp::Create, 0).outcome))
             .collect();
         assert!(outcomes.len() >= 5, "{outcomes:?}");
-        // Reads never lose a response or crash after an effect.
+        // Reads never lose a response or crash after an effect, nor do
+        // operations left out of `after_effect_ops`.
+        let no_updates = FaultScript {
+            rates: FaultRates {
+                after_effect_ops: OpSet::of(&[CallOp::Create]),
+                ..script.rates
+            },
+            ..script
+        };
         for i in 0..200 {
-            let d = script.decide(&format!("r{i}"), CallOp::Read, 0);
-            assert!(!matches!(
-                d.outcome,
-                FaultOutcome::LoseResponse | FaultOutcome::CrashAfter
-            ));
+            for (s, op) in [(&script, CallOp::Read), (&no_updates, CallOp::Update)] {
+                let d = s.decide(&format!("r{i}"), op, 0);
+                assert!(!matches!(
+                    d.outcome,
+                    FaultOutcome::LoseResponse | FaultOutcome::CrashAfter
+                ));
+            }
         }
+        assert!(OpSet::ALL.contains(CallOp::Find) && !OpSet::NONE.contains(CallOp::Create));
     }
 
     #[test]

@@ -64,5 +64,7 @@ mod kinds;
 mod harness;
 
 pub use cloud::{FakeCloud, FakeObject, ID_PREFIX, Refusal, referenced_id};
-pub use faults::{CallOp, Decision, FaultOutcome, FaultRates, FaultScript, SplitMix, hash_str, splitmix64};
+pub use faults::{
+    CallOp, Decision, FaultOutcome, FaultRates, FaultScript, OpSet, SplitMix, hash_str, splitmix64,
+};
 pub use kinds::{ANON, FakeKind, KEYED, KIND_DEFS, NAMED, fake_kinds, register};
