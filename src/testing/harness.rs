@@ -997,10 +997,11 @@ impl<'a> Scenario<'a> {
         Some((plan, prior))
     }
 
-    /// Whether the plan for `model` would replace (or re-create) a resource
-    /// on which a resource staying in place depends, while that dependent
-    /// is updated in place: because it refers to the replaced resource
-    /// through an in-place attribute, or because it has other changes.
+    /// Whether the plan for `model` would replace (or re-create, or move to
+    /// another address by a rename) a resource on which a resource staying
+    /// in place depends, while that dependent is updated in place: because
+    /// it refers to the replaced resource through an in-place attribute, or
+    /// because it has other changes.
     fn has_replacement_with_inplace_dependent(&self, model: &Model, plan: &Plan, prior: &Prior) -> bool {
         let mut replaced: BTreeSet<String> = plan
             .resources
@@ -1011,6 +1012,16 @@ impl<'a> Scenario<'a> {
             })
             .map(|r| r.address.clone())
             .collect();
+        // A renamed address still in state is replaced by its new address
+        // (an object with the same identity).
+        for (old, new) in &model.renames {
+            if prior.resources.contains_key(old)
+                && !model.res.contains_key(old)
+                && model.res.contains_key(new)
+            {
+                replaced.insert(old.clone());
+            }
+        }
         // Whatever lives in a replaced resource (`parent`) is replaced too.
         loop {
             let more: Vec<String> = model
@@ -1359,6 +1370,21 @@ mod tests {
             f.kind(),
             f.violations[0].detail
         );
+        // Deleting something still referred to: refused by the strict cloud,
+        // or left behind by a destroy.
+        assert!(
+            [
+                "call refused by the cloud",
+                "destroy incomplete",
+                "failure-free run did not converge"
+            ]
+            .contains(&f.kind()),
+            "the sabotaged engine broke a promise, but not the expected one:\n{}",
+            f.render(
+                &cfg,
+                "testing::harness::tests::harness_catches_a_sabotaged_engine"
+            )
+        );
     }
 
     /// Runs each class the passing configuration leaves out on its own (on
@@ -1412,6 +1438,7 @@ mod tests {
 
     #[test]
     fn generated_stacks_load_and_edits_keep_them_valid() {
+        crate::testing::register();
         let cfg = ScenarioConfig::all();
         for seed in 0..50 {
             let mut rng = SplitMix::new(seed);

@@ -21,9 +21,10 @@
 //!   crash the run (the call never returns and [`FakeCloud::crashed`]
 //!   wakes, so the test drops the run as a SIGKILL would).
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! ```
+//! use std::sync::Arc;
 //! use meshform::testing::{FakeCloud, fake_kinds};
+//!
 //! let cloud = FakeCloud::new();
 //! let kinds = fake_kinds(&cloud);
 //! let text = r#"
@@ -42,19 +43,28 @@
 //! let stack = meshform::config::load_str("demo.toml".as_ref(), text.into(), &Default::default())?;
 //! let engine = meshform::engine::Engine::new(&stack.name, kinds, meshform::engine::no_events());
 //! let mem = meshform::state::MemoryState::new();
-//! let mut store = mem.open(&stack.name)?;
-//! let prior = engine.refresh_into(&mut store).await?;
 //! let facts = meshform::provider::RegionFacts::default();
-//! let plan = engine.plan(&stack, &prior, &facts)?;
-//! let store = std::sync::Arc::new(tokio::sync::Mutex::new(store));
-//! engine.apply(Some(&stack), &plan, store, &facts.azs).await?;
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+//! rt.block_on(async {
+//!     let mut store = mem.open(&stack.name)?;
+//!     let prior = engine.refresh_into(&mut store).await?;
+//!     let plan = engine.plan(&stack, &prior, &facts)?;
+//!     let store = Arc::new(tokio::sync::Mutex::new(store));
+//!     let report = engine.apply(Some(&stack), &plan, store, &facts.azs).await?;
+//!     assert!(report.is_success());
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
 //! assert_eq!(cloud.owned_by("demo").len(), 2);
-//! # Ok(())
-//! # }
+//! // `b` refers to `a`: the cloud refuses to delete `a` first.
+//! let a = cloud.owned_by("demo").into_iter().find(|o| o.tag("meshform:address") == Some("a")).unwrap();
+//! assert!(cloud.remove(&a.id).is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The randomized engine harness built on these lives in this module's
-//! unit tests (`testing::harness`).
+//! The randomized engine harness built on these is part of the library's
+//! unit tests (`testing::harness`, `cargo test --lib testing::harness`):
+//! generated stacks, edits, faults and kills, with the engine's promises
+//! checked after every run.
 
 mod cloud;
 mod faults;

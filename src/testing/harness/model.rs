@@ -159,11 +159,18 @@ pub(super) struct Model {
     pub(super) stack: String,
     pub(super) res: BTreeMap<String, Res>,
     pub(super) outputs: BTreeMap<String, Val>,
+    /// Renames so far: (old address, new address).
+    pub(super) renames: Vec<(String, String)>,
     counter: u64,
 }
 
 const LABELS: &[&str] = &["blue", "green", "${az[0]}", "${az[1]} side", "plain"];
 const TEAMS: &[&str] = &["core", "edge", "data"];
+const NAMED_IN_PLACE: &[&str] = &["size", "refs", "tags"];
+const ANON_IN_PLACE: &[&str] = &["label", "refs", "tags"];
+
+/// An edit of the model: what it did, or `None` when it did not apply.
+type Edit = fn(&mut Model, &mut SplitMix) -> Option<String>;
 
 impl Model {
     pub(super) fn generate(rng: &mut SplitMix, stack: &str, n: usize) -> Model {
@@ -171,6 +178,7 @@ impl Model {
             stack: stack.to_string(),
             res: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            renames: Vec::new(),
             counter: 0,
         };
         for i in 0..n {
@@ -427,8 +435,7 @@ impl Model {
     /// Applies one random edit allowed by `cfg`; returns what it did, or
     /// `None` when the edit drawn did not apply.
     pub(super) fn edit(&mut self, rng: &mut SplitMix, cfg: &ScenarioConfig) -> Option<String> {
-        let mut menu: Vec<(u64, fn(&mut Model, &mut SplitMix) -> Option<String>)> =
-            vec![(30, Model::edit_in_place), (8, Model::edit_depends_on)];
+        let mut menu: Vec<(u64, Edit)> = vec![(30, Model::edit_in_place), (8, Model::edit_depends_on)];
         if cfg.force_new {
             menu.push((15, Model::edit_force_new));
         }
@@ -476,9 +483,9 @@ impl Model {
         }
         let addr = self.pick_res(rng, |_| true)?;
         let r = self.res[&addr].clone();
-        let what: &str = match r.kind {
-            Kind::Named => *rng.pick(&["size", "refs", "tags"]),
-            Kind::Anon => *rng.pick(&["label", "refs", "tags"]),
+        let what = match r.kind {
+            Kind::Named => *rng.pick(NAMED_IN_PLACE),
+            Kind::Anon => *rng.pick(ANON_IN_PLACE),
             Kind::Keyed => "target",
         };
         let mut new = r.clone();
@@ -669,6 +676,7 @@ impl Model {
         for v in self.outputs.values_mut() {
             v.retarget(&addr, &new_addr);
         }
+        self.renames.push((addr.clone(), new_addr.clone()));
         Some(format!("rename {addr} to {new_addr} (same identity)"))
     }
 
