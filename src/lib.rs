@@ -6,7 +6,8 @@
 //! computes a [`plan::Plan`] with a pure diff ([`plan`]), then applies or
 //! destroys it concurrently in dependency order ([`engine`]), recording every
 //! operation in a locked, atomically written state file ([`state`]).
-//! Resource kinds live in [`provider`]. Access to a created EKS cluster:
+//! Resource kinds live in [`provider`]; an in-memory fake cloud and kinds
+//! for tests live in [`testing`]. Access to a created EKS cluster:
 //! tokens in [`eks_auth`], kubeconfig entries in [`kubeconfig`].
 //!
 //! The `meshform` binary ([`cli`]) is a thin layer over this library.
@@ -23,6 +24,7 @@ pub mod kubeconfig;
 pub mod plan;
 pub mod provider;
 pub mod state;
+pub mod testing;
 
 /// Values of attributes, variables and outputs: JSON values.
 ///
