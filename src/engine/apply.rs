@@ -11,7 +11,7 @@ use super::events::{Event, Op};
 use super::steps::{Step, step_graph_omitting};
 use super::{Engine, EngineError};
 use crate::config::Stack;
-use crate::graph::{Outcome, walk};
+use crate::graph::{CancelFlag, Outcome, walk};
 use crate::plan::eval::{Lookup, Scope, desired_attrs, eval, normalize_attr};
 use crate::plan::{Action, Detach, Plan, ReplaceOrder};
 use crate::provider::{KindDef, Live, OpContext, ProviderError, ResourceKind};
@@ -128,6 +128,21 @@ struct Run {
     /// For create-before-destroy replacements under way: the address state
     /// keeps the old object under until its delete step.
     deposed: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Set when the run stops (Ctrl-C or a failed state write): steps in
+    /// flight finish, but retry nothing.
+    stop: CancelFlag,
+}
+
+impl Run {
+    /// Fails with [`EngineError::Stopped`] once the run is stopping, so that
+    /// a step that started but has not yet called the cloud calls nothing.
+    fn check_going(&self) -> Result<(), EngineError> {
+        if self.stop.is_cancelled() {
+            Err(EngineError::Stopped)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// Locks a mutex that guards plain data; a panic elsewhere cannot leave it
@@ -176,9 +191,10 @@ impl Engine {
             dropped: Default::default(),
             location,
             deposed: Default::default(),
+            // Stopped by the user's cancel, or by a failed state write.
+            stop: self.cancel.child(),
         });
-        // Stopped by the user's cancel, or by a failed state write.
-        let stop = self.cancel.child();
+        let stop = run.stop.clone();
         let outcomes = walk(&graph, self.parallelism, &stop, |step: Step| {
             let engine = self.clone();
             let run = run.clone();
@@ -197,6 +213,8 @@ impl Engine {
                         id: id.clone(),
                         elapsed: started.elapsed(),
                     }),
+                    // Reported as not started once the walk is over.
+                    Err(EngineError::Stopped) => {}
                     Err(e) => {
                         if matches!(e, EngineError::State(_)) {
                             stop.cancel();
@@ -221,6 +239,7 @@ impl Engine {
             }
         })
         .await;
+        let outcomes = not_started_as_cancelled(outcomes);
         for (step, outcome) in &outcomes {
             match outcome {
                 Outcome::Skipped { because } => (self.events)(&Event::Skipped {
@@ -280,6 +299,7 @@ impl Engine {
             id: recorded.id.clone(),
             attrs: recorded.attributes.clone(),
         };
+        run.check_going()?;
         failpoint("before-delete", step_address).await?;
         if let Err(source) = kind.delete(&cx, &prior).await {
             if source.is_unreachable()
@@ -376,6 +396,7 @@ impl Engine {
             attrs: recorded.attributes.clone(),
         };
         let cx = self.op_context(address, "");
+        run.check_going()?;
         failpoint("before-update", address).await?;
         let live = kind
             .update(&cx, &prior, &desired, &changed)
@@ -453,6 +474,9 @@ impl Engine {
             let mut cx = self.op_context(address, &token);
             {
                 let mut store = run.store.lock().await;
+                // Checked under the lock: a state write that failed while
+                // this step waited for it stops the run.
+                run.check_going()?;
                 if replaces_first {
                     let deposed = store.begin_replacement(address, pending)?;
                     lock(&run.deposed).insert(address.to_string(), deposed);
@@ -464,7 +488,9 @@ impl Engine {
             failpoint("before-create", address).await?;
             // On failure the pending record stays: the call may have made
             // something, and the next run looks for it.
-            let live = self.create_resolving_doubt(&kind, &cx, &desired).await?;
+            let live = self
+                .create_resolving_doubt(&kind, &cx, &desired, &run.stop)
+                .await?;
             failpoint("after-create", address).await?;
             let id = live.id.clone();
             run.store.lock().await.finish_create(address, record(live))?;
@@ -480,6 +506,7 @@ impl Engine {
                 attrs: recorded.attributes.clone(),
             };
             let cx = self.op_context(address, "");
+            run.check_going()?;
             failpoint("before-update", address).await?;
             let live = kind
                 .update(&cx, &prior, &desired, &changed)
@@ -506,6 +533,7 @@ impl Engine {
         kind: &Arc<dyn ResourceKind>,
         cx: &OpContext,
         desired: &Attrs,
+        stop: &CancelFlag,
     ) -> Result<Live, EngineError> {
         let failed = |source| EngineError::Provider {
             address: cx.address.clone(),
@@ -520,9 +548,19 @@ impl Engine {
                 Err(e) if e.is_transient() => e,
                 Err(e) => return Err(failed(e)),
             };
-            if let Ok(Some(found)) = kind.find_existing(cx, desired).await
-                && !cx.exclude.contains(&found.id)
-            {
+            // A lookup that fails leaves the doubt open: trying the create
+            // again could make a second object. Give up; the pending record
+            // stays, and the next run looks again.
+            let found = match kind.find_existing(cx, desired).await {
+                Ok(found) => found.filter(|f| !cx.exclude.contains(&f.id)),
+                Err(lookup) => {
+                    cx.progress.report(&format!(
+                        "cannot tell whether the failed create made anything: the lookup failed ({lookup})"
+                    ));
+                    return Err(failed(source));
+                }
+            };
+            if let Some(found) = found {
                 cx.progress.report(&format!(
                     "found {} after a create that failed with: {source}",
                     found.id
@@ -536,7 +574,7 @@ impl Engine {
                 }
                 return kind.update(cx, &found, desired, &changed).await.map_err(failed);
             }
-            if attempt >= CREATE_ATTEMPTS {
+            if attempt >= CREATE_ATTEMPTS || stop.is_cancelled() {
                 return Err(failed(source));
             }
             cx.progress.report(&format!(
@@ -544,6 +582,9 @@ impl Engine {
                 delay.as_secs_f64()
             ));
             tokio::time::sleep(delay).await;
+            if stop.is_cancelled() {
+                return Err(failed(source));
+            }
             delay *= 2;
             attempt += 1;
         }
@@ -578,6 +619,29 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Steps that stopped before their cloud call because the run was stopping
+/// (and what was skipped because of them) were never started: cancelled.
+fn not_started_as_cancelled(
+    mut outcomes: BTreeMap<Step, Outcome<Step, EngineError>>,
+) -> BTreeMap<Step, Outcome<Step, EngineError>> {
+    let stopped: BTreeSet<Step> = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Failed(EngineError::Stopped)))
+        .map(|(s, _)| s.clone())
+        .collect();
+    for o in outcomes.values_mut() {
+        let cancel = match o {
+            Outcome::Failed(EngineError::Stopped) => true,
+            Outcome::Skipped { because } => stopped.contains(because),
+            _ => false,
+        };
+        if cancel {
+            *o = Outcome::Cancelled;
+        }
+    }
+    outcomes
 }
 
 /// A test failpoint at an engine step (see [`crate::failpoint`]); a `fail-`
@@ -667,7 +731,8 @@ pub fn refreshed_state(state: &State, prior: &crate::plan::Prior) -> BTreeMap<St
                     kind: recorded.kind.clone(),
                     id: p.id.clone(),
                     attributes: live.clone(),
-                    dependencies: recorded.dependencies.clone(),
+                    // With the references the live object shows added.
+                    dependencies: p.dependencies.clone(),
                 },
             );
         }
@@ -681,7 +746,6 @@ impl Engine {
     /// deliberately broken engine, for showing that the randomized harness
     /// notices.
     #[cfg(test)]
-    #[allow(dead_code, reason = "no test uses it yet")]
     pub(crate) fn sabotaged(mut self) -> Engine {
         self.omit = super::steps::Omit { reverse_edges: true };
         self

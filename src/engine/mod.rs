@@ -73,6 +73,10 @@ pub enum EngineError {
     /// type name).
     #[error("state records a resource of type `{0}`, which this meshform does not know")]
     UnknownKind(String),
+    /// The step did not call the cloud because the run is stopping (Ctrl-C
+    /// or a failed state write); reported as not started.
+    #[error("not started: the run is stopping")]
+    Stopped,
     /// A broken invariant, such as a cycle in a validated stack: a bug, or
     /// a state file edited by hand.
     #[error("internal error: {0}")]

@@ -167,6 +167,13 @@ impl Engine {
             }
         }
         self.gone_with_their_hosts(&mut prior);
+        for (address, found) in crate::plan::live_dependencies(&prior.resources) {
+            if let Some(p) = prior.resources.get_mut(&address) {
+                p.dependencies.extend(found);
+                p.dependencies.sort();
+                p.dependencies.dedup();
+            }
+        }
         Ok(prior)
     }
 

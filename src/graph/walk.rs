@@ -204,13 +204,21 @@ where
     }
     let mut ready: BTreeSet<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
     let mut outcomes: BTreeMap<usize, Outcome<K, E>> = BTreeMap::new();
-    let mut running: JoinSet<(usize, Result<(), E>)> = JoinSet::new();
+    let mut running: JoinSet<(usize, Option<Result<(), E>>)> = JoinSet::new();
 
     loop {
         while running.len() < parallelism && !cancel.is_cancelled() {
             let Some(i) = ready.pop_first() else { break };
             let fut = work(graph.nodes[i].clone());
-            running.spawn(async move { (i, fut.await) });
+            // A node spawned just before a cancel may not have run yet: it
+            // checks again when it first runs, so nothing starts after it.
+            let cancel = cancel.clone();
+            running.spawn(async move {
+                if cancel.is_cancelled() {
+                    return (i, None);
+                }
+                (i, Some(fut.await))
+            });
         }
         let Some(joined) = running.join_next().await else {
             break;
@@ -221,7 +229,10 @@ where
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         match result {
-            Ok(()) => {
+            None => {
+                // Not started: left to be reported as cancelled.
+            }
+            Some(Ok(())) => {
                 outcomes.insert(i, Outcome::Done);
                 for &d in &dependents[i] {
                     waiting[d] -= 1;
@@ -230,7 +241,7 @@ where
                     }
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 outcomes.insert(i, Outcome::Failed(e));
                 let mut stack = dependents[i].clone();
                 while let Some(d) = stack.pop() {

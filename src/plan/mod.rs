@@ -14,4 +14,5 @@ pub use model::{
     Action, AttrChange, Detach, OutputChange, PLAN_FORMAT_VERSION, Plan, ReplaceOrder, ResourceChange,
     Summary,
 };
+pub use order::live_dependencies;
 pub use render::render;

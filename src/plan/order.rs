@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::diff::{PlanError, Prior, PriorResource};
 use super::eval::normalize_attr;
 use super::model::{Action, Detach, ReplaceOrder, ResourceChange};
-use crate::config::{Reference, Resource, Stack, parse_cidr};
+use crate::config::{Resource, Stack, parse_cidr};
 use crate::provider::{AttrType, KindDef, Mode};
 use crate::{Attrs, Value};
 
@@ -191,7 +191,7 @@ pub(super) fn order(
                     let Some(old_prior) = prior.resources.get(&o) else {
                         continue;
                     };
-                    match references(resource, recorded, &o, old_prior, &stand_ins(&clash, &o)) {
+                    match references(resource, recorded, &o, old_prior) {
                         Refs::None => {}
                         Refs::Detachable(detaches) => {
                             let change = &mut changes[ci];
@@ -259,21 +259,6 @@ struct Collisions {
     /// New objects (creates and replacements) and the other resources
     /// whose old objects they clash with.
     after: BTreeMap<String, BTreeSet<String>>,
-}
-
-/// The addresses standing in for `old` in the stack: itself, and the new
-/// resources that take its name (references to them will point where
-/// references to it pointed).
-fn stand_ins(clash: &Collisions, old: &str) -> Vec<String> {
-    std::iter::once(old.to_string())
-        .chain(
-            clash
-                .after
-                .iter()
-                .filter(|(_, olds)| olds.contains(old))
-                .map(|(new, _)| new.clone()),
-        )
-        .collect()
 }
 
 fn collisions(
@@ -374,44 +359,29 @@ enum Refs {
 }
 
 /// How `resource` (recorded as `recorded`) refers to the old object of
-/// `old` (recorded as `old_prior`): through its attributes whose stack
-/// expressions reference `old` or one of `stand_ins`, holding `old`'s
-/// identifiers (its id, or computed values such as its ARN: values the
-/// cloud gave it, not names the stack chose). Tags never count: they hold
-/// no references a cloud enforces.
-fn references(
-    resource: &Resource,
-    recorded: &PriorResource,
-    old: &str,
-    old_prior: &PriorResource,
-    stand_ins: &[String],
-) -> Refs {
+/// `old` (recorded as `old_prior`): which of its configurable attributes
+/// hold `old`'s identifiers as they are now (see [`identifiers`]), whether
+/// or not the stack still refers to `old` (an update may be what drops the
+/// reference; until it runs, the live object holds it). Tags never count:
+/// they hold no references a cloud enforces.
+fn references(resource: &Resource, recorded: &PriorResource, old: &str, old_prior: &PriorResource) -> Refs {
     let Some(live) = &recorded.live else {
         return Refs::None;
     };
-    let old_kind = crate::provider::kind_def(&old_prior.kind);
+    let values = identifiers(old_prior);
+    if values.is_empty() {
+        return Refs::None;
+    }
     let mut detach = Vec::new();
     let mut fixed = Vec::new();
-    for (name, attr) in resource.attrs.iter().filter(|(n, _)| n.as_str() != "tags") {
-        let referenced: BTreeSet<&str> = attr
-            .expr
-            .references()
-            .into_iter()
-            .filter_map(|r| match &r.reference {
-                Reference::Resource { name, attr } if stand_ins.contains(name) => Some(attr.as_str()),
-                _ => None,
-            })
-            .collect();
-        let values: BTreeSet<String> = referenced
-            .iter()
-            .filter_map(|a| identifier(old_prior, old_kind, a))
-            .collect();
-        let Some(current) = live.get(name) else { continue };
-        if values.is_empty() {
+    for (name, current) in live {
+        let Some(schema) = resource.kind.attr(name) else {
+            continue;
+        };
+        if name == "tags" || schema.mode == Mode::Computed {
             continue;
         }
-        let schema = resource.kind.attr(name);
-        let removable = schema.is_some_and(|s| matches!(s.ty, AttrType::StringList) && !s.force_new);
+        let removable = matches!(schema.ty, AttrType::StringList) && !schema.force_new;
         match current {
             Value::Array(items) if removable => {
                 let found: Vec<String> = values
@@ -449,26 +419,86 @@ fn references(
     }
 }
 
-/// The value of attribute `attr` of an old object when it identifies the
-/// object: its id, a computed attribute, or any attribute equal to its id.
-fn identifier(old: &PriorResource, kind: Option<&'static KindDef>, attr: &str) -> Option<String> {
-    if attr == "id" {
-        return Some(old.id.clone()).filter(|s| !s.is_empty());
-    }
-    let value = old.live.as_ref()?.get(attr)?.as_str()?;
-    let computed = kind
-        .and_then(|k| k.attr(attr))
-        .is_some_and(|s| s.mode == Mode::Computed);
-    (!value.is_empty() && (computed || value == old.id)).then(|| value.to_string())
+/// The values that identify an old object wherever another object refers
+/// to it: its id, and the identifiers the cloud gave it (computed string
+/// attributes named `arn`, `*_arn`, `*_id` or `*_uri`). Names the stack
+/// chose and computed statuses are left out: equal values elsewhere are not
+/// references.
+fn identifiers(old: &PriorResource) -> BTreeSet<String> {
+    let kind = crate::provider::kind_def(&old.kind);
+    let identifying = |name: &str| {
+        name == "arn" || name.ends_with("_arn") || name.ends_with("_id") || name.ends_with("_uri")
+    };
+    let computed = old.live.iter().flatten().filter(|(name, _)| {
+        identifying(name)
+            && kind
+                .and_then(|k| k.attr(name))
+                .is_some_and(|s| s.mode == Mode::Computed)
+    });
+    std::iter::once(old.id.as_str())
+        .chain(computed.filter_map(|(_, v)| v.as_str()))
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
-/// Whether `value` holds `needle` anywhere: as a string, inside one, or in
-/// a nested list or table.
+/// Whether `value` holds `needle`: as the whole of a string, inside a long
+/// one (an ARN or id built into a bigger string; short ids would match by
+/// accident), or in a nested list or table.
 fn holds(value: &Value, needle: &str) -> bool {
     match value {
-        Value::String(s) => s.contains(needle),
+        Value::String(s) => s == needle || (needle.len() >= 20 && s.contains(needle)),
         Value::Array(items) => items.iter().any(|i| holds(i, needle)),
         Value::Object(map) => map.values().any(|v| holds(v, needle)),
         _ => false,
+    }
+}
+
+/// Dependencies the live objects show but state may not have recorded (an
+/// update whose answer was lost, or a run killed before recording it, can
+/// leave a resource referring to another that its recorded dependencies
+/// do not name): for each address, the other tracked resources whose
+/// identifiers (see [`identifiers`]) its configurable attributes hold as
+/// whole values. Deletes are ordered by recorded dependencies, so refresh
+/// adds these to them.
+pub fn live_dependencies(resources: &BTreeMap<String, PriorResource>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut owner: BTreeMap<String, &str> = BTreeMap::new();
+    for (address, r) in resources {
+        if r.live.is_some() {
+            for id in identifiers(r) {
+                owner.entry(id).or_insert(address.as_str());
+            }
+        }
+    }
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (address, r) in resources {
+        let Some(live) = &r.live else { continue };
+        let kind = crate::provider::kind_def(&r.kind);
+        for (name, value) in live {
+            let configurable = kind
+                .and_then(|k| k.attr(name))
+                .is_some_and(|s| s.mode != Mode::Computed);
+            if name == "tags" || !configurable {
+                continue;
+            }
+            strings(value, &mut |s| {
+                if let Some(&other) = owner.get(s)
+                    && other != address
+                {
+                    out.entry(address.clone()).or_default().insert(other.to_string());
+                }
+            });
+        }
+    }
+    out
+}
+
+/// Calls `f` with every string inside `value`.
+fn strings(value: &Value, f: &mut impl FnMut(&str)) {
+    match value {
+        Value::String(s) => f(s),
+        Value::Array(items) => items.iter().for_each(|i| strings(i, f)),
+        Value::Object(map) => map.values().for_each(|v| strings(v, f)),
+        _ => {}
     }
 }

@@ -537,6 +537,12 @@ impl FakeCloud {
                 })
                 .collect()
         };
+        // Objects state already tracks (the old object of a replacement
+        // under way) are not what an interrupted create made.
+        let found: Vec<&FakeObject> = found
+            .into_iter()
+            .filter(|o| !cx.exclude.contains(&o.id))
+            .collect();
         match found.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one.live())),
