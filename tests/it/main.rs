@@ -8,6 +8,7 @@ mod drift;
 mod eks_auth;
 mod eks_stack;
 mod failure;
+mod faults;
 mod fake_kube;
 mod helm_release;
 mod in_cluster;

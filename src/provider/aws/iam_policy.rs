@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_iam::types::{Policy, PolicyScopeType, PolicyVersion, Tag};
 
-use super::AwsClients;
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_opt_str,
@@ -451,6 +451,8 @@ impl ResourceKind for IamPolicy {
             .set_description(description.map(str::to_string))
             .policy_document(document)
             .set_tags(create_tags)
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreatePolicy", e))?;

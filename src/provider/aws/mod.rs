@@ -26,7 +26,40 @@ pub mod vpc;
 
 use std::sync::Arc;
 
+use aws_config::retry::RetryConfig;
+
 use crate::provider::{Kinds, ProviderError, RegionFacts, schema::KindDef};
+
+/// The per-operation configuration of a call that must be made at most once
+/// per attempt of the engine: the SDK's own retries off.
+///
+/// Every kind's primary create call (the one that makes the object) is sent
+/// with it: `call.customize().config_override(SingleAttempt).send()`. If the
+/// SDK retried such a call after its answer was lost, the first request may
+/// already have made the object and the retry would make a second one (most
+/// of these APIs take no client token, and emulators ignore tokens). Instead
+/// the failure reaches the engine, which looks the resource up (ownership
+/// tags or natural key) before it tries again. Every other call keeps the
+/// client's retry configuration (the SDK's standard mode).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SingleAttempt;
+
+/// `From<SingleAttempt>` for each service's config builder: only the retry
+/// configuration is set, so the override leaves everything else as the
+/// client has it.
+macro_rules! single_attempt_for {
+    ($($service:ident),* $(,)?) => {
+        $(
+            impl From<SingleAttempt> for $service::config::Builder {
+                fn from(_: SingleAttempt) -> Self {
+                    $service::config::Builder::default().retry_config(RetryConfig::disabled())
+                }
+            }
+        )*
+    };
+}
+
+single_attempt_for!(aws_sdk_ec2, aws_sdk_iam, aws_sdk_ecr, aws_sdk_eks);
 
 /// Static definitions of every AWS kind.
 pub static KIND_DEFS: &[&KindDef] = &[

@@ -16,7 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{ConnectivityType, NatGateway as SdkNatGateway, NatGatewayState, ResourceType};
 
-use super::AwsClients;
+use super::{AwsClients, SingleAttempt};
 use super::ec2_util::{
     MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
     tags_attr, wait_until,
@@ -244,6 +244,8 @@ impl ResourceKind for NatGateway {
             call = call.tag_specifications(tag_spec(ResourceType::Natgateway, &tags));
         }
         let out = call
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreateNatGateway", e))?;

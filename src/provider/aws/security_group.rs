@@ -21,7 +21,7 @@ use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
 };
 
-use super::AwsClients;
+use super::{AwsClients, SingleAttempt};
 use super::ec2_util::{filter, is_not_found, ownership_filters, sync_tags, tag_spec, tags_attr};
 use super::route_table::{FILTER_VALUES_MAX, read_until, retry_dependency_violation};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
@@ -505,6 +505,8 @@ impl ResourceKind for SecurityGroup {
             .description(description)
             .vpc_id(vpc_id)
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, &attr_tags(desired)))
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreateSecurityGroup", e))?;
