@@ -136,6 +136,17 @@ fn assert_create_counts(proxy: &FaultProxy, fault: Fault, creates: &[(&str, usiz
         }
     }
     assert!(wrong.is_empty(), "{fault:?}: {wrong:?}\n--- stderr\n{log}");
+    // What the engine did about each faulted create.
+    let doubts: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("after a create that failed") || l.contains("nothing was made"))
+        .collect();
+    eprintln!(
+        "{fault:?}: {} call types faulted; the engine resolved {} creates:\n  {}",
+        faulted.len(),
+        doubts.len(),
+        doubts.join("\n  ")
+    );
 }
 
 /// Asserts the baseline exists exactly once in moto and nothing else does.
@@ -695,4 +706,249 @@ async fn ctrl_c_with_calls_in_flight_records_them_and_the_next_run_converges() {
     expect_code(direct(&dir.path, &moto, &["apply", stack, "--auto-approve"]), 0);
     assert_exactly_the_baseline(&moto).await;
     expect_code(direct(&dir.path, &moto, &["plan", stack, "--detailed-exitcode"]), 0);
+}
+
+/// A stack whose creates, updates and deletes make calls after the primary
+/// one that are not idempotent by nature: security group rules (authorize
+/// and revoke), managed policy versions, role policy attachments.
+const SECONDARY: &str = r#"
+[stack]
+name = "secondary"
+region = "us-west-2"
+
+[vars]
+port = 443
+action = "s3:GetObject"
+description = "first"
+
+[resource.vpc]
+type = "aws.ec2.vpc"
+cidr_block = "10.60.0.0/16"
+
+[resource.web]
+type = "aws.ec2.security_group"
+name = "web"
+vpc_id = "${vpc.id}"
+ingress = [
+  { protocol = "tcp", from_port = "${var.port}", to_port = "${var.port}", cidr_blocks = ["10.0.0.0/8", "192.168.0.0/16"] },
+  { protocol = "icmp", from_port = 8, to_port = 0, cidr_blocks = ["10.0.0.0/8"] },
+]
+egress = [
+  { protocol = "tcp", from_port = "${var.port}", to_port = "${var.port}", cidr_blocks = ["0.0.0.0/0"] },
+]
+
+[resource.policy]
+type = "aws.iam.policy"
+name = "secondary-policy"
+policy = { Version = "2012-10-17", Statement = [ { Effect = "Allow", Action = ["${var.action}"], Resource = "*" } ] }
+
+[resource.role]
+type = "aws.iam.role"
+name = "secondary-role"
+description = "${var.description}"
+managed_policy_arns = ["${policy.arn}", "AmazonEKSClusterPolicy"]
+assume_role_policy = { Version = "2012-10-17", Statement = [ { Effect = "Allow", Principal = { Service = "eks.amazonaws.com" }, Action = "sts:AssumeRole" } ] }
+"#;
+
+/// The rules of security group `web`: (direction, protocol, from, to, CIDR).
+async fn web_rules(moto: &Moto) -> BTreeSet<(String, String, i32, i32, String)> {
+    let groups = moto
+        .ec2()
+        .await
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values("web")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(groups.security_groups().len(), 1, "{groups:?}");
+    let g = &groups.security_groups()[0];
+    let mut out = BTreeSet::new();
+    for (dir, perms) in [("in", g.ip_permissions()), ("out", g.ip_permissions_egress())] {
+        for p in perms {
+            for r in p.ip_ranges() {
+                out.insert((
+                    dir.to_string(),
+                    p.ip_protocol().unwrap_or_default().to_string(),
+                    p.from_port().unwrap_or(0),
+                    p.to_port().unwrap_or(0),
+                    r.cidr_ip().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Creates, updates and deletes whose calls after the primary one lose
+/// their answers (the first occurrence of every call type): the SDK sends
+/// those again (they are not creates of a whole object), so each must
+/// take "already there" / "already gone" as success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secondary_calls_survive_dropped_answers() {
+    let moto = Moto::start();
+    let dir = Workdir::new("faults-secondary");
+    let file = dir.write("secondary.toml", SECONDARY);
+    let file = file.to_str().unwrap();
+    let drop_first = || FaultProxy::with_plan(moto.port, FaultPlan::first_of_each_call(Fault::DropResponse));
+    let rule = |d: &str, p: &str, from: i32, to: i32, cidr: &str| {
+        (d.to_string(), p.to_string(), from, to, cidr.to_string())
+    };
+
+    let proxy = drop_first();
+    expect_code(via(&proxy, &dir.path, &moto, &["apply", file, "--auto-approve"]), 0);
+    for call in [
+        "AuthorizeSecurityGroupIngress",
+        "RevokeSecurityGroupEgress",
+        "AuthorizeSecurityGroupEgress",
+        "AttachRolePolicy",
+    ] {
+        assert!(proxy.faulted_calls().iter().any(|c| c == call), "{call} not faulted");
+    }
+    drop(proxy);
+    assert_eq!(
+        web_rules(&moto).await,
+        [
+            rule("in", "tcp", 443, 443, "10.0.0.0/8"),
+            rule("in", "tcp", 443, 443, "192.168.0.0/16"),
+            rule("in", "icmp", 8, 0, "10.0.0.0/8"),
+            rule("out", "tcp", 443, 443, "0.0.0.0/0"),
+        ]
+        .into()
+    );
+    expect_code(direct(&dir.path, &moto, &["plan", file, "--detailed-exitcode"]), 0);
+
+    // In-place updates: other rules (revoke, then authorize), a new policy
+    // version, the role's description.
+    let vars = ["--var", "port=8443", "--var", "action=s3:PutObject", "--var", "description=second"];
+    let proxy = drop_first();
+    let mut args = vec!["apply", file, "--auto-approve"];
+    args.extend(vars);
+    let out = expect_code(via(&proxy, &dir.path, &moto, &args), 0);
+    for call in [
+        "RevokeSecurityGroupIngress",
+        "AuthorizeSecurityGroupIngress",
+        "CreatePolicyVersion",
+        "UpdateRole",
+    ] {
+        assert!(
+            proxy.faulted_calls().iter().any(|c| c == call),
+            "{call} not faulted\n{}",
+            stderr(&out)
+        );
+    }
+    drop(proxy);
+    assert_eq!(
+        web_rules(&moto).await,
+        [
+            rule("in", "tcp", 8443, 8443, "10.0.0.0/8"),
+            rule("in", "tcp", 8443, 8443, "192.168.0.0/16"),
+            rule("in", "icmp", 8, 0, "10.0.0.0/8"),
+            rule("out", "tcp", 8443, 8443, "0.0.0.0/0"),
+        ]
+        .into()
+    );
+    let iam = moto.iam().await;
+    let policy = Names::read(&moto).await;
+    assert_eq!(policy.local_policies, ["secondary-policy".to_string()].into());
+    let arn = "arn:aws:iam::123456789012:policy/secondary-policy";
+    let versions = iam.list_policy_versions().policy_arn(arn).send().await.unwrap();
+    // v1 and the update's version: a version made by a call whose answer
+    // was lost is not made again.
+    assert_eq!(versions.versions().len(), 2, "{versions:?}");
+    let mut plan = vec!["plan", file, "--detailed-exitcode"];
+    plan.extend(vars);
+    expect_code(direct(&dir.path, &moto, &plan), 0);
+
+    let proxy = drop_first();
+    let mut args = vec!["destroy", file, "--auto-approve"];
+    args.extend(vars);
+    expect_code(via(&proxy, &dir.path, &moto, &args), 0);
+    drop(proxy);
+    assert_eq!(Names::read(&moto).await, Names::default());
+    assert!(foreign_ec2_objects(&moto, "secondary").await.is_empty());
+    let left = moto.ec2().await.describe_vpcs().send().await.unwrap();
+    assert!(left.vpcs().iter().all(|v| v.is_default() == Some(true)), "{left:?}");
+}
+
+/// A policy at IAM's limit of five versions is updated while the answers
+/// of its first DeletePolicyVersion and CreatePolicyVersion are lost: the
+/// SDK sends the delete again (it finds the version gone: success); the
+/// create is not sent again because the lookup finds the version it made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_version_calls_survive_dropped_answers_at_the_version_limit() {
+    use meshform::provider::aws::iam_policy::IamPolicy;
+    use meshform::provider::{OpContext, ResourceKind, ownership_tags};
+
+    let moto = Moto::start();
+    let cx = OpContext {
+        stack: "versions".into(),
+        address: "policy".into(),
+        token: "tok".into(),
+        ..Default::default()
+    };
+    let desired = |action: &str| -> meshform::Attrs {
+        let mut a = meshform::Attrs::new();
+        a.insert("name".into(), "versioned".into());
+        a.insert("path".into(), "/".into());
+        a.insert(
+            "policy".into(),
+            serde_json::json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": [action], "Resource": "*"}]}),
+        );
+        a.insert(
+            "tags".into(),
+            meshform::provider::tags_value(ownership_tags(&cx.stack, &cx.address)),
+        );
+        a
+    };
+    let direct = IamPolicy(moto.clients().await);
+    let mut live = direct.create(&cx, &desired("s3:Action0")).await.unwrap();
+    for i in 1..5 {
+        live = direct
+            .update(&cx, &live, &desired(&format!("s3:Action{i}")), &["policy".to_string()])
+            .await
+            .unwrap();
+    }
+    let iam = moto.iam().await;
+    let count = || async {
+        iam.list_policy_versions()
+            .policy_arn(&live.id)
+            .send()
+            .await
+            .unwrap()
+            .versions()
+            .len()
+    };
+    assert_eq!(count().await, 5);
+
+    let proxy = FaultProxy::with_plan(
+        moto.port,
+        FaultPlan::new()
+            .on_call("DeletePolicyVersion", Fault::DropResponse, 1)
+            .on_call("CreatePolicyVersion", Fault::DropResponse, 1),
+    );
+    let faulty = IamPolicy(proxy.clients().await);
+    let updated = faulty
+        .update(&cx, &live, &desired("s3:Action5"), &["policy".to_string()])
+        .await
+        .expect("update despite the lost answers");
+    assert_eq!(proxy.calls("DeletePolicyVersion").len(), 2, "the SDK sent it again");
+    assert_eq!(proxy.calls("CreatePolicyVersion").len(), 1, "found, not sent again");
+    assert_eq!(count().await, 5);
+    let default = updated.attrs["default_version_id"].as_str().unwrap().to_string();
+    let version = iam
+        .get_policy_version()
+        .policy_arn(&live.id)
+        .version_id(&default)
+        .send()
+        .await
+        .unwrap();
+    let version = version.policy_version().unwrap();
+    assert!(version.is_default_version());
+    assert!(version.document().unwrap().contains("s3:Action5"));
 }

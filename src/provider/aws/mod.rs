@@ -61,6 +61,48 @@ macro_rules! single_attempt_for {
 
 single_attempt_for!(aws_sdk_ec2, aws_sdk_iam, aws_sdk_ecr, aws_sdk_eks);
 
+/// How many times [`send_resolving_doubt`] sends its call in all, as the
+/// SDK's standard mode would.
+const RESOLVING_ATTEMPTS: u32 = 3;
+/// Its pause before the second attempt; doubled before each next one.
+const RESOLVING_FIRST_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends a call that makes something inside an existing resource (such as
+/// a new policy version) and must not be repeated blindly: `send` makes
+/// the call once (with [`SingleAttempt`]); when it fails transiently (see
+/// [`ProviderError::is_transient`]: its answer may have been lost after it
+/// took effect), `look` reads whether it took effect and returns what the
+/// call would have, and only if it did not is the call sent again, up to
+/// three attempts in all. The kind-level counterpart of the engine's
+/// lookup before it retries a create.
+pub(crate) async fn send_resolving_doubt<T, S, SFut, L, LFut>(mut send: S, mut look: L) -> Result<T, ProviderError>
+where
+    S: FnMut() -> SFut,
+    SFut: std::future::Future<Output = Result<T, ProviderError>>,
+    L: FnMut() -> LFut,
+    LFut: std::future::Future<Output = Result<Option<T>, ProviderError>>,
+{
+    let mut delay = RESOLVING_FIRST_DELAY;
+    let mut attempt = 1;
+    loop {
+        let err = match send().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(e),
+        };
+        if let Some(done) = look().await? {
+            return Ok(done);
+        }
+        if attempt >= RESOLVING_ATTEMPTS {
+            return Err(err);
+        }
+        tracing::info!(error = %err, attempt, "call failed and took no effect; sending it again");
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+        attempt += 1;
+    }
+}
+
 /// Static definitions of every AWS kind.
 pub static KIND_DEFS: &[&KindDef] = &[
     &vpc::DEF,

@@ -327,50 +327,122 @@ impl SecurityGroup {
     ) -> Result<(), ProviderError> {
         let removed: BTreeSet<Atom> = actual.difference(desired).cloned().collect();
         let added: BTreeSet<Atom> = desired.difference(actual).cloned().collect();
-        let ec2 = &self.0.ec2;
         if !removed.is_empty() {
-            let perms = Some(permissions(&removed, false));
-            match direction {
-                Direction::Ingress => ec2
-                    .revoke_security_group_ingress()
-                    .group_id(id)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("RevokeSecurityGroupIngress", e))?,
-                Direction::Egress => ec2
-                    .revoke_security_group_egress()
-                    .group_id(id)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("RevokeSecurityGroupEgress", e))?,
-            }
+            self.revoke(id, direction, &removed).await?;
         }
         if !added.is_empty() {
-            let perms = Some(permissions(&added, true));
-            match direction {
-                Direction::Ingress => ec2
-                    .authorize_security_group_ingress()
-                    .group_id(id)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupIngress", e))?,
-                Direction::Egress => ec2
-                    .authorize_security_group_egress()
-                    .group_id(id)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupEgress", e))?,
-            }
+            self.authorize(id, direction, &added).await?;
         }
         Ok(())
+    }
+
+    /// Revokes `atoms`. EC2 refuses the whole call when one of them is no
+    /// longer there (`InvalidPermission.NotFound`): the answer to a revoke
+    /// sent again after its first answer was lost, or to a rule removed
+    /// meanwhile. Then the group is read again and what is still there is
+    /// revoked.
+    async fn revoke(&self, id: &str, direction: Direction, atoms: &BTreeSet<Atom>) -> Result<(), ProviderError> {
+        match self.send_revoke(id, direction, atoms).await {
+            Err(e) if e.code() == Some("InvalidPermission.NotFound") => {
+                let current = self.rules_in(id, direction).await?;
+                let left: BTreeSet<Atom> = atoms.intersection(&current).cloned().collect();
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    self.send_revoke(id, direction, &left).await
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Authorizes `atoms`. EC2 refuses the whole call when one of them is
+    /// already there (`InvalidPermission.Duplicate`): the answer to an
+    /// authorize sent again after its first answer was lost. Then the group
+    /// is read again and what is still missing is authorized.
+    async fn authorize(
+        &self,
+        id: &str,
+        direction: Direction,
+        atoms: &BTreeSet<Atom>,
+    ) -> Result<(), ProviderError> {
+        match self.send_authorize(id, direction, atoms).await {
+            Err(e) if e.code() == Some("InvalidPermission.Duplicate") => {
+                let current = self.rules_in(id, direction).await?;
+                let missing: BTreeSet<Atom> = atoms.difference(&current).cloned().collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    self.send_authorize(id, direction, &missing).await
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn send_revoke(
+        &self,
+        id: &str,
+        direction: Direction,
+        atoms: &BTreeSet<Atom>,
+    ) -> Result<(), ProviderError> {
+        let ec2 = &self.0.ec2;
+        let perms = Some(permissions(atoms, false));
+        match direction {
+            Direction::Ingress => ec2
+                .revoke_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ProviderError::aws("RevokeSecurityGroupIngress", e)),
+            Direction::Egress => ec2
+                .revoke_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ProviderError::aws("RevokeSecurityGroupEgress", e)),
+        }
+    }
+
+    async fn send_authorize(
+        &self,
+        id: &str,
+        direction: Direction,
+        atoms: &BTreeSet<Atom>,
+    ) -> Result<(), ProviderError> {
+        let ec2 = &self.0.ec2;
+        let perms = Some(permissions(atoms, true));
+        match direction {
+            Direction::Ingress => ec2
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupIngress", e)),
+            Direction::Egress => ec2
+                .authorize_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupEgress", e)),
+        }
+    }
+
+    /// The group's current rules in one direction.
+    async fn rules_in(&self, id: &str, direction: Direction) -> Result<BTreeSet<Atom>, ProviderError> {
+        let (ingress, egress) = self.current_rules(id).await?;
+        Ok(match direction {
+            Direction::Ingress => ingress,
+            Direction::Egress => egress,
+        })
     }
 
     /// Every group matching `filters`, all pages.
