@@ -640,7 +640,7 @@ async fn ctrl_c_with_calls_in_flight_records_them_and_the_next_run_converges() {
     });
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = String::new();
-    let mut creating = 0;
+    let (mut creating, mut created) = (0, 0);
     let mut sent_at = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
@@ -649,14 +649,20 @@ async fn ctrl_c_with_calls_in_flight_records_them_and_the_next_run_converges() {
         if line.ends_with(": creating...") {
             creating += 1;
         }
-        if creating >= 4 {
+        if line.contains(": created ") {
+            created += 1;
+        }
+        // Past the first wave (the VPC done, its subnets and route tables
+        // going), with several creates in flight.
+        if creating >= 8 && creating - created >= 4 {
             // Ctrl-C.
             unsafe { libc::kill(pid as i32, libc::SIGINT) };
             sent_at = Some(Instant::now());
             break;
         }
     }
-    let sent_at = sent_at.unwrap_or_else(|| panic!("fewer than 4 creates started:\n{seen}"));
+    let sent_at = sent_at.unwrap_or_else(|| panic!("never several creates in flight:\n{seen}"));
+    let in_flight = creating - created;
     let in_flight_at_interrupt = proxy.requests().len();
     // Drain stderr on a thread; wait for the exit with a bound.
     let drain = std::thread::spawn(move || {
@@ -694,7 +700,7 @@ async fn ctrl_c_with_calls_in_flight_records_them_and_the_next_run_converges() {
     assert_eq!(finished, started.len(), "{seen}");
     assert!(seen.contains("not started (interrupted)"), "{seen}");
     eprintln!(
-        "interrupt: {} creates in flight, exited {:.1}s after Ctrl-C",
+        "interrupt: {} creates started, at least {in_flight} in flight at Ctrl-C, exited {:.1}s after it",
         started.len(),
         exited_after.as_secs_f64()
     );
@@ -951,4 +957,32 @@ async fn policy_version_calls_survive_dropped_answers_at_the_version_limit() {
     let version = version.policy_version().unwrap();
     assert!(version.is_default_version());
     assert!(version.document().unwrap().contains("s3:Action5"));
+}
+
+/// A finding for the engine, kept as a reproduction: when a create's answer
+/// is lost and the lookup that follows fails too (here DescribeVpcs fails
+/// more often than the SDK retries it), `create_resolving_doubt` takes the
+/// failed lookup for "nothing was made" and creates again: a second VPC.
+/// It should give up instead (the pending record stays, and the next run
+/// resolves it by tags).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "engine finding: a failed lookup after a lost create answer leads to a second create"]
+async fn a_failed_lookup_after_a_lost_answer_does_not_create_twice() {
+    let moto = Moto::start();
+    let dir = Workdir::new("faults-lookup");
+    let file = dir.write(
+        "one.toml",
+        "[stack]\nname = \"one\"\nregion = \"us-west-2\"\n\n[resource.vpc]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.70.0.0/16\"\n",
+    );
+    let file = file.to_str().unwrap();
+    let proxy = FaultProxy::with_plan(
+        moto.port,
+        FaultPlan::new()
+            .on_call("CreateVpc", Fault::DropResponse, 1)
+            .on_call("DescribeVpcs", Fault::ServerError, 3),
+    );
+    let _ = crate::support::cli::run(via(&proxy, &dir.path, &moto, &["apply", file, "--auto-approve"]));
+    let vpcs = moto.ec2().await.describe_vpcs().send().await.unwrap();
+    let ours = vpcs.vpcs().iter().filter(|v| v.is_default() != Some(true)).count();
+    assert_eq!(ours, 1, "CreateVpc sent {} times", proxy.calls("CreateVpc").len());
 }
