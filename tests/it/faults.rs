@@ -153,7 +153,10 @@ fn assert_create_counts(proxy: &FaultProxy, fault: Fault, creates: &[(&str, usiz
 async fn assert_exactly_the_baseline(moto: &Moto) {
     Inventory::read(moto).await.assert_baseline(moto).await;
     let foreign = foreign_ec2_objects(moto, STACK).await;
-    assert!(foreign.is_empty(), "objects the stack did not declare: {foreign:#?}");
+    assert!(
+        foreign.is_empty(),
+        "objects the stack did not declare: {foreign:#?}"
+    );
     assert_eq!(Names::read(moto).await, Names::baseline());
 }
 
@@ -175,21 +178,38 @@ async fn baseline_under(fault: Fault) {
     let stack = stack.to_str().unwrap();
 
     let proxy = FaultProxy::with_plan(moto.port, FaultPlan::first_of_each_call(fault));
-    let out = expect_code(via(&proxy, &dir.path, &moto, &["apply", stack, "--auto-approve"]), 0);
+    let out = expect_code(
+        via(&proxy, &dir.path, &moto, &["apply", stack, "--auto-approve"]),
+        0,
+    );
     let log = stderr(&out);
     assert_create_counts(&proxy, fault, BASELINE_CREATES, &log);
     // Reads were faulted too and retried by the SDK.
-    for read in ["DescribeAvailabilityZones", "DescribeVpcs", "DescribeNatGateways", "ListPolicies"] {
-        assert!(proxy.faulted_calls().iter().any(|c| c == read), "{read} not faulted");
+    for read in [
+        "DescribeAvailabilityZones",
+        "DescribeVpcs",
+        "DescribeNatGateways",
+        "ListPolicies",
+    ] {
+        assert!(
+            proxy.faulted_calls().iter().any(|c| c == read),
+            "{read} not faulted"
+        );
     }
     drop(proxy);
     assert_exactly_the_baseline(&moto).await;
-    expect_code(direct(&dir.path, &moto, &["plan", stack, "--detailed-exitcode"]), 0);
+    expect_code(
+        direct(&dir.path, &moto, &["plan", stack, "--detailed-exitcode"]),
+        0,
+    );
 
     // Deletes under the same faults: a delete whose answer was lost and
     // that the SDK sent again finds nothing to delete, which is success.
     let proxy = FaultProxy::with_plan(moto.port, FaultPlan::first_of_each_call(fault));
-    expect_code(via(&proxy, &dir.path, &moto, &["destroy", stack, "--auto-approve"]), 0);
+    expect_code(
+        via(&proxy, &dir.path, &moto, &["destroy", stack, "--auto-approve"]),
+        0,
+    );
     for delete in [
         "DeleteVpc",
         "DeleteSubnet",
@@ -211,7 +231,10 @@ async fn baseline_under(fault: Fault) {
     }
     drop(proxy);
     assert_nothing_left(&moto, STACK).await;
-    eprintln!("baseline under {fault:?}: {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "baseline under {fault:?}: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,7 +318,10 @@ async fn assert_exactly_the_eks_stack(moto: &Moto) {
     let inventory = Inventory::read_stack(moto, FULL_STACK).await;
     inventory.assert_baseline(moto).await;
     let foreign = foreign_ec2_objects(moto, FULL_STACK).await;
-    assert!(foreign.is_empty(), "objects the stack did not declare: {foreign:#?}");
+    assert!(
+        foreign.is_empty(),
+        "objects the stack did not declare: {foreign:#?}"
+    );
     assert_eq!(Names::read(moto).await, eks_names());
     let aws = |n: &str| format!("arn:aws:iam::aws:policy/{n}");
     assert_eq!(
@@ -315,7 +341,10 @@ async fn assert_exactly_the_eks_stack(moto: &Moto) {
         .send()
         .await
         .unwrap();
-    assert_eq!(ng.nodegroup().unwrap().scaling_config().unwrap().desired_size(), Some(3));
+    assert_eq!(
+        ng.nodegroup().unwrap().scaling_config().unwrap().desired_size(),
+        Some(3)
+    );
 }
 
 /// Apply, then destroy, of the EKS stack's AWS resources with the first
@@ -329,7 +358,10 @@ async fn eks_under(fault: Fault) {
     let stack = stack.to_str().unwrap();
 
     let proxy = FaultProxy::with_plan(moto.port, FaultPlan::first_of_each_call(fault));
-    let out = expect_code(via(&proxy, &dir.path, &moto, &["apply", stack, "--auto-approve"]), 0);
+    let out = expect_code(
+        via(&proxy, &dir.path, &moto, &["apply", stack, "--auto-approve"]),
+        0,
+    );
     let log = stderr(&out);
     assert_create_counts(&proxy, fault, EKS_CREATES, &log);
     for call in [
@@ -346,10 +378,16 @@ async fn eks_under(fault: Fault) {
     }
     drop(proxy);
     assert_exactly_the_eks_stack(&moto).await;
-    expect_code(direct(&dir.path, &moto, &["plan", stack, "--detailed-exitcode"]), 0);
+    expect_code(
+        direct(&dir.path, &moto, &["plan", stack, "--detailed-exitcode"]),
+        0,
+    );
 
     let proxy = FaultProxy::with_plan(moto.port, FaultPlan::first_of_each_call(fault));
-    expect_code(via(&proxy, &dir.path, &moto, &["destroy", stack, "--auto-approve"]), 0);
+    expect_code(
+        via(&proxy, &dir.path, &moto, &["destroy", stack, "--auto-approve"]),
+        0,
+    );
     for call in [
         "DELETE /clusters/*",
         "DELETE /clusters/*/node-groups/*",
@@ -364,7 +402,10 @@ async fn eks_under(fault: Fault) {
     }
     drop(proxy);
     assert_nothing_left(&moto, FULL_STACK).await;
-    eprintln!("EKS stack under {fault:?}: {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "EKS stack under {fault:?}: {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -489,7 +530,12 @@ async fn creates_send_the_recorded_token_as_client_token() {
         .env("MESHFORM_FAILPOINT", "fail-after-create:node_group");
     let out = expect_code(timed(cmd), 1);
     let pending = pending_tokens(&read_state(&state_file));
-    assert_eq!(pending.keys().collect::<Vec<_>>(), ["node_group"], "{}", stderr(&out));
+    assert_eq!(
+        pending.keys().collect::<Vec<_>>(),
+        ["node_group"],
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         sent(&proxy, "POST /clusters/*/node-groups"),
         [pending["node_group"].1.clone()].into()
@@ -502,7 +548,10 @@ async fn creates_send_the_recorded_token_as_client_token() {
 
     expect_code(direct(&dir.path, &moto, &["apply", stack, "--auto-approve"]), 0);
     assert_exactly_the_eks_stack(&moto).await;
-    expect_code(direct(&dir.path, &moto, &["plan", stack, "--detailed-exitcode"]), 0);
+    expect_code(
+        direct(&dir.path, &moto, &["plan", stack, "--detailed-exitcode"]),
+        0,
+    );
 }
 
 /// Asserts that every object of the baseline that moto holds is accounted
@@ -711,7 +760,10 @@ async fn ctrl_c_with_calls_in_flight_records_them_and_the_next_run_converges() {
 
     expect_code(direct(&dir.path, &moto, &["apply", stack, "--auto-approve"]), 0);
     assert_exactly_the_baseline(&moto).await;
-    expect_code(direct(&dir.path, &moto, &["plan", stack, "--detailed-exitcode"]), 0);
+    expect_code(
+        direct(&dir.path, &moto, &["plan", stack, "--detailed-exitcode"]),
+        0,
+    );
 }
 
 /// A stack whose creates, updates and deletes make calls after the primary
@@ -806,14 +858,20 @@ async fn secondary_calls_survive_dropped_answers() {
     };
 
     let proxy = drop_first();
-    expect_code(via(&proxy, &dir.path, &moto, &["apply", file, "--auto-approve"]), 0);
+    expect_code(
+        via(&proxy, &dir.path, &moto, &["apply", file, "--auto-approve"]),
+        0,
+    );
     for call in [
         "AuthorizeSecurityGroupIngress",
         "RevokeSecurityGroupEgress",
         "AuthorizeSecurityGroupEgress",
         "AttachRolePolicy",
     ] {
-        assert!(proxy.faulted_calls().iter().any(|c| c == call), "{call} not faulted");
+        assert!(
+            proxy.faulted_calls().iter().any(|c| c == call),
+            "{call} not faulted"
+        );
     }
     drop(proxy);
     assert_eq!(
@@ -826,11 +884,21 @@ async fn secondary_calls_survive_dropped_answers() {
         ]
         .into()
     );
-    expect_code(direct(&dir.path, &moto, &["plan", file, "--detailed-exitcode"]), 0);
+    expect_code(
+        direct(&dir.path, &moto, &["plan", file, "--detailed-exitcode"]),
+        0,
+    );
 
     // In-place updates: other rules (revoke, then authorize), a new policy
     // version, the role's description.
-    let vars = ["--var", "port=8443", "--var", "action=s3:PutObject", "--var", "description=second"];
+    let vars = [
+        "--var",
+        "port=8443",
+        "--var",
+        "action=s3:PutObject",
+        "--var",
+        "description=second",
+    ];
     let proxy = drop_first();
     let mut args = vec!["apply", file, "--auto-approve"];
     args.extend(vars);
@@ -878,7 +946,10 @@ async fn secondary_calls_survive_dropped_answers() {
     assert_eq!(Names::read(&moto).await, Names::default());
     assert!(foreign_ec2_objects(&moto, "secondary").await.is_empty());
     let left = moto.ec2().await.describe_vpcs().send().await.unwrap();
-    assert!(left.vpcs().iter().all(|v| v.is_default() == Some(true)), "{left:?}");
+    assert!(
+        left.vpcs().iter().all(|v| v.is_default() == Some(true)),
+        "{left:?}"
+    );
 }
 
 /// A policy at IAM's limit of five versions is updated while the answers
@@ -916,7 +987,12 @@ async fn policy_version_calls_survive_dropped_answers_at_the_version_limit() {
     let mut live = direct.create(&cx, &desired("s3:Action0")).await.unwrap();
     for i in 1..5 {
         live = direct
-            .update(&cx, &live, &desired(&format!("s3:Action{i}")), &["policy".to_string()])
+            .update(
+                &cx,
+                &live,
+                &desired(&format!("s3:Action{i}")),
+                &["policy".to_string()],
+            )
             .await
             .unwrap();
     }
@@ -943,8 +1019,16 @@ async fn policy_version_calls_survive_dropped_answers_at_the_version_limit() {
         .update(&cx, &live, &desired("s3:Action5"), &["policy".to_string()])
         .await
         .expect("update despite the lost answers");
-    assert_eq!(proxy.calls("DeletePolicyVersion").len(), 2, "the SDK sent it again");
-    assert_eq!(proxy.calls("CreatePolicyVersion").len(), 1, "found, not sent again");
+    assert_eq!(
+        proxy.calls("DeletePolicyVersion").len(),
+        2,
+        "the SDK sent it again"
+    );
+    assert_eq!(
+        proxy.calls("CreatePolicyVersion").len(),
+        1,
+        "found, not sent again"
+    );
     assert_eq!(count().await, 5);
     let default = updated.attrs["default_version_id"].as_str().unwrap().to_string();
     let version = iam
@@ -983,6 +1067,10 @@ async fn a_failed_lookup_after_a_lost_answer_does_not_create_twice() {
     );
     let _ = crate::support::cli::run(via(&proxy, &dir.path, &moto, &["apply", file, "--auto-approve"]));
     let vpcs = moto.ec2().await.describe_vpcs().send().await.unwrap();
-    let ours = vpcs.vpcs().iter().filter(|v| v.is_default() != Some(true)).count();
+    let ours = vpcs
+        .vpcs()
+        .iter()
+        .filter(|v| v.is_default() != Some(true))
+        .count();
     assert_eq!(ours, 1, "CreateVpc sent {} times", proxy.calls("CreateVpc").len());
 }

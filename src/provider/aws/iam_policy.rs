@@ -4,7 +4,9 @@
 //! changed in place: each change creates a new default policy version
 //! (deleting the oldest non-default one first when the policy already has
 //! the maximum of five). Name, path and description cannot change in IAM, so
-//! changing them replaces the policy.
+//! changing them replaces the policy. CreatePolicyVersion is sent without
+//! SDK retries and, when it fails transiently, looked for before it is sent
+//! again: repeated, it would leave an extra version (or hit the limit).
 //!
 //! Reads are batched as far as IAM allows: IAM has no "get many by ARN", so
 //! one paginated `ListPolicies` (local scope) tells which requested policies

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_iam::types::Role;
 
-use super::{AwsClients, SingleAttempt};
 use super::iam_policy::{iam_tags, is_not_found, percent_decode};
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_opt_str,

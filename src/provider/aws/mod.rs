@@ -75,7 +75,10 @@ const RESOLVING_FIRST_DELAY: std::time::Duration = std::time::Duration::from_sec
 /// call would have, and only if it did not is the call sent again, up to
 /// three attempts in all. The kind-level counterpart of the engine's
 /// lookup before it retries a create.
-pub(crate) async fn send_resolving_doubt<T, S, SFut, L, LFut>(mut send: S, mut look: L) -> Result<T, ProviderError>
+pub(crate) async fn send_resolving_doubt<T, S, SFut, L, LFut>(
+    mut send: S,
+    mut look: L,
+) -> Result<T, ProviderError>
 where
     S: FnMut() -> SFut,
     SFut: std::future::Future<Output = Result<T, ProviderError>>,

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteTableAssociationStateCode;
 
-use super::{AwsClients, SingleAttempt};
 use super::ec2_util::{filter, is_not_found};
 use super::route_table::{FILTER_VALUES_MAX, describe_route_tables, read_until, route_tables_by_id};
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
 use crate::{Attrs, Value};

@@ -11,6 +11,12 @@
 //! is one per `IpPermission` unless the CIDR blocks of a permission carry
 //! different descriptions. AWS merges rules with equal protocol and ports,
 //! so two rule objects that differ only in `cidr_blocks` read back as one.
+//!
+//! EC2 refuses a whole authorize when one rule already exists
+//! (`InvalidPermission.Duplicate`) and a whole revoke when one is already
+//! gone (`InvalidPermission.NotFound`), which is also what the SDK's retry of
+//! a call whose answer was lost gets: the group is then read again and only
+//! what is still missing (or still there) is sent.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,9 +27,9 @@ use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
 };
 
-use super::{AwsClients, SingleAttempt};
 use super::ec2_util::{filter, is_not_found, ownership_filters, sync_tags, tag_spec, tags_attr};
 use super::route_table::{FILTER_VALUES_MAX, read_until, retry_dependency_violation};
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_tags,
@@ -341,7 +347,12 @@ impl SecurityGroup {
     /// sent again after its first answer was lost, or to a rule removed
     /// meanwhile. Then the group is read again and what is still there is
     /// revoked.
-    async fn revoke(&self, id: &str, direction: Direction, atoms: &BTreeSet<Atom>) -> Result<(), ProviderError> {
+    async fn revoke(
+        &self,
+        id: &str,
+        direction: Direction,
+        atoms: &BTreeSet<Atom>,
+    ) -> Result<(), ProviderError> {
         match self.send_revoke(id, direction, atoms).await {
             Err(e) if e.code() == Some("InvalidPermission.NotFound") => {
                 let current = self.rules_in(id, direction).await?;

@@ -254,7 +254,14 @@ impl Shared {
                 continue;
             }
             any = true;
-            let key = (i, if rule.per_call_type { call.to_string() } else { String::new() });
+            let key = (
+                i,
+                if rule.per_call_type {
+                    call.to_string()
+                } else {
+                    String::new()
+                },
+            );
             let n = counts.entry(key).or_insert(0);
             *n += 1;
             if fault.is_none() && *n <= rule.first {
@@ -656,7 +663,9 @@ fn fault_response(req: &Request, fault: Fault) -> Vec<u8> {
             "RequestLimitExceeded",
             "Request limit exceeded (fault proxy)",
         ),
-        (Fault::Throttling, Protocol::Query) => (400, "Bad Request", "Throttling", "Rate exceeded (fault proxy)"),
+        (Fault::Throttling, Protocol::Query) => {
+            (400, "Bad Request", "Throttling", "Rate exceeded (fault proxy)")
+        }
         (Fault::Throttling, Protocol::Json) => (
             400,
             "Bad Request",

@@ -531,7 +531,11 @@ pub async fn foreign_ec2_objects(moto: &Moto, stack: &str) -> Vec<String> {
     for t in ec2.describe_route_tables().send().await.unwrap().route_tables() {
         let main = t.associations().iter().any(|a| a.main() == Some(true));
         if !main && !in_default(t.vpc_id()) && !ours(t.tags()) {
-            out.push(format!("route table {:?} tags {:?}", t.route_table_id(), t.tags()));
+            out.push(format!(
+                "route table {:?} tags {:?}",
+                t.route_table_id(),
+                t.tags()
+            ));
         }
     }
     for n in ec2.describe_nat_gateways().send().await.unwrap().nat_gateways() {
@@ -540,7 +544,11 @@ pub async fn foreign_ec2_objects(moto: &Moto, stack: &str) -> Vec<String> {
             Some(NatGatewayState::Deleted | NatGatewayState::Deleting)
         );
         if !gone && !ours(n.tags()) {
-            out.push(format!("NAT gateway {:?} tags {:?}", n.nat_gateway_id(), n.tags()));
+            out.push(format!(
+                "NAT gateway {:?} tags {:?}",
+                n.nat_gateway_id(),
+                n.tags()
+            ));
         }
     }
     for a in ec2.describe_addresses().send().await.unwrap().addresses() {
