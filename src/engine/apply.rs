@@ -13,7 +13,7 @@ use super::{Engine, EngineError};
 use crate::config::Stack;
 use crate::graph::{Outcome, walk};
 use crate::plan::eval::{Lookup, Scope, desired_attrs, eval, normalize_attr};
-use crate::plan::{Action, Detach, Plan};
+use crate::plan::{Action, Detach, Plan, ReplaceOrder};
 use crate::provider::{KindDef, Live, OpContext, ProviderError, ResourceKind};
 use crate::state::{PendingCreate, ResourceState, State, StateStore};
 use crate::{Attrs, Value};
@@ -125,6 +125,9 @@ struct Run {
     dropped: std::sync::Mutex<Vec<(String, String)>>,
     /// Where state is kept and its backup, for a state failure's report.
     location: (String, String),
+    /// For create-before-destroy replacements under way: the address state
+    /// keeps the old object under until its delete step.
+    deposed: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 /// Locks a mutex that guards plain data; a panic elsewhere cannot leave it
@@ -172,6 +175,7 @@ impl Engine {
             state_failure: Default::default(),
             dropped: Default::default(),
             location,
+            deposed: Default::default(),
         });
         // Stopped by the user's cancel, or by a failed state write.
         let stop = self.cancel.child();
@@ -252,7 +256,22 @@ impl Engine {
         }
     }
 
-    async fn delete_step(&self, address: &str, run: &Run) -> Result<Option<String>, EngineError> {
+    async fn delete_step(&self, step_address: &str, run: &Run) -> Result<Option<String>, EngineError> {
+        // A create-before-destroy replacement deletes the old object, which
+        // its create step moved to a deposed address.
+        let replaced_first = run.plan.change(step_address).is_some_and(|c| {
+            c.action == Action::Replace && c.replace_order == Some(ReplaceOrder::CreateBeforeDestroy)
+        });
+        let deposed = lock(&run.deposed).get(step_address).cloned();
+        let address = match (replaced_first, deposed.as_deref()) {
+            (true, Some(d)) => d,
+            (true, None) => {
+                return Err(EngineError::Internal(format!(
+                    "{step_address}: the old object's address is unknown (its replacement was not created)"
+                )));
+            }
+            (false, _) => step_address,
+        };
         let recorded = run.store.lock().await.state().resources.get(address).cloned();
         let Some(recorded) = recorded else { return Ok(None) };
         let kind = self.kind(&recorded.kind)?;
@@ -261,7 +280,7 @@ impl Engine {
             id: recorded.id.clone(),
             attrs: recorded.attributes.clone(),
         };
-        failpoint("before-delete", address).await?;
+        failpoint("before-delete", step_address).await?;
         if let Err(source) = kind.delete(&cx, &prior).await {
             if source.is_unreachable()
                 && let Some(host) = self.deleted_host_of(address, run).await
@@ -282,7 +301,7 @@ impl Engine {
                 source,
             });
         }
-        failpoint("after-delete", address).await?;
+        failpoint("after-delete", step_address).await?;
         let mut dropped = lock(&run.deferred).remove(address).unwrap_or_default();
         let mut store = run.store.lock().await;
         if kind.def().hosts_objects {
@@ -421,17 +440,27 @@ impl Engine {
         };
         if step.op == Op::Create {
             let token = uuid::Uuid::new_v4().to_string();
-            run.store.lock().await.begin_create(
-                address,
-                PendingCreate {
-                    kind: resource.kind.type_name.to_string(),
-                    token: token.clone(),
-                    started_at: crate::state::now_rfc3339(),
-                    desired: desired.clone(),
-                    dependencies: dependencies.clone(),
-                },
-            )?;
-            let cx = self.op_context(address, &token);
+            let pending = PendingCreate {
+                kind: resource.kind.type_name.to_string(),
+                token: token.clone(),
+                started_at: crate::state::now_rfc3339(),
+                desired: desired.clone(),
+                dependencies: dependencies.clone(),
+            };
+            let replaces_first = run.plan.change(address).is_some_and(|c| {
+                c.action == Action::Replace && c.replace_order == Some(ReplaceOrder::CreateBeforeDestroy)
+            });
+            let mut cx = self.op_context(address, &token);
+            {
+                let mut store = run.store.lock().await;
+                if replaces_first {
+                    let deposed = store.begin_replacement(address, pending)?;
+                    lock(&run.deposed).insert(address.to_string(), deposed);
+                } else {
+                    store.begin_create(address, pending)?;
+                }
+                cx.exclude = store.state().ids_tracked_for(address);
+            }
             failpoint("before-create", address).await?;
             // On failure the pending record stays: the call may have made
             // something, and the next run looks for it.
@@ -491,7 +520,9 @@ impl Engine {
                 Err(e) if e.is_transient() => e,
                 Err(e) => return Err(failed(e)),
             };
-            if let Ok(Some(found)) = kind.find_existing(cx, desired).await {
+            if let Ok(Some(found)) = kind.find_existing(cx, desired).await
+                && !cx.exclude.contains(&found.id)
+            {
                 cx.progress.report(&format!(
                     "found {} after a create that failed with: {source}",
                     found.id

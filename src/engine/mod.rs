@@ -132,6 +132,7 @@ impl Engine {
                     message: message.to_string(),
                 })
             }),
+            exclude: Vec::new(),
         }
     }
 
@@ -186,7 +187,9 @@ impl Engine {
     /// the one step of planning that asks the cloud.
     pub async fn preview(&self, plan: &mut Plan, prior: &Prior) -> Result<(), EngineError> {
         for change in plan.resources.iter_mut().filter(|c| c.action == Action::Update) {
-            if change.changes.iter().any(|c| c.after_unknown) {
+            // An update that detaches first is part of the plan's order of
+            // operations even when its attributes end up the same.
+            if !change.detach_from.is_empty() || change.changes.iter().any(|c| c.after_unknown) {
                 continue;
             }
             let Some(recorded) = prior.resources.get(&change.address) else {

@@ -36,8 +36,13 @@ impl Engine {
         let mut out = Vec::new();
         for (address, pending) in &state.pending {
             let kind = self.kind(&pending.kind)?;
-            let cx = self.op_context(address, &pending.token);
+            let mut cx = self.op_context(address, &pending.token);
+            cx.exclude = state.ids_tracked_for(address);
             let found = match kind.find_existing(&cx, &pending.desired).await {
+                Ok(Some(live)) if cx.exclude.contains(&live.id) => Ok(None),
+                other => other,
+            };
+            let found = match found {
                 Ok(found) => found,
                 Err(e) if e.is_unreachable() => {
                     (self.events)(&Event::Warning {

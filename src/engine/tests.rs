@@ -450,3 +450,23 @@ fn a_cycle_in_the_step_graph_is_an_internal_error_naming_its_steps() {
         "{err}"
     );
 }
+
+#[test]
+fn a_sabotaged_engine_leaves_out_the_edges_that_let_dependents_go_first() {
+    // The switch the randomized harness uses to show it catches a broken
+    // engine: deleting a policy no longer waits for its role's deletion.
+    let prior = applied_policy_and_role("policy");
+    let state = state_of(&prior);
+    let plan = crate::plan::plan_destroy("order", "us-west-2", &prior);
+    let engine = super::Engine::new("order", Default::default(), super::no_events());
+    assert!(!engine.omit.reverse_edges);
+    let sabotaged = engine.sabotaged();
+    let g = super::steps::step_graph_omitting(&plan, &state, sabotaged.omit).expect("acyclic");
+    assert!(!before(
+        &g,
+        &step("role", Op::Delete),
+        &step("policy", Op::Delete)
+    ));
+    let g = step_graph(&plan, &state).expect("acyclic");
+    assert!(before(&g, &step("role", Op::Delete), &step("policy", Op::Delete)));
+}

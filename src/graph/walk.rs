@@ -106,8 +106,8 @@ impl<K: Clone + Ord> WorkGraph<K> {
                     path.reverse();
                     return Some(path.into_iter().map(|i| self.nodes[i].clone()).collect());
                 }
-                if !came_from.contains_key(&n) {
-                    came_from.insert(n, u);
+                if let std::collections::btree_map::Entry::Vacant(e) = came_from.entry(n) {
+                    e.insert(u);
                     queue.push_back(n);
                 }
             }

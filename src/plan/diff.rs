@@ -352,10 +352,13 @@ fn deletions(gone: &BTreeMap<&String, &PriorResource>) -> Vec<ResourceChange> {
                 kind: r.kind.clone(),
                 action: Action::Delete,
                 id: Some(r.id.clone()),
-                reason: r
-                    .live
-                    .is_none()
-                    .then(|| "already deleted outside meshform".to_string()),
+                reason: match (crate::state::deposed_of(&address), &r.live) {
+                    (_, None) => Some("already deleted outside meshform".to_string()),
+                    (Some(of), Some(_)) => Some(format!(
+                        "the old object of `{of}`, replaced create-before-destroy by a run that ended before deleting it"
+                    )),
+                    (None, Some(_)) => None,
+                },
                 replaced_because: Vec::new(),
                 changes: Vec::new(),
                 dependencies: r.dependencies.clone(),

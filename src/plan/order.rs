@@ -150,6 +150,19 @@ pub(super) fn order(
             }
         }
     }
+    // An old object whose name a new one takes goes early, so its own
+    // replacement cannot create first.
+    for o in &early {
+        if mode.get(o) == Some(&ReplaceOrder::CreateBeforeDestroy) {
+            if explicit(o) {
+                return Err(PlanError::Order {
+                    address: o.clone(),
+                    message: "create_before_destroy = true, but another resource's new object takes its old one's name, so the old one must be deleted first".to_string(),
+                });
+            }
+            mode.insert(o.clone(), ReplaceOrder::DestroyBeforeCreate);
+        }
+    }
     let mut queue: Vec<String> = early.iter().cloned().collect();
     let mut promotions = BTreeMap::new();
     while let Some(o) = queue.pop() {

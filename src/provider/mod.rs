@@ -131,6 +131,10 @@ pub struct OpContext {
     pub token: String,
     /// Where to report the status of long waits.
     pub progress: Progress,
+    /// Cloud ids of objects state already tracks for this address (the old
+    /// object of a create-before-destroy replacement, which carries the same
+    /// ownership tags): [`ResourceKind::find_existing`] must not return them.
+    pub exclude: Vec<String>,
 }
 
 /// A resource state entry handed to a batched read.

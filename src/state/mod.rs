@@ -51,7 +51,10 @@ use std::path::PathBuf;
 
 pub use lock::{ForceUnlock, LockHolder, StateLock, force_unlock, lock_path};
 pub use memory::MemoryState;
-pub use model::{FORMAT_VERSION, PendingCreate, ResourceState, State, format_rfc3339, now_rfc3339};
+pub use model::{
+    DEPOSED_SUFFIX, FORMAT_VERSION, PendingCreate, ResourceState, State, deposed_of, format_rfc3339,
+    now_rfc3339,
+};
 pub use store::{PersistFailure, StateBackend, StateStore, backup_path, default_path};
 
 /// Errors reading, writing or locking state.

@@ -48,6 +48,48 @@ impl State {
     }
 }
 
+/// What follows a resource's address in the address state keeps the old
+/// object of a create-before-destroy replacement under, from just before the
+/// new object is created until the old one is deleted: `policy~deposed`
+/// (then `policy~deposed-2`, ... if one is left already). Resource names
+/// cannot hold `~`, so it never clashes with a stack's resource; a stack
+/// never declares it, so a plan deletes what an interrupted run left there.
+pub const DEPOSED_SUFFIX: &str = "~deposed";
+
+impl State {
+    /// A free address for the old object of `address` (see [`DEPOSED_SUFFIX`]).
+    pub fn free_deposed_address(&self, address: &str) -> String {
+        let first = format!("{address}{DEPOSED_SUFFIX}");
+        (1..)
+            .map(|n| {
+                if n == 1 {
+                    first.clone()
+                } else {
+                    format!("{first}-{n}")
+                }
+            })
+            .find(|a| !self.resources.contains_key(a) && !self.pending.contains_key(a))
+            .unwrap_or(first)
+    }
+
+    /// The cloud ids state tracks for `address`: its object, and old objects
+    /// of it kept under deposed addresses.
+    pub fn ids_tracked_for(&self, address: &str) -> Vec<String> {
+        let deposed = format!("{address}{DEPOSED_SUFFIX}");
+        self.resources
+            .iter()
+            .filter(|(a, _)| *a == address || a.starts_with(&deposed))
+            .map(|(_, r)| r.id.clone())
+            .collect()
+    }
+}
+
+/// The address a deposed address (see [`DEPOSED_SUFFIX`]) keeps an old
+/// object of; `None` for any other address.
+pub fn deposed_of(address: &str) -> Option<&str> {
+    address.split_once(DEPOSED_SUFFIX).map(|(a, _)| a)
+}
+
 /// A managed resource as last applied or refreshed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceState {

@@ -250,6 +250,28 @@ impl StateStore {
         })
     }
 
+    /// Records that the create of `addr` replacing its current object is
+    /// about to be called, the old object staying until it is deleted: in
+    /// one write, the old object moves to a deposed address (returned),
+    /// every resource depending on `addr` is recorded as depending on it too
+    /// (they refer to it until they are updated), and the pending create is
+    /// recorded.
+    pub fn begin_replacement(&mut self, addr: &str, pending: PendingCreate) -> Result<String, StateError> {
+        let deposed = self.state.free_deposed_address(addr);
+        self.update_labeled(&format!("begin-create/{addr}"), |s| {
+            if let Some(old) = s.resources.remove(addr) {
+                for (a, r) in s.resources.iter_mut() {
+                    if a != addr && r.dependencies.iter().any(|d| d == addr) {
+                        r.dependencies.push(deposed.clone());
+                    }
+                }
+                s.resources.insert(deposed.clone(), old);
+            }
+            s.pending.insert(addr.to_string(), pending);
+        })?;
+        Ok(deposed)
+    }
+
     /// Records that the create of `addr` finished: drops its pending entry and
     /// records the resource (replacing any entry at `addr`).
     pub fn finish_create(&mut self, addr: &str, resource: ResourceState) -> Result<(), StateError> {

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::support::cli::{Workdir, expect_code, meshform, stdout};
-use crate::support::inventory::{FULL_STACK, Inventory};
+use crate::support::inventory::{FULL_STACK, Inventory, WalkthroughExtras};
 use crate::support::moto::{Moto, project_root};
-use crate::support::walkthrough::Walkthrough;
+use crate::support::walkthrough::{Walkthrough, assert_cluster_emptied};
 
 const CLUSTER: &str = "appmesh-getting-started-eks";
 const NODE_GROUP: &str = "appmesh-cloudmap-ng";
@@ -309,6 +309,10 @@ async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_or
     );
 
     Inventory::read_stack(moto, FULL_STACK).await.assert_empty();
+    // Everything beyond the network too: cluster, node group, both roles,
+    // both policies, the repository; and the in-cluster objects.
+    WalkthroughExtras::read(moto).await.assert_empty();
+    assert_cluster_emptied(&w);
     let clusters = eks.list_clusters().send().await.unwrap();
     assert!(
         clusters.clusters().is_empty(),

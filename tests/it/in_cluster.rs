@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::cli::{expect_code, stderr, stdout};
-use crate::support::inventory::{FULL_STACK, Inventory};
+use crate::support::inventory::{FULL_STACK, Inventory, WalkthroughExtras};
 use crate::support::walkthrough::Walkthrough;
+use crate::support::walkthrough::assert_cluster_emptied;
 
 const MESH: &str = "appmesh.k8s.aws/v1beta2";
 
@@ -506,6 +507,8 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         0,
     );
     Inventory::read_stack(&w.moto, FULL_STACK).await.assert_empty();
+    WalkthroughExtras::read(&w.moto).await.assert_empty();
+    assert_cluster_emptied(&w);
 }
 
 /// An object stuck on a finalizer fails destroy after its timeout, naming

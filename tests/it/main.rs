@@ -21,5 +21,8 @@ mod provider_eks;
 mod provider_iam_role;
 mod provider_iamecr;
 mod provider_network_drain;
+mod replace_order;
+mod state_cmd;
 mod support;
+mod unreachable;
 mod validation;

@@ -6,7 +6,7 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use crate::Value;
-use crate::provider::{ProviderError, TAG_ADDRESS, TAG_STACK, tags_value};
+use crate::provider::{OpContext, ProviderError, TAG_ADDRESS, TAG_STACK, tags_value};
 
 /// Tags applied in the create call itself, so that a resource is never
 /// untagged (and so never unfindable after a crash), not even for a moment.
@@ -112,13 +112,19 @@ pub fn owned_by(tags: &[Tag], stack: &str, address: &str) -> bool {
     has(TAG_STACK, stack) && has(TAG_ADDRESS, address)
 }
 
-/// The first of the resources that carry a resource's ownership tags,
-/// warning when several do (a leftover of an earlier crash, or a copy made
-/// by hand): `what` names them in the warning, e.g. "subnets".
-pub fn first_owned<T>(mut owned: impl Iterator<Item = T>, address: &str, what: &str) -> Option<T> {
+/// The first of `owned` (resources carrying a resource's ownership tags)
+/// that state does not already track under another role (see
+/// [`OpContext::exclude`]), warning when several remain.
+pub fn first_owned<T>(
+    owned: impl Iterator<Item = T>,
+    cx: &OpContext,
+    what: &str,
+    id: fn(&T) -> Option<&str>,
+) -> Option<T> {
+    let mut owned = owned.filter(|x| !id(x).is_some_and(|i| cx.exclude.iter().any(|e| e == i)));
     let first = owned.next()?;
     if owned.next().is_some() {
-        tracing::warn!(address = %address, "several {what} carry this resource's ownership tags; using the first");
+        tracing::warn!(address = %cx.address, "several {what} carry this resource's ownership tags; using the first");
     }
     Some(first)
 }

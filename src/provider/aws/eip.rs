@@ -203,7 +203,7 @@ impl ResourceKind for Eip {
             .addresses()
             .iter()
             .filter(|a| owned_by(a.tags(), &cx.stack, &cx.address));
-        let Some(address) = first_owned(owned, &cx.address, "Elastic IPs") else {
+        let Some(address) = first_owned(owned, cx, "Elastic IPs", |a| a.allocation_id()) else {
             return Ok(None);
         };
         live(address).map(Some)

@@ -199,7 +199,7 @@ impl ResourceKind for InternetGateway {
         let owned = gateways
             .iter()
             .filter(|g| owned_by(g.tags(), &cx.stack, &cx.address));
-        let Some(gateway) = first_owned(owned, &cx.address, "internet gateways") else {
+        let Some(gateway) = first_owned(owned, cx, "internet gateways", |g| g.internet_gateway_id()) else {
             return Ok(None);
         };
         live(gateway).map(Some)

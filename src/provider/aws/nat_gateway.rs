@@ -352,7 +352,7 @@ impl ResourceKind for NatGateway {
                     Some(NatGatewayState::Pending | NatGatewayState::Available)
                 )
         });
-        let Some(gateway) = first_owned(owned, &cx.address, "NAT gateways") else {
+        let Some(gateway) = first_owned(owned, cx, "NAT gateways", |g| g.nat_gateway_id()) else {
             return Ok(None);
         };
         let id = gateway

@@ -264,7 +264,7 @@ impl ResourceKind for Subnet {
         let owned = subnets
             .iter()
             .filter(|s| owned_by(s.tags(), &cx.stack, &cx.address));
-        let Some(subnet) = first_owned(owned, &cx.address, "subnets") else {
+        let Some(subnet) = first_owned(owned, cx, "subnets", |s| s.subnet_id()) else {
             return Ok(None);
         };
         live(subnet).map(Some)

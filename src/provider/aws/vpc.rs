@@ -383,7 +383,7 @@ impl ResourceKind for Vpc {
         let owned = vpcs
             .into_iter()
             .filter(|v| owned_by(v.tags(), &cx.stack, &cx.address));
-        let Some(vpc) = first_owned(owned, &cx.address, "VPCs") else {
+        let Some(vpc) = first_owned(owned, cx, "VPCs", |v| v.vpc_id()) else {
             return Ok(None);
         };
         let id = vpc.vpc_id().unwrap_or_default().to_string();

@@ -29,7 +29,8 @@
 #   release is `failed` and helm fails with "context deadline exceeded").
 #   The release (name, namespace, revision, status, chart, version,
 #   appVersion, values of the --values file) is kept in the STATE file,
-#   not in Secrets as real helm keeps it;
+#   not in Secrets as real helm keeps it (reads still ask the server, so an
+#   unreachable cluster fails them as it would real helm);
 # - `status`, `get metadata`, `get values` print helm's JSON (-o json);
 # - `uninstall` deletes the release's objects (not its CRDs) and record;
 #   with --wait, until they are gone;
@@ -409,7 +410,9 @@ def upgrade(positional, flags):
 
 
 def find(positional_name, flags):
-    server(flags)
+    # Real helm reads releases from the cluster (its Secrets): it fails the
+    # same way when the cluster cannot be reached.
+    http(server(flags), "GET", "/version")
     rel = load_state().get(flags.get("--namespace", "default") + "/" + positional_name)
     if rel is None:
         fail("release: not found")

@@ -391,6 +391,91 @@ impl Inventory {
     }
 }
 
+/// The EKS cluster and node group of the walkthrough stack.
+pub const WALKTHROUGH_CLUSTER: &str = "appmesh-getting-started-eks";
+
+/// What the walkthrough stack makes beyond the baseline's network, read
+/// back from moto: EKS clusters and their node groups, IAM roles and local
+/// policies named for the walkthrough (the baseline's `NodesSDPolicy` and
+/// the external-dns policy), and the ECR repository.
+#[derive(Debug)]
+pub struct WalkthroughExtras {
+    pub clusters: Vec<String>,
+    pub node_groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub policies: Vec<String>,
+    pub repositories: Vec<String>,
+}
+
+impl WalkthroughExtras {
+    pub async fn read(moto: &Moto) -> WalkthroughExtras {
+        let eks = moto.eks().await;
+        let clusters: Vec<String> = eks.list_clusters().send().await.unwrap().clusters().to_vec();
+        let mut node_groups = Vec::new();
+        for c in &clusters {
+            let groups = eks.list_nodegroups().cluster_name(c).send().await.unwrap();
+            node_groups.extend(groups.nodegroups().iter().map(|g| format!("{c}/{g}")));
+        }
+        let iam = moto.iam().await;
+        let roles = iam
+            .list_roles()
+            .send()
+            .await
+            .unwrap()
+            .roles()
+            .iter()
+            .map(|r| r.role_name().to_string())
+            .filter(|n| n.starts_with(WALKTHROUGH_CLUSTER))
+            .collect();
+        let policies = iam
+            .list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .send()
+            .await
+            .unwrap()
+            .policies()
+            .iter()
+            .filter_map(|p| p.policy_name().map(str::to_string))
+            .filter(|n| n == "NodesSDPolicy" || n.starts_with(WALKTHROUGH_CLUSTER))
+            .collect();
+        let repositories = moto
+            .ecr()
+            .await
+            .describe_repositories()
+            .send()
+            .await
+            .unwrap()
+            .repositories()
+            .iter()
+            .filter_map(|r| r.repository_name().map(str::to_string))
+            .collect();
+        WalkthroughExtras {
+            clusters,
+            node_groups,
+            roles,
+            policies,
+            repositories,
+        }
+    }
+
+    /// Everything the walkthrough made beyond the network is there once.
+    pub fn assert_present(&self) {
+        assert_eq!(self.clusters, [WALKTHROUGH_CLUSTER], "{self:?}");
+        assert_eq!(self.node_groups.len(), 1, "{self:?}");
+        assert_eq!(self.roles.len(), 2, "cluster and node roles: {self:?}");
+        assert_eq!(self.policies.len(), 2, "both policies: {self:?}");
+        assert_eq!(self.repositories, ["yelb-appserver-v2"], "{self:?}");
+    }
+
+    pub fn assert_empty(&self) {
+        assert!(self.clusters.is_empty(), "clusters left: {self:?}");
+        assert!(self.node_groups.is_empty(), "node groups left: {self:?}");
+        assert!(self.roles.is_empty(), "roles left: {self:?}");
+        assert!(self.policies.is_empty(), "policies left: {self:?}");
+        assert!(self.repositories.is_empty(), "repositories left: {self:?}");
+    }
+}
+
 /// Names of what moto holds outside EC2 that a stack may make: local IAM
 /// policies, roles, ECR repositories, EKS clusters and node groups
 /// (`cluster/nodegroup`). Read without any filter, so that a duplicate or

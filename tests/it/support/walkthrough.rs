@@ -88,3 +88,33 @@ impl Walkthrough {
             .env("PATH", path);
     }
 }
+
+/// The objects the walkthrough stack put in the (fake) cluster are gone:
+/// its Deployments, Services and App Mesh resources, and its namespaces.
+pub fn assert_cluster_emptied(w: &Walkthrough) {
+    for plural in [
+        "deployments",
+        "services",
+        "meshes",
+        "virtualnodes",
+        "virtualrouters",
+        "virtualservices",
+    ] {
+        let left: Vec<String> = w
+            .kube
+            .objects(plural)
+            .iter()
+            .filter(|o| o["metadata"]["namespace"] != "default" || plural != "services")
+            .map(|o| format!("{}/{}", o["metadata"]["namespace"], o["metadata"]["name"]))
+            .collect();
+        assert!(left.is_empty(), "{plural} left in the cluster: {left:?}");
+    }
+    let namespaces: Vec<String> = w
+        .kube
+        .objects("namespaces")
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+        .filter(|n| n == "yelb" || n == "appmesh-system")
+        .collect();
+    assert!(namespaces.is_empty(), "namespaces left: {namespaces:?}");
+}
