@@ -57,17 +57,6 @@ pub enum Fault {
     DropResponse,
 }
 
-impl Fault {
-    /// Every fault of the matrix (all but the EKS-specific one).
-    pub const MATRIX: [Fault; 5] = [
-        Fault::ServerError,
-        Fault::Unavailable,
-        Fault::Throttling,
-        Fault::Reset,
-        Fault::DropResponse,
-    ];
-}
-
 /// Which requests a rule applies to.
 #[derive(Debug, Clone)]
 enum Matcher {
@@ -97,8 +86,6 @@ struct Rule {
     fault: Fault,
     first: usize,
     per_call_type: bool,
-    /// Call types never faulted by this rule.
-    except: Vec<String>,
 }
 
 /// Which requests the proxy breaks, and how.
@@ -126,16 +113,7 @@ impl FaultPlan {
             fault,
             first: 1,
             per_call_type: true,
-            except: Vec::new(),
         });
-        self
-    }
-
-    /// Leaves the call types named out of the last rule added.
-    pub fn except(mut self, calls: &[&str]) -> FaultPlan {
-        if let Some(rule) = self.rules.last_mut() {
-            rule.except.extend(calls.iter().map(|c| c.to_string()));
-        }
         self
     }
 
@@ -146,7 +124,6 @@ impl FaultPlan {
             fault,
             first: n,
             per_call_type: false,
-            except: Vec::new(),
         });
         self
     }
@@ -162,7 +139,6 @@ impl FaultPlan {
             fault,
             first: n,
             per_call_type: false,
-            except: Vec::new(),
         });
         self
     }
@@ -250,7 +226,7 @@ impl Shared {
         let mut fault = None;
         let mut any = false;
         for (i, rule) in self.plan.rules.iter().enumerate() {
-            if !rule.matcher.matches(req, call) || rule.except.iter().any(|c| c == call) {
+            if !rule.matcher.matches(req, call) {
                 continue;
             }
             any = true;
