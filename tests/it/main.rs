@@ -9,6 +9,7 @@ mod eks_auth;
 mod eks_stack;
 mod failure;
 mod fake_kube;
+mod faults;
 mod helm_release;
 mod in_cluster;
 mod kube_kinds;

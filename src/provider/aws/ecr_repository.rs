@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
 
-use super::AwsClients;
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_bool,
@@ -339,6 +339,8 @@ impl ResourceKind for EcrRepository {
                     .build(),
             )
             .set_tags(create_tags)
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreateRepository", e))?;

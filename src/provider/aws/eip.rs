@@ -12,11 +12,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 
-use super::AwsClients;
 use super::ec2_util::{
     MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
     tags_attr, wait_until,
 };
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_tags};
 use crate::{Attrs, Value};
@@ -115,6 +115,8 @@ impl ResourceKind for Eip {
             call = call.tag_specifications(tag_spec(ResourceType::ElasticIp, &tags));
         }
         let out = call
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("AllocateAddress", e))?;

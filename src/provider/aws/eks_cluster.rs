@@ -29,11 +29,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_eks::types::{Cluster, ClusterStatus, VpcConfigRequest};
 
-use super::AwsClients;
 use super::eks_util::{
     Backoff, IAM_PROPAGATION_TIMEOUT, Step, is_in_use, is_not_found, owned_by, owner_of,
     retry_iam_propagation, set_value, sorted_set, sync_tags, tag_map, wait_for, wait_update,
 };
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_str_list,
@@ -379,6 +379,8 @@ impl EksCluster {
         let what = format!("create EKS cluster {name}");
         let created = retry_iam_propagation(&what, &cx.progress, Backoff::iam(iam_deadline), || async {
             call.clone()
+                .customize()
+                .config_override(SingleAttempt)
                 .send()
                 .await
                 .map_err(|e| ProviderError::aws("CreateCluster", e))

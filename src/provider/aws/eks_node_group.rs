@@ -27,11 +27,11 @@ use aws_sdk_eks::types::{
     UpdateLabelsPayload, UpdateTaintsPayload,
 };
 
-use super::AwsClients;
 use super::eks_util::{
     Backoff, IAM_PROPAGATION_TIMEOUT, Step, attr_i32, is_in_use, is_not_found, owned_by, owner_of,
     retry_iam_propagation, set_value, sorted_set, sync_tags, tag_map, wait_for, wait_update,
 };
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_str_list,
@@ -598,6 +598,8 @@ impl EksNodeGroup {
         let what = format!("create EKS node group {name} of cluster {cluster}");
         let created = retry_iam_propagation(&what, &cx.progress, Backoff::iam(iam_deadline), || async {
             call.clone()
+                .customize()
+                .config_override(SingleAttempt)
                 .send()
                 .await
                 .map_err(|e| ProviderError::aws("CreateNodegroup", e))

@@ -4,7 +4,9 @@
 //! changed in place: each change creates a new default policy version
 //! (deleting the oldest non-default one first when the policy already has
 //! the maximum of five). Name, path and description cannot change in IAM, so
-//! changing them replaces the policy.
+//! changing them replaces the policy. CreatePolicyVersion is sent without
+//! SDK retries and, when it fails transiently, looked for before it is sent
+//! again: repeated, it would leave an extra version (or hit the limit).
 //!
 //! Reads are batched as far as IAM allows: IAM has no "get many by ARN", so
 //! one paginated `ListPolicies` (local scope) tells which requested policies
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_iam::types::{Policy, PolicyScopeType, PolicyVersion, Tag};
 
-use super::AwsClients;
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_opt_str,
@@ -314,6 +316,11 @@ impl IamPolicy {
     /// Creates a new default version with `document`, making room first when
     /// the policy already has the maximum number of versions. Returns the
     /// new version id.
+    ///
+    /// CreatePolicyVersion is sent without SDK retries: sent again after
+    /// its answer was lost, it would make a second version (and fail with
+    /// `LimitExceeded` at the maximum). When it fails transiently, a new
+    /// default version holding `document` means it took effect.
     async fn put_document(&self, arn: &str, document: String) -> Result<String, ProviderError> {
         let versions = self.versions(arn).await?;
         if versions.len() >= MAX_POLICY_VERSIONS {
@@ -328,28 +335,72 @@ impl IamPolicy {
                 })
                 .and_then(PolicyVersion::version_id);
             if let Some(oldest) = oldest {
-                self.iam()
+                // Already gone (the answer to a first try was lost): done.
+                if let Err(e) = self
+                    .iam()
                     .delete_policy_version()
                     .policy_arn(arn)
                     .version_id(oldest)
                     .send()
                     .await
-                    .map_err(|e| ProviderError::aws("DeletePolicyVersion", e))?;
+                {
+                    let err = ProviderError::aws("DeletePolicyVersion", e);
+                    if !is_not_found(&err) {
+                        return Err(err);
+                    }
+                }
             }
         }
-        let out = self
-            .iam()
-            .create_policy_version()
-            .policy_arn(arn)
-            .policy_document(document)
-            .set_as_default(true)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreatePolicyVersion", e))?;
-        out.policy_version()
-            .and_then(PolicyVersion::version_id)
-            .map(str::to_string)
-            .ok_or_else(|| ProviderError::unexpected("CreatePolicyVersion", "no version id in the response"))
+        let before: Vec<&str> = versions.iter().filter_map(PolicyVersion::version_id).collect();
+        let wanted = serde_json::from_str::<Value>(&document).ok();
+        super::send_resolving_doubt(
+            || async {
+                let out = self
+                    .iam()
+                    .create_policy_version()
+                    .policy_arn(arn)
+                    .policy_document(document.clone())
+                    .set_as_default(true)
+                    .customize()
+                    .config_override(SingleAttempt)
+                    .send()
+                    .await
+                    .map_err(|e| ProviderError::aws("CreatePolicyVersion", e))?;
+                out.policy_version()
+                    .and_then(PolicyVersion::version_id)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        ProviderError::unexpected("CreatePolicyVersion", "no version id in the response")
+                    })
+            },
+            || async {
+                let new_default = self.versions(arn).await?.into_iter().find(|v| {
+                    v.is_default_version() && v.version_id().is_some_and(|id| !before.contains(&id))
+                });
+                let Some(id) = new_default.as_ref().and_then(PolicyVersion::version_id) else {
+                    return Ok(None);
+                };
+                // ListPolicyVersions leaves the document out on AWS.
+                let text = match new_default.as_ref().and_then(PolicyVersion::document) {
+                    Some(d) => d.to_string(),
+                    None => self
+                        .iam()
+                        .get_policy_version()
+                        .policy_arn(arn)
+                        .version_id(id)
+                        .send()
+                        .await
+                        .map_err(|e| ProviderError::aws("GetPolicyVersion", e))?
+                        .policy_version()
+                        .and_then(PolicyVersion::document)
+                        .unwrap_or_default()
+                        .to_string(),
+                };
+                let same = parse_document(&text).ok() == wanted;
+                Ok(same.then(|| id.to_string()))
+            },
+        )
+        .await
     }
 
     /// Names of the users, groups and roles the policy is attached to (or is
@@ -451,6 +502,8 @@ impl ResourceKind for IamPolicy {
             .set_description(description.map(str::to_string))
             .policy_document(document)
             .set_tags(create_tags)
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreatePolicy", e))?;

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_iam::types::Role;
 
-use super::AwsClients;
 use super::iam_policy::{iam_tags, is_not_found, percent_decode};
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_opt_str,
@@ -598,6 +598,8 @@ impl ResourceKind for IamRole {
             .assume_role_policy_document(trust)
             .set_max_session_duration(max)
             .set_tags(create_tags)
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
         {

@@ -14,11 +14,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 
-use super::AwsClients;
 use super::ec2_util::{
     MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
     tags_attr, wait_until,
 };
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_tags};
 use crate::{Attrs, Value};
@@ -108,6 +108,8 @@ impl ResourceKind for InternetGateway {
             call = call.tag_specifications(tag_spec(ResourceType::InternetGateway, &tags));
         }
         let out = call
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreateInternetGateway", e))?;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::AwsClients;
 use super::ec2_util::{MAX_FILTER_VALUES, filter, is_not_found, wait_until};
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
@@ -127,6 +127,8 @@ impl ResourceKind for InternetGatewayAttachment {
             .attach_internet_gateway()
             .internet_gateway_id(igw)
             .vpc_id(vpc)
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await;
         if let Err(e) = attached {

@@ -26,7 +26,85 @@ pub mod vpc;
 
 use std::sync::Arc;
 
+use aws_config::retry::RetryConfig;
+
 use crate::provider::{Kinds, ProviderError, RegionFacts, schema::KindDef};
+
+/// The per-operation configuration of a call that must be made at most once
+/// per attempt of the engine: the SDK's own retries off.
+///
+/// Every kind's primary create call (the one that makes the object) is sent
+/// with it: `call.customize().config_override(SingleAttempt).send()`. If the
+/// SDK retried such a call after its answer was lost, the first request may
+/// already have made the object and the retry would make a second one (most
+/// of these APIs take no client token, and emulators ignore tokens). Instead
+/// the failure reaches the engine, which looks the resource up (ownership
+/// tags or natural key) before it tries again. Every other call keeps the
+/// client's retry configuration (the SDK's standard mode).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SingleAttempt;
+
+/// `From<SingleAttempt>` for each service's config builder: only the retry
+/// configuration is set, so the override leaves everything else as the
+/// client has it.
+macro_rules! single_attempt_for {
+    ($($service:ident),* $(,)?) => {
+        $(
+            impl From<SingleAttempt> for $service::config::Builder {
+                fn from(_: SingleAttempt) -> Self {
+                    $service::config::Builder::default().retry_config(RetryConfig::disabled())
+                }
+            }
+        )*
+    };
+}
+
+single_attempt_for!(aws_sdk_ec2, aws_sdk_iam, aws_sdk_ecr, aws_sdk_eks);
+
+/// How many times [`send_resolving_doubt`] sends its call in all, as the
+/// SDK's standard mode would.
+const RESOLVING_ATTEMPTS: u32 = 3;
+/// Its pause before the second attempt; doubled before each next one.
+const RESOLVING_FIRST_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends a call that makes something inside an existing resource (such as
+/// a new policy version) and must not be repeated blindly: `send` makes
+/// the call once (with [`SingleAttempt`]); when it fails transiently (see
+/// [`ProviderError::is_transient`]: its answer may have been lost after it
+/// took effect), `look` reads whether it took effect and returns what the
+/// call would have, and only if it did not is the call sent again, up to
+/// three attempts in all. The kind-level counterpart of the engine's
+/// lookup before it retries a create.
+pub(crate) async fn send_resolving_doubt<T, S, SFut, L, LFut>(
+    mut send: S,
+    mut look: L,
+) -> Result<T, ProviderError>
+where
+    S: FnMut() -> SFut,
+    SFut: std::future::Future<Output = Result<T, ProviderError>>,
+    L: FnMut() -> LFut,
+    LFut: std::future::Future<Output = Result<Option<T>, ProviderError>>,
+{
+    let mut delay = RESOLVING_FIRST_DELAY;
+    let mut attempt = 1;
+    loop {
+        let err = match send().await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_transient() => e,
+            Err(e) => return Err(e),
+        };
+        if let Some(done) = look().await? {
+            return Ok(done);
+        }
+        if attempt >= RESOLVING_ATTEMPTS {
+            return Err(err);
+        }
+        tracing::info!(error = %err, attempt, "call failed and took no effect; sending it again");
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+        attempt += 1;
+    }
+}
 
 /// Static definitions of every AWS kind.
 pub static KIND_DEFS: &[&KindDef] = &[

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteOrigin;
 
-use super::AwsClients;
 use super::ec2_util::is_not_found;
 use super::route_table::{read_until, route_tables_by_id};
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
@@ -141,7 +141,9 @@ impl ResourceKind for Route {
             Target::Gateway(g) => call.gateway_id(g),
             Target::Nat(n) => call.nat_gateway_id(n),
         };
-        call.send()
+        call.customize()
+            .config_override(SingleAttempt)
+            .send()
             .await
             .map_err(|e| ProviderError::aws("CreateRoute", e))?;
         read_until(self, request_for(table, destination), |live| target.matches(live)).await

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, ResourceType};
 
-use super::AwsClients;
 use super::ec2_util::{filter, is_not_found, ownership_filters, sync_tags, tag_spec, tags_attr};
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_str, attr_tags};
 use crate::{Attrs, Value};
@@ -168,8 +168,10 @@ impl ResourceKind for RouteTable {
             .ec2
             .create_route_table()
             .vpc_id(vpc_id)
-            .client_token(&cx.token)
+            .set_client_token(Some(cx.token.clone()).filter(|t| !t.is_empty()))
             .tag_specifications(tag_spec(ResourceType::RouteTable, &attr_tags(desired)))
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreateRouteTable", e))?;

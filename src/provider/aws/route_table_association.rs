@@ -11,9 +11,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteTableAssociationStateCode;
 
-use super::AwsClients;
 use super::ec2_util::{filter, is_not_found};
 use super::route_table::{FILTER_VALUES_MAX, describe_route_tables, read_until, route_tables_by_id};
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
@@ -93,6 +93,8 @@ impl ResourceKind for RouteTableAssociation {
             .associate_route_table()
             .route_table_id(table)
             .subnet_id(subnet)
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("AssociateRouteTable", e))?;

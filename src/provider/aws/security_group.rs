@@ -11,6 +11,12 @@
 //! is one per `IpPermission` unless the CIDR blocks of a permission carry
 //! different descriptions. AWS merges rules with equal protocol and ports,
 //! so two rule objects that differ only in `cidr_blocks` read back as one.
+//!
+//! EC2 refuses a whole authorize when one rule already exists
+//! (`InvalidPermission.Duplicate`) and a whole revoke when one is already
+//! gone (`InvalidPermission.NotFound`), which is also what the SDK's retry of
+//! a call whose answer was lost gets: the group is then read again and only
+//! what is still missing (or still there) is sent.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,9 +27,9 @@ use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
 };
 
-use super::AwsClients;
 use super::ec2_util::{filter, is_not_found, ownership_filters, sync_tags, tag_spec, tags_attr};
 use super::route_table::{FILTER_VALUES_MAX, read_until, retry_dependency_violation};
+use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_tags,
@@ -327,50 +333,127 @@ impl SecurityGroup {
     ) -> Result<(), ProviderError> {
         let removed: BTreeSet<Atom> = actual.difference(desired).cloned().collect();
         let added: BTreeSet<Atom> = desired.difference(actual).cloned().collect();
-        let ec2 = &self.0.ec2;
         if !removed.is_empty() {
-            let perms = Some(permissions(&removed, false));
-            match direction {
-                Direction::Ingress => ec2
-                    .revoke_security_group_ingress()
-                    .group_id(id)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("RevokeSecurityGroupIngress", e))?,
-                Direction::Egress => ec2
-                    .revoke_security_group_egress()
-                    .group_id(id)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("RevokeSecurityGroupEgress", e))?,
-            }
+            self.revoke(id, direction, &removed).await?;
         }
         if !added.is_empty() {
-            let perms = Some(permissions(&added, true));
-            match direction {
-                Direction::Ingress => ec2
-                    .authorize_security_group_ingress()
-                    .group_id(id)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupIngress", e))?,
-                Direction::Egress => ec2
-                    .authorize_security_group_egress()
-                    .group_id(id)
-                    .set_ip_permissions(perms)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupEgress", e))?,
-            }
+            self.authorize(id, direction, &added).await?;
         }
         Ok(())
+    }
+
+    /// Revokes `atoms`. EC2 refuses the whole call when one of them is no
+    /// longer there (`InvalidPermission.NotFound`): the answer to a revoke
+    /// sent again after its first answer was lost, or to a rule removed
+    /// meanwhile. Then the group is read again and what is still there is
+    /// revoked.
+    async fn revoke(
+        &self,
+        id: &str,
+        direction: Direction,
+        atoms: &BTreeSet<Atom>,
+    ) -> Result<(), ProviderError> {
+        match self.send_revoke(id, direction, atoms).await {
+            Err(e) if e.code() == Some("InvalidPermission.NotFound") => {
+                let current = self.rules_in(id, direction).await?;
+                let left: BTreeSet<Atom> = atoms.intersection(&current).cloned().collect();
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    self.send_revoke(id, direction, &left).await
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Authorizes `atoms`. EC2 refuses the whole call when one of them is
+    /// already there (`InvalidPermission.Duplicate`): the answer to an
+    /// authorize sent again after its first answer was lost. Then the group
+    /// is read again and what is still missing is authorized.
+    async fn authorize(
+        &self,
+        id: &str,
+        direction: Direction,
+        atoms: &BTreeSet<Atom>,
+    ) -> Result<(), ProviderError> {
+        match self.send_authorize(id, direction, atoms).await {
+            Err(e) if e.code() == Some("InvalidPermission.Duplicate") => {
+                let current = self.rules_in(id, direction).await?;
+                let missing: BTreeSet<Atom> = atoms.difference(&current).cloned().collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    self.send_authorize(id, direction, &missing).await
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn send_revoke(
+        &self,
+        id: &str,
+        direction: Direction,
+        atoms: &BTreeSet<Atom>,
+    ) -> Result<(), ProviderError> {
+        let ec2 = &self.0.ec2;
+        let perms = Some(permissions(atoms, false));
+        match direction {
+            Direction::Ingress => ec2
+                .revoke_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ProviderError::aws("RevokeSecurityGroupIngress", e)),
+            Direction::Egress => ec2
+                .revoke_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ProviderError::aws("RevokeSecurityGroupEgress", e)),
+        }
+    }
+
+    async fn send_authorize(
+        &self,
+        id: &str,
+        direction: Direction,
+        atoms: &BTreeSet<Atom>,
+    ) -> Result<(), ProviderError> {
+        let ec2 = &self.0.ec2;
+        let perms = Some(permissions(atoms, true));
+        match direction {
+            Direction::Ingress => ec2
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupIngress", e)),
+            Direction::Egress => ec2
+                .authorize_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(perms)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupEgress", e)),
+        }
+    }
+
+    /// The group's current rules in one direction.
+    async fn rules_in(&self, id: &str, direction: Direction) -> Result<BTreeSet<Atom>, ProviderError> {
+        let (ingress, egress) = self.current_rules(id).await?;
+        Ok(match direction {
+            Direction::Ingress => ingress,
+            Direction::Egress => egress,
+        })
     }
 
     /// Every group matching `filters`, all pages.
@@ -505,6 +588,8 @@ impl ResourceKind for SecurityGroup {
             .description(description)
             .vpc_id(vpc_id)
             .tag_specifications(tag_spec(ResourceType::SecurityGroup, &attr_tags(desired)))
+            .customize()
+            .config_override(SingleAttempt)
             .send()
             .await
             .map_err(|e| ProviderError::aws("CreateSecurityGroup", e))?;

@@ -1,19 +1,32 @@
-//! A tiny HTTP/1.1 proxy in front of a moto server that fails the first N
-//! requests matching a method and path prefix with EKS's IAM propagation
-//! error, to test retries that moto alone cannot provoke.
+//! A tiny HTTP/1.1 proxy in front of a moto server that injects faults moto
+//! alone cannot provoke, and records every request.
 //!
-//! Blocking std sockets, one thread per connection (the test crate's tokio
-//! has no `net` feature, and this needs none of its speed). Per request:
-//! read the head and the `Content-Length` body, then either answer with the
-//! fault (keeping the connection open) or forward the request to moto with
-//! `Connection: close`, read moto's answer to EOF and relay it with
-//! `Connection: close`, closing the client connection after it. Chunked
-//! request bodies are not supported (the AWS SDK sends `Content-Length`).
+//! A [`FaultPlan`] says which requests get which [`Fault`]: the first N
+//! requests of one call type, of a method and path prefix, or of *every*
+//! call type (the fault matrix: "the first occurrence of each call gets
+//! fault F"). A call type is the API action: the query protocol's `Action`
+//! (EC2, IAM, STS), the operation of the JSON protocol's `X-Amz-Target`
+//! (ECR), or for REST APIs (EKS) the method and the path with every second
+//! segment (the names) replaced by `*`, such as `POST /clusters/*/node-groups`.
+//! Faults answer in the service's own error format (EC2's query XML,
+//! IAM/STS `<ErrorResponse>` XML, awsJson1.1 `__type` for ECR, REST-JSON
+//! with `x-amzn-ErrorType` for EKS), or break the connection: reset before
+//! forwarding, or forward, let moto carry the call out, and drop its answer.
+//! A plan can also delay every answer (to keep calls in flight).
+//!
+//! Blocking std sockets, one thread per connection (this needs none of
+//! tokio's speed). Per request: read the head and the `Content-Length` body,
+//! then either answer with the fault (keeping the connection open), break
+//! the connection, or forward the request to moto with `Connection: close`,
+//! read moto's answer to EOF and relay it with `Connection: close`, closing
+//! the client connection after it. Chunked request bodies are not supported
+//! (the AWS SDK sends `Content-Length`).
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -22,20 +35,226 @@ use super::moto::REGION;
 /// Role ARN named in faults when the request body names none.
 const FALLBACK_ROLE: &str = "arn:aws:iam::123456789012:role/fault-proxy";
 
-/// Which requests fail, and how many matched so far.
+/// What the proxy does to a request instead of relaying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// EKS's 400 `InvalidParameterException` saying the request's role
+    /// could not be assumed (IAM propagation).
+    IamPropagation,
+    /// HTTP 500: `InternalError` (EC2) or `InternalFailure` (others).
+    ServerError,
+    /// HTTP 503 `ServiceUnavailable`.
+    Unavailable,
+    /// Throttling: `RequestLimitExceeded` (EC2, 503), `Throttling` (IAM and
+    /// other query APIs, 400), `ThrottlingException` (ECR 400, EKS 429).
+    Throttling,
+    /// The connection is reset (RST) without an answer, before the request
+    /// is forwarded: the call never reaches moto.
+    Reset,
+    /// The request is forwarded and moto carries it out; its answer is read
+    /// and thrown away, and the connection is closed: the call succeeded
+    /// but the caller never learns it.
+    DropResponse,
+}
+
+/// Which requests a rule applies to.
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// Every request.
+    Any,
+    /// Requests of this call type.
+    Call(String),
+    /// Requests with this method whose path starts with the prefix.
+    Path { method: String, prefix: String },
+}
+
+impl Matcher {
+    fn matches(&self, req: &Request, call: &str) -> bool {
+        match self {
+            Matcher::Any => true,
+            Matcher::Call(c) => c == call,
+            Matcher::Path { method, prefix } => req.method == *method && req.path.starts_with(prefix),
+        }
+    }
+}
+
+/// One rule of a plan: the first `first` matching requests get `fault`,
+/// counted over all matching requests or separately per call type.
+#[derive(Debug, Clone)]
 struct Rule {
-    method: String,
-    path_prefix: String,
-    fail_first: usize,
+    matcher: Matcher,
+    fault: Fault,
+    first: usize,
+    per_call_type: bool,
+}
+
+/// Which requests the proxy breaks, and how.
+#[derive(Debug, Clone, Default)]
+pub struct FaultPlan {
+    rules: Vec<Rule>,
+    delay: Option<Duration>,
+}
+
+impl FaultPlan {
+    /// A plan that faults nothing (a recording pass-through proxy).
+    pub fn new() -> FaultPlan {
+        FaultPlan::default()
+    }
+
+    /// The first occurrence of every call type gets `fault`.
+    pub fn first_of_each_call(fault: Fault) -> FaultPlan {
+        FaultPlan::new().first_of_each_call_also(fault)
+    }
+
+    /// Adds: the first occurrence of every call type gets `fault`.
+    pub fn first_of_each_call_also(mut self, fault: Fault) -> FaultPlan {
+        self.rules.push(Rule {
+            matcher: Matcher::Any,
+            fault,
+            first: 1,
+            per_call_type: true,
+        });
+        self
+    }
+
+    /// The first `n` requests of call type `call` get `fault`.
+    pub fn on_call(mut self, call: &str, fault: Fault, n: usize) -> FaultPlan {
+        self.rules.push(Rule {
+            matcher: Matcher::Call(call.to_string()),
+            fault,
+            first: n,
+            per_call_type: false,
+        });
+        self
+    }
+
+    /// The first `n` requests with `method` whose path starts with `prefix`
+    /// get `fault`.
+    pub fn on_path(mut self, method: &str, prefix: &str, fault: Fault, n: usize) -> FaultPlan {
+        self.rules.push(Rule {
+            matcher: Matcher::Path {
+                method: method.to_string(),
+                prefix: prefix.to_string(),
+            },
+            fault,
+            first: n,
+            per_call_type: false,
+        });
+        self
+    }
+
+    /// Every answer moto gives is held back this long before it is relayed.
+    pub fn delay_responses(mut self, delay: Duration) -> FaultPlan {
+        self.delay = Some(delay);
+        self
+    }
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The call type (see the module docs), such as `CreateVpc`,
+    /// `CreateRepository` or `POST /clusters/*/node-groups`.
+    pub call: String,
+    /// The service named in the request's signature (`ec2`, `iam`, `eks`...).
+    pub service: String,
+    pub method: String,
+    pub path: String,
+    /// The request body, as text.
+    pub body: String,
+    /// The fault it got, if any.
+    pub fault: Option<Fault>,
+}
+
+impl Recorded {
+    /// A parameter of a query-protocol body (`ClientToken=...`), decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.body.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| url_decode(v))
+        })
+    }
+
+    /// A top-level string field of a JSON body (`clientRequestToken`).
+    pub fn json_field(&self, name: &str) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(&self.body).ok()?;
+        v.get(name)?.as_str().map(str::to_string)
+    }
+}
+
+/// Decodes `%XX` and `+` of a form-encoded value.
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                Some(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What the connection threads share.
+struct Shared {
+    plan: FaultPlan,
+    /// Matches so far, by rule and (for per-call-type rules) call type.
+    counts: Mutex<HashMap<(usize, String), usize>>,
+    /// Requests matching any rule so far (faulted or forwarded).
     matched: AtomicUsize,
-    /// Every request seen, as its API action (see `action_of`).
-    seen: std::sync::Mutex<Vec<String>>,
+    /// Every request seen, in order.
+    seen: Mutex<Vec<Recorded>>,
+}
+
+impl Shared {
+    /// The fault `req` gets under the plan, counting the match.
+    fn decide(&self, req: &Request, call: &str) -> Option<Fault> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fault = None;
+        let mut any = false;
+        for (i, rule) in self.plan.rules.iter().enumerate() {
+            if !rule.matcher.matches(req, call) {
+                continue;
+            }
+            any = true;
+            let key = (
+                i,
+                if rule.per_call_type {
+                    call.to_string()
+                } else {
+                    String::new()
+                },
+            );
+            let n = counts.entry(key).or_insert(0);
+            *n += 1;
+            if fault.is_none() && *n <= rule.first {
+                fault = Some(rule.fault);
+            }
+        }
+        if any {
+            self.matched.fetch_add(1, Ordering::SeqCst);
+        }
+        fault
+    }
 }
 
 /// A running fault proxy; stops when dropped.
 pub struct FaultProxy {
     port: u16,
-    rule: Arc<Rule>,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
 }
@@ -49,33 +268,88 @@ struct Request {
     body: Vec<u8>,
 }
 
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The signing service of the request: `Credential=<key>/<date>/<region>/<service>/aws4_request`.
+    fn service(&self) -> String {
+        self.header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').nth(3))
+            .unwrap_or("")
+            .to_string()
+    }
+
+    fn query_action(&self) -> Option<String> {
+        let body = String::from_utf8_lossy(&self.body);
+        body.split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .map(str::to_string)
+    }
+
+    fn target(&self) -> Option<String> {
+        self.header("x-amz-target").map(str::to_string)
+    }
+
+    /// The call type (see the module docs).
+    fn call(&self) -> String {
+        if let Some(action) = self.query_action() {
+            return action;
+        }
+        if let Some(target) = self.target() {
+            return target.rsplit('.').next().unwrap_or(&target).to_string();
+        }
+        let path = self.path.split('?').next().unwrap_or("");
+        let segments: Vec<&str> = path
+            .split('/')
+            .skip(1)
+            .enumerate()
+            .map(|(i, s)| if i % 2 == 1 { "*" } else { s })
+            .collect();
+        format!("{} /{}", self.method, segments.join("/"))
+    }
+}
+
 impl FaultProxy {
     /// Starts a proxy on a free loopback port forwarding to moto on
     /// `upstream_port`. The first `fail_first` requests whose method is
     /// `method` and whose path starts with `path_prefix` get a 400
     /// `InvalidParameterException` saying the role could not be assumed.
     pub fn start(upstream_port: u16, method: &str, path_prefix: &str, fail_first: usize) -> FaultProxy {
+        FaultProxy::with_plan(
+            upstream_port,
+            FaultPlan::new().on_path(method, path_prefix, Fault::IamPropagation, fail_first),
+        )
+    }
+
+    /// Starts a proxy on a free loopback port forwarding to moto on
+    /// `upstream_port`, breaking requests as `plan` says.
+    pub fn with_plan(upstream_port: u16, plan: FaultPlan) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind fault proxy");
         let port = listener.local_addr().expect("proxy address").port();
-        let rule = Arc::new(Rule {
-            method: method.to_string(),
-            path_prefix: path_prefix.to_string(),
-            fail_first,
+        let shared = Arc::new(Shared {
+            plan,
+            counts: Mutex::new(HashMap::new()),
             matched: AtomicUsize::new(0),
-            seen: std::sync::Mutex::new(Vec::new()),
+            seen: Mutex::new(Vec::new()),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
-            let (rule, stop) = (rule.clone(), stop.clone());
+            let (shared, stop) = (shared.clone(), stop.clone());
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
-                    let rule = rule.clone();
+                    let shared = shared.clone();
                     std::thread::spawn(move || {
-                        if let Err(e) = serve(conn, upstream_port, &rule) {
+                        if let Err(e) = serve(conn, upstream_port, &shared) {
                             eprintln!("fault proxy: {e}");
                         }
                     });
@@ -84,7 +358,7 @@ impl FaultProxy {
         };
         FaultProxy {
             port,
-            rule,
+            shared,
             stop,
             acceptor: Some(acceptor),
         }
@@ -95,15 +369,45 @@ impl FaultProxy {
     }
 
     /// The API action of every request seen so far, in order: the query
-    /// protocol's `Action` (EC2, IAM, STS), the JSON protocol's
+    /// protocol's `Action` (EC2, IAM, STS), the JSON protocol's whole
     /// `X-Amz-Target`, or `METHOD /path` for REST APIs (EKS).
     pub fn actions(&self) -> Vec<String> {
-        self.rule.seen.lock().map(|s| s.clone()).unwrap_or_default()
+        self.requests()
+            .iter()
+            .map(|r| {
+                if r.call.contains(' ') {
+                    format!("{} {}", r.method, r.path.split('?').next().unwrap_or(""))
+                } else {
+                    r.call.clone()
+                }
+            })
+            .collect()
     }
 
-    /// How many requests matched the rule so far (failed or forwarded).
+    /// Every request seen so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.shared.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The requests of call type `call` seen so far.
+    pub fn calls(&self, call: &str) -> Vec<Recorded> {
+        self.requests().into_iter().filter(|r| r.call == call).collect()
+    }
+
+    /// The call types that got a fault, each once, in the order first seen.
+    pub fn faulted_calls(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in self.requests() {
+            if r.fault.is_some() && !out.contains(&r.call) {
+                out.push(r.call);
+            }
+        }
+        out
+    }
+
+    /// How many requests matched a rule so far (faulted or forwarded).
     pub fn matched(&self) -> usize {
-        self.rule.matched.load(Ordering::SeqCst)
+        self.shared.matched.load(Ordering::SeqCst)
     }
 
     /// Environment for a `meshform` child process to go through this proxy
@@ -153,43 +457,73 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Serves one client connection until it closes or a request is relayed.
-fn serve(mut client: TcpStream, upstream_port: u16, rule: &Rule) -> io::Result<()> {
+/// Serves one client connection until it closes, a request is relayed, or
+/// a fault breaks it.
+fn serve(mut client: TcpStream, upstream_port: u16, shared: &Shared) -> io::Result<()> {
     client.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut pending = Vec::new();
     while let Some(req) = read_request(&mut client, &mut pending)? {
-        if let Ok(mut seen) = rule.seen.lock() {
-            seen.push(action_of(&req));
+        let call = req.call();
+        let fault = shared.decide(&req, &call);
+        if let Ok(mut seen) = shared.seen.lock() {
+            seen.push(Recorded {
+                call: call.clone(),
+                service: req.service(),
+                method: req.method.clone(),
+                path: req.path.clone(),
+                body: String::from_utf8_lossy(&req.body).into_owned(),
+                fault,
+            });
         }
-        let fail = req.method == rule.method
-            && req.path.starts_with(&rule.path_prefix)
-            && rule.matched.fetch_add(1, Ordering::SeqCst) < rule.fail_first;
-        if fail {
-            client.write_all(&fault_response(&req))?;
-            client.flush()?;
-            continue;
+        match fault {
+            Some(Fault::Reset) => {
+                reset(client);
+                return Ok(());
+            }
+            Some(Fault::DropResponse) => {
+                // moto carries the call out; its answer goes nowhere.
+                let _answer = forward(&req, upstream_port)?;
+                let _ = client.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+            Some(f) => {
+                client.write_all(&fault_response(&req, f))?;
+                client.flush()?;
+                continue;
+            }
+            None => {
+                let answer = forward(&req, upstream_port)?;
+                if let Some(d) = shared.plan.delay {
+                    std::thread::sleep(d);
+                }
+                relay(&answer, &mut client)?;
+                break;
+            }
         }
-        relay(&req, upstream_port, &mut client)?;
-        break;
     }
     let _ = client.shutdown(Shutdown::Both);
     Ok(())
 }
 
-/// The API action a request calls.
-fn action_of(req: &Request) -> String {
-    let body = String::from_utf8_lossy(&req.body);
-    if let Some(action) = body.split('&').find_map(|kv| kv.strip_prefix("Action=")) {
-        return action.to_string();
+/// Closes the connection with a TCP reset (SO_LINGER 0) instead of an
+/// orderly close.
+fn reset(conn: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a correctly sized option value.
+    unsafe {
+        libc::setsockopt(
+            conn.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
-    if let Some(target) = req.headers.iter().find_map(|h| {
-        let (k, v) = h.split_once(':')?;
-        k.eq_ignore_ascii_case("x-amz-target")
-            .then(|| v.trim().to_string())
-    }) {
-        return target;
-    }
-    format!("{} {}", req.method, req.path.split('?').next().unwrap_or(""))
+    drop(conn);
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -247,8 +581,128 @@ fn read_request(conn: &mut TcpStream, pending: &mut Vec<u8>) -> io::Result<Optio
     }))
 }
 
+/// The wire format of a service's errors.
+enum Protocol {
+    /// EC2's query protocol: `<Response><Errors><Error>...`.
+    Ec2,
+    /// The query protocol of IAM, STS, ELB: `<ErrorResponse><Error>...`.
+    Query,
+    /// awsJson1.x (ECR): `{"__type": ...}`.
+    Json,
+    /// REST-JSON (EKS): `x-amzn-ErrorType` header, `{"message": ...}`.
+    RestJson,
+}
+
+fn protocol(req: &Request) -> Protocol {
+    if req.target().is_some() {
+        Protocol::Json
+    } else if req.query_action().is_some() {
+        if req.service() == "ec2" {
+            Protocol::Ec2
+        } else {
+            Protocol::Query
+        }
+    } else {
+        Protocol::RestJson
+    }
+}
+
+/// The answer for a fault that answers: status, reason and error code in
+/// the request's protocol, and the body.
+fn fault_response(req: &Request, fault: Fault) -> Vec<u8> {
+    if fault == Fault::IamPropagation {
+        return iam_propagation_response(req);
+    }
+    let protocol = protocol(req);
+    let (status, reason, code, message) = match (fault, &protocol) {
+        (Fault::ServerError, Protocol::Ec2) => (
+            500,
+            "Internal Server Error",
+            "InternalError",
+            "An internal error has occurred (fault proxy)",
+        ),
+        (Fault::ServerError, _) => (
+            500,
+            "Internal Server Error",
+            "InternalFailure",
+            "The request processing has failed because of an unknown error, exception or failure (fault proxy)",
+        ),
+        (Fault::Unavailable, _) => (
+            503,
+            "Service Unavailable",
+            "ServiceUnavailable",
+            "The request has failed due to a temporary failure of the server (fault proxy)",
+        ),
+        (Fault::Throttling, Protocol::Ec2) => (
+            503,
+            "Service Unavailable",
+            "RequestLimitExceeded",
+            "Request limit exceeded (fault proxy)",
+        ),
+        (Fault::Throttling, Protocol::Query) => {
+            (400, "Bad Request", "Throttling", "Rate exceeded (fault proxy)")
+        }
+        (Fault::Throttling, Protocol::Json) => (
+            400,
+            "Bad Request",
+            "ThrottlingException",
+            "Rate exceeded (fault proxy)",
+        ),
+        (Fault::Throttling, Protocol::RestJson) => (
+            429,
+            "Too Many Requests",
+            "ThrottlingException",
+            "Rate exceeded (fault proxy)",
+        ),
+        (Fault::IamPropagation | Fault::Reset | Fault::DropResponse, _) => {
+            unreachable!("{fault:?} does not answer")
+        }
+    };
+    let (content_type, extra, body) = match protocol {
+        Protocol::Ec2 => (
+            "text/xml;charset=UTF-8",
+            String::new(),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+                 <Message>{message}</Message></Error></Errors><RequestID>fault-proxy</RequestID></Response>"
+            ),
+        ),
+        Protocol::Query => {
+            let kind = if status >= 500 { "Receiver" } else { "Sender" };
+            (
+                "text/xml",
+                String::new(),
+                format!(
+                    "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>{kind}</Type>\
+                     <Code>{code}</Code><Message>{message}</Message></Error>\
+                     <RequestId>fault-proxy</RequestId></ErrorResponse>"
+                ),
+            )
+        }
+        Protocol::Json => (
+            "application/x-amz-json-1.1",
+            String::new(),
+            serde_json::json!({"__type": code, "message": message}).to_string(),
+        ),
+        Protocol::RestJson => (
+            "application/json",
+            format!("x-amzn-ErrorType: {code}\r\n"),
+            serde_json::json!({"message": message}).to_string(),
+        ),
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\n\
+         Content-Type: {content_type}\r\n\
+         {extra}\
+         x-amzn-RequestId: fault-proxy\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// The error EKS answers while a new role is not assumable yet.
-fn fault_response(req: &Request) -> Vec<u8> {
+fn iam_propagation_response(req: &Request) -> Vec<u8> {
     let role = serde_json::from_slice::<serde_json::Value>(&req.body)
         .ok()
         .and_then(|v| {
@@ -281,9 +735,9 @@ fn is_hop_header(line: &str) -> bool {
     })
 }
 
-/// Forwards `req` to moto with `Connection: close` and relays the whole
-/// answer, also with `Connection: close`.
-fn relay(req: &Request, upstream_port: u16, client: &mut TcpStream) -> io::Result<()> {
+/// Forwards `req` to moto with `Connection: close` and returns its whole
+/// answer.
+fn forward(req: &Request, upstream_port: u16) -> io::Result<Vec<u8>> {
     let mut upstream = TcpStream::connect(("127.0.0.1", upstream_port))?;
     upstream.set_read_timeout(Some(Duration::from_secs(120)))?;
     let mut out = format!("{} {} HTTP/1.1\r\n", req.method, req.path);
@@ -297,7 +751,12 @@ fn relay(req: &Request, upstream_port: u16, client: &mut TcpStream) -> io::Resul
     upstream.flush()?;
     let mut response = Vec::new();
     upstream.read_to_end(&mut response)?;
-    let head_end = find(&response, b"\r\n\r\n")
+    Ok(response)
+}
+
+/// Relays moto's answer with `Connection: close`.
+fn relay(response: &[u8], client: &mut TcpStream) -> io::Result<()> {
+    let head_end = find(response, b"\r\n\r\n")
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "upstream answer without a head"))?;
     let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
     let mut relayed = String::new();

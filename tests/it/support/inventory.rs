@@ -475,3 +475,187 @@ impl WalkthroughExtras {
         assert!(self.repositories.is_empty(), "repositories left: {self:?}");
     }
 }
+
+/// Names of what moto holds outside EC2 that a stack may make: local IAM
+/// policies, roles, ECR repositories, EKS clusters and node groups
+/// (`cluster/nodegroup`). Read without any filter, so that a duplicate or
+/// an object no stack declared shows.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub local_policies: std::collections::BTreeSet<String>,
+    pub roles: std::collections::BTreeSet<String>,
+    pub repositories: std::collections::BTreeSet<String>,
+    pub clusters: std::collections::BTreeSet<String>,
+    pub node_groups: std::collections::BTreeSet<String>,
+    /// How many objects were listed in all (more than the names when a
+    /// name is listed twice, which the services forbid; kept as a check).
+    pub listed: usize,
+}
+
+impl Names {
+    /// What the baseline stack (`stacks/baseline.toml`) makes.
+    pub fn baseline() -> Names {
+        Names {
+            local_policies: ["NodesSDPolicy".to_string()].into(),
+            repositories: ["yelb-appserver-v2".to_string()].into(),
+            listed: 2,
+            ..Names::default()
+        }
+    }
+
+    /// Reads them from moto.
+    pub async fn read(moto: &Moto) -> Names {
+        let iam = moto.iam().await;
+        let mut names = Names::default();
+        let policies = iam
+            .list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .unwrap();
+        names.listed += policies.len();
+        names.local_policies = policies
+            .iter()
+            .filter_map(|p| p.policy_name().map(str::to_string))
+            .collect();
+        let roles = iam
+            .list_roles()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .unwrap();
+        names.listed += roles.len();
+        names.roles = roles.iter().map(|r| r.role_name().to_string()).collect();
+        let repositories = moto
+            .ecr()
+            .await
+            .describe_repositories()
+            .send()
+            .await
+            .unwrap()
+            .repositories()
+            .to_vec();
+        names.listed += repositories.len();
+        names.repositories = repositories
+            .iter()
+            .filter_map(|r| r.repository_name().map(str::to_string))
+            .collect();
+        let eks = moto.eks().await;
+        let clusters = eks.list_clusters().send().await.unwrap().clusters().to_vec();
+        names.listed += clusters.len();
+        for c in &clusters {
+            let groups = eks
+                .list_nodegroups()
+                .cluster_name(c)
+                .send()
+                .await
+                .unwrap()
+                .nodegroups()
+                .to_vec();
+            names.listed += groups.len();
+            names
+                .node_groups
+                .extend(groups.iter().map(|g| format!("{c}/{g}")));
+        }
+        names.clusters = clusters.into_iter().collect();
+        names
+    }
+}
+
+/// The EC2 objects moto holds that do not carry `meshform:stack=<stack>`:
+/// VPCs, subnets, internet gateways, route tables, NAT gateways (not
+/// deleted), Elastic IPs and security groups, leaving out what moto or
+/// AWS makes by itself (the default VPC and its subnets, gateways and
+/// groups, every VPC's main route table and default security group). Each
+/// is described in one line. Read without tag filters: a second VPC made by
+/// a retried create shows here even if it carries the tags, because the
+/// stack inventory counts those separately.
+pub async fn foreign_ec2_objects(moto: &Moto, stack: &str) -> Vec<String> {
+    use aws_sdk_ec2::types::NatGatewayState;
+    let ec2 = moto.ec2().await;
+    let ours = |tags: &[aws_sdk_ec2::types::Tag]| tag(tags, "meshform:stack").as_deref() == Some(stack);
+    let mut out = Vec::new();
+    let vpcs = ec2.describe_vpcs().send().await.unwrap().vpcs().to_vec();
+    let default_vpcs: Vec<String> = vpcs
+        .iter()
+        .filter(|v| v.is_default() == Some(true))
+        .filter_map(|v| v.vpc_id().map(str::to_string))
+        .collect();
+    let in_default = |vpc: Option<&str>| vpc.is_some_and(|v| default_vpcs.iter().any(|d| d == v));
+    for v in vpcs.iter().filter(|v| v.is_default() != Some(true)) {
+        if !ours(v.tags()) {
+            out.push(format!("VPC {:?} tags {:?}", v.vpc_id(), v.tags()));
+        }
+    }
+    for s in ec2.describe_subnets().send().await.unwrap().subnets() {
+        if !in_default(s.vpc_id()) && !ours(s.tags()) {
+            out.push(format!("subnet {:?} tags {:?}", s.subnet_id(), s.tags()));
+        }
+    }
+    for g in ec2
+        .describe_internet_gateways()
+        .send()
+        .await
+        .unwrap()
+        .internet_gateways()
+    {
+        let on_default = g.attachments().iter().any(|a| in_default(a.vpc_id()));
+        if !on_default && !ours(g.tags()) {
+            out.push(format!(
+                "internet gateway {:?} tags {:?}",
+                g.internet_gateway_id(),
+                g.tags()
+            ));
+        }
+    }
+    for t in ec2.describe_route_tables().send().await.unwrap().route_tables() {
+        let main = t.associations().iter().any(|a| a.main() == Some(true));
+        if !main && !in_default(t.vpc_id()) && !ours(t.tags()) {
+            out.push(format!(
+                "route table {:?} tags {:?}",
+                t.route_table_id(),
+                t.tags()
+            ));
+        }
+    }
+    for n in ec2.describe_nat_gateways().send().await.unwrap().nat_gateways() {
+        let gone = matches!(
+            n.state(),
+            Some(NatGatewayState::Deleted | NatGatewayState::Deleting)
+        );
+        if !gone && !ours(n.tags()) {
+            out.push(format!(
+                "NAT gateway {:?} tags {:?}",
+                n.nat_gateway_id(),
+                n.tags()
+            ));
+        }
+    }
+    for a in ec2.describe_addresses().send().await.unwrap().addresses() {
+        if !ours(a.tags()) {
+            out.push(format!("Elastic IP {:?} tags {:?}", a.allocation_id(), a.tags()));
+        }
+    }
+    for g in ec2
+        .describe_security_groups()
+        .send()
+        .await
+        .unwrap()
+        .security_groups()
+    {
+        if g.group_name() != Some("default") && !in_default(g.vpc_id()) && !ours(g.tags()) {
+            out.push(format!(
+                "security group {:?} {:?} tags {:?}",
+                g.group_id(),
+                g.group_name(),
+                g.tags()
+            ));
+        }
+    }
+    out
+}
