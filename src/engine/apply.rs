@@ -200,6 +200,7 @@ impl Engine {
             let run = run.clone();
             let stop = stop.clone();
             async move {
+                run.check_going()?;
                 let started = Instant::now();
                 (engine.events)(&Event::Started {
                     address: step.address.clone(),

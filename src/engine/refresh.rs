@@ -167,12 +167,21 @@ impl Engine {
             }
         }
         self.gone_with_their_hosts(&mut prior);
+        let mut augmented = prior.resources.clone();
         for (address, found) in crate::plan::live_dependencies(&prior.resources) {
-            if let Some(p) = prior.resources.get_mut(&address) {
+            if let Some(p) = augmented.get_mut(&address) {
                 p.dependencies.extend(found);
                 p.dependencies.sort();
                 p.dependencies.dedup();
             }
+        }
+        // Only when they keep the dependencies acyclic (deletes are ordered
+        // by them); a cycle would mean a misread reference.
+        let edges = augmented
+            .iter()
+            .flat_map(|(a, p)| p.dependencies.iter().map(move |d| (d.clone(), a.clone())));
+        if crate::graph::ResourceGraph::from_edges(augmented.keys().cloned(), edges).is_ok() {
+            prior.resources = augmented;
         }
         Ok(prior)
     }

@@ -420,23 +420,23 @@ fn references(resource: &Resource, recorded: &PriorResource, old: &str, old_prio
 }
 
 /// The values that identify an old object wherever another object refers
-/// to it: its id, and the identifiers the cloud gave it (computed string
-/// attributes named `arn`, `*_arn`, `*_id` or `*_uri`). Names the stack
-/// chose and computed statuses are left out: equal values elsewhere are not
-/// references.
+/// to it: its id, and its computed `arn`. Other computed values may name
+/// other objects (an internet gateway's `vpc_id`) or be shared (an
+/// account id), and names the stack chose are no references: equal values
+/// elsewhere prove nothing.
 fn identifiers(old: &PriorResource) -> BTreeSet<String> {
     let kind = crate::provider::kind_def(&old.kind);
-    let identifying = |name: &str| {
-        name == "arn" || name.ends_with("_arn") || name.ends_with("_id") || name.ends_with("_uri")
-    };
-    let computed = old.live.iter().flatten().filter(|(name, _)| {
-        identifying(name)
-            && kind
-                .and_then(|k| k.attr(name))
+    let arn = old
+        .live
+        .as_ref()
+        .and_then(|l| l.get("arn"))
+        .and_then(Value::as_str)
+        .filter(|_| {
+            kind.and_then(|k| k.attr("arn"))
                 .is_some_and(|s| s.mode == Mode::Computed)
-    });
+        });
     std::iter::once(old.id.as_str())
-        .chain(computed.filter_map(|(_, v)| v.as_str()))
+        .chain(arn)
         .filter(|v| !v.is_empty())
         .map(str::to_string)
         .collect()
@@ -462,11 +462,15 @@ fn holds(value: &Value, needle: &str) -> bool {
 /// whole values. Deletes are ordered by recorded dependencies, so refresh
 /// adds these to them.
 pub fn live_dependencies(resources: &BTreeMap<String, PriorResource>) -> BTreeMap<String, BTreeSet<String>> {
-    let mut owner: BTreeMap<String, &str> = BTreeMap::new();
+    // A value two resources would both claim proves nothing: left out.
+    let mut owner: BTreeMap<String, Option<&str>> = BTreeMap::new();
     for (address, r) in resources {
         if r.live.is_some() {
             for id in identifiers(r) {
-                owner.entry(id).or_insert(address.as_str());
+                owner
+                    .entry(id)
+                    .and_modify(|o| *o = None)
+                    .or_insert(Some(address.as_str()));
             }
         }
     }
@@ -482,7 +486,7 @@ pub fn live_dependencies(resources: &BTreeMap<String, PriorResource>) -> BTreeMa
                 continue;
             }
             strings(value, &mut |s| {
-                if let Some(&other) = owner.get(s)
+                if let Some(Some(other)) = owner.get(s).copied()
                     && other != address
                 {
                     out.entry(address.clone()).or_default().insert(other.to_string());
