@@ -470,3 +470,177 @@ fn a_sabotaged_engine_leaves_out_the_edges_that_let_dependents_go_first() {
     let g = step_graph(&plan, &state).expect("acyclic");
     assert!(before(&g, &step("role", Op::Delete), &step("policy", Op::Delete)));
 }
+
+// The engine run in process against the fake cloud of `crate::testing`,
+// with a kind wrapper that misbehaves in one scripted way.
+
+mod in_process {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+
+    use crate::engine::{Engine, EngineError, no_events};
+    use crate::provider::{KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+    use crate::state::MemoryState;
+    use crate::testing::{FakeCloud, fake_kinds};
+    use crate::{Attrs, config};
+
+    /// Misbehaviours of [`Wrapped`].
+    #[derive(Default)]
+    struct Script {
+        /// Batched reads drop their last answer.
+        short_reads: bool,
+        /// The next create takes effect, then its answer is lost.
+        lose_next_create: AtomicBool,
+    }
+
+    struct Wrapped {
+        inner: Arc<dyn ResourceKind>,
+        script: Arc<Script>,
+    }
+
+    #[async_trait]
+    impl ResourceKind for Wrapped {
+        fn def(&self) -> &'static KindDef {
+            self.inner.def()
+        }
+        async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+            let live = self.inner.create(cx, desired).await?;
+            if self.script.lose_next_create.swap(false, Ordering::SeqCst) {
+                return Err(ProviderError::Api {
+                    operation: "CreateObject".into(),
+                    code: None,
+                    message: "connection reset (the object was made)".into(),
+                });
+            }
+            Ok(live)
+        }
+        async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
+            let mut answers = self.inner.read(requests).await?;
+            if self.script.short_reads {
+                answers.pop();
+            }
+            Ok(answers)
+        }
+        async fn update(
+            &self,
+            cx: &OpContext,
+            prior: &Live,
+            desired: &Attrs,
+            changed: &[String],
+        ) -> Result<Live, ProviderError> {
+            self.inner.update(cx, prior, desired, changed).await
+        }
+        async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
+            self.inner.delete(cx, prior).await
+        }
+        async fn find_existing(
+            &self,
+            cx: &OpContext,
+            desired: &Attrs,
+        ) -> Result<Option<Live>, ProviderError> {
+            self.inner.find_existing(cx, desired).await
+        }
+    }
+
+    fn wrapped(cloud: &FakeCloud, script: &Arc<Script>) -> Kinds {
+        let inner = fake_kinds(cloud);
+        let mut kinds = Kinds::default();
+        for def in crate::testing::KIND_DEFS {
+            if let Some(k) = inner.get(def.type_name) {
+                kinds.insert(Arc::new(Wrapped {
+                    inner: k.clone(),
+                    script: script.clone(),
+                }));
+            }
+        }
+        kinds
+    }
+
+    const STACK: &str = r#"
+[stack]
+name = "inproc"
+region = "test-1"
+
+[resource.a]
+type = "test.named"
+name = "a"
+
+[resource.b]
+type = "test.anon"
+refs = ["${a.id}"]
+
+[resource.c]
+type = "test.anon"
+refs = ["${a.arn}"]
+"#;
+
+    fn stack() -> config::Stack {
+        config::load_str("inproc.toml".as_ref(), STACK.into(), &Default::default()).expect("valid stack")
+    }
+
+    /// Refreshes, plans and applies `stack` once, as the CLI does.
+    async fn apply(engine: &Engine, mem: &MemoryState) -> Result<crate::engine::ApplyReport, EngineError> {
+        let stack = stack();
+        let mut store = mem.open(&stack.name)?;
+        let prior = engine.refresh_into(&mut store).await?;
+        let plan = engine.plan(&stack, &prior, &Default::default())?;
+        let store = Arc::new(tokio::sync::Mutex::new(store));
+        engine.apply(Some(&stack), &plan, store, &[]).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kind_answering_short_is_an_error_naming_it_not_a_duplicate() {
+        let cloud = FakeCloud::new();
+        let mem = MemoryState::new();
+        let good = Engine::new("inproc", fake_kinds(&cloud), no_events());
+        assert!(apply(&good, &mem).await.expect("apply").is_success());
+        let script = Arc::new(Script {
+            short_reads: true,
+            ..Default::default()
+        });
+        let bad = Engine::new("inproc", wrapped(&cloud, &script), no_events());
+        let err = apply(&bad, &mem).await.expect_err("a short answer stops the run");
+        assert!(
+            matches!(&err, EngineError::ShortRead { kind, requested: 2, returned: 1 } if kind == "test.anon"),
+            "{err}"
+        );
+        // Nothing was created again.
+        assert_eq!(cloud.owned_by("inproc").len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_create_whose_answer_is_lost_is_found_not_made_twice() {
+        let cloud = FakeCloud::new();
+        let mem = MemoryState::new();
+        let script = Arc::new(Script::default());
+        script.lose_next_create.store(true, Ordering::SeqCst);
+        let engine = Engine::new("inproc", wrapped(&cloud, &script), no_events());
+        let report = apply(&engine, &mem).await.expect("apply");
+        assert!(report.is_success(), "{report:?}");
+        assert_eq!(cloud.owned_by("inproc").len(), 3);
+        let state = mem.open("inproc").expect("open");
+        assert_eq!(state.state().resources.len(), 3);
+        assert!(state.state().pending.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_state_write_stops_the_run_and_the_next_converges() {
+        let cloud = FakeCloud::new();
+        let mem = MemoryState::new();
+        let engine = Engine::new("inproc", fake_kinds(&cloud), no_events()).with_parallelism(1);
+        // Write 1 records the pending create of `a`, write 2 its result.
+        mem.fail_write(2);
+        let report = apply(&engine, &mem).await.expect("apply");
+        let failure = report.state_failure.as_ref().expect("a state failure");
+        assert_eq!(failure.step.address, "a");
+        assert_eq!(failure.location, "memory");
+        // Nothing started after it: `a` exists, nothing else.
+        assert_eq!(cloud.owned_by("inproc").len(), 1);
+        assert_eq!(report.counts(), (0, 1, 2, 0), "{report:?}");
+        let report = apply(&engine, &mem).await.expect("apply");
+        assert!(report.is_success(), "{report:?}");
+        assert_eq!(cloud.owned_by("inproc").len(), 3);
+    }
+}
