@@ -392,32 +392,18 @@ impl Engine {
         if changed.is_empty() {
             return Ok(Some(recorded.id));
         }
-        let prior = Live {
-            id: recorded.id.clone(),
-            attrs: recorded.attributes.clone(),
-        };
-        let cx = self.op_context(address, "");
-        run.check_going()?;
-        failpoint("before-update", address).await?;
-        let live = kind
-            .update(&cx, &prior, &desired, &changed)
-            .await
-            .map_err(|source| EngineError::Provider {
-                address: address.to_string(),
-                op: "detach",
-                source,
-            })?;
-        failpoint("after-update", address).await?;
-        let id = live.id.clone();
-        run.store.lock().await.put_resource(
+        let dependencies = recorded.dependencies.clone();
+        self.update_recorded(
+            run,
             address,
-            ResourceState {
-                id: live.id,
-                attributes: live.attrs,
-                ..recorded
-            },
-        )?;
-        Ok(Some(id))
+            "detach",
+            kind.as_ref(),
+            recorded,
+            &desired,
+            &changed,
+            dependencies,
+        )
+        .await
     }
 
     async fn forward_step(&self, step: &Step, run: &Run) -> Result<Option<String>, EngineError> {
@@ -502,26 +488,62 @@ impl Engine {
                 EngineError::Internal(format!("{address}: update of a resource not in state"))
             })?;
             let changed = changed_attrs(resource.kind, &recorded.attributes, &desired);
-            let prior = Live {
-                id: recorded.id.clone(),
-                attrs: recorded.attributes.clone(),
-            };
-            let cx = self.op_context(address, "");
-            run.check_going()?;
-            failpoint("before-update", address).await?;
-            let live = kind
-                .update(&cx, &prior, &desired, &changed)
-                .await
-                .map_err(|source| EngineError::Provider {
-                    address: address.to_string(),
-                    op: "update",
-                    source,
-                })?;
-            failpoint("after-update", address).await?;
-            let id = live.id.clone();
-            run.store.lock().await.put_resource(address, record(live))?;
-            Ok(Some(id))
+            self.update_recorded(
+                run,
+                address,
+                "update",
+                kind.as_ref(),
+                recorded,
+                &desired,
+                &changed,
+                dependencies,
+            )
+            .await
         }
+    }
+
+    /// Updates the object state records at `address` to `desired` (the
+    /// attributes `changed` differ), and records the result with
+    /// `dependencies`. `op` names the step in errors.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_recorded(
+        &self,
+        run: &Run,
+        address: &str,
+        op: &'static str,
+        kind: &dyn ResourceKind,
+        recorded: ResourceState,
+        desired: &Attrs,
+        changed: &[String],
+        dependencies: Vec<String>,
+    ) -> Result<Option<String>, EngineError> {
+        let prior = Live {
+            id: recorded.id.clone(),
+            attrs: recorded.attributes.clone(),
+        };
+        let cx = self.op_context(address, "");
+        run.check_going()?;
+        failpoint("before-update", address).await?;
+        let live = kind
+            .update(&cx, &prior, desired, changed)
+            .await
+            .map_err(|source| EngineError::Provider {
+                address: address.to_string(),
+                op,
+                source,
+            })?;
+        failpoint("after-update", address).await?;
+        let id = live.id.clone();
+        run.store.lock().await.put_resource(
+            address,
+            ResourceState {
+                kind: recorded.kind,
+                id: live.id,
+                attributes: live.attrs,
+                dependencies,
+            },
+        )?;
+        Ok(Some(id))
     }
 
     /// Creates a resource. When the create fails in a way that leaves it
