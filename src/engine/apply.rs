@@ -323,7 +323,8 @@ impl Engine {
             });
         }
         failpoint("after-delete", step_address).await?;
-        let mut dropped = lock(&run.deferred).remove(address).unwrap_or_default();
+        // Objects are deferred to the host by its address in the stack.
+        let mut dropped = lock(&run.deferred).remove(step_address).unwrap_or_default();
         let mut store = run.store.lock().await;
         if kind.def().hosts_objects {
             // Interrupted creates inside it cannot be resolved any more:
@@ -333,7 +334,7 @@ impl Engine {
                     .state()
                     .pending
                     .iter()
-                    .filter(|(_, p)| p.dependencies.iter().any(|d| d == address))
+                    .filter(|(_, p)| p.dependencies.iter().any(|d| d == step_address))
                     .map(|(a, _)| a.clone()),
             );
         }
@@ -348,9 +349,9 @@ impl Engine {
         for d in dropped {
             (self.events)(&Event::Dropped {
                 address: d.clone(),
-                host: address.to_string(),
+                host: step_address.to_string(),
             });
-            lock(&run.dropped).push((d, address.to_string()));
+            lock(&run.dropped).push((d, step_address.to_string()));
         }
         Ok(Some(recorded.id))
     }

@@ -696,7 +696,13 @@ impl World {
                 ),
             ));
         }
-        let object = self.objects.get_mut(id).expect("checked above");
+        let Some(object) = self.objects.get_mut(id) else {
+            return Err(api_error(
+                CallOp::Update,
+                "NotFound",
+                format!("{target}: {id} does not exist"),
+            ));
+        };
         // Every in-place attribute takes its desired value; one absent from
         // `desired` is unset. Force-new attributes stay as they are.
         for a in def
