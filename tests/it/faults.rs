@@ -185,17 +185,15 @@ async fn baseline_under(fault: Fault) {
     let log = stderr(&out);
     assert_create_counts(&proxy, fault, BASELINE_CREATES, &log);
     // Reads were faulted too and retried by the SDK.
-    for read in [
-        "DescribeAvailabilityZones",
-        "DescribeVpcs",
-        "DescribeNatGateways",
-        "ListPolicies",
-    ] {
-        assert!(
-            proxy.faulted_calls().iter().any(|c| c == read),
-            "{read} not faulted"
-        );
-    }
+    assert_faulted(
+        &proxy,
+        &[
+            "DescribeAvailabilityZones",
+            "DescribeVpcs",
+            "DescribeNatGateways",
+            "ListPolicies",
+        ],
+    );
     drop(proxy);
     assert_exactly_the_baseline(&moto).await;
     expect_code(
@@ -210,25 +208,22 @@ async fn baseline_under(fault: Fault) {
         via(&proxy, &dir.path, &moto, &["destroy", stack, "--auto-approve"]),
         0,
     );
-    for delete in [
-        "DeleteVpc",
-        "DeleteSubnet",
-        "DeleteNatGateway",
-        "ReleaseAddress",
-        "DeleteRoute",
-        "DisassociateRouteTable",
-        "DeleteRouteTable",
-        "DetachInternetGateway",
-        "DeleteInternetGateway",
-        "DeletePolicy",
-        "DeleteRepository",
-    ] {
-        assert!(
-            proxy.faulted_calls().iter().any(|c| c == delete),
-            "{delete} not faulted: {:?}",
-            proxy.faulted_calls()
-        );
-    }
+    assert_faulted(
+        &proxy,
+        &[
+            "DeleteVpc",
+            "DeleteSubnet",
+            "DeleteNatGateway",
+            "ReleaseAddress",
+            "DeleteRoute",
+            "DisassociateRouteTable",
+            "DeleteRouteTable",
+            "DetachInternetGateway",
+            "DeleteInternetGateway",
+            "DeletePolicy",
+            "DeleteRepository",
+        ],
+    );
     drop(proxy);
     assert_nothing_left(&moto, STACK).await;
     eprintln!(
@@ -364,18 +359,15 @@ async fn eks_under(fault: Fault) {
     );
     let log = stderr(&out);
     assert_create_counts(&proxy, fault, EKS_CREATES, &log);
-    for call in [
-        "AttachRolePolicy",
-        "GetRole",
-        "GET /clusters/*",
-        "GET /clusters/*/node-groups/*",
-    ] {
-        assert!(
-            proxy.faulted_calls().iter().any(|c| c == call),
-            "{call} not faulted: {:?}",
-            proxy.faulted_calls()
-        );
-    }
+    assert_faulted(
+        &proxy,
+        &[
+            "AttachRolePolicy",
+            "GetRole",
+            "GET /clusters/*",
+            "GET /clusters/*/node-groups/*",
+        ],
+    );
     drop(proxy);
     assert_exactly_the_eks_stack(&moto).await;
     expect_code(
@@ -388,18 +380,15 @@ async fn eks_under(fault: Fault) {
         via(&proxy, &dir.path, &moto, &["destroy", stack, "--auto-approve"]),
         0,
     );
-    for call in [
-        "DELETE /clusters/*",
-        "DELETE /clusters/*/node-groups/*",
-        "DetachRolePolicy",
-        "DeleteRole",
-    ] {
-        assert!(
-            proxy.faulted_calls().iter().any(|c| c == call),
-            "{call} not faulted: {:?}",
-            proxy.faulted_calls()
-        );
-    }
+    assert_faulted(
+        &proxy,
+        &[
+            "DELETE /clusters/*",
+            "DELETE /clusters/*/node-groups/*",
+            "DetachRolePolicy",
+            "DeleteRole",
+        ],
+    );
     drop(proxy);
     assert_nothing_left(&moto, FULL_STACK).await;
     eprintln!(
@@ -873,17 +862,15 @@ async fn secondary_calls_survive_dropped_answers() {
         via(&proxy, &dir.path, &moto, &["apply", file, "--auto-approve"]),
         0,
     );
-    for call in [
-        "AuthorizeSecurityGroupIngress",
-        "RevokeSecurityGroupEgress",
-        "AuthorizeSecurityGroupEgress",
-        "AttachRolePolicy",
-    ] {
-        assert!(
-            proxy.faulted_calls().iter().any(|c| c == call),
-            "{call} not faulted"
-        );
-    }
+    assert_faulted(
+        &proxy,
+        &[
+            "AuthorizeSecurityGroupIngress",
+            "RevokeSecurityGroupEgress",
+            "AuthorizeSecurityGroupEgress",
+            "AttachRolePolicy",
+        ],
+    );
     drop(proxy);
     assert_eq!(
         web_rules(&moto).await,
@@ -1101,4 +1088,15 @@ async fn a_failed_lookup_after_a_lost_answer_does_not_create_twice() {
             .count(),
         1
     );
+}
+
+/// Each of `calls` was hit by a fault of the proxy's plan.
+fn assert_faulted(proxy: &FaultProxy, calls: &[&str]) {
+    let faulted = proxy.faulted_calls();
+    for call in calls {
+        assert!(
+            faulted.iter().any(|c| c == call),
+            "{call} not faulted: {faulted:?}"
+        );
+    }
 }

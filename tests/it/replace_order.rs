@@ -93,12 +93,7 @@ async fn renaming_an_attached_policy_converges_in_one_apply() {
     );
     let out = expect_code(apply(&dir), 0);
     let events = stderr(&out);
-    let at = |needle: &str| {
-        events
-            .lines()
-            .position(|l| l.starts_with(needle))
-            .unwrap_or_else(|| panic!("no `{needle}` in:\n{events}"))
-    };
+    let at = |needle: &str| line_of(&events, needle);
     assert!(at("policy: created") < at("role: updating..."), "{events}");
     assert!(at("role: updated") < at("policy: deleting..."), "{events}");
     let now = local_policies(&moto).await;
@@ -123,12 +118,7 @@ async fn renaming_an_attached_policy_converges_in_one_apply() {
     );
     let out = expect_code(apply(&dir), 0);
     let events = stderr(&out);
-    let at = |needle: &str| {
-        events
-            .lines()
-            .position(|l| l.starts_with(needle))
-            .unwrap_or_else(|| panic!("no `{needle}` in:\n{events}"))
-    };
+    let at = |needle: &str| line_of(&events, needle);
     assert!(at("role: detached") < at("policy: deleting..."), "{events}");
     assert!(at("policy: deleted") < at("policy: creating..."), "{events}");
     assert!(at("policy: created") < at("role: updating..."), "{events}");
@@ -148,4 +138,12 @@ async fn renaming_an_attached_policy_converges_in_one_apply() {
         0,
     );
     assert!(local_policies(&moto).await.is_empty());
+}
+
+/// The line of `events` starting with `needle`.
+fn line_of(events: &str, needle: &str) -> usize {
+    events
+        .lines()
+        .position(|l| l.starts_with(needle))
+        .unwrap_or_else(|| panic!("no `{needle}` in:\n{events}"))
 }

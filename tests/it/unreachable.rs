@@ -19,6 +19,21 @@ fn state(w: &Walkthrough) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// State tracks nothing any more: no resource, no interrupted create.
+fn assert_state_empty(w: &Walkthrough) {
+    let s = state(w);
+    assert!(
+        s["resources"].as_object().unwrap().is_empty(),
+        "{}",
+        s["resources"]
+    );
+    assert!(
+        s["pending"].as_object().is_none_or(|p| p.is_empty()),
+        "{}",
+        s["pending"]
+    );
+}
+
 /// The addresses of the in-cluster resources of the walkthrough stack.
 fn in_cluster(state: &serde_json::Value) -> Vec<String> {
     let mut out: Vec<String> = ["resources", "pending"]
@@ -84,17 +99,7 @@ async fn destroy_with_the_cluster_unreachable_removes_every_aws_resource() {
     // Read back: nothing of the stack is left in AWS.
     Inventory::read_stack(&w.moto, FULL_STACK).await.assert_empty();
     WalkthroughExtras::read(&w.moto).await.assert_empty();
-    let s = state(&w);
-    assert!(
-        s["resources"].as_object().unwrap().is_empty(),
-        "{}",
-        s["resources"]
-    );
-    assert!(
-        s["pending"].as_object().is_none_or(|p| p.is_empty()),
-        "{}",
-        s["pending"]
-    );
+    assert_state_empty(&w);
     // And nothing reached the cluster: its objects are all still there (on
     // a real cluster they would have gone with it).
     assert_eq!(w.kube.requests().len(), requests_before);
@@ -130,17 +135,7 @@ async fn destroy_after_in_cluster_creates_failed_on_an_unreachable_cluster() {
     }
     Inventory::read_stack(&w.moto, FULL_STACK).await.assert_empty();
     WalkthroughExtras::read(&w.moto).await.assert_empty();
-    let s = state(&w);
-    assert!(
-        s["resources"].as_object().unwrap().is_empty(),
-        "{}",
-        s["resources"]
-    );
-    assert!(
-        s["pending"].as_object().is_none_or(|p| p.is_empty()),
-        "{}",
-        s["pending"]
-    );
+    assert_state_empty(&w);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,10 +198,5 @@ async fn a_cluster_deleted_outside_meshform_takes_its_objects_with_it() {
     );
     Inventory::read_stack(&w.moto, FULL_STACK).await.assert_empty();
     WalkthroughExtras::read(&w.moto).await.assert_empty();
-    let s = state(&w);
-    assert!(
-        s["resources"].as_object().unwrap().is_empty(),
-        "{}",
-        s["resources"]
-    );
+    assert_state_empty(&w);
 }
