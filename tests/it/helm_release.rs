@@ -1,5 +1,5 @@
 //! `helm.release` against the fake helm (support/fake_helm.rs) and the fake
-//! Kubernetes API server (support/fake_kube): each test installs its own
+//! Kubernetes API server (testsupport/fake-kube): each test installs its own
 //! fake helm and starts its own API server.
 //!
 //! Library-level tests use `HelmRelease::with_program` and a kubeconfig
@@ -25,8 +25,8 @@ use serde_json::{Value, json};
 
 use crate::support::cli::{Workdir, expect_code, meshform, stderr};
 use crate::support::fake_helm::FakeHelm;
-use crate::support::fake_kube::FakeKube;
 use crate::support::moto::Moto;
+use fake_kube::FakeKube;
 
 const NAME: &str = "appmesh-controller";
 const NAMESPACE: &str = "appmesh-system";

@@ -2,7 +2,7 @@
 //! node group, the App Mesh controller release, the yelb namespace, the
 //! Mesh and its members, the Yelb app; the canary as variables; and a
 //! teardown that strands nothing. AWS is moto; the cluster is the fake API
-//! server of tests/it/support/fake_kube (a fake, not Kubernetes); helm is
+//! server of testsupport/fake-kube (a fake, not Kubernetes); helm is
 //! the fake helm of tests/it/support/fake_helm.
 
 use std::time::Duration;

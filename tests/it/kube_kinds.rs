@@ -20,7 +20,7 @@ use meshform::provider::kube::wait::with_delete_timeout;
 use meshform::provider::{Live, OpContext, Progress, ReadRequest, ResourceKind};
 use serde_json::{Value, json};
 
-use crate::support::fake_kube::FakeKube;
+use fake_kube::FakeKube;
 
 /// A fake API server and a kubeconfig file naming it (context `fake-kube`).
 struct Cluster {

@@ -8,7 +8,7 @@ mod drift;
 mod eks_auth;
 mod eks_stack;
 mod failure;
-mod fake_kube;
+mod fake_api_server;
 mod faults;
 mod helm_release;
 mod in_cluster;

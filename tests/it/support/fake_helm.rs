@@ -9,7 +9,7 @@
 //! call is logged ([`FakeHelm::calls`]); releases are kept in a JSON state
 //! file ([`FakeHelm::release`]); the Kubernetes side effects go to the API
 //! server named in the `--kubeconfig` file helm is given (a
-//! [`super::fake_kube::FakeKube`]).
+//! [`fake_kube::FakeKube`]).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,6 @@
 
 pub mod cli;
 pub mod fake_helm;
-pub mod fake_kube;
 pub mod fault_proxy;
 pub mod inventory;
 pub mod moto;

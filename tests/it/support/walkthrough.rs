@@ -7,8 +7,8 @@ use std::process::Command;
 
 use super::cli::{Workdir, meshform};
 use super::fake_helm::FakeHelm;
-use super::fake_kube::FakeKube;
 use super::moto::{Moto, project_root};
+use fake_kube::FakeKube;
 
 /// Longest a single meshform command of these tests may take.
 const TIMEOUT_SECS: u64 = 60;

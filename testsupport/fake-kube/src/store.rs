@@ -83,6 +83,7 @@ pub struct State {
     /// CRD name → when it becomes Established.
     pub establish_due: HashMap<String, Instant>,
     pub auto_complete_deployments: bool,
+    pub auto_complete_load_balancers: bool,
     /// Counter for allocated Service cluster IPs and node ports.
     pub next_ip: u32,
 }
@@ -140,6 +141,7 @@ impl State {
             crd_establish_delay: Duration::ZERO,
             establish_due: HashMap::new(),
             auto_complete_deployments: false,
+            auto_complete_load_balancers: false,
             next_ip: 1,
         }
     }
@@ -152,13 +154,6 @@ impl State {
             types.extend(kinds::from_crd(crd));
         }
         types
-    }
-
-    /// The served type at a group/version/plural.
-    pub fn find_type(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
-        self.types()
-            .into_iter()
-            .find(|t| t.group == group && t.version == version && t.plural == plural)
     }
 
     /// Any served version of a group/plural (for internal writes).

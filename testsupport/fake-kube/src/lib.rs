@@ -131,18 +131,24 @@ fn split_group_version(gv: &str) -> (&str, &str) {
 }
 
 impl FakeKube {
-    /// Starts a fake on a free port of 127.0.0.1.
+    /// Starts a fake on a free port of 127.0.0.1 (panics if it cannot: for
+    /// tests).
     pub fn start() -> FakeKube {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake kube");
-        let addr = listener.local_addr().expect("local addr");
+        FakeKube::start_on(0).expect("bind the fake kube server on 127.0.0.1")
+    }
+
+    /// Starts a fake on 127.0.0.1:`port` (0 for a free one).
+    pub fn start_on(port: u16) -> std::io::Result<FakeKube> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(addr));
         let (shutdown, rx) = tokio::sync::watch::channel(false);
         let thread = server::spawn(shared.clone(), listener, rx);
-        FakeKube {
+        Ok(FakeKube {
             shared,
             shutdown,
             thread: Some(thread),
-        }
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -182,6 +188,15 @@ impl FakeKube {
     pub fn complete_deployments(&self) {
         self.shared.with_state(|s| {
             controllers::complete_deployments(s);
+            controllers::reconcile(s);
+        });
+    }
+
+    /// Gives every LoadBalancer Service an ingress hostname as soon as it
+    /// is created.
+    pub fn set_auto_complete_load_balancers(&self, on: bool) {
+        self.shared.with_state(|s| {
+            s.auto_complete_load_balancers = on;
             controllers::reconcile(s);
         });
     }

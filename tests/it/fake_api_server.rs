@@ -1,9 +1,9 @@
-//! Tests of the fake Kubernetes API server itself (support/fake_kube),
+//! Tests of the fake Kubernetes API server itself (testsupport/fake-kube),
 //! driven by kube-rs: the point of the fake is that the real client and
 //! its runtime helpers (Discovery, server-side apply, await_condition)
 //! work against it as against a cluster.
 
-use crate::support::fake_kube::FakeKube;
+use fake_kube::FakeKube;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};

@@ -69,6 +69,9 @@ pub fn reconcile(state: &mut State) {
         crds(state);
         terminating(state);
         deployments(state);
+        if state.auto_complete_load_balancers {
+            complete_load_balancers(state);
+        }
         if state.rv == before {
             return;
         }
