@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs moto server into .venv/
-# (the tests start and stop their own servers), checks formatting and lints,
+# and real kubectl and helm into .tools/ (the tests start and stop their
+# own servers), checks formatting and lints,
 # then runs every unit and integration test, every test binary even when one
 # fails. Always ends with the line `tests: N passed, M failed`, and exits
 # non-zero if a check, a build or a test failed.
@@ -12,16 +13,18 @@ export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
 export no_proxy="$NO_PROXY"
 
 scripts/moto.sh install
+# Real kubectl and helm for the tests against the fake API server.
+scripts/kube-tools.sh install
 
 # What failed besides individual tests (a check, a build, a crashed binary).
 problems=()
 cargo fmt --all -- --check || problems+=("cargo fmt --check failed")
-cargo clippy --all-targets --quiet -- -D warnings || problems+=("cargo clippy failed")
+cargo clippy --workspace --all-targets --quiet -- -D warnings || problems+=("cargo clippy failed")
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e
-cargo test --all-targets --no-fail-fast 2>&1 | tee "$log"
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 

@@ -6,5 +6,6 @@ pub mod cli;
 pub mod fake_helm;
 pub mod fault_proxy;
 pub mod inventory;
+pub mod kube_tools;
 pub mod moto;
 pub mod walkthrough;
