@@ -8,10 +8,11 @@
 #   scripts/fake-kube.sh stop           stop it
 #   scripts/fake-kube.sh env            print the KUBECONFIG a shell needs to reach it
 #
-# Everything lives under the project: .fake-kube/ for the pid, log and kubeconfig.
+# Everything lives under the project: .fake-kube/ (or $FAKE_KUBE_DIR) for the
+# pid, log and kubeconfig.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-state="$root/.fake-kube"
+state="${FAKE_KUBE_DIR:-$root/.fake-kube}"
 
 start() {
   local port="${1:-6443}"
