@@ -14,6 +14,9 @@
 //! - running helm with a time limit and progress reports ([`Helm::run`]),
 //!   turning a failure into a [`ProviderError`] carrying helm's stderr and
 //!   recognizing "release: not found" ([`RELEASE_NOT_FOUND`]);
+//! - asking helm its version once per program and process
+//!   ([`Helm::version`], [`version_blocking`]; what is supported and what
+//!   differs between versions is in `helm_version.rs`);
 //! - parsing `helm get metadata -o json` and `helm get values -o json`.
 
 use std::ffi::{OsStr, OsString};
@@ -22,10 +25,12 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::helm_version::{HelmVersion, VERSION_ARGS, supported_version};
 use crate::eks_auth::EXEC_API_VERSION;
 use crate::kubeconfig::ExecCommand;
 use crate::provider::{Progress, ProviderError};
@@ -35,8 +40,8 @@ use crate::provider::{Progress, ProviderError};
 pub const PROGRAM_ENV: &str = "MESHFORM_HELM";
 
 /// What preflight says when there is no helm program.
-pub const NOT_ON_PATH: &str =
-    "the `helm` program is not on PATH; install Helm 3 (https://helm.sh) to use helm.release";
+pub const NOT_ON_PATH: &str = "the `helm` program is not on PATH; install Helm 3.13 or later, or Helm 4 \
+     (https://helm.sh), to use helm.release";
 
 /// The [`ProviderError::code`] of a helm failure saying the release does
 /// not exist.
@@ -74,6 +79,91 @@ const HELM_CONNECTION_ENV: &[&str] = &[
 
 /// How often a long helm call reports that it is still running.
 const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// Time limit of `helm version`, which reaches no cluster.
+const VERSION_CALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// The supported versions found so far, by program path: a program's
+/// version is asked once per process (preflight, then every operation).
+static VERSIONS: Mutex<Vec<(PathBuf, HelmVersion)>> = Mutex::new(Vec::new());
+
+fn cached_version(program: &Path) -> Option<HelmVersion> {
+    let cache = VERSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    cache.iter().find(|(p, _)| p == program).map(|(_, v)| *v)
+}
+
+fn remember_version(program: &Path, version: HelmVersion) {
+    let mut cache = VERSIONS.lock().unwrap_or_else(|e| e.into_inner());
+    if !cache.iter().any(|(p, _)| p == program) {
+        cache.push((program.to_path_buf(), version));
+    }
+}
+
+/// The version of `program` from the outcome of `helm version`: `Ok`
+/// only for a supported version (remembered), else the user's message.
+fn version_from_output(
+    program: &Path,
+    success: bool,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<HelmVersion, String> {
+    let shown = program.display().to_string();
+    if !success {
+        return Err(format!(
+            "`{shown} version` failed: {}",
+            String::from_utf8_lossy(stderr).trim()
+        ));
+    }
+    let version = supported_version(&shown, &String::from_utf8_lossy(stdout))?;
+    remember_version(program, version);
+    Ok(version)
+}
+
+/// The version of the helm `program`, asked by running `helm version`
+/// without an async runtime (for preflight); `Err` holds the message for
+/// the user, including when the version is not supported.
+pub fn version_blocking(program: &Path) -> Result<HelmVersion, String> {
+    if let Some(v) = cached_version(program) {
+        return Ok(v);
+    }
+    let mut command = std::process::Command::new(program);
+    command
+        .args(VERSION_ARGS)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in HELM_CONNECTION_ENV {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if started.elapsed() < VERSION_CALL_LIMIT => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "`{} version` did not finish within {}s",
+                    program.display(),
+                    VERSION_CALL_LIMIT.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("cannot run {}: {e}", program.display())),
+        }
+    }
+    // The output is a few bytes: it fits the pipes, so waiting first
+    // cannot block on a full pipe.
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    version_from_output(program, output.status.success(), &output.stdout, &output.stderr)
+}
 
 /// The first executable regular file called `name` in the directories of
 /// `path` (a PATH-style list). Empty entries are skipped rather than taken
@@ -246,6 +336,25 @@ pub struct Helm {
 }
 
 impl Helm {
+    /// The program's version, asked once per process (`helm version`);
+    /// an unsupported version is a [`ProviderError::Config`] naming it.
+    pub async fn version(&self) -> Result<HelmVersion, ProviderError> {
+        if let Some(v) = cached_version(&self.program) {
+            return Ok(v);
+        }
+        let out = self
+            .run("helm version", &os_args(VERSION_ARGS), VERSION_CALL_LIMIT, &Progress::default())
+            .await;
+        match out {
+            Ok(stdout) => version_from_output(&self.program, true, stdout.as_bytes(), b""),
+            Err(ProviderError::Api { message, .. }) => {
+                version_from_output(&self.program, false, b"", message.as_bytes())
+            }
+            Err(e) => return Err(e),
+        }
+        .map_err(ProviderError::Config)
+    }
+
     /// Runs helm with `args` and returns its stdout. `operation` names the
     /// call in errors (`helm upgrade --install`). A call still running
     /// after `limit` is killed and reported as a timeout; one running longer

@@ -7,10 +7,19 @@
 //! `helm upgrade --install`, which makes a new revision.
 //!
 //! **Program.** `helm` on PATH, or the program `MESHFORM_HELM` names
-//! ([`PROGRAM_ENV`]). [`preflight`] says so during `validate`, `plan` and
-//! `apply` when there is none. [`HelmRelease::with_program`] fixes the
-//! program instead (library users and tests, which must not change the
+//! ([`PROGRAM_ENV`]). [`HelmRelease::with_program`] fixes the program
+//! instead (library users and tests, which must not change the
 //! process-global environment).
+//!
+//! **Versions.** Helm 3.13 or later 3.x, or Helm 4.x. [`preflight`] (during
+//! `validate`, `plan` and `apply`) runs `helm version --template
+//! {{.Version}}` and refuses a missing program or a version outside that
+//! range, naming the version found, before anything is changed; every
+//! operation checks again (once per program and process). Arguments that
+//! differ between Helm 3 and 4 are built for the major version found: the
+//! differences, and why meshform leaves Helm 4's apply method at its
+//! default (server-side apply for releases it installs), are in
+//! `helm_version.rs`.
 //!
 //! **Connection.** Every helm call is told where the cluster is, never
 //! left to helm's defaults, and never changes the user's kubeconfig:
@@ -31,7 +40,8 @@
 //!
 //! **Create and update**: `helm upgrade --install NAME CHART --namespace NS
 //! [--create-namespace] [--repo URL] [--version V] --values FILE
-//! --reset-values --wait --timeout Ns --output json`. The values file is
+//! --reset-values --wait --timeout Ns --output json` (`--wait=watcher` for
+//! Helm 4, whose bare `--wait` takes a strategy). The values file is
 //! the `values` table as JSON (which is YAML); `--reset-values` makes the
 //! release's values exactly that table, even when it is empty. Then the
 //! release is read back.
@@ -40,8 +50,7 @@
 //! metadata -o json` (revision, status, chart version, app version; `helm
 //! status` leaves the chart out of its JSON) and `helm get values -o json`
 //! (the user-supplied values). "release: not found" means the release is
-//! gone; any other failure is an error. Helm 3.13 or later is needed for
-//! `helm get metadata`.
+//! gone; any other failure is an error.
 //!
 //! `version` is reported as deployed when it was set as an exact version,
 //! so that a chart upgraded or rolled back outside meshform shows as a
@@ -49,7 +58,8 @@
 //! and repository are reported as recorded: helm does not keep where a
 //! chart came from.
 //!
-//! **Delete**: `helm uninstall NAME --namespace NS --wait --timeout Ns`; a
+//! **Delete**: `helm uninstall NAME --namespace NS --wait --timeout Ns`
+//! (`--wait=watcher` for Helm 4); a
 //! release that is already gone is not an error. CRDs installed from a
 //! chart's `crds/` directory stay, as with helm itself.
 //!
@@ -69,6 +79,7 @@ use super::helm_cli::{
     CONTEXT_NAME, Helm, ReleaseMetadata, Scratch, UserAuth, is_release_not_found, kubeconfig_yaml, os_args,
     parse_metadata, parse_values,
 };
+use super::helm_version::HelmVersion;
 pub use super::helm_cli::{NOT_ON_PATH, PROGRAM_ENV, locate as locate_helm};
 use crate::kubeconfig::{EksCluster, ExecCommand};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
@@ -178,9 +189,13 @@ const IN_PLACE: &[&str] = &[
 const UPGRADE_ON: &[&str] = &["chart", "repository", "version", "values"];
 
 /// Checks a helm program can be found ([`locate_helm`] with this process's
-/// `MESHFORM_HELM` and `PATH`).
+/// `MESHFORM_HELM` and `PATH`) and is a supported version (`helm
+/// version`; see `helm_version.rs`), logging which it is.
 pub fn preflight() -> Result<(), String> {
-    super::helm_cli::locate_from_env().map(|_| ())
+    let program = super::helm_cli::locate_from_env()?;
+    let version = super::helm_cli::version_blocking(&program)?;
+    tracing::info!(program = %program.display(), %version, "helm found");
+    Ok(())
 }
 
 /// Canonical form of attribute `attr` of `helm.release`: in `values`,
@@ -381,12 +396,20 @@ fn unless_gone<T>(result: Result<T, ProviderError>) -> Result<Option<T>, Provide
     }
 }
 
-/// The operations, given the helm program.
+/// The operations, given the helm program and its (supported) version.
 struct Ops {
     helm: Helm,
+    version: HelmVersion,
 }
 
 impl Ops {
+    /// Asks `program` its version, refusing an unsupported one.
+    async fn new(program: PathBuf) -> Result<Ops, ProviderError> {
+        let helm = Helm { program };
+        let version = helm.version().await?;
+        Ok(Ops { helm, version })
+    }
+
     /// `helm upgrade --install` to the desired attributes, then a read.
     async fn install(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let target = Target::from_attrs(desired)?;
@@ -415,14 +438,14 @@ impl Ops {
             args.extend(os_args(["--version", version]));
         }
         args.extend(os_args([OsString::from("--values"), values_file.into()]));
-        args.extend(os_args(["--reset-values", "--wait", "--timeout"]));
+        args.extend(os_args(["--reset-values", self.version.wait_flag(), "--timeout"]));
         args.push(format!("{}s", target.wait_seconds).into());
         args.extend(os_args(["--output", "json"]));
         args.extend(connection_args(&target.conn, &scratch, target.wait_seconds > TOKEN_SAFE_SECONDS).await?);
 
         cx.progress.report(&format!(
-            "helm upgrade --install {} ({chart}) in namespace {}, waiting up to {}s for its resources",
-            target.name, target.namespace, target.wait_seconds
+            "helm upgrade --install {} ({chart}) in namespace {} with Helm {}, waiting up to {}s for its resources",
+            target.name, target.namespace, self.version, target.wait_seconds
         ));
         self.helm
             .run(
@@ -522,7 +545,7 @@ impl Ops {
             target.name.as_str(),
             "--namespace",
             target.namespace.as_str(),
-            "--wait",
+            self.version.wait_flag(),
             "--timeout",
         ]);
         args.push(format!("{}s", target.wait_seconds).into());
@@ -558,11 +581,9 @@ impl HelmRelease {
         HelmReleaseWithProgram { clients, program }
     }
 
-    fn ops(&self) -> Result<Ops, ProviderError> {
+    async fn ops(&self) -> Result<Ops, ProviderError> {
         let program = super::helm_cli::locate_from_env().map_err(ProviderError::Config)?;
-        Ok(Ops {
-            helm: Helm { program },
-        })
+        Ops::new(program).await
     }
 }
 
@@ -577,16 +598,12 @@ pub struct HelmReleaseWithProgram {
 }
 
 impl HelmReleaseWithProgram {
-    fn ops(&self) -> Result<Ops, ProviderError> {
-        Ok(Ops {
-            helm: Helm {
-                program: self.program.clone(),
-            },
-        })
+    async fn ops(&self) -> Result<Ops, ProviderError> {
+        Ops::new(self.program.clone()).await
     }
 }
 
-/// Implements [`ResourceKind`] for a type with `fn ops(&self) -> Result<Ops, ProviderError>`.
+/// Implements [`ResourceKind`] for a type with `async fn ops(&self) -> Result<Ops, ProviderError>`.
 macro_rules! helm_release_kind {
     ($ty:ty) => {
         #[async_trait]
@@ -596,14 +613,14 @@ macro_rules! helm_release_kind {
             }
 
             async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
-                self.ops()?.install(cx, desired).await
+                self.ops().await?.install(cx, desired).await
             }
 
             async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
                 if requests.is_empty() {
                     return Ok(Vec::new());
                 }
-                self.ops()?.read(requests).await
+                self.ops().await?.read(requests).await
             }
 
             async fn update(
@@ -613,11 +630,11 @@ macro_rules! helm_release_kind {
                 desired: &Attrs,
                 changed: &[String],
             ) -> Result<Live, ProviderError> {
-                self.ops()?.update(cx, desired, changed).await
+                self.ops().await?.update(cx, desired, changed).await
             }
 
             async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-                self.ops()?.delete(cx, prior).await
+                self.ops().await?.delete(cx, prior).await
             }
 
             async fn find_existing(
@@ -625,7 +642,7 @@ macro_rules! helm_release_kind {
                 _cx: &OpContext,
                 desired: &Attrs,
             ) -> Result<Option<Live>, ProviderError> {
-                self.ops()?.find_existing(desired).await
+                self.ops().await?.find_existing(desired).await
             }
         }
     };

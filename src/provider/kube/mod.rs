@@ -5,6 +5,7 @@
 pub mod connection;
 mod helm_cli;
 pub mod helm_release;
+mod helm_version;
 pub mod manifest;
 pub mod namespace;
 pub mod objects;
