@@ -54,7 +54,7 @@ fn changes(plan: &serde_json::Value) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_stack_applies_scales_in_place_plans_replacement_and_destroys_in_order() {
     // The full stack also carries the in-cluster layer: it runs against the
-    // fake API server and the fake helm (in_cluster.rs tests that layer).
+    // fake API server and the real helm (in_cluster.rs tests that layer).
     let w = Walkthrough::start("eks-stack");
     let moto = &w.moto;
     let stack = w.stack();
@@ -347,7 +347,7 @@ fn baseline_still_stands_alone_and_the_full_stack_validates() {
         "{}",
         crate::support::cli::stderr(&out)
     );
-    let helm = crate::support::fake_helm::FakeHelm::install();
+    let helm = crate::support::real_helm::RealHelm::install(crate::support::kube_tools::Tool::Helm4);
     let out = expect_code(
         {
             let mut cmd = meshform(&dir.path, None, &["validate", full.to_str().unwrap()]);

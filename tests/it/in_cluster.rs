@@ -2,8 +2,9 @@
 //! node group, the App Mesh controller release, the yelb namespace, the
 //! Mesh and its members, the Yelb app; the canary as variables; and a
 //! teardown that strands nothing. AWS is moto; the cluster is the fake API
-//! server of testsupport/fake-kube (a fake, not Kubernetes); helm is
-//! the fake helm of tests/it/support/fake_helm.
+//! server of testsupport/fake-kube (a fake, not Kubernetes); helm is the
+//! real Helm 4 (support/real_helm.rs), installing the chart fixture
+//! tests/data/charts/appmesh-controller from a local chart repository.
 
 use std::time::Duration;
 
@@ -95,24 +96,48 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         .assert_baseline(&w.moto)
         .await;
 
-    // Helm installed the controller chart with its version, namespace and region.
+    // Helm installed the controller chart with its version, namespace and
+    // region: as meshform asked it...
     let installs = w.helm.calls_of("upgrade");
     assert_eq!(installs.len(), 1, "{installs:?}");
     let install = &installs[0];
     assert!(
-        install.has("--install") && install.has("--wait"),
+        install.has("--install") && install.has("--wait=watcher"),
         "{:?}",
         install.argv
     );
     assert_eq!(install.flag("--namespace"), Some("appmesh-system"));
     assert_eq!(install.flag("--version"), Some("1.13.1"));
-    assert_eq!(install.flag("--repo"), Some("https://aws.github.io/eks-charts"));
-    assert!(
-        install.argv.iter().any(|a| a.ends_with("appmesh-controller")),
-        "{:?}",
-        install.argv
+    assert_eq!(install.flag("--repo"), Some(w.repo.url.as_str()));
+    assert_eq!(install.argv[3], "appmesh-controller");
+    // ...and as the real helm reads the release back.
+    let kubeconfig = w.kubeconfig();
+    let get = |what: &str| {
+        w.helm.json(
+            &kubeconfig,
+            &["get", what, "appmesh-controller", "-n", "appmesh-system"],
+        )
+    };
+    let meta = get("metadata");
+    assert_eq!(meta["chart"], "appmesh-controller");
+    assert_eq!(meta["version"], "1.13.1");
+    assert_eq!(meta["revision"], 1);
+    assert_eq!(meta["status"], "deployed");
+    assert_eq!(get("values"), serde_json::json!({"region": "us-west-2"}));
+    let controller = w
+        .kube
+        .object("apps/v1", "deployments", Some("appmesh-system"), "appmesh-controller")
+        .expect("the controller Deployment");
+    assert_eq!(
+        controller["metadata"]["annotations"]["meta.helm.sh/release-name"],
+        "appmesh-controller"
     );
-    assert_eq!(install.values.as_ref().unwrap()["region"], "us-west-2");
+    assert!(
+        w.kube
+            .object("v1", "secrets", Some("appmesh-system"), "sh.helm.release.v1.appmesh-controller.v1")
+            .is_some(),
+        "helm's release record"
+    );
 
     // Namespaces and labels.
     let yelb = w
@@ -218,10 +243,16 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
     // Custom resources only after their CRD is Established: the first
     // request for meshes comes at least the establish delay after the CRD.
     let requests = w.kube.requests();
+    // (Helm 4 writes the chart's CRDs with server-side apply, PATCH to
+    // the CRD's path; a POST names it in its body.)
     let crd_at = requests
         .iter()
         .find(|r| {
-            r.path.contains("customresourcedefinitions") && r.method == "PATCH" && r.path.contains("meshes")
+            r.path.contains("customresourcedefinitions")
+                && (r.method == "PATCH" || r.method == "POST")
+                && r.status < 300
+                && (r.path.contains("meshes.appmesh.k8s.aws")
+                    || r.body.as_ref().is_some_and(|b| b["metadata"]["name"] == "meshes.appmesh.k8s.aws"))
         })
         .map(|r| r.at)
         .expect("the chart's Mesh CRD was applied");
@@ -478,6 +509,13 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
     );
     assert!(!events.contains("public_subnet_1: deleting"), "{events}");
     assert_eq!(w.helm.calls_of("uninstall").len(), 1);
+    assert!(
+        w.kube
+            .objects("secrets")
+            .iter()
+            .all(|s| s["metadata"]["labels"]["owner"] != "helm"),
+        "helm's release records are gone with the release"
+    );
     // Within the members: services, then the router, then the nodes.
     let deletes: Vec<String> = w
         .kube

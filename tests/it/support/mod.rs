@@ -2,10 +2,11 @@
 //! by test modules.
 #![allow(dead_code)]
 
+pub mod chart_repo;
 pub mod cli;
-pub mod fake_helm;
 pub mod fault_proxy;
 pub mod inventory;
 pub mod kube_tools;
 pub mod moto;
+pub mod real_helm;
 pub mod walkthrough;

@@ -1,13 +1,20 @@
 //! Running the full walkthrough stack: moto for AWS, the fake Kubernetes
-//! API server for the cluster, the fake helm, and a private copy of
-//! stacks/ and manifests/ that a test may edit.
+//! API server for the cluster, the real helm (Helm 4, with private
+//! directories: support/real_helm.rs) installing the App Mesh controller
+//! chart fixture from a chart repository on 127.0.0.1
+//! (support/chart_repo.rs), and a private copy of stacks/ and manifests/
+//! that a test may edit. The copied stack's chart repository variable
+//! defaults to that local repository instead of aws.github.io, so that no
+//! test needs the network.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use super::chart_repo::ChartRepo;
 use super::cli::{Workdir, meshform};
-use super::fake_helm::FakeHelm;
+use super::kube_tools::Tool;
 use super::moto::{Moto, project_root};
+use super::real_helm::RealHelm;
 use fake_kube::FakeKube;
 
 /// Longest a single meshform command of these tests may take.
@@ -17,16 +24,21 @@ const TIMEOUT_SECS: u64 = 60;
 pub struct Walkthrough {
     pub moto: Moto,
     pub kube: FakeKube,
-    pub helm: FakeHelm,
+    pub helm: RealHelm,
+    pub repo: ChartRepo,
     pub dir: Workdir,
 }
+
+/// The chart repository the walkthrough stack names.
+const UPSTREAM_REPO: &str = "https://aws.github.io/eks-charts";
 
 impl Walkthrough {
     pub fn start(name: &str) -> Walkthrough {
         let moto = Moto::start();
         let kube = FakeKube::start();
         kube.set_auto_complete_deployments(true);
-        let helm = FakeHelm::install();
+        let helm = RealHelm::install(Tool::Helm4);
+        let repo = ChartRepo::serve(&["appmesh-controller"]);
         let dir = Workdir::new(name);
         for sub in ["stacks", "manifests"] {
             std::fs::create_dir_all(dir.path.join(sub)).unwrap();
@@ -35,12 +47,29 @@ impl Walkthrough {
                 std::fs::copy(entry.path(), dir.path.join(sub).join(entry.file_name())).unwrap();
             }
         }
+        let stack = dir.path.join("stacks/appmesh-getting-started.toml");
+        let text = std::fs::read_to_string(&stack).unwrap();
+        let repo_var = format!("appmesh_chart_repository = \"{UPSTREAM_REPO}\"");
+        assert!(text.contains(&repo_var), "the stack names {UPSTREAM_REPO}");
+        let local = format!("appmesh_chart_repository = \"{}\"", repo.url);
+        std::fs::write(&stack, text.replace(&repo_var, &local)).unwrap();
         Walkthrough {
             moto,
             kube,
             helm,
+            repo,
             dir,
         }
+    }
+
+    /// A kubeconfig file for the fake API server (for running helm
+    /// directly).
+    pub fn kubeconfig(&self) -> PathBuf {
+        let path = self.dir.path.join("fake-kube.kubeconfig");
+        if !path.exists() {
+            std::fs::write(&path, self.kube.kubeconfig()).unwrap();
+        }
+        path
     }
 
     /// The copied full stack.
@@ -53,7 +82,7 @@ impl Walkthrough {
         self.dir.path.join("manifests").join(name)
     }
 
-    /// `meshform <args>` reaching moto, the fake API server and the fake
+    /// `meshform <args>` reaching moto, the fake API server and the real
     /// helm. It runs under `timeout`, so a hang fails the test instead of
     /// stalling the suite.
     pub fn meshform(&self, args: &[&str]) -> Command {
