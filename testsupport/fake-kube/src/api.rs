@@ -7,6 +7,7 @@ use super::apply::{self, Part};
 use super::controllers;
 use super::discovery;
 use super::kinds::ResourceType;
+use super::protobuf;
 use super::selectors::Selector;
 use super::status::ApiError;
 use super::store::{Key, Outcome, State, is_deleting};
@@ -71,9 +72,12 @@ impl ApiRequest {
     }
 
     fn json_body(&self, ty: &ResourceType) -> Result<Value, ApiError> {
+        if self.media_type() == protobuf::MEDIA_TYPE {
+            return protobuf::request_body(&self.body, ty);
+        }
         let v: Value = serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::bad_request(format!(
-                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} (the fake kube server reads JSON bodies only)",
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} (the fake kube server reads JSON and Protobuf bodies only)",
                 ty.kind
             ))
         })?;
@@ -172,6 +176,11 @@ fn route(state: &mut State, req: &ApiRequest, server_address: &str) -> Result<Ap
         .find(|t| t.group == target.group && t.version == target.version && t.plural == target.plural)
         .cloned()
         .ok_or_else(ApiError::unserved)?;
+    // The fake writes JSON only (client-go asks for Protobuf first and
+    // takes JSON too).
+    if !protobuf::accepts_json(req.accept.as_deref()) {
+        return Err(protobuf::not_acceptable());
+    }
     // A namespace in the path of a cluster-scoped resource, or a name
     // without one for a namespaced resource, is not a served path.
     if target.namespace.is_some() && !ty.namespaced {
@@ -661,8 +670,11 @@ fn merge_patch(
 }
 
 /// DeleteOptions from the body (may be empty).
-fn delete_options(req: &ApiRequest) -> Value {
-    serde_json::from_slice(&req.body).unwrap_or(Value::Null)
+fn delete_options(req: &ApiRequest) -> Result<Value, ApiError> {
+    if req.media_type() == protobuf::MEDIA_TYPE && !req.body.is_empty() {
+        return protobuf::delete_options(&req.body);
+    }
+    Ok(serde_json::from_slice(&req.body).unwrap_or(Value::Null))
 }
 
 fn delete_dry_run(req: &ApiRequest, options: &Value) -> bool {
@@ -679,7 +691,7 @@ fn delete(
     ns: &str,
     name: &str,
 ) -> Result<ApiResponse, ApiError> {
-    let options = delete_options(req);
+    let options = delete_options(req)?;
     let key = Key::new(ty, ns, name);
     let (code, obj) = state.delete(ty, &key, &options["preconditions"], delete_dry_run(req, &options))?;
     ok(code, obj)
@@ -695,7 +707,7 @@ fn delete_collection(
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
-    let options = delete_options(req);
+    let options = delete_options(req)?;
     let dry_run = delete_dry_run(req, &options);
     let mut items = vec![];
     for (key, obj) in state.list(&ty.group, &ty.plural, namespace) {

@@ -87,6 +87,7 @@ mod apply;
 mod controllers;
 mod discovery;
 mod kinds;
+mod protobuf;
 mod selectors;
 mod server;
 mod status;
@@ -114,7 +115,7 @@ pub struct LoggedRequest {
     pub at: Instant,
     /// The HTTP status answered.
     pub status: u16,
-    /// The body, when it was JSON.
+    /// The body, when it was JSON (or Protobuf, decoded to JSON).
     pub body: Option<Value>,
 }
 

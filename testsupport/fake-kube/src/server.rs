@@ -183,7 +183,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         dry_run: api_req.dry_run(),
         at,
         status,
-        body: serde_json::from_slice(&api_req.body).ok(),
+        body: super::protobuf::logged_body(api_req.content_type.as_deref(), &api_req.body),
     });
     let builder = Response::builder().header(hyper::header::CONTENT_TYPE, "application/json");
     let response = match response {
