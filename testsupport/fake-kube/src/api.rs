@@ -89,6 +89,8 @@ impl ApiRequest {
 
 pub enum ApiResponse {
     Json(u16, Value),
+    /// JSON with a more specific `Content-Type` (aggregated discovery).
+    Typed(u16, String, Value),
     Watch(Box<WatchSpec>),
 }
 
@@ -145,23 +147,16 @@ pub fn handle(state: &mut State, req: &ApiRequest, server_address: &str) -> ApiR
 fn route(state: &mut State, req: &ApiRequest, server_address: &str) -> Result<ApiResponse, ApiError> {
     let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let types = state.types();
-    let aggregated = discovery::wants_aggregated(req.accept.as_deref());
-    let discovery_get = |v: Option<Value>| -> Result<ApiResponse, ApiError> {
-        if req.method != "GET" {
-            return Err(ApiError::method_not_allowed());
-        }
-        v.map(|v| ApiResponse::Json(200, v))
-            .ok_or_else(ApiError::unserved)
-    };
+    if let Some(answer) = discovery::serve(
+        &types,
+        &req.method,
+        &segments,
+        req.accept.as_deref(),
+        server_address,
+    ) {
+        return answer;
+    }
     let target = match segments.as_slice() {
-        ["version"] => return discovery_get(Some(discovery::version())),
-        ["api"] if aggregated => return discovery_get(Some(discovery::aggregated(&types, true))),
-        ["api"] => return discovery_get(Some(discovery::api_versions(server_address))),
-        ["api", version] => return discovery_get(discovery::resource_list(&types, "", version)),
-        ["apis"] if aggregated => return discovery_get(Some(discovery::aggregated(&types, false))),
-        ["apis"] => return discovery_get(Some(discovery::group_list(&types))),
-        ["apis", group] => return discovery_get(discovery::group(&types, group)),
-        ["apis", group, version] => return discovery_get(discovery::resource_list(&types, group, version)),
         ["api", version, rest @ ..] => parse_resource_path("", version, rest),
         ["apis", group, version, rest @ ..] => parse_resource_path(group, version, rest),
         _ => None,
