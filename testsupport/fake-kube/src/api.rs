@@ -147,6 +147,9 @@ pub fn handle(state: &mut State, req: &ApiRequest, server_address: &str) -> ApiR
 fn route(state: &mut State, req: &ApiRequest, server_address: &str) -> Result<ApiResponse, ApiError> {
     let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let types = state.types();
+    if let Some(answer) = super::openapi::serve(state, &req.method, &segments, req.accept.as_deref()) {
+        return answer;
+    }
     if let Some(answer) = discovery::serve(
         &types,
         &req.method,
@@ -288,10 +291,14 @@ fn watch_spec(
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
-    let send_initial = req.param("sendInitialEvents").as_deref() == Some("true");
+    let send_initial = super::watch::check_watch_list_options(
+        req.param("sendInitialEvents").as_deref(),
+        req.param("resourceVersionMatch").as_deref(),
+    )?;
     let start = match req.param("resourceVersion").as_deref() {
+        _ if send_initial == Some(true) => Start::Initial,
+        None | Some("") | Some("0") if send_initial == Some(false) => Start::After(state.rv),
         None | Some("") | Some("0") => Start::Initial,
-        Some(_) if send_initial => Start::Initial,
         Some(rv) => {
             let n: u64 = rv
                 .parse()
@@ -315,7 +322,8 @@ fn watch_spec(
         namespace,
         selector,
         start,
-        initial_events_end_bookmark: send_initial,
+        initial_events_end_bookmark: send_initial == Some(true),
+        bookmarks: req.param("allowWatchBookmarks").as_deref() == Some("true"),
         timeout,
     })))
 }
@@ -522,7 +530,9 @@ fn patch(
                 force.as_deref() == Some("true"),
             )
         }
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+        "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json" => {
             if force.is_some() {
                 return Err(ApiError::invalid(
                     "PatchOptions",
@@ -544,7 +554,7 @@ fn patch(
         }
         other => Err(ApiError::unsupported_media_type(
             other,
-            "application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (the fake kube server does not implement application/json-patch+json)",
+            "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml",
         )),
     }
 }
@@ -637,9 +647,25 @@ fn merge_patch(
         .ok_or_else(|| ApiError::not_found(&ty.plural, &ty.group, name))?;
     check_resource_version(ty, &patch, &old, name)?;
     let mut obj = old.clone();
-    apply::merge_patch(&mut obj, &patch);
+    if req.media_type() == "application/strategic-merge-patch+json" {
+        let schema = super::openapi::builtin_nav(ty);
+        obj = super::strategic_merge::apply(&old, &patch, schema.as_ref())
+            .map_err(|e| ApiError::bad_request(e.0))?;
+    } else if req.media_type() == "application/json-patch+json" {
+        obj = super::json_patch::apply(&old, &patch).map_err(|e| ApiError::new(422, "Invalid", e.0))?;
+    } else {
+        apply::merge_patch(&mut obj, &patch);
+    }
+    // managedFields a JSON patch rewrites (kubectl moving ownership from
+    // client-side to server-side apply) replace the stored ones, and the
+    // write is then not recorded on top, as on the real server.
+    let user_managed = obj["metadata"]["managedFields"] != old["metadata"]["managedFields"]
+        && req.media_type() == "application/json-patch+json";
     // Identity and server bookkeeping cannot be patched.
     for k in ["name", "namespace", "managedFields", "resourceVersion"] {
+        if k == "managedFields" && user_managed {
+            continue;
+        }
         match old["metadata"].get(k) {
             Some(v) => obj["metadata"][k] = v.clone(),
             None => {
@@ -651,7 +677,9 @@ fn merge_patch(
     }
     super::strategy::prepare_for_update(state, ty, &old, &mut obj, part);
     super::strategy::validate(ty, &obj, Some(&old))?;
-    apply::record_update(ty, Some(&old), &mut obj, &req.update_manager(), part);
+    if !user_managed {
+        apply::record_update(ty, Some(&old), &mut obj, &req.update_manager(), part);
+    }
     finish(state.commit(ty, obj, req.dry_run()), ty, 200)
 }
 
