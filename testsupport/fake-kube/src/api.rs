@@ -93,6 +93,8 @@ impl ApiRequest {
 
 pub enum ApiResponse {
     Json(u16, Value),
+    /// JSON with a more specific `Content-Type` (aggregated discovery).
+    Typed(u16, String, Value),
     Watch(Box<WatchSpec>),
 }
 
@@ -149,23 +151,19 @@ pub fn handle(state: &mut State, req: &ApiRequest, server_address: &str) -> ApiR
 fn route(state: &mut State, req: &ApiRequest, server_address: &str) -> Result<ApiResponse, ApiError> {
     let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let types = state.types();
-    let aggregated = discovery::wants_aggregated(req.accept.as_deref());
-    let discovery_get = |v: Option<Value>| -> Result<ApiResponse, ApiError> {
-        if req.method != "GET" {
-            return Err(ApiError::method_not_allowed());
-        }
-        v.map(|v| ApiResponse::Json(200, v))
-            .ok_or_else(ApiError::unserved)
-    };
+    if let Some(answer) = super::openapi::serve(state, &req.method, &segments, req.accept.as_deref()) {
+        return answer;
+    }
+    if let Some(answer) = discovery::serve(
+        &types,
+        &req.method,
+        &segments,
+        req.accept.as_deref(),
+        server_address,
+    ) {
+        return answer;
+    }
     let target = match segments.as_slice() {
-        ["version"] => return discovery_get(Some(discovery::version())),
-        ["api"] if aggregated => return discovery_get(Some(discovery::aggregated(&types, true))),
-        ["api"] => return discovery_get(Some(discovery::api_versions(server_address))),
-        ["api", version] => return discovery_get(discovery::resource_list(&types, "", version)),
-        ["apis"] if aggregated => return discovery_get(Some(discovery::aggregated(&types, false))),
-        ["apis"] => return discovery_get(Some(discovery::group_list(&types))),
-        ["apis", group] => return discovery_get(discovery::group(&types, group)),
-        ["apis", group, version] => return discovery_get(discovery::resource_list(&types, group, version)),
         ["api", version, rest @ ..] => parse_resource_path("", version, rest),
         ["apis", group, version, rest @ ..] => parse_resource_path(group, version, rest),
         _ => None,
@@ -302,10 +300,14 @@ fn watch_spec(
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
-    let send_initial = req.param("sendInitialEvents").as_deref() == Some("true");
+    let send_initial = super::watch::check_watch_list_options(
+        req.param("sendInitialEvents").as_deref(),
+        req.param("resourceVersionMatch").as_deref(),
+    )?;
     let start = match req.param("resourceVersion").as_deref() {
+        _ if send_initial == Some(true) => Start::Initial,
+        None | Some("") | Some("0") if send_initial == Some(false) => Start::After(state.rv),
         None | Some("") | Some("0") => Start::Initial,
-        Some(_) if send_initial => Start::Initial,
         Some(rv) => {
             let n: u64 = rv
                 .parse()
@@ -329,7 +331,8 @@ fn watch_spec(
         namespace,
         selector,
         start,
-        initial_events_end_bookmark: send_initial,
+        initial_events_end_bookmark: send_initial == Some(true),
+        bookmarks: req.param("allowWatchBookmarks").as_deref() == Some("true"),
         timeout,
     })))
 }
@@ -536,7 +539,9 @@ fn patch(
                 force.as_deref() == Some("true"),
             )
         }
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+        "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json" => {
             if force.is_some() {
                 return Err(ApiError::invalid(
                     "PatchOptions",
@@ -558,7 +563,7 @@ fn patch(
         }
         other => Err(ApiError::unsupported_media_type(
             other,
-            "application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (the fake kube server does not implement application/json-patch+json)",
+            "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml",
         )),
     }
 }
@@ -651,9 +656,25 @@ fn merge_patch(
         .ok_or_else(|| ApiError::not_found(&ty.plural, &ty.group, name))?;
     check_resource_version(ty, &patch, &old, name)?;
     let mut obj = old.clone();
-    apply::merge_patch(&mut obj, &patch);
+    if req.media_type() == "application/strategic-merge-patch+json" {
+        let schema = super::openapi::builtin_nav(ty);
+        obj = super::strategic_merge::apply(&old, &patch, schema.as_ref())
+            .map_err(|e| ApiError::bad_request(e.0))?;
+    } else if req.media_type() == "application/json-patch+json" {
+        obj = super::json_patch::apply(&old, &patch).map_err(|e| ApiError::new(422, "Invalid", e.0))?;
+    } else {
+        apply::merge_patch(&mut obj, &patch);
+    }
+    // managedFields a JSON patch rewrites (kubectl moving ownership from
+    // client-side to server-side apply) replace the stored ones, and the
+    // write is then not recorded on top, as on the real server.
+    let user_managed = obj["metadata"]["managedFields"] != old["metadata"]["managedFields"]
+        && req.media_type() == "application/json-patch+json";
     // Identity and server bookkeeping cannot be patched.
     for k in ["name", "namespace", "managedFields", "resourceVersion"] {
+        if k == "managedFields" && user_managed {
+            continue;
+        }
         match old["metadata"].get(k) {
             Some(v) => obj["metadata"][k] = v.clone(),
             None => {
@@ -665,7 +686,9 @@ fn merge_patch(
     }
     super::strategy::prepare_for_update(state, ty, &old, &mut obj, part);
     super::strategy::validate(ty, &obj, Some(&old))?;
-    apply::record_update(ty, Some(&old), &mut obj, &req.update_manager(), part);
+    if !user_managed {
+        apply::record_update(ty, Some(&old), &mut obj, &req.update_manager(), part);
+    }
     finish(state.commit(ty, obj, req.dry_run()), ty, 200)
 }
 
