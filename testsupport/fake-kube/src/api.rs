@@ -7,6 +7,7 @@ use super::apply::{self, Part};
 use super::controllers;
 use super::discovery;
 use super::kinds::ResourceType;
+use super::protobuf;
 use super::selectors::Selector;
 use super::status::ApiError;
 use super::store::{Key, Outcome, State, is_deleting};
@@ -71,9 +72,12 @@ impl ApiRequest {
     }
 
     fn json_body(&self, ty: &ResourceType) -> Result<Value, ApiError> {
+        if self.media_type() == protobuf::MEDIA_TYPE {
+            return protobuf::request_body(&self.body, ty);
+        }
         let v: Value = serde_json::from_slice(&self.body).map_err(|e| {
             ApiError::bad_request(format!(
-                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} (the fake kube server reads JSON bodies only)",
+                "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e} (the fake kube server reads JSON and Protobuf bodies only)",
                 ty.kind
             ))
         })?;
@@ -89,6 +93,8 @@ impl ApiRequest {
 
 pub enum ApiResponse {
     Json(u16, Value),
+    /// JSON with a more specific `Content-Type` (aggregated discovery).
+    Typed(u16, String, Value),
     Watch(Box<WatchSpec>),
 }
 
@@ -145,23 +151,19 @@ pub fn handle(state: &mut State, req: &ApiRequest, server_address: &str) -> ApiR
 fn route(state: &mut State, req: &ApiRequest, server_address: &str) -> Result<ApiResponse, ApiError> {
     let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let types = state.types();
-    let aggregated = discovery::wants_aggregated(req.accept.as_deref());
-    let discovery_get = |v: Option<Value>| -> Result<ApiResponse, ApiError> {
-        if req.method != "GET" {
-            return Err(ApiError::method_not_allowed());
-        }
-        v.map(|v| ApiResponse::Json(200, v))
-            .ok_or_else(ApiError::unserved)
-    };
+    if let Some(answer) = super::openapi::serve(state, &req.method, &segments, req.accept.as_deref()) {
+        return answer;
+    }
+    if let Some(answer) = discovery::serve(
+        &types,
+        &req.method,
+        &segments,
+        req.accept.as_deref(),
+        server_address,
+    ) {
+        return answer;
+    }
     let target = match segments.as_slice() {
-        ["version"] => return discovery_get(Some(discovery::version())),
-        ["api"] if aggregated => return discovery_get(Some(discovery::aggregated(&types, true))),
-        ["api"] => return discovery_get(Some(discovery::api_versions(server_address))),
-        ["api", version] => return discovery_get(discovery::resource_list(&types, "", version)),
-        ["apis"] if aggregated => return discovery_get(Some(discovery::aggregated(&types, false))),
-        ["apis"] => return discovery_get(Some(discovery::group_list(&types))),
-        ["apis", group] => return discovery_get(discovery::group(&types, group)),
-        ["apis", group, version] => return discovery_get(discovery::resource_list(&types, group, version)),
         ["api", version, rest @ ..] => parse_resource_path("", version, rest),
         ["apis", group, version, rest @ ..] => parse_resource_path(group, version, rest),
         _ => None,
@@ -172,6 +174,11 @@ fn route(state: &mut State, req: &ApiRequest, server_address: &str) -> Result<Ap
         .find(|t| t.group == target.group && t.version == target.version && t.plural == target.plural)
         .cloned()
         .ok_or_else(ApiError::unserved)?;
+    // The fake writes JSON only (client-go asks for Protobuf first and
+    // takes JSON too).
+    if !protobuf::accepts_json(req.accept.as_deref()) {
+        return Err(protobuf::not_acceptable());
+    }
     // A namespace in the path of a cluster-scoped resource, or a name
     // without one for a namespaced resource, is not a served path.
     if target.namespace.is_some() && !ty.namespaced {
@@ -293,10 +300,14 @@ fn watch_spec(
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
-    let send_initial = req.param("sendInitialEvents").as_deref() == Some("true");
+    let send_initial = super::watch::check_watch_list_options(
+        req.param("sendInitialEvents").as_deref(),
+        req.param("resourceVersionMatch").as_deref(),
+    )?;
     let start = match req.param("resourceVersion").as_deref() {
+        _ if send_initial == Some(true) => Start::Initial,
+        None | Some("") | Some("0") if send_initial == Some(false) => Start::After(state.rv),
         None | Some("") | Some("0") => Start::Initial,
-        Some(_) if send_initial => Start::Initial,
         Some(rv) => {
             let n: u64 = rv
                 .parse()
@@ -320,7 +331,8 @@ fn watch_spec(
         namespace,
         selector,
         start,
-        initial_events_end_bookmark: send_initial,
+        initial_events_end_bookmark: send_initial == Some(true),
+        bookmarks: req.param("allowWatchBookmarks").as_deref() == Some("true"),
         timeout,
     })))
 }
@@ -527,7 +539,9 @@ fn patch(
                 force.as_deref() == Some("true"),
             )
         }
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+        "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json" => {
             if force.is_some() {
                 return Err(ApiError::invalid(
                     "PatchOptions",
@@ -549,7 +563,7 @@ fn patch(
         }
         other => Err(ApiError::unsupported_media_type(
             other,
-            "application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (the fake kube server does not implement application/json-patch+json)",
+            "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml",
         )),
     }
 }
@@ -642,9 +656,25 @@ fn merge_patch(
         .ok_or_else(|| ApiError::not_found(&ty.plural, &ty.group, name))?;
     check_resource_version(ty, &patch, &old, name)?;
     let mut obj = old.clone();
-    apply::merge_patch(&mut obj, &patch);
+    if req.media_type() == "application/strategic-merge-patch+json" {
+        let schema = super::openapi::builtin_nav(ty);
+        obj = super::strategic_merge::apply(&old, &patch, schema.as_ref())
+            .map_err(|e| ApiError::bad_request(e.0))?;
+    } else if req.media_type() == "application/json-patch+json" {
+        obj = super::json_patch::apply(&old, &patch).map_err(|e| ApiError::new(422, "Invalid", e.0))?;
+    } else {
+        apply::merge_patch(&mut obj, &patch);
+    }
+    // managedFields a JSON patch rewrites (kubectl moving ownership from
+    // client-side to server-side apply) replace the stored ones, and the
+    // write is then not recorded on top, as on the real server.
+    let user_managed = obj["metadata"]["managedFields"] != old["metadata"]["managedFields"]
+        && req.media_type() == "application/json-patch+json";
     // Identity and server bookkeeping cannot be patched.
     for k in ["name", "namespace", "managedFields", "resourceVersion"] {
+        if k == "managedFields" && user_managed {
+            continue;
+        }
         match old["metadata"].get(k) {
             Some(v) => obj["metadata"][k] = v.clone(),
             None => {
@@ -656,13 +686,18 @@ fn merge_patch(
     }
     super::strategy::prepare_for_update(state, ty, &old, &mut obj, part);
     super::strategy::validate(ty, &obj, Some(&old))?;
-    apply::record_update(ty, Some(&old), &mut obj, &req.update_manager(), part);
+    if !user_managed {
+        apply::record_update(ty, Some(&old), &mut obj, &req.update_manager(), part);
+    }
     finish(state.commit(ty, obj, req.dry_run()), ty, 200)
 }
 
 /// DeleteOptions from the body (may be empty).
-fn delete_options(req: &ApiRequest) -> Value {
-    serde_json::from_slice(&req.body).unwrap_or(Value::Null)
+fn delete_options(req: &ApiRequest) -> Result<Value, ApiError> {
+    if req.media_type() == protobuf::MEDIA_TYPE && !req.body.is_empty() {
+        return protobuf::delete_options(&req.body);
+    }
+    Ok(serde_json::from_slice(&req.body).unwrap_or(Value::Null))
 }
 
 fn delete_dry_run(req: &ApiRequest, options: &Value) -> bool {
@@ -679,7 +714,7 @@ fn delete(
     ns: &str,
     name: &str,
 ) -> Result<ApiResponse, ApiError> {
-    let options = delete_options(req);
+    let options = delete_options(req)?;
     let key = Key::new(ty, ns, name);
     let (code, obj) = state.delete(ty, &key, &options["preconditions"], delete_dry_run(req, &options))?;
     ok(code, obj)
@@ -695,7 +730,7 @@ fn delete_collection(
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
-    let options = delete_options(req);
+    let options = delete_options(req)?;
     let dry_run = delete_dry_run(req, &options);
     let mut items = vec![];
     for (key, obj) in state.list(&ty.group, &ty.plural, namespace) {

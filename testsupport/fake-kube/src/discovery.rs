@@ -1,12 +1,24 @@
 //! Discovery documents: `/version`, `/api` (APIVersions), `/api/v1` and
 //! `/apis/{group}/{version}` (APIResourceList), `/apis` (APIGroupList with
 //! preferredVersion), `/apis/{group}` (APIGroup), and the aggregated form of
-//! `/api` and `/apis` (APIGroupDiscoveryList, apidiscovery.k8s.io/v2) when
-//! the client asks for it in `Accept`, as kube-rs'
-//! `Discovery::run_aggregated` does. Built from the served types, so a
-//! CRD's kind appears only once the CRD is Established.
+//! `/api` and `/apis` (APIGroupDiscoveryList, apidiscovery.k8s.io/v2 or
+//! v2beta1) when the client asks for it in `Accept`, as client-go (kubectl,
+//! Helm) and kube-rs' `Discovery::run_aggregated` do. Built from the served
+//! types, so a CRD's kind appears only once the CRD is Established.
+//!
+//! Content negotiation follows the real server: the first `Accept` clause
+//! the fake can produce wins. An aggregated answer carries the exact
+//! `Content-Type: application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`
+//! (client-go decides by that header which form it got, so a plain
+//! `application/json` would be read as the legacy form and come out empty);
+//! `application/json`, `application/*`, `*/*` or no `Accept` get the legacy
+//! form; an `Accept` naming only encodings the fake does not produce
+//! (protobuf, YAML, CBOR, tables) gets 406 Not Acceptable, as the real
+//! server answers an encoding it does not have.
 
+use super::api::ApiResponse;
 use super::kinds::{ResourceType, VERBS, version_priority};
+use super::status::ApiError;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -125,13 +137,128 @@ pub fn group(types: &[ResourceType], name: &str) -> Option<Value> {
     Some(g)
 }
 
-/// True when `Accept` asks for aggregated discovery.
-pub fn wants_aggregated(accept: Option<&str>) -> bool {
-    accept.is_some_and(|a| a.contains("as=APIGroupDiscoveryList"))
+/// What a response may be encoded as, by the client's `Accept`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Plain JSON (the legacy discovery form).
+    Json,
+    /// Aggregated discovery at this apidiscovery.k8s.io version.
+    Aggregated(&'static str),
+}
+
+/// The media types the fake produces, for 406 messages.
+const PRODUCED: &str = "application/json";
+
+/// One `Accept` clause: media type and parameters (lowercased keys).
+fn clauses(accept: &str) -> Vec<(String, BTreeMap<String, String>)> {
+    accept
+        .split(',')
+        .filter_map(|clause| {
+            let mut parts = clause.split(';').map(str::trim);
+            let media = parts.next()?.to_ascii_lowercase();
+            if media.is_empty() {
+                return None;
+            }
+            let params = parts
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| {
+                    (
+                        k.trim().to_ascii_lowercase(),
+                        v.trim().trim_matches('"').to_string(),
+                    )
+                })
+                .collect();
+            Some((media, params))
+        })
+        .collect()
+}
+
+/// The first `Accept` clause the fake can answer, in the client's order
+/// (clauses with `q=0` are refused ones). `aggregated_ok` is true at `/api`
+/// and `/apis`, the only paths with an aggregated form. Err is the real
+/// server's 406.
+pub fn negotiate(accept: Option<&str>, aggregated_ok: bool) -> Result<Format, ApiError> {
+    let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
+        return Ok(Format::Json);
+    };
+    for (media, params) in clauses(accept) {
+        if params
+            .get("q")
+            .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0))
+        {
+            continue;
+        }
+        let other_params = params
+            .keys()
+            .any(|k| !matches!(k.as_str(), "q" | "charset" | "stream"));
+        match media.as_str() {
+            "application/json" if params.contains_key("as") || params.contains_key("g") => {
+                let aggregated = params.get("g").map(String::as_str) == Some("apidiscovery.k8s.io")
+                    && params.get("as").map(String::as_str) == Some("APIGroupDiscoveryList")
+                    && !params.contains_key("profile");
+                let version = match params.get("v").map(String::as_str) {
+                    Some("v2") => Some("v2"),
+                    Some("v2beta1") => Some("v2beta1"),
+                    _ => None,
+                };
+                if let (true, true, Some(v)) = (aggregated_ok, aggregated, version) {
+                    return Ok(Format::Aggregated(v));
+                }
+            }
+            "application/json" | "application/*" | "*/*" if !other_params => return Ok(Format::Json),
+            _ => {}
+        }
+    }
+    Err(ApiError::new(
+        406,
+        "NotAcceptable",
+        format!("only the following media types are accepted: {PRODUCED}"),
+    ))
+}
+
+/// `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList`.
+pub fn aggregated_content_type(version: &str) -> String {
+    format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList")
+}
+
+/// Answers a discovery path (`/version`, `/api...`, `/apis...` up to a
+/// group/version), or None when the path is not one.
+pub fn serve(
+    types: &[ResourceType],
+    method: &str,
+    segments: &[&str],
+    accept: Option<&str>,
+    server_address: &str,
+) -> Option<Result<ApiResponse, ApiError>> {
+    let root = matches!(segments, ["api"] | ["apis"]);
+    let doc = match segments {
+        ["version"] => Some(version()),
+        ["api"] => Some(api_versions(server_address)),
+        ["api", version] => resource_list(types, "", version),
+        ["apis"] => Some(group_list(types)),
+        ["apis", name] => group(types, name),
+        ["apis", group, version] => resource_list(types, group, version),
+        _ => return None,
+    };
+    Some((|| {
+        if method != "GET" {
+            return Err(ApiError::method_not_allowed());
+        }
+        let format = negotiate(accept, root)?;
+        let doc = doc.ok_or_else(ApiError::unserved)?;
+        Ok(match format {
+            Format::Json => ApiResponse::Json(200, doc),
+            Format::Aggregated(v) => ApiResponse::Typed(
+                200,
+                aggregated_content_type(v),
+                aggregated(types, segments == ["api"], v),
+            ),
+        })
+    })())
 }
 
 /// APIGroupDiscoveryList for `/api` (core) or `/apis` (the rest).
-pub fn aggregated(types: &[ResourceType], core: bool) -> Value {
+pub fn aggregated(types: &[ResourceType], core: bool, version: &str) -> Value {
     let mut by_group: BTreeMap<String, Vec<String>> = groups(types);
     if core {
         by_group = BTreeMap::from([(String::new(), vec!["v1".to_string()])]);
@@ -155,6 +282,9 @@ pub fn aggregated(types: &[ResourceType], core: bool) -> Value {
                                 "singularResource": t.singular,
                                 "verbs": VERBS,
                             });
+                            if !t.categories.is_empty() {
+                                r["categories"] = json!(t.categories);
+                            }
                             if !t.short_names.is_empty() {
                                 r["shortNames"] = json!(t.short_names);
                             }
@@ -176,8 +306,55 @@ pub fn aggregated(types: &[ResourceType], core: bool) -> Value {
         .collect();
     json!({
         "kind": "APIGroupDiscoveryList",
-        "apiVersion": "apidiscovery.k8s.io/v2",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
         "metadata": {},
         "items": items,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT_GO: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+
+    #[test]
+    fn client_go_gets_aggregated_v2_at_the_roots_and_json_elsewhere() {
+        assert_eq!(
+            negotiate(Some(CLIENT_GO), true).unwrap(),
+            Format::Aggregated("v2")
+        );
+        assert_eq!(negotiate(Some(CLIENT_GO), false).unwrap(), Format::Json);
+    }
+
+    #[test]
+    fn first_acceptable_clause_wins() {
+        let beta_first =
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert_eq!(
+            negotiate(Some(beta_first), true).unwrap(),
+            Format::Aggregated("v2beta1")
+        );
+        assert_eq!(
+            negotiate(
+                Some("application/vnd.kubernetes.protobuf, application/json"),
+                true
+            )
+            .unwrap(),
+            Format::Json
+        );
+        assert_eq!(negotiate(None, true).unwrap(), Format::Json);
+        assert_eq!(negotiate(Some("*/*"), true).unwrap(), Format::Json);
+    }
+
+    #[test]
+    fn encodings_the_fake_lacks_are_406() {
+        for accept in [
+            "application/vnd.kubernetes.protobuf",
+            "application/json;as=Table;v=v1;g=meta.k8s.io",
+            "application/yaml",
+        ] {
+            assert_eq!(negotiate(Some(accept), true).unwrap_err().code, 406, "{accept}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
-//! The resource types the fake serves: a fixed set of built-ins plus, for
-//! each CustomResourceDefinition whose `Established` condition is True, one
-//! type per served version.
+//! The resource types the fake serves: a fixed set of built-ins (with the
+//! scope, short names, categories and status subresource the real server's
+//! discovery shows) plus, for each CustomResourceDefinition whose
+//! `Established` condition is True, one type per served version.
 
 use super::util::str_at;
 use serde_json::Value;
@@ -61,101 +62,86 @@ pub const VERBS: &[&str] = &[
     "watch",
 ];
 
-#[allow(clippy::too_many_arguments)]
-fn builtin(
-    group: &str,
-    version: &str,
-    plural: &str,
-    kind: &str,
-    namespaced: bool,
-    short: &[&str],
-    status_subresource: bool,
-    tracks_generation: bool,
-) -> ResourceType {
-    ResourceType {
-        group: group.into(),
-        version: version.into(),
-        plural: plural.into(),
-        singular: kind.to_lowercase(),
-        kind: kind.into(),
-        namespaced,
-        short_names: short.iter().map(|s| s.to_string()).collect(),
-        categories: vec![],
-        status_subresource,
-        tracks_generation,
-        custom: false,
-        returns_deleted_object: matches!(
-            kind,
-            "Service" | "ServiceAccount" | "Namespace" | "CustomResourceDefinition"
-        ),
-    }
-}
+/// One built-in kind as the real server's discovery shows it (v1.33):
+/// group, version, plural, kind, namespaced, short names, categories,
+/// status subresource, keeps `metadata.generation`.
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    &'static [&'static str],
+    bool,
+    bool,
+);
+
+const RBAC: &str = "rbac.authorization.k8s.io";
+const ADMISSION: &str = "admissionregistration.k8s.io";
+const NETWORKING: &str = "networking.k8s.io";
+const ALL: &[&str] = &["all"];
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
+
+#[rustfmt::skip]
+const BUILTINS: &[Builtin] = &[
+    ("", "v1", "configmaps", "ConfigMap", true, &["cm"], &[], false, false),
+    ("", "v1", "endpoints", "Endpoints", true, &["ep"], &[], false, false),
+    ("", "v1", "events", "Event", true, &["ev"], &[], false, false),
+    ("", "v1", "namespaces", "Namespace", false, &["ns"], &[], true, false),
+    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, &["pvc"], &[], true, false),
+    ("", "v1", "pods", "Pod", true, &["po"], ALL, true, false),
+    ("", "v1", "secrets", "Secret", true, &[], &[], false, false),
+    ("", "v1", "serviceaccounts", "ServiceAccount", true, &["sa"], &[], false, false),
+    ("", "v1", "services", "Service", true, &["svc"], ALL, true, false),
+    ("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], ALL, true, true),
+    ("apps", "v1", "deployments", "Deployment", true, &["deploy"], ALL, true, true),
+    ("apps", "v1", "replicasets", "ReplicaSet", true, &["rs"], ALL, true, true),
+    ("apps", "v1", "statefulsets", "StatefulSet", true, &["sts"], ALL, true, true),
+    ("batch", "v1", "cronjobs", "CronJob", true, &["cj"], ALL, true, true),
+    ("batch", "v1", "jobs", "Job", true, &[], ALL, true, true),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], &[], true, true),
+    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", true, &["hpa"], ALL, true, false),
+    ("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false, &["crd", "crds"], API_EXTENSIONS, true, true),
+    (RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], &[], false, false),
+    (RBAC, "v1", "clusterroles", "ClusterRole", false, &[], &[], false, false),
+    (RBAC, "v1", "rolebindings", "RoleBinding", true, &[], &[], false, false),
+    (RBAC, "v1", "roles", "Role", true, &[], &[], false, false),
+    (ADMISSION, "v1", "mutatingwebhookconfigurations", "MutatingWebhookConfiguration", false, &[], API_EXTENSIONS, false, true),
+    (ADMISSION, "v1", "validatingwebhookconfigurations", "ValidatingWebhookConfiguration", false, &[], API_EXTENSIONS, false, true),
+    (NETWORKING, "v1", "ingressclasses", "IngressClass", false, &[], &[], false, true),
+    (NETWORKING, "v1", "ingresses", "Ingress", true, &["ing"], &[], true, true),
+    (NETWORKING, "v1", "networkpolicies", "NetworkPolicy", true, &["netpol"], &[], false, true),
+    ("coordination.k8s.io", "v1", "leases", "Lease", true, &[], &[], false, false),
+];
 
 /// The built-in kinds.
 pub fn builtins() -> Vec<ResourceType> {
-    let rbac = "rbac.authorization.k8s.io";
-    let mut deployments = builtin(
-        "apps",
-        "v1",
-        "deployments",
-        "Deployment",
-        true,
-        &["deploy"],
-        true,
-        true,
-    );
-    deployments.categories = vec!["all".into()];
-    let mut services = builtin("", "v1", "services", "Service", true, &["svc"], true, false);
-    services.categories = vec!["all".into()];
-    vec![
-        builtin("", "v1", "configmaps", "ConfigMap", true, &["cm"], false, false),
-        builtin("", "v1", "namespaces", "Namespace", false, &["ns"], true, false),
-        builtin("", "v1", "secrets", "Secret", true, &[], false, false),
-        builtin(
-            "",
-            "v1",
-            "serviceaccounts",
-            "ServiceAccount",
-            true,
-            &["sa"],
-            false,
-            false,
-        ),
-        services,
-        deployments,
-        builtin(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            false,
-            &["crd", "crds"],
-            true,
-            true,
-        ),
-        builtin(
-            rbac,
-            "v1",
-            "clusterrolebindings",
-            "ClusterRoleBinding",
-            false,
-            &[],
-            false,
-            false,
-        ),
-        builtin(
-            rbac,
-            "v1",
-            "clusterroles",
-            "ClusterRole",
-            false,
-            &[],
-            false,
-            false,
-        ),
-        builtin(rbac, "v1", "rolebindings", "RoleBinding", true, &[], false, false),
-        builtin(rbac, "v1", "roles", "Role", true, &[], false, false),
-    ]
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    BUILTINS
+        .iter()
+        .map(
+            |&(group, version, plural, kind, namespaced, short, categories, status, generation)| {
+                ResourceType {
+                    group: group.into(),
+                    version: version.into(),
+                    plural: plural.into(),
+                    singular: kind.to_lowercase(),
+                    kind: kind.into(),
+                    namespaced,
+                    short_names: strings(short),
+                    categories: strings(categories),
+                    status_subresource: status,
+                    tracks_generation: generation,
+                    custom: false,
+                    returns_deleted_object: matches!(
+                        kind,
+                        "Service" | "ServiceAccount" | "Namespace" | "CustomResourceDefinition" | "Pod"
+                    ),
+                }
+            },
+        )
+        .collect()
 }
 
 /// True when the CRD object has condition `type` with status True.

@@ -86,11 +86,15 @@ mod api;
 mod apply;
 mod controllers;
 mod discovery;
+mod json_patch;
 mod kinds;
+mod openapi;
+mod protobuf;
 mod selectors;
 mod server;
 mod status;
 mod store;
+mod strategic_merge;
 mod strategy;
 mod util;
 mod watch;
@@ -114,7 +118,7 @@ pub struct LoggedRequest {
     pub at: Instant,
     /// The HTTP status answered.
     pub status: u16,
-    /// The body, when it was JSON.
+    /// The body, when it was JSON (or Protobuf, decoded to JSON).
     pub body: Option<Value>,
 }
 

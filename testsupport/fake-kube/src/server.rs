@@ -171,7 +171,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let address = shared.addr.to_string();
     let response = shared.with_state(|s| api::handle(s, &api_req, &address));
     let status = match &response {
-        ApiResponse::Json(code, _) => *code,
+        ApiResponse::Json(code, _) | ApiResponse::Typed(code, _, _) => *code,
         ApiResponse::Watch(_) => 200,
     };
     shared.log().push(LoggedRequest {
@@ -183,12 +183,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         dry_run: api_req.dry_run(),
         at,
         status,
-        body: serde_json::from_slice(&api_req.body).ok(),
+        body: super::protobuf::logged_body(api_req.content_type.as_deref(), &api_req.body),
     });
     let builder = Response::builder().header(hyper::header::CONTENT_TYPE, "application/json");
     let response = match response {
         ApiResponse::Json(code, value) => builder
             .status(code)
+            .body(Either::Left(Full::new(Bytes::from(value.to_string())))),
+        ApiResponse::Typed(code, content_type, value) => Response::builder()
+            .status(code)
+            .header(hyper::header::CONTENT_TYPE, content_type)
             .body(Either::Left(Full::new(Bytes::from(value.to_string())))),
         ApiResponse::Watch(spec) => {
             let (tx, rx) = mpsc::channel(64);
