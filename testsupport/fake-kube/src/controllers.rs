@@ -27,8 +27,10 @@
 //! - LoadBalancer Services get `status.loadBalancer.ingress[].hostname`
 //!   only when the test calls `complete_load_balancers()`.
 //!
-//! There is no garbage collector (ownerReferences are not followed), no
-//! ReplicaSets or Pods, and no other controller.
+//! - ReplicaSets of Deployments: see `replicasets.rs`.
+//!
+//! There is no garbage collector (ownerReferences are not followed, but
+//! for a Deployment's ReplicaSets), no Pods, and no other controller.
 
 use super::apply::{Part, record_update};
 use super::kinds::{ResourceType, has_condition};
@@ -69,6 +71,7 @@ pub fn reconcile(state: &mut State) {
         crds(state);
         terminating(state);
         deployments(state);
+        super::replicasets::reconcile(state);
         if state.auto_complete_load_balancers {
             complete_load_balancers(state);
         }

@@ -63,7 +63,9 @@
 //! deleting a Namespace or CRD deletes what it contains first; Deployments
 //! stay unready until [`FakeKube::complete_deployments`] or
 //! [`FakeKube::set_auto_complete_deployments`]; LoadBalancer Services get an
-//! ingress hostname from [`FakeKube::complete_load_balancers`]. Their writes
+//! ingress hostname from [`FakeKube::complete_load_balancers`]; each
+//! Deployment has its current ReplicaSet, owned by it and ready when it is
+//! (`replicasets.rs`; Helm 3's `--wait` looks for it). Their writes
 //! are separate changes, as on a cluster.
 //!
 //! **Watch** (`watch.rs`): newline-delimited JSON events with the real
@@ -73,7 +75,7 @@
 //! **Not there**: authentication and authorization (everything is allowed),
 //! admission webhooks, schema validation and pruning of custom resources,
 //! conversion between CRD versions (one stored object is served under every
-//! version), most defaulting, Pods/ReplicaSets/Events and every other kind,
+//! version), most defaulting, Pods/Events and every other kind,
 //! `/scale` and other subresources, protobuf and YAML bodies, table output,
 //! periodic watch bookmarks, 410 Gone (history is never compacted).
 //!
@@ -90,6 +92,7 @@ mod json_patch;
 mod kinds;
 mod openapi;
 mod protobuf;
+mod replicasets;
 mod selectors;
 mod server;
 mod status;
