@@ -11,6 +11,7 @@ mod failure;
 mod fake_api_server;
 mod fake_kube_script;
 mod faults;
+mod helm_conformance;
 mod helm_release;
 mod in_cluster;
 mod kube_kinds;

@@ -51,11 +51,11 @@ pub const RELEASE_NOT_FOUND: &str = "ReleaseNotFound";
 /// its message; it is not a lost answer to be retried blindly.
 pub const HELM_FAILED: &str = "HelmFailed";
 
-/// Whether helm's stderr says it could not reach the cluster at all (helm
+/// Whether helm's stderr says it could not reach the cluster at all: Helm 3
 /// prints `Kubernetes cluster unreachable: ...` when its client cannot
-/// connect).
+/// connect, Helm 4 `kubernetes cluster unreachable: ...`.
 fn says_cluster_unreachable(stderr: &str) -> bool {
-    stderr.contains("Kubernetes cluster unreachable")
+    stderr.to_ascii_lowercase().contains("kubernetes cluster unreachable")
 }
 
 /// The name of the cluster, user and context in the kubeconfig meshform
@@ -585,6 +585,14 @@ mod tests {
         assert_eq!(user["args"][0], json!("eks-token"));
         assert_eq!(user["apiVersion"], json!(EXEC_API_VERSION));
         assert_eq!(doc["contexts"][0]["context"]["user"], json!(CONTEXT_NAME));
+    }
+
+    #[test]
+    fn recognizes_an_unreachable_cluster_in_both_spellings() {
+        let tail = ": Get \"http://127.0.0.1:9/version\": dial tcp 127.0.0.1:9: connect: connection refused";
+        assert!(says_cluster_unreachable(&format!("Error: Kubernetes cluster unreachable{tail}")));
+        assert!(says_cluster_unreachable(&format!("Error: kubernetes cluster unreachable{tail}")));
+        assert!(!says_cluster_unreachable("Error: release: not found"));
     }
 
     #[test]

@@ -42,7 +42,13 @@
 //! - Output: `helm get metadata -o json` gains `applyMethod` in Helm 4; the
 //!   fields meshform reads (name, chart, version, appVersion, namespace,
 //!   revision, status) are the same in both. `helm get values -o json`
-//!   prints `null` for a release without values in both.
+//!   prints `null` for a release without values in both. `helm status -o
+//!   json` gains `apply_method` and `info.resources` in Helm 4 (and lost
+//!   `--show-desc`/`--show-resources`); `helm history` and `helm list`
+//!   print the same JSON in both.
+//! - Errors: an unreachable cluster is `Kubernetes cluster unreachable` in
+//!   Helm 3 and `kubernetes cluster unreachable` in Helm 4 (meshform
+//!   matches either); "release: not found" is the same.
 
 use std::fmt;
 

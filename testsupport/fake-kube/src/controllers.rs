@@ -19,7 +19,9 @@
 //!   `metadata.generation`, the status is set to an in-progress rollout:
 //!   `replicas`/`updatedReplicas` = spec.replicas, `unavailableReplicas`,
 //!   `Available=False (MinimumReplicasUnavailable)` for a new Deployment
-//!   (an already-available one stays `Available=True`), and
+//!   (an already-available one stays `Available=True` with its ready
+//!   replicas, plus one new surge replica not yet ready: `replicas` =
+//!   spec.replicas + 1, `updatedReplicas` = 1), and
 //!   `Progressing=True (ReplicaSetUpdated)`. It becomes complete only by
 //!   [`complete_deployment`] (the test's `complete_deployments()`, or
 //!   automatically with `set_auto_complete_deployments(true)`). A
@@ -238,14 +240,19 @@ fn deployments(state: &mut State) {
             } else {
                 0
             };
+            // A rollout replacing available pods is seen as a real one
+            // starts (maxSurge 1): one new pod, not ready, beside the old
+            // ones, so that clients counting replicas (kstatus, kubectl
+            // rollout status) see it in progress.
+            let (total, updated) = if was_available { (n + 1, n.min(1)) } else { (n, n) };
             counts(
                 &mut status,
                 &[
-                    ("replicas", n),
-                    ("updatedReplicas", n),
+                    ("replicas", total),
+                    ("updatedReplicas", updated),
                     ("readyReplicas", ready),
                     ("availableReplicas", ready),
-                    ("unavailableReplicas", n - ready),
+                    ("unavailableReplicas", total - ready),
                 ],
             );
             let available = if was_available {

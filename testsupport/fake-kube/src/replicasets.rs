@@ -10,8 +10,9 @@
 //!   `<deployment>-<hash of its template>` (the name the Deployment's
 //!   conditions give), owned by it, with its selector and template plus
 //!   `pod-template-hash`, `spec.replicas` = the Deployment's, and
-//!   `status.replicas`/`readyReplicas`/`availableReplicas` following the
-//!   Deployment's status (so ready exactly when the Deployment is);
+//!   `status.readyReplicas`/`availableReplicas` those of the Deployment
+//!   once its rollout is complete, 0 before (so ready exactly when the
+//!   Deployment's rollout is);
 //! - its other ReplicaSets (of earlier templates) are scaled to 0;
 //! - ReplicaSets whose controlling Deployment is gone (or being deleted)
 //!   are deleted: a garbage collector for this one owner kind only.
@@ -85,8 +86,16 @@ pub fn reconcile(state: &mut State) {
         let hash = template_hash(&template);
         let current_name = format!("{name}-{hash}");
         let replicas = dep.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-        let ready = int_at(dep, "/status/readyReplicas");
-        let available = int_at(dep, "/status/availableReplicas");
+        // The Deployment's ready pods are the current ReplicaSet's only once
+        // its rollout is complete; until then they are the old ones'.
+        let (ready, available) = if super::controllers::is_complete(dep) {
+            (
+                int_at(dep, "/status/readyReplicas"),
+                int_at(dep, "/status/availableReplicas"),
+            )
+        } else {
+            (0, 0)
+        };
 
         for (key, rs) in state.list("apps", "replicasets", Some(namespace)) {
             if key.name != current_name && controller_uid(&rs).as_deref() == Some(uid.as_str()) {
