@@ -9,6 +9,7 @@ mod eks_auth;
 mod eks_stack;
 mod failure;
 mod fake_api_server;
+mod fake_protobuf;
 mod faults;
 mod helm_release;
 mod in_cluster;
