@@ -10,6 +10,7 @@ mod eks_stack;
 mod failure;
 mod fake_api_server;
 mod fake_kube_script;
+mod fake_protobuf;
 mod faults;
 mod helm_conformance;
 mod helm_release;

@@ -55,6 +55,20 @@
 //! it, with `dry_run: true`). List items of built-in kinds omit `kind` and
 //! `apiVersion`, as the real server's do.
 //!
+//! **Encodings** (`protobuf/`): request bodies are JSON or, for built-in
+//! kinds, Protobuf (`application/vnd.kubernetes.protobuf`, what client-go's
+//! typed clients send: `kubectl create ...`, Helm's release Secrets),
+//! including DeleteOptions bodies. A Protobuf body is decoded, with a table
+//! generated from Kubernetes' `generated.proto` files and Go struct tags
+//! (`proto/gen_schema.py`, covering core/v1, apps/v1, batch/v1, policy/v1,
+//! autoscaling/v2, rbac/v1, admissionregistration/v1, networking/v1,
+//! coordination/v1 and meta/v1), into the JSON a JSON client would have
+//! sent, then handled as JSON; an undecodable one is the real server's 400.
+//! Custom resources take no Protobuf (415, as on the real server).
+//! Responses are always JSON: an Accept header that allows JSON (client-go
+//! sends `application/vnd.kubernetes.protobuf,application/json`) gets it,
+//! one that allows only other types gets 406 NotAcceptable.
+//!
 //! **Errors** (`status.rs`) are real `Status` objects, so kube-rs returns
 //! `kube::Error::Api` with the real code, reason and wording.
 //!
@@ -76,7 +90,8 @@
 //! admission webhooks, schema validation and pruning of custom resources,
 //! conversion between CRD versions (one stored object is served under every
 //! version), most defaulting, Pods/Events and every other kind,
-//! `/scale` and other subresources, protobuf and YAML bodies, table output,
+//! `/scale` and other subresources, YAML request bodies, Protobuf (and YAML)
+//! responses, Protobuf bodies for kinds outside the groups above, table output,
 //! periodic watch bookmarks, 410 Gone (history is never compacted).
 //!
 //! Use: `let kube = FakeKube::start();` then `kube.client()` (inside a tokio

@@ -60,10 +60,12 @@ pub fn go_duration(nanos: i64) -> String {
         return "0s".into();
     }
     if u < 1_000_000_000 {
-        let (prec, unit) = match u {
-            ..1_000 => (0, "ns"),
-            ..1_000_000 => (3, "µs"),
-            _ => (6, "ms"),
+        let (prec, unit) = if u < 1_000 {
+            (0, "ns")
+        } else if u < 1_000_000 {
+            (3, "µs")
+        } else {
+            (6, "ms")
         };
         let mut f = String::new();
         let whole = frac(u, prec, &mut f);
