@@ -76,9 +76,24 @@ fn templated() -> Vec<(&'static str, &'static str, bool, String)> {
         ("v1", "services", true, RELEASE.into()),
         ("apps/v1", "deployments", true, RELEASE.into()),
         ("rbac.authorization.k8s.io/v1", "roles", true, RELEASE.into()),
-        ("rbac.authorization.k8s.io/v1", "rolebindings", true, RELEASE.into()),
-        ("rbac.authorization.k8s.io/v1", "clusterroles", false, cluster_name.clone()),
-        ("rbac.authorization.k8s.io/v1", "clusterrolebindings", false, cluster_name.clone()),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "rolebindings",
+            true,
+            RELEASE.into(),
+        ),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "clusterroles",
+            false,
+            cluster_name.clone(),
+        ),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "clusterrolebindings",
+            false,
+            cluster_name.clone(),
+        ),
         (
             "admissionregistration.k8s.io/v1",
             "validatingwebhookconfigurations",
@@ -130,7 +145,15 @@ impl Bed {
     /// `helm install` of the chart with `--wait` and `sets` (`--set`).
     fn install(&self, sets: &[&str]) {
         let chart = Bed::chart();
-        let mut args = vec!["install", RELEASE, &chart, "--create-namespace", self.wait(), "--timeout", "60s"];
+        let mut args = vec![
+            "install",
+            RELEASE,
+            &chart,
+            "--create-namespace",
+            self.wait(),
+            "--timeout",
+            "60s",
+        ];
         for s in sets {
             args.extend(["--set", s]);
         }
@@ -206,10 +229,19 @@ fn records(pairs: &[(u32, &str)]) -> Vec<(u32, String)> {
 /// object.
 fn assert_owned_by_the_release(obj: &Value, what: &str) {
     let meta = &obj["metadata"];
-    assert_eq!(meta["labels"]["app.kubernetes.io/managed-by"], "Helm", "{what}: {obj}");
+    assert_eq!(
+        meta["labels"]["app.kubernetes.io/managed-by"], "Helm",
+        "{what}: {obj}"
+    );
     assert_eq!(meta["labels"]["app.kubernetes.io/instance"], RELEASE, "{what}");
-    assert_eq!(meta["annotations"]["meta.helm.sh/release-name"], RELEASE, "{what}");
-    assert_eq!(meta["annotations"]["meta.helm.sh/release-namespace"], NS, "{what}");
+    assert_eq!(
+        meta["annotations"]["meta.helm.sh/release-name"], RELEASE,
+        "{what}"
+    );
+    assert_eq!(
+        meta["annotations"]["meta.helm.sh/release-namespace"], NS,
+        "{what}"
+    );
 }
 
 fn established(crd: &Value) -> bool {
@@ -287,7 +319,10 @@ fn install_creates_every_object_and_the_release_record(tool: Tool) {
     );
     assert_eq!(bed.json(&["get", "values", RELEASE]), json!({"greeting": "hi"}));
     let all = bed.json(&["get", "values", RELEASE, "--all"]);
-    assert_eq!((&all["greeting"], &all["replicaCount"]), (&json!("hi"), &json!(1)));
+    assert_eq!(
+        (&all["greeting"], &all["replicaCount"]),
+        (&json!("hi"), &json!(1))
+    );
     let meta = bed.json(&["get", "metadata", RELEASE]);
     assert_eq!(meta["name"], RELEASE);
     assert_eq!(meta["chart"], "conformance");
@@ -310,7 +345,9 @@ fn install_creates_every_object_and_the_release_record(tool: Tool) {
     assert_eq!(everywhere.as_array().unwrap().len(), 1, "{everywhere}");
     // A second install of the same name is refused, and changes nothing.
     let chart = Bed::chart();
-    let again = bed.helm.run(&bed.kubeconfig, &["install", RELEASE, &chart, "-n", NS]);
+    let again = bed
+        .helm
+        .run(&bed.kubeconfig, &["install", RELEASE, &chart, "-n", NS]);
     assert!(!again.status.success());
     assert!(
         // Helm 3 says "cannot re-use a name", Helm 4 "cannot reuse a name".
@@ -338,7 +375,11 @@ fn upgrade_changes_the_objects_and_records_a_revision(tool: Tool) {
     assert_eq!(after["spec"]["replicas"], 3);
     assert_eq!(after["status"]["availableReplicas"], 3, "--wait saw it available");
     let checksum = |d: &Value| d["spec"]["template"]["metadata"]["annotations"]["checksum/config"].clone();
-    assert_ne!(checksum(&before), checksum(&after), "the new config rolls the pods");
+    assert_ne!(
+        checksum(&before),
+        checksum(&after),
+        "the new config rolls the pods"
+    );
     assert_eq!(
         after["metadata"]["uid"], before["metadata"]["uid"],
         "updated in place, not replaced"
@@ -399,9 +440,15 @@ fn upgrade_changes_the_objects_and_records_a_revision(tool: Tool) {
         json!({"greeting": "hi"})
     );
     let meta = bed.json(&["get", "metadata", RELEASE]);
-    assert_eq!((&meta["revision"], &meta["status"]), (&json!(2), &json!("deployed")));
+    assert_eq!(
+        (&meta["revision"], &meta["status"]),
+        (&json!(2), &json!("deployed"))
+    );
     let status = bed.json(&["status", RELEASE]);
-    assert_eq!((&status["version"], &status["info"]["status"]), (&json!(2), &json!("deployed")));
+    assert_eq!(
+        (&status["version"], &status["info"]["status"]),
+        (&json!(2), &json!("deployed"))
+    );
     let list = bed.json(&["list"]);
     assert_eq!(list[0]["revision"], "2");
 }
@@ -434,14 +481,20 @@ fn rollback_restores_an_earlier_revision(tool: Tool) {
     assert_eq!(history[2]["status"], "deployed");
     assert_eq!(bed.json(&["get", "values", RELEASE]), json!({"greeting": "hi"}));
     let meta = bed.json(&["get", "metadata", RELEASE]);
-    assert_eq!((&meta["revision"], &meta["status"]), (&json!(3), &json!("deployed")));
+    assert_eq!(
+        (&meta["revision"], &meta["status"]),
+        (&json!(3), &json!("deployed"))
+    );
 }
 
 fn uninstall_removes_the_release_but_not_its_crds(tool: Tool) {
     let bed = Bed::new(tool);
     bed.install(&[]);
     let out = bed.helm(&["uninstall", RELEASE, bed.wait(), "--timeout", "60s"]);
-    assert!(out.contains(&format!("release \"{RELEASE}\" uninstalled")), "{out}");
+    assert!(
+        out.contains(&format!("release \"{RELEASE}\" uninstalled")),
+        "{out}"
+    );
 
     for (api_version, plural, namespaced, name) in templated() {
         assert!(
@@ -471,7 +524,14 @@ fn uninstall_removes_the_release_but_not_its_crds(tool: Tool) {
 
     // --keep-history: the objects go, the record stays, `uninstalled`.
     bed.install(&[]);
-    bed.helm(&["uninstall", RELEASE, "--keep-history", bed.wait(), "--timeout", "60s"]);
+    bed.helm(&[
+        "uninstall",
+        RELEASE,
+        "--keep-history",
+        bed.wait(),
+        "--timeout",
+        "60s",
+    ]);
     assert!(bed.object("apps/v1", "deployments", true, RELEASE).is_none());
     assert_eq!(bed.records(), records(&[(1, "uninstalled")]));
     let listed = bed.json(&["list", "--uninstalled"]);
@@ -516,7 +576,15 @@ fn wait_holds_until_the_deployment_is_available(tool: Tool) {
     let chart = Bed::chart();
     let mut install = spawn_helm(
         &bed,
-        &["install", RELEASE, &chart, "--create-namespace", bed.wait(), "--timeout", "120s"],
+        &[
+            "install",
+            RELEASE,
+            &chart,
+            "--create-namespace",
+            bed.wait(),
+            "--timeout",
+            "120s",
+        ],
         &scratch,
     );
 
@@ -536,7 +604,18 @@ fn wait_holds_until_the_deployment_is_available(tool: Tool) {
     // new revision is recorded as failed.
     let upgrade = bed.helm.run(
         &bed.kubeconfig,
-        &["upgrade", RELEASE, &chart, "-n", NS, "--set", "image.tag=3.0", bed.wait(), "--timeout", "2s"],
+        &[
+            "upgrade",
+            RELEASE,
+            &chart,
+            "-n",
+            NS,
+            "--set",
+            "image.tag=3.0",
+            bed.wait(),
+            "--timeout",
+            "2s",
+        ],
     );
     assert!(!upgrade.status.success(), "{}", bed.deployment());
     let stderr = String::from_utf8_lossy(&upgrade.stderr);

@@ -158,12 +158,14 @@ impl Setup {
 
     /// `helm get metadata` with the real helm, directly.
     fn metadata(&self) -> Value {
-        self.helm.json(&self.kubeconfig, &["get", "metadata", NAME, "-n", NAMESPACE])
+        self.helm
+            .json(&self.kubeconfig, &["get", "metadata", NAME, "-n", NAMESPACE])
     }
 
     /// Uninstalls the release with the real helm directly, as a user would.
     fn uninstall_out_of_band(&self) {
-        self.helm.ok(&self.kubeconfig, &["uninstall", NAME, "-n", NAMESPACE]);
+        self.helm
+            .ok(&self.kubeconfig, &["uninstall", NAME, "-n", NAMESPACE]);
     }
 }
 
@@ -353,8 +355,18 @@ async fn install_applies_the_chart_and_reads_back(tool: Tool) {
     assert_eq!(meta["annotations"]["meta.helm.sh/release-namespace"], NAMESPACE);
     for (gv, plural, ns, name) in [
         ("v1", "serviceaccounts", Some(NAMESPACE), NAME.to_string()),
-        ("v1", "services", Some(NAMESPACE), format!("{NAME}-webhook-service")),
-        ("rbac.authorization.k8s.io/v1", "clusterroles", None, format!("{NAME}-role")),
+        (
+            "v1",
+            "services",
+            Some(NAMESPACE),
+            format!("{NAME}-webhook-service"),
+        ),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "clusterroles",
+            None,
+            format!("{NAME}-role"),
+        ),
         (
             "admissionregistration.k8s.io/v1",
             "validatingwebhookconfigurations",
@@ -374,7 +386,10 @@ async fn install_applies_the_chart_and_reads_back(tool: Tool) {
         .kube
         .requests()
         .into_iter()
-        .filter(|r| r.path.starts_with(&format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments")))
+        .filter(|r| {
+            r.path
+                .starts_with(&format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments"))
+        })
         .filter(|r| r.method == "PATCH" || r.method == "POST")
         .collect();
     assert_eq!(writes.len(), 1, "{writes:?}");
@@ -556,7 +571,12 @@ async fn delete_uninstalls_and_tolerates_a_missing_release(tool: Tool) {
     assert!(s.deployment().is_none(), "the controller is gone");
     for (gv, plural, ns, name) in [
         ("v1", "serviceaccounts", Some(NAMESPACE), NAME.to_string()),
-        ("rbac.authorization.k8s.io/v1", "clusterroles", None, format!("{NAME}-role")),
+        (
+            "rbac.authorization.k8s.io/v1",
+            "clusterroles",
+            None,
+            format!("{NAME}-role"),
+        ),
         (
             "admissionregistration.k8s.io/v1",
             "validatingwebhookconfigurations",
@@ -564,7 +584,10 @@ async fn delete_uninstalls_and_tolerates_a_missing_release(tool: Tool) {
             format!("{NAME}-validating-webhook-configuration"),
         ),
     ] {
-        assert!(s.kube.object(gv, plural, ns, &name).is_none(), "{plural} {name} left");
+        assert!(
+            s.kube.object(gv, plural, ns, &name).is_none(),
+            "{plural} {name} left"
+        );
     }
     assert!(s.release_revisions().is_empty(), "no release Secret left");
     // CRDs stay, as with helm.

@@ -126,7 +126,12 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
     assert_eq!(get("values"), serde_json::json!({"region": "us-west-2"}));
     let controller = w
         .kube
-        .object("apps/v1", "deployments", Some("appmesh-system"), "appmesh-controller")
+        .object(
+            "apps/v1",
+            "deployments",
+            Some("appmesh-system"),
+            "appmesh-controller",
+        )
         .expect("the controller Deployment");
     assert_eq!(
         controller["metadata"]["annotations"]["meta.helm.sh/release-name"],
@@ -134,7 +139,12 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
     );
     assert!(
         w.kube
-            .object("v1", "secrets", Some("appmesh-system"), "sh.helm.release.v1.appmesh-controller.v1")
+            .object(
+                "v1",
+                "secrets",
+                Some("appmesh-system"),
+                "sh.helm.release.v1.appmesh-controller.v1"
+            )
             .is_some(),
         "helm's release record"
     );
@@ -252,7 +262,9 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
                 && (r.method == "PATCH" || r.method == "POST")
                 && r.status < 300
                 && (r.path.contains("meshes.appmesh.k8s.aws")
-                    || r.body.as_ref().is_some_and(|b| b["metadata"]["name"] == "meshes.appmesh.k8s.aws"))
+                    || r.body
+                        .as_ref()
+                        .is_some_and(|b| b["metadata"]["name"] == "meshes.appmesh.k8s.aws"))
         })
         .map(|r| r.at)
         .expect("the chart's Mesh CRD was applied");

@@ -55,7 +55,9 @@ pub const HELM_FAILED: &str = "HelmFailed";
 /// prints `Kubernetes cluster unreachable: ...` when its client cannot
 /// connect, Helm 4 `kubernetes cluster unreachable: ...`.
 fn says_cluster_unreachable(stderr: &str) -> bool {
-    stderr.to_ascii_lowercase().contains("kubernetes cluster unreachable")
+    stderr
+        .to_ascii_lowercase()
+        .contains("kubernetes cluster unreachable")
 }
 
 /// The name of the cluster, user and context in the kubeconfig meshform
@@ -343,7 +345,12 @@ impl Helm {
             return Ok(v);
         }
         let out = self
-            .run("helm version", &os_args(VERSION_ARGS), VERSION_CALL_LIMIT, &Progress::default())
+            .run(
+                "helm version",
+                &os_args(VERSION_ARGS),
+                VERSION_CALL_LIMIT,
+                &Progress::default(),
+            )
             .await;
         match out {
             Ok(stdout) => version_from_output(&self.program, true, stdout.as_bytes(), b""),
@@ -590,8 +597,12 @@ mod tests {
     #[test]
     fn recognizes_an_unreachable_cluster_in_both_spellings() {
         let tail = ": Get \"http://127.0.0.1:9/version\": dial tcp 127.0.0.1:9: connect: connection refused";
-        assert!(says_cluster_unreachable(&format!("Error: Kubernetes cluster unreachable{tail}")));
-        assert!(says_cluster_unreachable(&format!("Error: kubernetes cluster unreachable{tail}")));
+        assert!(says_cluster_unreachable(&format!(
+            "Error: Kubernetes cluster unreachable{tail}"
+        )));
+        assert!(says_cluster_unreachable(&format!(
+            "Error: kubernetes cluster unreachable{tail}"
+        )));
         assert!(!says_cluster_unreachable("Error: release: not found"));
     }
 

@@ -79,8 +79,8 @@ use super::helm_cli::{
     CONTEXT_NAME, Helm, ReleaseMetadata, Scratch, UserAuth, is_release_not_found, kubeconfig_yaml, os_args,
     parse_metadata, parse_values,
 };
-use super::helm_version::HelmVersion;
 pub use super::helm_cli::{NOT_ON_PATH, PROGRAM_ENV, locate as locate_helm};
+use super::helm_version::HelmVersion;
 use crate::kubeconfig::{EksCluster, ExecCommand};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{

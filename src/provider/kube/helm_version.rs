@@ -131,7 +131,11 @@ impl HelmVersion {
     /// The flag that makes `upgrade --install` and `uninstall` wait for the
     /// release's resources (see the module docs).
     pub fn wait_flag(self) -> &'static str {
-        if self.major >= 4 { "--wait=watcher" } else { "--wait" }
+        if self.major >= 4 {
+            "--wait=watcher"
+        } else {
+            "--wait"
+        }
     }
 }
 

@@ -82,7 +82,10 @@ pub fn reconcile(state: &mut State) {
     for (uid, dep) in live {
         let namespace = str_at(dep, &["metadata", "namespace"]).unwrap_or_default();
         let name = str_at(dep, &["metadata", "name"]).unwrap_or_default();
-        let template = dep.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
+        let template = dep
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         let hash = template_hash(&template);
         let current_name = format!("{name}-{hash}");
         let replicas = dep.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
@@ -119,7 +122,10 @@ pub fn reconcile(state: &mut State) {
         labels[HASH_LABEL] = json!(hash);
         let mut rs_template = template.clone();
         rs_template["metadata"]["labels"] = labels.clone();
-        let mut selector = dep.pointer("/spec/selector").cloned().unwrap_or_else(|| json!({}));
+        let mut selector = dep
+            .pointer("/spec/selector")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
         selector["matchLabels"][HASH_LABEL] = json!(hash);
         let spec = json!({"replicas": replicas, "selector": selector, "template": rs_template});
         match state.get(&key).cloned() {
