@@ -80,6 +80,9 @@ impl ChartRepo {
 
 /// Answers one request: the file named by a GET's path, else 404.
 fn answer(stream: TcpStream, files: &Path) -> std::io::Result<()> {
+    // A client that connects and says nothing must not stall the server
+    // (and with it the drop that joins it).
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
