@@ -34,8 +34,16 @@ impl Cluster {
         let kube = FakeKube::start();
         let dir = Workdir::new(&format!("kubectl-{name}"));
         let kubeconfig = dir.write("kubeconfig", &kube.kubeconfig());
-        let cluster = Cluster { kube, dir, kubeconfig };
-        cluster.apply_yaml("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: default\n", &[]);
+        let cluster = Cluster {
+            kube,
+            dir,
+            kubeconfig,
+        };
+        cluster.apply_yaml(
+            "ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: default\n",
+            &[],
+        );
         cluster
     }
 
@@ -84,7 +92,10 @@ impl Cluster {
     fn until(&self, what: &str, cond: impl Fn(&FakeKube) -> bool) {
         let start = Instant::now();
         while !cond(&self.kube) {
-            assert!(start.elapsed() < Duration::from_secs(60), "gave up waiting for {what}");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "gave up waiting for {what}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -128,10 +139,28 @@ fn api_resources_and_api_versions_show_every_served_kind() {
         ("deployments", "deploy", "apps/v1", "true", "Deployment"),
         ("statefulsets", "sts", "apps/v1", "true", "StatefulSet"),
         ("cronjobs", "cj", "batch/v1", "true", "CronJob"),
-        ("poddisruptionbudgets", "pdb", "policy/v1", "true", "PodDisruptionBudget"),
-        ("horizontalpodautoscalers", "hpa", "autoscaling/v2", "true", "HorizontalPodAutoscaler"),
+        (
+            "poddisruptionbudgets",
+            "pdb",
+            "policy/v1",
+            "true",
+            "PodDisruptionBudget",
+        ),
+        (
+            "horizontalpodautoscalers",
+            "hpa",
+            "autoscaling/v2",
+            "true",
+            "HorizontalPodAutoscaler",
+        ),
         ("ingresses", "ing", "networking.k8s.io/v1", "true", "Ingress"),
-        ("customresourcedefinitions", "crd,crds", "apiextensions.k8s.io/v1", "false", "CustomResourceDefinition"),
+        (
+            "customresourcedefinitions",
+            "crd,crds",
+            "apiextensions.k8s.io/v1",
+            "false",
+            "CustomResourceDefinition",
+        ),
     ] {
         let line = resources
             .lines()
@@ -157,13 +186,19 @@ fn api_resources_and_api_versions_show_every_served_kind() {
         "admissionregistration.k8s.io/v1",
         "rbac.authorization.k8s.io/v1",
     ] {
-        assert!(versions.lines().any(|l| l == gv), "{gv} missing from:\n{versions}");
+        assert!(
+            versions.lines().any(|l| l == gv),
+            "{gv} missing from:\n{versions}"
+        );
     }
     // kubectl used the aggregated form: one GET of /api and of /apis, no
     // per-group-version requests.
     let requests = c.kube.requests();
     assert!(requests.iter().any(|r| r.path == "/apis" && r.status == 200));
-    assert!(!requests.iter().any(|r| r.path == "/apis/apps/v1"), "fell back to legacy discovery");
+    assert!(
+        !requests.iter().any(|r| r.path == "/apis/apps/v1"),
+        "fell back to legacy discovery"
+    );
 }
 
 #[test]
@@ -204,16 +239,21 @@ fn get_filters_by_label_and_field_selectors_and_prints_json_and_names() {
         .filter(|r| r.path == "/api/v1/namespaces/default/configmaps" && r.method == "GET")
         .map(|r| r.query)
         .collect();
-    assert!(queries.iter().any(|q| q.contains("labelSelector=tier%3Ddb")), "{queries:?}");
     assert!(
-        queries.iter().any(|q| q.contains("fieldSelector=metadata.name%3Dc")),
+        queries.iter().any(|q| q.contains("labelSelector=tier%3Ddb")),
+        "{queries:?}"
+    );
+    assert!(
+        queries
+            .iter()
+            .any(|q| q.contains("fieldSelector=metadata.name%3Dc")),
         "{queries:?}"
     );
 
-    // The human-readable listing names each object.
+    // The human-readable listing: the server's table columns.
     let table = c.ok(&["get", "configmaps"]);
-    let header = table.lines().next().unwrap();
-    assert!(header.starts_with("NAME"), "{table}");
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "DATA", "AGE"], "{table}");
     for name in ["a", "b", "c"] {
         assert!(
             table.lines().any(|l| l.split_whitespace().next() == Some(name)),
@@ -278,22 +318,42 @@ spec:
     assert_eq!(out.lines().count(), 7, "{out}");
 
     assert!(c.kube.object("v1", "namespaces", None, "shop").is_some());
-    assert!(c.kube.object("v1", "serviceaccounts", Some("shop"), "web").is_some());
+    assert!(
+        c.kube
+            .object("v1", "serviceaccounts", Some("shop"), "web")
+            .is_some()
+    );
     let secret = c.kube.object("v1", "secrets", Some("shop"), "creds").unwrap();
     assert_eq!(secret["data"]["password"], "aHVudGVyMg==");
     let svc = c.kube.object("v1", "services", Some("shop"), "web").unwrap();
     assert!(svc["spec"]["clusterIP"].is_string(), "{svc}");
-    let job = c.kube.object("batch/v1", "jobs", Some("shop"), "migrate").unwrap();
-    assert_eq!(job["spec"]["template"]["spec"]["containers"][0]["image"], "migrate:1");
-    let ing = c.kube.object("networking.k8s.io/v1", "ingresses", Some("shop"), "web").unwrap();
+    let job = c
+        .kube
+        .object("batch/v1", "jobs", Some("shop"), "migrate")
+        .unwrap();
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        "migrate:1"
+    );
+    let ing = c
+        .kube
+        .object("networking.k8s.io/v1", "ingresses", Some("shop"), "web")
+        .unwrap();
     assert_eq!(ing["spec"]["rules"][0]["host"], "shop.example.com");
-    let pdb = c.kube.object("policy/v1", "poddisruptionbudgets", Some("shop"), "web").unwrap();
+    let pdb = c
+        .kube
+        .object("policy/v1", "poddisruptionbudgets", Some("shop"), "web")
+        .unwrap();
     assert_eq!(pdb["spec"]["minAvailable"], 1);
 
     // A second create is refused by the server, object by object.
     let again = c.run(&["create", "-f", &path]);
     assert!(!again.status.success());
-    assert!(text(&again.stderr).contains("already exists"), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again.stderr)
+    );
 }
 
 #[test]
@@ -317,7 +377,10 @@ fn client_side_apply_twice_merges_containers_strategically() {
     let out = c.apply_yaml("web.yaml", &v2, &[]);
     assert!(out.contains("deployment.apps/web configured"), "{out}");
 
-    let dep = c.kube.object("apps/v1", "deployments", Some("default"), "web").unwrap();
+    let dep = c
+        .kube
+        .object("apps/v1", "deployments", Some("default"), "web")
+        .unwrap();
     assert_eq!(
         containers(&dep),
         &serde_json::json!([
@@ -355,13 +418,21 @@ fn server_side_apply_records_the_field_manager() {
         &configmap("settings", "{app: web}"),
         &["--server-side", "--field-manager=meshform-test"],
     );
-    let cm = c.kube.object("v1", "configmaps", Some("default"), "settings").unwrap();
+    let cm = c
+        .kube
+        .object("v1", "configmaps", Some("default"), "settings")
+        .unwrap();
     assert_eq!(cm["data"]["k"], "v");
     let managers: Vec<(String, String)> = cm["metadata"]["managedFields"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["manager"].as_str().unwrap().into(), m["operation"].as_str().unwrap().into()))
+        .map(|m| {
+            (
+                m["manager"].as_str().unwrap().into(),
+                m["operation"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(managers, [("meshform-test".to_string(), "Apply".to_string())]);
     let req = c
@@ -381,7 +452,10 @@ fn server_side_apply_records_the_field_manager() {
         &changed,
         &["--server-side", "--field-manager=meshform-test"],
     );
-    let cm = c.kube.object("v1", "configmaps", Some("default"), "settings").unwrap();
+    let cm = c
+        .kube
+        .object("v1", "configmaps", Some("default"), "settings")
+        .unwrap();
     assert_eq!(cm["data"]["k"], "w");
 }
 
@@ -395,14 +469,20 @@ fn diff_exits_1_with_a_diff_when_different_and_0_when_same() {
     assert_eq!(text(&out.stdout), "");
 
     let rv = c.kube.resource_version();
-    let changed = c.file("changed.yaml", &configmap("settings", "{app: web}").replace("k: v", "k: w"));
+    let changed = c.file(
+        "changed.yaml",
+        &configmap("settings", "{app: web}").replace("k: v", "k: w"),
+    );
     let out = c.run(&["diff", "-f", &changed]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let diff = text(&out.stdout);
     assert!(diff.contains("-  k: v") && diff.contains("+  k: w"), "{diff}");
     // diff is a dry run: nothing stored.
     assert_eq!(c.kube.resource_version(), rv);
-    let cm = c.kube.object("v1", "configmaps", Some("default"), "settings").unwrap();
+    let cm = c
+        .kube
+        .object("v1", "configmaps", Some("default"), "settings")
+        .unwrap();
     assert_eq!(cm["data"]["k"], "v");
     assert!(c.kube.requests().iter().any(|r| r.method == "PATCH" && r.dry_run));
 }
@@ -413,13 +493,19 @@ fn label_and_annotate_change_the_stored_metadata() {
     c.apply_yaml("cm.yaml", &configmap("settings", "{app: web}"), &[]);
     c.ok(&["label", "configmap", "settings", "tier=db"]);
     c.ok(&["annotate", "configmap", "settings", "owner=team-a"]);
-    let cm = c.kube.object("v1", "configmaps", Some("default"), "settings").unwrap();
+    let cm = c
+        .kube
+        .object("v1", "configmaps", Some("default"), "settings")
+        .unwrap();
     assert_eq!(cm["metadata"]["labels"]["tier"], "db");
     assert_eq!(cm["metadata"]["labels"]["app"], "web");
     assert_eq!(cm["metadata"]["annotations"]["owner"], "team-a");
 
     c.ok(&["label", "configmap", "settings", "tier-"]);
-    let cm = c.kube.object("v1", "configmaps", Some("default"), "settings").unwrap();
+    let cm = c
+        .kube
+        .object("v1", "configmaps", Some("default"), "settings")
+        .unwrap();
     assert!(cm["metadata"]["labels"].get("tier").is_none(), "{cm}");
     let refused = c.run(&["label", "configmap", "settings", "app=other"]);
     assert!(!refused.status.success(), "relabelling needs --overwrite");
@@ -447,7 +533,10 @@ fn patch_merge_and_strategic() {
         "-p",
         r#"{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"app:9"}]}}}}"#,
     ]);
-    let dep = c.kube.object("apps/v1", "deployments", Some("default"), "web").unwrap();
+    let dep = c
+        .kube
+        .object("apps/v1", "deployments", Some("default"), "web")
+        .unwrap();
     assert_eq!(dep["spec"]["replicas"], 3);
     let cs = containers(&dep).as_array().unwrap();
     assert_eq!(cs.len(), 2, "strategic merge kept the other container: {dep}");
@@ -463,8 +552,14 @@ fn patch_merge_and_strategic() {
         "-p",
         r#"{"spec":{"template":{"spec":{"containers":[{"name":"only","image":"only:1"}]}}}}"#,
     ]);
-    let dep = c.kube.object("apps/v1", "deployments", Some("default"), "web").unwrap();
-    assert_eq!(containers(&dep), &serde_json::json!([{"name": "only", "image": "only:1"}]));
+    let dep = c
+        .kube
+        .object("apps/v1", "deployments", Some("default"), "web")
+        .unwrap();
+    assert_eq!(
+        containers(&dep),
+        &serde_json::json!([{"name": "only", "image": "only:1"}])
+    );
     let types: Vec<String> = c
         .kube
         .requests()
@@ -493,12 +588,20 @@ fn delete_waits_for_a_finalizer_to_be_released() {
             .iter()
             .any(|r| r.path.ends_with("/configmaps") && r.query.contains("watch=true"))
     });
-    assert!(!deleting.is_finished(), "kubectl delete returned while the finalizer held");
-    c.kube.remove_finalizers("v1", "configmaps", Some("default"), "held");
+    assert!(
+        !deleting.is_finished(),
+        "kubectl delete returned while the finalizer held"
+    );
+    c.kube
+        .remove_finalizers("v1", "configmaps", Some("default"), "held");
     let out = deleting.join().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("configmap \"held\" deleted"));
-    assert!(c.kube.object("v1", "configmaps", Some("default"), "held").is_none());
+    assert!(
+        c.kube
+            .object("v1", "configmaps", Some("default"), "held")
+            .is_none()
+    );
 }
 
 #[test]
@@ -531,7 +634,12 @@ spec:
     ]);
     let stored = c
         .kube
-        .object("apiextensions.k8s.io/v1", "customresourcedefinitions", None, "widgets.example.com")
+        .object(
+            "apiextensions.k8s.io/v1",
+            "customresourcedefinitions",
+            None,
+            "widgets.example.com",
+        )
         .unwrap();
     let established = stored["status"]["conditions"]
         .as_array()
@@ -545,7 +653,10 @@ spec:
     let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 1}\n";
     c.apply_yaml("w.yaml", widget, &[]);
     c.apply_yaml("w.yaml", &widget.replace("size: 1", "size: 2"), &[]);
-    let w = c.kube.object("example.com/v1", "widgets", Some("default"), "w").unwrap();
+    let w = c
+        .kube
+        .object("example.com/v1", "widgets", Some("default"), "w")
+        .unwrap();
     assert_eq!(w["spec"]["size"], 2);
     let patch = c
         .kube
@@ -553,7 +664,10 @@ spec:
         .into_iter()
         .rfind(|r| r.method == "PATCH" && r.path.ends_with("/widgets/w"))
         .unwrap();
-    assert_eq!(patch.content_type.as_deref(), Some("application/merge-patch+json"));
+    assert_eq!(
+        patch.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
 }
 
 #[test]
@@ -566,7 +680,10 @@ fn rollout_status_completes_when_the_rollout_does() {
             .iter()
             .any(|r| r.path.ends_with("/deployments") && r.query.contains("watch=true"))
     });
-    assert!(!status.is_finished(), "rollout status returned before the rollout completed");
+    assert!(
+        !status.is_finished(),
+        "rollout status returned before the rollout completed"
+    );
     c.kube.complete_deployments();
     let out = status.join().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -575,7 +692,10 @@ fn rollout_status_completes_when_the_rollout_does() {
         "{}",
         text(&out.stdout)
     );
-    let dep = c.kube.object("apps/v1", "deployments", Some("default"), "web").unwrap();
+    let dep = c
+        .kube
+        .object("apps/v1", "deployments", Some("default"), "web")
+        .unwrap();
     assert_eq!(dep["status"]["availableReplicas"], 1);
 }
 
@@ -592,4 +712,77 @@ fn explain_reads_the_served_openapi_schema() {
             .any(|r| r.path == "/openapi/v3/apis/apps/v1" && r.status == 200),
         "explain read the apps/v1 OpenAPI v3 document"
     );
+}
+
+#[test]
+fn get_prints_the_columns_a_cluster_prints() {
+    let c = Cluster::start("table");
+    c.apply_yaml("web.yaml", DEPLOYMENT_V1, &[]);
+    let row = |out: &str, name: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing:\n{out}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let out = c.ok(&["get", "deployments", "-o", "wide"]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    let web = row(&out, "web");
+    assert_eq!(web[1], "0/1", "not ready before the rollout completes: {out}");
+    assert_eq!(&web[5..], ["app,side", "app:1,side:1", "app=web"]);
+    c.kube.complete_deployments();
+    let web = row(&c.ok(&["get", "deployments"]), "web");
+    assert_eq!(&web[1..4], ["1/1", "1", "1"]);
+
+    // A custom resource shows its CRD's printer columns.
+    let crd = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        x-kubernetes-preserve-unknown-fields: true
+"#;
+    c.apply_yaml("crd.yaml", crd, &[]);
+    c.ok(&["wait", "--for=condition=Established", "crd/widgets.example.com"]);
+    c.apply_yaml(
+        "w.yaml",
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {size: 7}\n",
+        &[],
+    );
+    let out = c.ok(&["get", "widgets"]);
+    assert_eq!(
+        out.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "SIZE"]
+    );
+    assert_eq!(row(&out, "w"), ["w", "7"]);
+    let w = c
+        .kube
+        .object("example.com/v1", "widgets", Some("default"), "w")
+        .unwrap();
+    assert_eq!(w["spec"]["size"], 7);
 }

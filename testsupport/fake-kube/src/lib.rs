@@ -81,6 +81,11 @@
 //! it, with `dry_run: true`). List items of built-in kinds omit `kind` and
 //! `apiVersion`, as the real server's do.
 //!
+//! **Tables** (`table.rs`): a read that asks for `as=Table` (`kubectl get`)
+//! gets a `meta.k8s.io` Table with the real printers' columns for the
+//! common kinds (NAME, AGE elsewhere) and a CRD's
+//! `additionalPrinterColumns` for custom resources, watches included.
+//!
 //! **Errors** (`status.rs`) are real `Status` objects, so kube-rs returns
 //! `kube::Error::Api` with the real code, reason and wording.
 //!
@@ -107,10 +112,9 @@
 //! (one stored object is served under every version), most defaulting,
 //! controllers for Pods, ReplicaSets, StatefulSets, Jobs and the other
 //! workloads (they are stored, never run), every kind not listed above,
-//! `/scale` and other subresources, protobuf and YAML bodies, server-side
-//! table output (kubectl prints its own NAME/AGE columns from the plain
-//! list it gets instead), 410 Gone (history is never compacted), and the
-//! namespaces a cluster starts with (create `default` first).
+//! `/scale` and other subresources, protobuf and YAML bodies, 410 Gone
+//! (history is never compacted), and the namespaces a cluster starts with
+//! (create `default` first).
 //!
 //! Use: `let kube = FakeKube::start();` then `kube.client()` (inside a tokio
 //! runtime) or `kube.kubeconfig()` for a child process; read state back
@@ -130,6 +134,7 @@ mod status;
 mod store;
 mod strategic_merge;
 mod strategy;
+mod table;
 mod util;
 mod watch;
 

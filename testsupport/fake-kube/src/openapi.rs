@@ -550,7 +550,7 @@ pub fn serve(
         if method != "GET" {
             return Err(ApiError::method_not_allowed());
         }
-        super::discovery::negotiate(accept, false)?;
+        super::discovery::negotiate(accept, false, false)?;
         doc.map(|d| ApiResponse::Json(200, d))
             .ok_or_else(ApiError::unserved)
     })())
