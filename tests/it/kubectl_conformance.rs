@@ -786,3 +786,40 @@ spec:
         .unwrap();
     assert_eq!(w["spec"]["size"], 7);
 }
+
+#[test]
+fn server_side_apply_takes_over_a_client_side_applied_object() {
+    let c = Cluster::start("csa-to-ssa");
+    let cm = configmap("settings", "{app: web}");
+    c.apply_yaml("cm.yaml", &cm, &[]);
+    // The first server-side apply moves ownership from the client-side
+    // manager to kubectl's server-side one (a JSON patch of managedFields);
+    // after that a change is not a conflict with the old manager.
+    c.apply_yaml("cm.yaml", &cm, &["--server-side"]);
+    let migrated = c
+        .kube
+        .requests()
+        .into_iter()
+        .find(|r| r.content_type.as_deref() == Some("application/json-patch+json"))
+        .expect("kubectl sent the ownership migration");
+    assert_eq!(migrated.status, 200);
+    let stored = c
+        .kube
+        .object("v1", "configmaps", Some("default"), "settings")
+        .unwrap();
+    let managers: Vec<&str> = stored["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["manager"].as_str().unwrap())
+        .collect();
+    assert!(!managers.contains(&"kubectl-client-side-apply"), "{managers:?}");
+    assert!(managers.contains(&"kubectl"), "{managers:?}");
+
+    c.apply_yaml("cm.yaml", &cm.replace("k: v", "k: w"), &["--server-side"]);
+    let stored = c
+        .kube
+        .object("v1", "configmaps", Some("default"), "settings")
+        .unwrap();
+    assert_eq!(stored["data"]["k"], "w");
+}

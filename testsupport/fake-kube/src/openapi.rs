@@ -291,7 +291,7 @@ fn operation(ty: &ResourceType, action: &str, def: &str, id: &str) -> Value {
     match action {
         "post" | "put" => {
             op["requestBody"] = json!({"required": true, "content": {
-                "application/json": body_ref, "application/yaml": body_ref,
+                "application/json": body_ref,
             }});
         }
         "patch" => {

@@ -291,7 +291,7 @@ fn merge_list<S: Schema>(
 
 /// Orders `items` by `order` (merge-key values, or the values themselves
 /// for scalars); items not named keep their relative order, after.
-fn reorder(items: &mut Vec<Value>, order: &[Value], key: Option<&str>) {
+fn reorder(items: &mut [Value], order: &[Value], key: Option<&str>) {
     let id = |v: &Value| -> Value {
         match key {
             Some(k) => v.get(k).cloned().unwrap_or(Value::Null),
