@@ -16,6 +16,7 @@ mod helm_release;
 mod in_cluster;
 mod kube_kinds;
 mod kubeconfig;
+mod kubectl_conformance;
 mod lock;
 mod provider_ec2net;
 mod provider_ec2route;

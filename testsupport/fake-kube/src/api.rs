@@ -196,18 +196,22 @@ fn route(state: &mut State, req: &ApiRequest, server_address: &str) -> Result<Ap
     match (req.method.as_str(), target.name.as_deref()) {
         ("GET", None) => {
             let watch = req.param("watch").is_some_and(|w| w == "true" || w == "1");
+            let format = discovery::negotiate(req.accept.as_deref(), false, true)?;
             if watch {
-                watch_spec(state, req, ty, target.namespace.clone())
+                watch_spec(state, req, ty, target.namespace.clone(), format)
             } else {
-                list(state, req, &ty, target.namespace.as_deref())
+                let listed = list(state, req, &ty, target.namespace.as_deref())?;
+                Ok(super::table::respond(state, req, &ty, format, listed))
             }
         }
         ("GET", Some(name)) => {
+            let format = discovery::negotiate(req.accept.as_deref(), false, true)?;
             let key = Key::new(&ty, &ns, name);
             let obj = state
                 .get(&key)
                 .ok_or_else(|| ApiError::not_found(&ty.plural, &ty.group, name))?;
-            ok(200, State::render(&ty, obj))
+            let got = ApiResponse::Json(200, State::render(&ty, obj));
+            Ok(super::table::respond(state, req, &ty, format, got))
         }
         ("POST", None) if ty.namespaced == target.namespace.is_some() => create(state, req, &ty, &ns),
         ("PUT", Some(name)) => replace(state, req, &ty, &ns, name, part),
@@ -295,6 +299,7 @@ fn watch_spec(
     req: &ApiRequest,
     ty: ResourceType,
     namespace: Option<String>,
+    format: discovery::Format,
 ) -> Result<ApiResponse, ApiError> {
     let selector = Selector::parse(
         req.param("labelSelector").as_deref(),
@@ -327,12 +332,20 @@ fn watch_spec(
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs);
     Ok(ApiResponse::Watch(Box::new(WatchSpec {
-        ty,
+        ty: ty.clone(),
         namespace,
         selector,
         start,
         initial_events_end_bookmark: send_initial == Some(true),
         bookmarks: req.param("allowWatchBookmarks").as_deref() == Some("true"),
+        table: match format {
+            discovery::Format::Table(v) => Some(super::table::WatchTable {
+                columns: super::table::columns_for(state, &ty),
+                meta_version: v,
+                include: super::table::Include::parse(req.param("includeObject").as_deref()),
+            }),
+            _ => None,
+        },
         timeout,
     })))
 }
