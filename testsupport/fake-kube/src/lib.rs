@@ -85,6 +85,7 @@
 mod api;
 mod apply;
 mod controllers;
+mod defaults;
 mod discovery;
 mod kinds;
 mod selectors;
@@ -93,6 +94,7 @@ mod status;
 mod store;
 mod strategy;
 mod util;
+mod validation;
 mod watch;
 
 use serde_json::{Value, json};
