@@ -12,6 +12,7 @@ mod fake_api_server;
 mod faults;
 mod helm_release;
 mod in_cluster;
+mod kube_dry_run;
 mod kube_kinds;
 mod kubeconfig;
 mod lock;
