@@ -95,7 +95,8 @@ fn manifest(yaml: &str) -> String {
 
 /// A Deployment and a Service that leave to the server what it defaults:
 /// strategy, revisionHistoryLimit, imagePullPolicy, port protocols,
-/// targetPort, the Service type. `extra_container` is added to the
+/// targetPort, the Service type; `clusterIP: ""` asks for an address,
+/// which the server allocates. `extra_container` is added to the
 /// container (indented YAML lines).
 fn web(extra_container: &str, replicas: &str) -> String {
     format!(
@@ -128,6 +129,7 @@ metadata:
   name: web
   namespace: shop
 spec:
+  clusterIP: ""
   selector: {{app: web}}
   ports:
     - port: 80
@@ -153,7 +155,10 @@ fn server_defaults_are_not_drift_on_the_plan_after_apply() {
         .kube
         .object("apps/v1", "deployments", Some("shop"), "web")
         .expect("deployment");
-    let svc = s.kube.object("v1", "services", Some("shop"), "web").expect("service");
+    let svc = s
+        .kube
+        .object("v1", "services", Some("shop"), "web")
+        .expect("service");
     let container = &deploy["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["imagePullPolicy"], "IfNotPresent");
     assert_eq!(container["terminationMessagePath"], "/dev/termination-log");
@@ -162,15 +167,30 @@ fn server_defaults_are_not_drift_on_the_plan_after_apply() {
     assert_eq!(deploy["spec"]["replicas"], 1);
     assert_eq!(deploy["spec"]["revisionHistoryLimit"], 10);
     assert_eq!(deploy["spec"]["template"]["spec"]["dnsPolicy"], "ClusterFirst");
-    assert_eq!(svc["spec"]["ports"][0], json!({"port": 80, "protocol": "TCP", "targetPort": 80}));
+    assert_eq!(
+        svc["spec"]["ports"][0],
+        json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+    );
     assert_eq!(svc["spec"]["type"], "ClusterIP");
     assert_eq!(svc["spec"]["sessionAffinity"], "None");
+    assert!(
+        svc["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.")),
+        "{svc}"
+    );
     let docs = documents(&yaml);
     assert!(docs[1]["spec"].get("strategy").is_none());
-    assert_ne!(docs[1]["spec"], deploy["spec"], "the raw documents differ from the live objects");
+    assert_ne!(
+        docs[1]["spec"], deploy["spec"],
+        "the raw documents differ from the live objects"
+    );
     assert_ne!(docs[2]["spec"], svc["spec"]);
 
-    // Yet the next plan has nothing to do, and asks for no write.
+    // Yet the next plan has nothing to do, and asks for no write. (The
+    // allocated clusterIP differs from the "" written even after
+    // projection: the server's dry run shows that applying "" changes
+    // nothing.)
     let before = s.kube.requests().len();
     let out = expect_code(s.run(&["plan", &stack, "--detailed-exitcode"]), 0);
     assert!(stdout(&out).contains("No changes."), "{}", stdout(&out));
@@ -219,8 +239,14 @@ fn a_field_no_longer_set_is_planned_as_the_server_default() {
         .iter()
         .find(|c| c["name"] == "yaml")
         .expect("yaml changes");
-    let (was, will) = (&yaml_change["before"][1]["spec"], &yaml_change["after"][1]["spec"]);
-    assert_eq!((was["replicas"].clone(), will["replicas"].clone()), (json!(3), json!(1)));
+    let (was, will) = (
+        &yaml_change["before"][1]["spec"],
+        &yaml_change["after"][1]["spec"],
+    );
+    assert_eq!(
+        (was["replicas"].clone(), will["replicas"].clone()),
+        (json!(3), json!(1))
+    );
     let (was_c, will_c) = (
         &was["template"]["spec"]["containers"][0],
         &will["template"]["spec"]["containers"][0],
@@ -321,7 +347,11 @@ fn a_refused_update_fails_the_plan_and_changes_nothing() {
 
     // A new selector (immutable) and a Service port out of range.
     let changed = web("", "")
-        .replacen("matchLabels: {app: web}", "matchLabels: {app: web, tier: front}", 1)
+        .replacen(
+            "matchLabels: {app: web}",
+            "matchLabels: {app: web, tier: front}",
+            1,
+        )
         .replacen("labels: {app: web}", "labels: {app: web, tier: front}", 1)
         .replace("- port: 80", "- port: 80000");
     s.stack(&manifest(&changed));
@@ -338,8 +368,11 @@ fn a_refused_update_fails_the_plan_and_changes_nothing() {
     // The first refusal stops the preview; the Service's comes once the
     // Deployment is fixed (its targetPort defaults to the port, so both are
     // out of range, as on a real server).
-    let fixed = changed
-        .replacen("matchLabels: {app: web, tier: front}", "matchLabels: {app: web}", 1);
+    let fixed = changed.replacen(
+        "matchLabels: {app: web, tier: front}",
+        "matchLabels: {app: web}",
+        1,
+    );
     s.stack(&manifest(&fixed));
     let out = expect_code(s.run(&["apply", &stack, "--auto-approve"]), 1);
     assert!(
@@ -353,7 +386,18 @@ fn a_refused_update_fails_the_plan_and_changes_nothing() {
     );
     assert_eq!(s.real_writes(before), Vec::<String>::new());
     assert_eq!(s.kube.object("apps/v1", "deployments", Some("shop"), "web"), live);
-    assert_eq!(s.state_resources(), state);
+    // State still records the objects as applied (an apply's refresh may
+    // record what it read, but nothing new was applied).
+    let now = s.state_resources();
+    assert_eq!(now["app"]["id"], state["app"]["id"]);
+    assert_eq!(
+        now["app"]["attributes"]["objects"],
+        state["app"]["attributes"]["objects"]
+    );
+    assert_eq!(
+        now["app"]["attributes"]["yaml"][1]["spec"]["selector"],
+        json!({"matchLabels": {"app": "web"}})
+    );
 }
 
 #[test]

@@ -137,7 +137,11 @@ fn recorded_keys(attrs: &Attrs) -> Result<Vec<ObjectKey>, ProviderError> {
 /// left out).
 fn read_objects(attrs: &Attrs) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
     let keys = recorded_keys(attrs)?;
-    let shown = attrs.get("yaml").and_then(Value::as_array).cloned().unwrap_or_default();
+    let shown = attrs
+        .get("yaml")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     Ok(keys
         .into_iter()
         .zip(shown)

@@ -588,7 +588,8 @@ mod tests {
             &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
         ));
         // A union shape keeps what only the old object set.
-        let desired = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}});
+        let desired =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}});
         let was = json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [
             {"name": "web", "image": "nginx:1", "imagePullPolicy": "Never"}]}}}});
         assert_eq!(

@@ -70,7 +70,10 @@ fn map_mut<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, Va
 }
 
 /// The maps of the list at `key` of `map` (non-maps skipped).
-fn maps_in<'a>(map: &'a mut Map<String, Value>, key: &str) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+fn maps_in<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Map<String, Value>> {
     map.get_mut(key)
         .and_then(Value::as_array_mut)
         .into_iter()
@@ -221,7 +224,9 @@ fn job(obj: &mut Value, old: Option<&Value>) {
     let Some(spec) = map_mut(obj, &["spec"]) else {
         return;
     };
-    if spec.get("completions").is_none_or(Value::is_null) && spec.get("parallelism").is_none_or(Value::is_null) {
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null)
+    {
         spec.insert("completions".into(), json!(1));
     }
     default(spec, "parallelism", json!(1));
@@ -309,7 +314,11 @@ pub fn image_pull_policy(image: &str) -> &'static str {
 fn container(c: &mut Map<String, Value>, is_pod: bool) {
     default(c, "terminationMessagePath", json!("/dev/termination-log"));
     default(c, "terminationMessagePolicy", json!("File"));
-    let image = c.get("image").and_then(Value::as_str).unwrap_or_default().to_string();
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     default(c, "imagePullPolicy", json!(image_pull_policy(&image)));
     for port in maps_in(c, "ports") {
         default(port, "protocol", json!("TCP"));
@@ -363,7 +372,11 @@ fn service(spec: &mut Map<String, Value>, old: Option<&Value>) {
     default(spec, "type", json!("ClusterIP"));
     default(spec, "sessionAffinity", json!("None"));
     if spec["sessionAffinity"] == "ClientIP" {
-        default(spec, "sessionAffinityConfig", json!({"clientIP": {"timeoutSeconds": 10800}}));
+        default(
+            spec,
+            "sessionAffinityConfig",
+            json!({"clientIP": {"timeoutSeconds": 10800}}),
+        );
     }
     let type_ = spec["type"].as_str().unwrap_or_default().to_string();
     if type_ != "ExternalName" {
@@ -372,7 +385,8 @@ fn service(spec: &mut Map<String, Value>, old: Option<&Value>) {
         if let Some(ip) = spec.get("clusterIP").filter(|ip| ip.is_string()).cloned() {
             let old_ip = old.and_then(|o| o.pointer("/spec/clusterIP"));
             let old_ips = old.and_then(|o| o.pointer("/spec/clusterIPs"));
-            let ips_unchanged = spec.get("clusterIPs").is_none_or(Value::is_null) || spec.get("clusterIPs") == old_ips;
+            let ips_unchanged =
+                spec.get("clusterIPs").is_none_or(Value::is_null) || spec.get("clusterIPs") == old_ips;
             if ips_unchanged && old_ip != Some(&ip) {
                 spec.insert("clusterIPs".into(), json!([ip]));
             }
@@ -509,7 +523,8 @@ mod tests {
                 "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}],
             })
         );
-        let mut lb = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 443, "targetPort": "https"}]}});
+        let mut lb =
+            json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 443, "targetPort": "https"}]}});
         default_object(&ty("Service"), &mut lb, None);
         assert_eq!(lb["spec"]["externalTrafficPolicy"], "Cluster");
         assert_eq!(lb["spec"]["allocateLoadBalancerNodePorts"], true);
@@ -521,7 +536,10 @@ mod tests {
         assert!(ext["spec"].get("externalTrafficPolicy").is_none());
         let mut sticky = json!({"spec": {"sessionAffinity": "ClientIP"}});
         default_object(&ty("Service"), &mut sticky, None);
-        assert_eq!(sticky["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"], 10800);
+        assert_eq!(
+            sticky["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"],
+            10800
+        );
     }
 
     #[test]
@@ -542,8 +560,14 @@ mod tests {
             sts["spec"]["updateStrategy"],
             json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
         );
-        assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["spec"]["volumeMode"], "Filesystem");
-        assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["status"]["phase"], "Pending");
+        assert_eq!(
+            sts["spec"]["volumeClaimTemplates"][0]["spec"]["volumeMode"],
+            "Filesystem"
+        );
+        assert_eq!(
+            sts["spec"]["volumeClaimTemplates"][0]["status"]["phase"],
+            "Pending"
+        );
         assert_eq!(sts["spec"]["template"]["spec"]["dnsPolicy"], "ClusterFirst");
 
         let mut ds = json!({"spec": {"template": template(json!([]))}});
@@ -557,23 +581,33 @@ mod tests {
             "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "app:1"}]}}}});
         default_object(&ty("Job"), &mut job, None);
         let spec = &job["spec"];
-        assert_eq!((spec["completions"].clone(), spec["parallelism"].clone()), (json!(1), json!(1)));
+        assert_eq!(
+            (spec["completions"].clone(), spec["parallelism"].clone()),
+            (json!(1), json!(1))
+        );
         assert_eq!(spec["backoffLimit"], 6);
         assert_eq!(spec["completionMode"], "NonIndexed");
         assert_eq!(spec["podReplacementPolicy"], "TerminatingOrFailed");
-        assert_eq!(spec["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], "u-1");
+        assert_eq!(
+            spec["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            "u-1"
+        );
         assert_eq!(spec["template"]["metadata"]["labels"]["job-name"], "migrate");
         assert_eq!(spec["template"]["spec"]["restartPolicy"], "Never");
 
         let mut pod = json!({"spec": {"containers": [{"name": "a", "image": "a", "resources": {"limits": {"cpu": "1"}}}]}});
         default_object(&ty("Pod"), &mut pod, None);
         assert_eq!(pod["spec"]["enableServiceLinks"], true);
-        assert_eq!(pod["spec"]["containers"][0]["resources"]["requests"], json!({"cpu": "1"}));
+        assert_eq!(
+            pod["spec"]["containers"][0]["resources"]["requests"],
+            json!({"cpu": "1"})
+        );
     }
 
     #[test]
     fn bindings_and_crds() {
-        let mut rb = json!({"subjects": [{"kind": "User", "name": "a"}, {"kind": "ServiceAccount", "name": "b"}]});
+        let mut rb =
+            json!({"subjects": [{"kind": "User", "name": "a"}, {"kind": "ServiceAccount", "name": "b"}]});
         default_object(&ty("RoleBinding"), &mut rb, None);
         assert_eq!(rb["subjects"][0]["apiGroup"], "rbac.authorization.k8s.io");
         assert!(rb["subjects"][1].get("apiGroup").is_none());

@@ -118,6 +118,8 @@ mod strategy;
 mod util;
 mod validation;
 mod watch;
+#[cfg(test)]
+mod write_path_tests;
 
 use serde_json::{Value, json};
 use server::Shared;

@@ -52,7 +52,10 @@ fn not_supported(field: impl Into<String>, value: &Value, supported: &[&str]) ->
     (
         field.into(),
         NOT_SUPPORTED,
-        format!("Unsupported value: {value}: supported values: {}", listed.join(", ")),
+        format!(
+            "Unsupported value: {value}: supported values: {}",
+            listed.join(", ")
+        ),
     )
 }
 
@@ -171,7 +174,10 @@ fn workload(ty: &ResourceType, obj: &Value, old: Option<&Value>, path: &[&str], 
     }
     let spec = at(obj, path).and_then(Value::as_object);
     pod_spec(spec, &prefix, out);
-    let restart = spec.and_then(|s| s.get("restartPolicy")).cloned().unwrap_or(json!(""));
+    let restart = spec
+        .and_then(|s| s.get("restartPolicy"))
+        .cloned()
+        .unwrap_or(json!(""));
     let restart_field = format!("{prefix}.restartPolicy");
     match (ty.group.as_str(), kind) {
         ("apps", _) if restart != "Always" => out.push(not_supported(restart_field, &restart, &["Always"])),
@@ -183,7 +189,11 @@ fn workload(ty: &ResourceType, obj: &Value, old: Option<&Value>, path: &[&str], 
     let Some(old) = old else { return };
     let mut immutable = |field: &str, pointer: &str| {
         if old.pointer(pointer) != obj.pointer(pointer) {
-            out.push(invalid(field, obj.pointer(pointer).unwrap_or(&Value::Null), "field is immutable"));
+            out.push(invalid(
+                field,
+                obj.pointer(pointer).unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
         }
     };
     match (ty.group.as_str(), kind) {
@@ -231,7 +241,10 @@ fn selector_matches(obj: &Value, kind: &str, template_field: &str, out: &mut Vec
         .into_iter()
         .flatten()
         .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
-        && expressions.into_iter().flatten().all(|e| expression_matches(e, labels));
+        && expressions
+            .into_iter()
+            .flatten()
+            .all(|e| expression_matches(e, labels));
     if !selects {
         out.push(mismatch());
     }
@@ -319,7 +332,11 @@ fn service(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
             && before.first() != after.first()
             && type_ != "ExternalName"
         {
-            out.push(invalid("spec.clusterIPs[0]", &spec["clusterIPs"], "may not change once set"));
+            out.push(invalid(
+                "spec.clusterIPs[0]",
+                &spec["clusterIPs"],
+                "may not change once set",
+            ));
         }
     }
 }
@@ -330,7 +347,10 @@ mod tests {
     use crate::kinds::builtins;
 
     fn ty(kind: &str) -> ResourceType {
-        builtins().into_iter().find(|t| t.kind == kind).expect("built-in kind")
+        builtins()
+            .into_iter()
+            .find(|t| t.kind == kind)
+            .expect("built-in kind")
     }
 
     fn job_type() -> ResourceType {
@@ -358,7 +378,10 @@ mod tests {
     #[test]
     fn a_valid_deployment_passes() {
         assert_eq!(causes(&ty("Deployment"), &deployment(), None), vec![]);
-        assert_eq!(causes(&ty("Deployment"), &deployment(), Some(&deployment())), vec![]);
+        assert_eq!(
+            causes(&ty("Deployment"), &deployment(), Some(&deployment())),
+            vec![]
+        );
     }
 
     #[test]
@@ -397,7 +420,10 @@ mod tests {
                 ("spec.template.spec.containers[2].name", DUPLICATE),
             ]
         );
-        assert_eq!(c[2].2, "Invalid value: 70000: must be between 1 and 65535, inclusive");
+        assert_eq!(
+            c[2].2,
+            "Invalid value: 70000: must be between 1 and 65535, inclusive"
+        );
         d["spec"]["template"]["spec"]["containers"] = json!([]);
         assert_eq!(
             fields(&causes(&ty("Deployment"), &d, None)),
@@ -413,14 +439,18 @@ mod tests {
         let c = causes(&ty("Deployment"), &new, Some(&old));
         assert_eq!(
             fields(&c),
-            [("spec.template.metadata.labels", INVALID), ("spec.selector", INVALID)]
+            [
+                ("spec.template.metadata.labels", INVALID),
+                ("spec.selector", INVALID)
+            ]
         );
         assert_eq!(
             c[1].2,
             "Invalid value: {\"matchLabels\":{\"app\":\"web\",\"tier\":\"front\"}}: field is immutable"
         );
         let mut expr = deployment();
-        expr["spec"]["selector"] = json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]});
+        expr["spec"]["selector"] =
+            json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]});
         assert_eq!(causes(&ty("Deployment"), &expr, None), vec![]);
     }
 
@@ -461,7 +491,8 @@ mod tests {
             "ports": [{"port": 80, "targetPort": 8080}]}});
         assert_eq!(causes(&ty("Service"), &svc, None), vec![]);
         let mut bad = svc.clone();
-        bad["spec"]["ports"] = json!([{"port": 0, "targetPort": 70000}, {"name": "b", "port": 81, "targetPort": "http"}]);
+        bad["spec"]["ports"] =
+            json!([{"port": 0, "targetPort": 70000}, {"name": "b", "port": 81, "targetPort": "http"}]);
         let c = causes(&ty("Service"), &bad, None);
         assert_eq!(
             fields(&c),
@@ -471,10 +502,16 @@ mod tests {
                 ("spec.ports[0].targetPort", INVALID),
             ]
         );
-        assert_eq!(c[2].2, "Invalid value: 70000: must be between 1 and 65535, inclusive");
+        assert_eq!(
+            c[2].2,
+            "Invalid value: 70000: must be between 1 and 65535, inclusive"
+        );
         let mut none = svc.clone();
         none["spec"].as_object_mut().unwrap().remove("ports");
-        assert_eq!(fields(&causes(&ty("Service"), &none, None)), [("spec.ports", REQUIRED)]);
+        assert_eq!(
+            fields(&causes(&ty("Service"), &none, None)),
+            [("spec.ports", REQUIRED)]
+        );
         let mut moved = svc.clone();
         moved["spec"]["clusterIPs"] = json!(["10.100.0.9"]);
         let c = causes(&ty("Service"), &moved, Some(&svc));
@@ -488,18 +525,34 @@ mod tests {
         );
         let mut odd = svc.clone();
         odd["spec"]["type"] = json!("Internal");
-        assert_eq!(fields(&causes(&ty("Service"), &odd, None)), [("spec.type", NOT_SUPPORTED)]);
+        assert_eq!(
+            fields(&causes(&ty("Service"), &odd, None)),
+            [("spec.type", NOT_SUPPORTED)]
+        );
     }
 
     #[test]
     fn label_syntax() {
-        let cm = json!({"metadata": {"labels": {"ok": "a.b-c_d", "bad": "no spaces!", "-x": "", "a/b/c": "v"}}});
+        let cm =
+            json!({"metadata": {"labels": {"ok": "a.b-c_d", "bad": "no spaces!", "-x": "", "a/b/c": "v"}}});
         let c = causes(&ty("ConfigMap"), &cm, None);
         let messages: Vec<&str> = c.iter().map(|(_, _, m)| m.as_str()).collect();
         assert_eq!(c.len(), 3, "{messages:?}");
         assert!(c.iter().all(|(f, r, _)| f == "metadata.labels" && *r == INVALID));
-        assert!(messages.iter().any(|m| m.starts_with("Invalid value: \"no spaces!\": a valid label must")));
-        assert!(messages.iter().any(|m| m.starts_with("Invalid value: \"-x\": name part must consist")));
-        assert!(messages.iter().any(|m| m.starts_with("Invalid value: \"a/b/c\": prefix part")));
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("Invalid value: \"no spaces!\": a valid label must"))
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("Invalid value: \"-x\": name part must consist"))
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.starts_with("Invalid value: \"a/b/c\": prefix part"))
+        );
     }
 }
