@@ -14,6 +14,7 @@ mod fake_protobuf;
 mod faults;
 mod helm_release;
 mod in_cluster;
+mod kube_dry_run;
 mod kube_kinds;
 mod kubeconfig;
 mod kubectl_conformance;

@@ -100,6 +100,27 @@
 //! common kinds (NAME, AGE elsewhere) and a CRD's
 //! `additionalPrinterColumns` for custom resources, watches included.
 //!
+//! **Defaults and validation** (`strategy.rs`, `defaults.rs`,
+//! `validation.rs`): every create, update and patch (server-side apply
+//! included, dry run or not) fills in the defaults the real server adds
+//! to built-in kinds (Deployment replicas, strategy, revisionHistoryLimit
+//! and progressDeadlineSeconds; pod templates' restartPolicy, dnsPolicy,
+//! schedulerName, terminationGracePeriodSeconds, securityContext;
+//! containers' imagePullPolicy, terminationMessagePath/Policy, port
+//! protocol, probe timings; Service type, sessionAffinity, IP families,
+//! traffic policies, cluster IP and node ports, port protocol and
+//! targetPort; Secret type; StatefulSet, DaemonSet, Job, CronJob, Pod,
+//! PVC and RBAC subject defaults for when those kinds are served), then
+//! rejects what the real server rejects with its 422 Invalid `Status`
+//! (field paths in `details.causes`): object names, label syntax,
+//! missing or non-matching selectors, containers without name or image,
+//! ports outside 1-65535, Service ports and types, restart policies,
+//! immutable selectors, Job templates and Service cluster IPs, CRD names
+//! and storage versions. So a dry run answers what the server would store.
+//! Not defaulted or validated: quantities (not canonicalized), admission
+//! plugins' additions, probes, volumes, env names, most enum values, and
+//! anything of kinds not listed in those files.
+//!
 //! **Errors** (`status.rs`) are real `Status` objects, so kube-rs returns
 //! `kube::Error::Api` with the real code, reason and wording.
 //!
@@ -121,9 +142,10 @@
 //! rollout status` and `kubectl delete --wait` work.
 //!
 //! **Not there**: authentication and authorization (everything is allowed),
-//! admission webhooks, schema validation and pruning of custom resources
-//! (and `fieldValidation` is not enforced), conversion between CRD versions
-//! (one stored object is served under every version), most defaulting,
+//! admission webhooks and admission plugins, schema validation, pruning
+//! and defaulting of custom resources (and `fieldValidation` is not
+//! enforced), conversion between CRD versions (one stored object is served
+//! under every version), the defaults and checks listed above as not done,
 //! controllers for Pods, ReplicaSets, StatefulSets, Jobs and the other
 //! workloads (they are stored, never run), every kind not listed above,
 //! `/scale` and other subresources, YAML request bodies, Protobuf (and YAML)
@@ -139,6 +161,7 @@
 mod api;
 mod apply;
 mod controllers;
+mod defaults;
 mod discovery;
 mod json_patch;
 mod kinds;
@@ -152,7 +175,10 @@ mod strategic_merge;
 mod strategy;
 mod table;
 mod util;
+mod validation;
 mod watch;
+#[cfg(test)]
+mod write_path_tests;
 
 use serde_json::{Value, json};
 use server::Shared;
