@@ -647,4 +647,73 @@ mod tests {
         assert_eq!(d[0].ty, VarType::String);
         assert!(d[0].ty_declared);
     }
+
+    /// Loads `text` as a stack with `--var` values; the error messages.
+    fn load_errors(text: &str, vars: &[(&str, &str)]) -> String {
+        let options = crate::config::LoadOptions {
+            vars: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        match crate::config::load_str(std::path::Path::new("s.toml"), text.to_string(), &options) {
+            Ok(_) => String::new(),
+            Err(e) => e.messages(),
+        }
+    }
+
+    const STACK: &str = "[stack]\nname = \"s\"\nregion = \"r\"\n\n[vars.weight]\ndefault = 0\ntype = \"integer\"\nmin = 0\nmax = 100\n\n[vars]\nflag = false\n\n[resource.vpc]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.0.0.0/16\"\ntags = { w = \"w${var.weight}\", f = \"f${var.flag}\" }\n";
+
+    #[test]
+    fn var_values_are_checked_at_load_and_located_at_the_declaration() {
+        assert_eq!(load_errors(STACK, &[("weight", "100")]), "");
+        assert_eq!(
+            load_errors(STACK, &[("weight", "150")]),
+            "s.toml:5:7: --var weight=150: 150 is out of range: `weight` must be an integer from 0 to 100"
+        );
+        assert_eq!(
+            load_errors(STACK, &[("weight", "half")]),
+            "s.toml:7:8: --var weight=half: expected an integer: `weight` is declared `type = \"integer\"`"
+        );
+        // A plain default's type is the default's, as before.
+        assert_eq!(
+            load_errors(STACK, &[("flag", "yes")]),
+            "s.toml:12:8: --var flag=yes: expected true or false, like this variable's default"
+        );
+        // A bad default is located at the default and reported once, not
+        // again where the variable is used.
+        let bad = STACK.replace("default = 0", "default = -5");
+        assert_eq!(
+            load_errors(&bad, &[]),
+            "s.toml:6:11: default of `weight`: -5 is out of range: `weight` must be an integer from 0 to 100"
+        );
+    }
+
+    #[test]
+    fn a_required_variable_must_be_given() {
+        let text = STACK.replace("default = 0\n", "");
+        assert_eq!(
+            load_errors(&text, &[]),
+            "s.toml:5:7: variable `weight` (integer) has no default and was not given"
+        );
+        assert_eq!(load_errors(&text, &[("weight", "7")]), "");
+    }
+
+    #[test]
+    fn an_includer_default_meets_the_included_bounds() {
+        let dir = std::env::temp_dir().join(format!("meshform-vars-inc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("base.toml"), STACK).unwrap();
+        let top = "[stack]\nname = \"top\"\nregion = \"r\"\ninclude = [\"base.toml\"]\n\n[vars]\nweight = 101\n";
+        std::fs::write(dir.join("top.toml"), top).unwrap();
+        let err = crate::config::load(&dir.join("top.toml"), &Default::default())
+            .unwrap_err()
+            .messages();
+        assert!(
+            err.contains("top.toml:7:10: default of `weight`: 101 is out of range: `weight` must be an integer from 0 to 100"),
+            "{err}"
+        );
+        std::fs::write(dir.join("top.toml"), top.replace("101", "60")).unwrap();
+        let stack = crate::config::load(&dir.join("top.toml"), &Default::default()).unwrap();
+        assert_eq!(stack.vars["weight"], json!(60));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
