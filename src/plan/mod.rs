@@ -5,7 +5,10 @@ mod diff;
 pub mod eval;
 mod model;
 mod order;
+pub mod partial;
 mod render;
+#[cfg(test)]
+mod partial_tests;
 #[cfg(test)]
 mod tests;
 
