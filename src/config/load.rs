@@ -427,8 +427,10 @@ impl Loader<'_> {
     fn vars_section(&mut self, value: &Spanned<DeValue<'_>>) {
         let Some(table) = value.get_ref().as_table() else {
             let span = self.span(value.span());
-            self.diags
-                .at(&span, "`vars` must be a table of variable defaults and declarations");
+            self.diags.at(
+                &span,
+                "`vars` must be a table of variable defaults and declarations",
+            );
             return;
         };
         for (k, v) in table.iter() {
@@ -457,7 +459,11 @@ impl Loader<'_> {
                 Err(why) => {
                     let mut error = Located::at(at, format!("default of `{}`: {why}", decl.name));
                     if at.range != decl.span.range || !Arc::ptr_eq(&at.file, &decl.span.file) {
-                        error = error.with_help(format!("`{}` is declared at {}", decl.name, decl.span.location()));
+                        error = error.with_help(format!(
+                            "`{}` is declared at {}",
+                            decl.name,
+                            decl.span.location()
+                        ));
                     }
                     self.diags.push(at.range.start, error);
                 }
@@ -529,7 +535,10 @@ impl Loader<'_> {
             if decl.default.is_none() && !options.vars.iter().any(|(n, _)| n == &decl.name) {
                 self.diags.at_with_help(
                     &decl.span,
-                    format!("variable `{}` ({}) has no default and was not given", decl.name, decl.ty),
+                    format!(
+                        "variable `{}` ({}) has no default and was not given",
+                        decl.name, decl.ty
+                    ),
                     format!("give it with --var {}=VALUE", decl.name),
                 );
             }

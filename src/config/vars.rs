@@ -124,7 +124,11 @@ impl VarType {
                 let wanted = || format!("{}, written as a TOML array like [\"a\", \"b\"]", self.expected());
                 let parsed = DeValue::parse(raw).map_err(|_| wanted())?;
                 let value = de_value(parsed.get_ref()).map_err(|_| wanted())?;
-                if self.holds(&value) { Ok(value) } else { Err(wanted()) }
+                if self.holds(&value) {
+                    Ok(value)
+                } else {
+                    Err(wanted())
+                }
             }
         }
     }
@@ -184,7 +188,12 @@ impl VarDecl {
             (None, None) => {}
         }
         if !self.allowed.is_empty() {
-            let list = self.allowed.iter().map(Value::to_string).collect::<Vec<_>>().join(", ");
+            let list = self
+                .allowed
+                .iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
             match self.ty {
                 VarType::List(_) => out.push_str(&format!(" each one of {list}")),
                 _ => out = format!("one of {list}"),
@@ -214,7 +223,11 @@ impl VarDecl {
                 .is_some_and(|n| self.min.is_some_and(|lo| n < lo) || self.max.is_some_and(|hi| n > hi));
             let not_allowed = !self.allowed.is_empty() && !self.allowed.contains(item);
             if out_of_range || not_allowed {
-                let what = if out_of_range { "out of range" } else { "not allowed" };
+                let what = if out_of_range {
+                    "out of range"
+                } else {
+                    "not allowed"
+                };
                 return Err(format!(
                     "{item} is {what}: `{}` must be {}",
                     self.name,
@@ -238,7 +251,9 @@ pub fn de_value(v: &DeValue<'_>) -> Result<Value, String> {
         DeValue::Array(items) => items
             .iter()
             .map(|i| match i.get_ref() {
-                DeValue::Array(_) | DeValue::Table(_) => Err("a list may hold only strings, integers or booleans".to_string()),
+                DeValue::Array(_) | DeValue::Table(_) => {
+                    Err("a list may hold only strings, integers or booleans".to_string())
+                }
                 other => de_value(other),
             })
             .collect::<Result<Vec<_>, _>>()
@@ -334,7 +349,10 @@ pub fn declare(
                     ok = false;
                 }
                 None => {
-                    diags.at(&vspan, format!("`type` of `{name}` is written as a string, like \"integer\""));
+                    diags.at(
+                        &vspan,
+                        format!("`type` of `{name}` is written as a string, like \"integer\""),
+                    );
                     ok = false;
                 }
             },
@@ -350,7 +368,10 @@ pub fn declare(
                 other => {
                     diags.at(
                         &vspan,
-                        format!("`{field}` of `{name}` must be an integer, found {}", other.type_str()),
+                        format!(
+                            "`{field}` of `{name}` must be an integer, found {}",
+                            other.type_str()
+                        ),
                     );
                     ok = false;
                 }
@@ -359,7 +380,10 @@ pub fn declare(
                 DeValue::Array(_) => match de_value(v.get_ref()) {
                     Ok(Value::Array(items)) if !items.is_empty() => allowed = Some((items, vspan)),
                     Ok(_) => {
-                        diags.at(&vspan, format!("`allowed` of `{name}` is empty: no value could be given"));
+                        diags.at(
+                            &vspan,
+                            format!("`allowed` of `{name}` is empty: no value could be given"),
+                        );
                         ok = false;
                     }
                     Err(m) => {
@@ -370,7 +394,10 @@ pub fn declare(
                 other => {
                     diags.at(
                         &vspan,
-                        format!("`allowed` of `{name}` must be a list of values, found {}", other.type_str()),
+                        format!(
+                            "`allowed` of `{name}` must be a list of values, found {}",
+                            other.type_str()
+                        ),
                     );
                     ok = false;
                 }
@@ -388,7 +415,11 @@ pub fn declare(
                     || format!("a variable declaration has {}", DECL_KEYS.join(", ")),
                     |s| format!("did you mean `{s}`?"),
                 );
-                diags.at_with_help(&kspan, format!("unknown key `{other}` in variable `{name}`"), help);
+                diags.at_with_help(
+                    &kspan,
+                    format!("unknown key `{other}` in variable `{name}`"),
+                    help,
+                );
                 ok = false;
             }
         }
@@ -405,7 +436,10 @@ pub fn declare(
                 (None, Some((v, s))) => match VarType::of(v) {
                     Some(t) => (t, s.clone(), false),
                     None => {
-                        diags.at(s, format!("default of `{name}`: a list must hold items of one type"));
+                        diags.at(
+                            s,
+                            format!("default of `{name}`: a list must hold items of one type"),
+                        );
                         return None;
                     }
                 },
@@ -475,7 +509,10 @@ pub fn declare(
         && lo > hi
     {
         let at = max.as_ref().or(min.as_ref()).map_or(&decl.span, |(_, s)| s);
-        diags.at(at, format!("`{name}` has min {lo} above max {hi}: no value could be given"));
+        diags.at(
+            at,
+            format!("`{name}` has min {lo} above max {hi}: no value could be given"),
+        );
         ok = false;
     }
     if let Some((items, s)) = &allowed {
@@ -484,7 +521,13 @@ pub fn declare(
             t => t.clone(),
         };
         if let Some(bad) = items.iter().find(|i| !item_ty.holds(i)) {
-            diags.at(s, format!("`allowed` of `{name}` holds {bad}, which is not {}", item_ty.expected()));
+            diags.at(
+                s,
+                format!(
+                    "`allowed` of `{name}` holds {bad}, which is not {}",
+                    item_ty.expected()
+                ),
+            );
             ok = false;
         }
     }
@@ -616,12 +659,27 @@ mod tests {
         let text = "[vars]\na = { type = \"float\" }\nb = { default = \"x\", min = 1 }\nc = { default = 5, min = 9, max = 2 }\nd = { defualt = 1 }\ne = { description = \"no type\" }\nf = { type = \"integer\", allowed = [1, \"two\"] }\n";
         let (d, m) = declare_all(&[text]);
         assert!(d.is_empty(), "{d:?}");
-        assert!(m.contains("v.toml:2:14: unknown type `float` for variable `a`"), "{m}");
-        assert!(m.contains("v.toml:3:28: `min` applies to integers; `b` is string"), "{m}");
+        assert!(
+            m.contains("v.toml:2:14: unknown type `float` for variable `a`"),
+            "{m}"
+        );
+        assert!(
+            m.contains("v.toml:3:28: `min` applies to integers; `b` is string"),
+            "{m}"
+        );
         assert!(m.contains("v.toml:4:35: `c` has min 9 above max 2"), "{m}");
-        assert!(m.contains("v.toml:5:7: unknown key `defualt` in variable `d`"), "{m}");
-        assert!(m.contains("v.toml:6:1: variable `e` has neither a `type` nor a `default`"), "{m}");
-        assert!(m.contains("v.toml:7:35: `allowed` of `f` holds \"two\", which is not an integer"), "{m}");
+        assert!(
+            m.contains("v.toml:5:7: unknown key `defualt` in variable `d`"),
+            "{m}"
+        );
+        assert!(
+            m.contains("v.toml:6:1: variable `e` has neither a `type` nor a `default`"),
+            "{m}"
+        );
+        assert!(
+            m.contains("v.toml:7:35: `allowed` of `f` holds \"two\", which is not an integer"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -632,11 +690,22 @@ mod tests {
         assert_eq!(m, "");
         assert_eq!(d[0].default, Some(json!(50)));
         assert_eq!((d[0].min, d[0].max), (Some(0), Some(100)));
-        assert_eq!(d[0].span.location(), "v.toml:1:7", "still declared where the range is");
+        assert_eq!(
+            d[0].span.location(),
+            "v.toml:1:7",
+            "still declared where the range is"
+        );
         // A table redeclaration replaces what it gives.
         let (d, _) = declare_all(&[base, "[vars.w]\nmax = 10\n"]);
-        assert_eq!((d[0].min, d[0].max, d[0].default.clone()), (Some(0), Some(10), Some(json!(0))));
-        assert_eq!(d[0].span.location(), "w.toml:1:7", "declared where the range was last set");
+        assert_eq!(
+            (d[0].min, d[0].max, d[0].default.clone()),
+            (Some(0), Some(10), Some(json!(0)))
+        );
+        assert_eq!(
+            d[0].span.location(),
+            "w.toml:1:7",
+            "declared where the range was last set"
+        );
     }
 
     #[test]
@@ -702,7 +771,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("base.toml"), STACK).unwrap();
-        let top = "[stack]\nname = \"top\"\nregion = \"r\"\ninclude = [\"base.toml\"]\n\n[vars]\nweight = 101\n";
+        let top =
+            "[stack]\nname = \"top\"\nregion = \"r\"\ninclude = [\"base.toml\"]\n\n[vars]\nweight = 101\n";
         std::fs::write(dir.join("top.toml"), top).unwrap();
         let err = crate::config::load(&dir.join("top.toml"), &Default::default())
             .unwrap_err()

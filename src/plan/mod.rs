@@ -6,9 +6,9 @@ pub mod eval;
 mod model;
 mod order;
 pub mod partial;
-mod render;
 #[cfg(test)]
 mod partial_tests;
+mod render;
 #[cfg(test)]
 mod tests;
 

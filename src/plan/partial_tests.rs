@@ -99,7 +99,10 @@ fn a_created_manifest_shows_its_objects_and_only_the_image_unknown() {
     let partial = c.after_partial.as_ref().expect("a partial value");
     assert_eq!(partial.pointer(IMAGE), Some(&Value::Null));
     assert_eq!(partial[0]["kind"], "Deployment");
-    assert_eq!(partial[0]["spec"]["template"]["spec"]["containers"][0]["name"], "app");
+    assert_eq!(
+        partial[0]["spec"]["template"]["spec"]["containers"][0]["name"],
+        "app"
+    );
     assert_eq!(partial[1]["kind"], "Service");
     assert_eq!(partial[1]["spec"]["ports"][0]["port"], 80);
 
@@ -140,11 +143,15 @@ fn a_created_manifest_shows_its_objects_and_only_the_image_unknown() {
         .collect();
     assert_eq!(unknown.len(), 1, "{text}");
     assert!(
-        unknown[0].trim_start().starts_with("yaml[0].spec.template.spec.containers[0].image "),
+        unknown[0]
+            .trim_start()
+            .starts_with("yaml[0].spec.template.spec.containers[0].image "),
         "{text}"
     );
     assert!(
-        app_lines.iter().any(|l| l.trim_start().starts_with("yaml ") && l.contains("Deployment")),
+        app_lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("yaml ") && l.contains("Deployment")),
         "{text}"
     );
 }
@@ -230,5 +237,8 @@ fn plans_without_the_partial_fields_still_read() {
     assert!(c.after_partial.is_none() && c.after_unknown_paths.is_empty());
     // ...and a plan without partial values serialises as before.
     let text = serde_json::to_string(&c).unwrap();
-    assert!(!text.contains("after_partial") && !text.contains("after_unknown_paths"), "{text}");
+    assert!(
+        !text.contains("after_partial") && !text.contains("after_unknown_paths"),
+        "{text}"
+    );
 }

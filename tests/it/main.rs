@@ -26,3 +26,4 @@ mod state_cmd;
 mod support;
 mod unreachable;
 mod validation;
+mod walkthrough_manifests;
