@@ -170,7 +170,7 @@ pub struct AttrChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_partial: Option<Value>,
     /// The unknown parts of `after_partial`, as JSON Pointers (RFC 6901)
-    /// into it, in document order.
+    /// into it, in the order they appear in it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after_unknown_paths: Vec<String>,
 }

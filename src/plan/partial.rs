@@ -31,7 +31,7 @@ pub struct Partial {
     /// The value in its canonical form, with each unknown leaf `null`.
     pub value: Value,
     /// The unknown leaves, as JSON Pointers (RFC 6901) into `value`, in
-    /// document order.
+    /// the order they appear in it.
     pub unknown: Vec<String>,
 }
 
