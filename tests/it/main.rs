@@ -30,3 +30,4 @@ mod state_cmd;
 mod support;
 mod unreachable;
 mod validation;
+mod walkthrough_manifests;
