@@ -20,7 +20,7 @@ fn request(method: &str, path: &str, query: &str, content_type: &str, body: &Val
 
 fn send(state: &mut State, req: ApiRequest) -> (u16, Value) {
     match handle(state, &req, "127.0.0.1:1") {
-        ApiResponse::Json(code, v) => (code, v),
+        ApiResponse::Json(code, v) | ApiResponse::Typed(code, _, v) => (code, v),
         ApiResponse::Watch(_) => panic!("not a watch"),
     }
 }
