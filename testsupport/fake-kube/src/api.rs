@@ -219,7 +219,8 @@ fn list(
     ty: &ResourceType,
     namespace: Option<&str>,
 ) -> Result<ApiResponse, ApiError> {
-    let selector = Selector::parse(
+    let selector = Selector::for_type(
+        ty,
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
@@ -292,7 +293,8 @@ fn watch_spec(
     namespace: Option<String>,
     format: discovery::Format,
 ) -> Result<ApiResponse, ApiError> {
-    let selector = Selector::parse(
+    let selector = Selector::for_type(
+        &ty,
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
@@ -727,7 +729,8 @@ fn delete_collection(
     ty: &ResourceType,
     namespace: Option<&str>,
 ) -> Result<ApiResponse, ApiError> {
-    let selector = Selector::parse(
+    let selector = Selector::for_type(
+        ty,
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
