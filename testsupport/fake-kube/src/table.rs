@@ -80,6 +80,11 @@ fn int(v: &Value, path: &str) -> i64 {
     v.pointer(path).and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// `spec.replicas`, which the real server defaults to 1.
+fn replicas(v: &Value) -> i64 {
+    v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+}
+
 fn len(v: &Value, path: &str) -> usize {
     match v.pointer(path) {
         Some(Value::Object(m)) => m.len(),
@@ -269,7 +274,7 @@ fn builtin_columns(ty: &ResourceType) -> Vec<Column> {
                 json!(format!(
                     "{}/{}",
                     int(v, "/status/readyReplicas"),
-                    int(v, "/spec/replicas")
+                    replicas(v)
                 ))
             }));
             cols.push(f("Up-to-date", "integer", 0, |v| {
@@ -283,11 +288,11 @@ fn builtin_columns(ty: &ResourceType) -> Vec<Column> {
             json!(format!(
                 "{}/{}",
                 int(v, "/status/readyReplicas"),
-                int(v, "/spec/replicas")
+                replicas(v)
             ))
         })),
         ("apps", "ReplicaSet") => {
-            cols.push(f("Desired", "integer", 0, |v| json!(int(v, "/spec/replicas"))));
+            cols.push(f("Desired", "integer", 0, |v| json!(replicas(v))));
             cols.push(f("Current", "integer", 0, |v| json!(int(v, "/status/replicas"))));
             cols.push(f("Ready", "integer", 0, |v| {
                 json!(int(v, "/status/readyReplicas"))
