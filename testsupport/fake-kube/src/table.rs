@@ -271,11 +271,7 @@ fn builtin_columns(ty: &ResourceType) -> Vec<Column> {
         }
         ("apps", "Deployment") => {
             cols.push(f("Ready", "string", 0, |v| {
-                json!(format!(
-                    "{}/{}",
-                    int(v, "/status/readyReplicas"),
-                    replicas(v)
-                ))
+                json!(format!("{}/{}", int(v, "/status/readyReplicas"), replicas(v)))
             }));
             cols.push(f("Up-to-date", "integer", 0, |v| {
                 json!(int(v, "/status/updatedReplicas"))
@@ -285,11 +281,7 @@ fn builtin_columns(ty: &ResourceType) -> Vec<Column> {
             }));
         }
         ("apps", "StatefulSet") => cols.push(f("Ready", "string", 0, |v| {
-            json!(format!(
-                "{}/{}",
-                int(v, "/status/readyReplicas"),
-                replicas(v)
-            ))
+            json!(format!("{}/{}", int(v, "/status/readyReplicas"), replicas(v)))
         })),
         ("apps", "ReplicaSet") => {
             cols.push(f("Desired", "integer", 0, |v| json!(replicas(v))));
