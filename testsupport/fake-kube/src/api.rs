@@ -671,6 +671,13 @@ fn merge_patch(
     } else {
         apply::merge_patch(&mut obj, &patch);
     }
+    if !obj.is_object() || !obj["metadata"].is_object() {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "the patched object is not an object with metadata",
+        ));
+    }
     // managedFields a JSON patch rewrites (kubectl moving ownership from
     // client-side to server-side apply) replace the stored ones, and the
     // write is then not recorded on top, as on the real server.
