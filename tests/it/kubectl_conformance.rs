@@ -837,3 +837,55 @@ fn server_side_apply_takes_over_a_client_side_applied_object() {
         .unwrap();
     assert_eq!(stored["data"]["k"], "w");
 }
+
+#[test]
+fn describe_and_get_events_select_events_by_their_object() {
+    let c = Cluster::start("events");
+    c.apply_yaml("web.yaml", DEPLOYMENT_V1, &[]);
+    let dep = c
+        .kube
+        .object("apps/v1", "deployments", Some("default"), "web")
+        .unwrap();
+    let uid = dep["metadata"]["uid"].as_str().unwrap();
+    let event = |name: &str, object: &str, uid: &str| {
+        format!(
+            "apiVersion: v1\nkind: Event\nmetadata: {{name: {name}}}\ninvolvedObject: {{apiVersion: apps/v1, kind: Deployment, name: {object}, namespace: default, uid: {uid}}}\nreason: ScalingReplicaSet\nmessage: Scaled up {object}\ntype: Normal\nsource: {{component: deployment-controller}}\n"
+        )
+    };
+    c.apply_yaml(
+        "events.yaml",
+        &[event("e1", "web", uid), event("e2", "other", "0000")].join("---\n"),
+        &[],
+    );
+    assert_eq!(c.kube.objects("events").len(), 2);
+
+    let out = c.ok(&["get", "events", "--field-selector", "involvedObject.name=web"]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]);
+    assert_eq!(out.lines().count(), 2, "only web's event:\n{out}");
+    assert!(
+        out.contains("deployment/web") && out.contains("Scaled up web"),
+        "{out}"
+    );
+
+    let described = c.ok(&["describe", "deployment", "web"]);
+    assert!(described.contains("ScalingReplicaSet"), "{described}");
+    assert!(!described.contains("Scaled up other"), "{described}");
+    let events_query = c
+        .kube
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == "/api/v1/namespaces/default/events")
+        .unwrap();
+    assert!(
+        events_query.query.contains("involvedObject.uid"),
+        "{}",
+        events_query.query
+    );
+    assert_eq!(events_query.status, 200);
+
+    // A field a kind does not have is refused, as on a cluster.
+    let refused = c.run(&["get", "configmaps", "--field-selector", "status.phase=x"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("field label not supported"));
+}

@@ -228,7 +228,8 @@ fn list(
     ty: &ResourceType,
     namespace: Option<&str>,
 ) -> Result<ApiResponse, ApiError> {
-    let selector = Selector::parse(
+    let selector = Selector::for_type(
+        ty,
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
@@ -301,7 +302,8 @@ fn watch_spec(
     namespace: Option<String>,
     format: discovery::Format,
 ) -> Result<ApiResponse, ApiError> {
-    let selector = Selector::parse(
+    let selector = Selector::for_type(
+        &ty,
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
@@ -678,6 +680,13 @@ fn merge_patch(
     } else {
         apply::merge_patch(&mut obj, &patch);
     }
+    if !obj.is_object() || !obj["metadata"].is_object() {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "the patched object is not an object with metadata",
+        ));
+    }
     // managedFields a JSON patch rewrites (kubectl moving ownership from
     // client-side to server-side apply) replace the stored ones, and the
     // write is then not recorded on top, as on the real server.
@@ -739,7 +748,8 @@ fn delete_collection(
     ty: &ResourceType,
     namespace: Option<&str>,
 ) -> Result<ApiResponse, ApiError> {
-    let selector = Selector::parse(
+    let selector = Selector::for_type(
+        ty,
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;

@@ -26,8 +26,8 @@
 //! answer as the real server does, and `/api` and `/apis` answer in the
 //! aggregated form (apidiscovery.k8s.io v2 or v2beta1, with the exact
 //! `Content-Type` client-go checks) when `Accept` asks for it; an `Accept`
-//! naming only encodings the fake does not produce (protobuf, YAML, CBOR,
-//! tables) is 406. So kubectl, Helm and kube-rs (`Discovery::run()`,
+//! naming only encodings the fake does not produce (protobuf, YAML, CBOR;
+//! tables other than on reads of resources) is 406. So kubectl, Helm and kube-rs (`Discovery::run()`,
 //! `run_aggregated()`) discover what is served.
 //!
 //! **OpenAPI** (`openapi.rs`): `/openapi/v3` (index with `?hash=` URLs) and
@@ -42,7 +42,8 @@
 //!
 //! **Objects** (`api.rs`, `store.rs`, `strategy.rs`): GET; LIST (kind
 //! `XList`, `metadata.resourceVersion`, `labelSelector` and `fieldSelector`
-//! as in `selectors.rs`, `limit`/`continue` paging, where a later page sees
+//! as in `selectors.rs`, including each kind's own selectable fields such
+//! as an Event's `involvedObject.*`, `limit`/`continue` paging, where a later page sees
 //! the current state rather than a snapshot); POST (201; 409 AlreadyExists;
 //! 404 when the namespace is missing, 403 when it is terminating; 422
 //! Invalid without a name; `generateName`); PUT (409 Conflict on a stale
@@ -58,24 +59,23 @@
 //! custom resources, as the real server does) and with
 //! `application/json-patch+json` (RFC 6902, `json_patch.rs`; managedFields
 //! it rewrites replace the stored ones, as kubectl's move from client-side
-//! to server-side apply needs). DELETE (200 with, as the real server answers, a `Status` of
-//! `Success` naming the object, or the object itself for Services,
-//! ServiceAccounts and Pods; for an object with finalizers, `deletionTimestamp` is
-//! set and it stays, 200 with the object, until an update empties its
-//! finalizers, at which point it is removed; 404 when missing;
+//! to server-side apply needs). DELETE (200 with, as the real server
+//! answers, a `Status` of `Success` naming the object, or the object
+//! itself for Services, ServiceAccounts and Pods; for an object with
+//! finalizers, `deletionTimestamp` is set and it stays, 200 with the
+//! object, until an update empties its finalizers, at which point it is removed; 404 when missing;
 //! preconditions honoured; `propagationPolicy` ignored: there is no garbage
 //! collector) and DELETE on a collection. `/status` subresources for the
 //! kinds that have one (as listed in discovery, and custom resources that
-//! declare it): writes to the main resource keep the stored
-//! status, writes to `/status` change only it.
+//! declare it): writes to the main resource keep the stored status,
+//! writes to `/status` change only it.
 //!
 //! Every change gets the next value of one global counter as its
 //! `resourceVersion` (a string of an integer); a write that changes nothing
 //! is not a change (no new resourceVersion, no event), as with the real
 //! server. Objects get `uid` and `creationTimestamp`; `generation` is kept
 //! where the real server keeps it (workloads, CRDs, policies, webhook
-//! configurations, Ingresses, custom resources) and
-//! bumped when anything outside metadata and status changes (or deletion
+//! configurations, Ingresses, custom resources) and bumped when anything outside metadata and status changes (or deletion
 //! begins). `dryRun=All` on POST/PUT/PATCH/DELETE returns the result
 //! without storing it or emitting an event (the request log still records
 //! it, with `dry_run: true`). List items of built-in kinds omit `kind` and

@@ -4,7 +4,7 @@
 //! them, so `kubectl get` shows the columns it shows against a cluster.
 //!
 //! Columns: the real ones for Namespace, ConfigMap, Secret, Service, Pod,
-//! Deployment, StatefulSet, ReplicaSet, DaemonSet, Job and CRD (the cells
+//! Event, Deployment, StatefulSet, ReplicaSet, DaemonSet, Job and CRD (the cells
 //! the fake can fill; e.g. a Pod's restarts are those in its status); for
 //! custom resources the CRD version's `additionalPrinterColumns` (simple
 //! `.a.b` JSON paths); NAME and AGE for every other kind. Each row's
@@ -78,6 +78,11 @@ fn age_col() -> Column {
 
 fn int(v: &Value, path: &str) -> i64 {
     v.pointer(path).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// `spec.replicas`, which the real server defaults to 1.
+fn replicas(v: &Value) -> i64 {
+    v.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
 }
 
 fn len(v: &Value, path: &str) -> usize {
@@ -185,11 +190,54 @@ fn job_status(v: &Value) -> Value {
     })
 }
 
+/// When an Event was last seen: `lastTimestamp`, else `eventTime`, else
+/// its creation.
+fn event_last_seen(v: &Value) -> Value {
+    let ts = ["/lastTimestamp", "/eventTime", "/metadata/creationTimestamp"]
+        .iter()
+        .find_map(|p| v.pointer(p).and_then(Value::as_str));
+    json!(ts.map(human_age).unwrap_or_else(|| "<unknown>".into()))
+}
+
+/// The Event printer's columns (the name only in wide output).
+fn event_columns() -> Vec<Column> {
+    let f =
+        |name: &str, priority: i64, cell: fn(&Value) -> Value| col(name, "string", priority, Cell::Fn(cell));
+    vec![
+        f("Last Seen", 0, event_last_seen),
+        f("Type", 0, |v| json!(str_at(v, &["type"]).unwrap_or_default())),
+        f("Reason", 0, |v| json!(str_at(v, &["reason"]).unwrap_or_default())),
+        f("Object", 0, |v| {
+            let kind = str_at(v, &["involvedObject", "kind"])
+                .unwrap_or_default()
+                .to_lowercase();
+            json!(format!(
+                "{kind}/{}",
+                str_at(v, &["involvedObject", "name"]).unwrap_or_default()
+            ))
+        }),
+        f("Source", 1, |v| {
+            json!(str_at(v, &["source", "component"]).unwrap_or_default())
+        }),
+        f("Message", 0, |v| {
+            json!(str_at(v, &["message"]).unwrap_or_default())
+        }),
+        f("Count", 1, |v| json!(v["count"].as_i64().unwrap_or(1))),
+        Column {
+            priority: 1,
+            ..name_col()
+        },
+    ]
+}
+
 /// The built-in printers' columns.
 fn builtin_columns(ty: &ResourceType) -> Vec<Column> {
     let f = |name: &str, type_: &'static str, priority: i64, cell: fn(&Value) -> Value| {
         col(name, type_, priority, Cell::Fn(cell))
     };
+    if (ty.group.as_str(), ty.kind.as_str()) == ("", "Event") {
+        return event_columns();
+    }
     let mut cols = vec![name_col()];
     match (ty.group.as_str(), ty.kind.as_str()) {
         ("", "Namespace") => cols.push(f("Status", "string", 0, |v| {
@@ -223,11 +271,7 @@ fn builtin_columns(ty: &ResourceType) -> Vec<Column> {
         }
         ("apps", "Deployment") => {
             cols.push(f("Ready", "string", 0, |v| {
-                json!(format!(
-                    "{}/{}",
-                    int(v, "/status/readyReplicas"),
-                    int(v, "/spec/replicas")
-                ))
+                json!(format!("{}/{}", int(v, "/status/readyReplicas"), replicas(v)))
             }));
             cols.push(f("Up-to-date", "integer", 0, |v| {
                 json!(int(v, "/status/updatedReplicas"))
@@ -237,14 +281,10 @@ fn builtin_columns(ty: &ResourceType) -> Vec<Column> {
             }));
         }
         ("apps", "StatefulSet") => cols.push(f("Ready", "string", 0, |v| {
-            json!(format!(
-                "{}/{}",
-                int(v, "/status/readyReplicas"),
-                int(v, "/spec/replicas")
-            ))
+            json!(format!("{}/{}", int(v, "/status/readyReplicas"), replicas(v)))
         })),
         ("apps", "ReplicaSet") => {
-            cols.push(f("Desired", "integer", 0, |v| json!(int(v, "/spec/replicas"))));
+            cols.push(f("Desired", "integer", 0, |v| json!(replicas(v))));
             cols.push(f("Current", "integer", 0, |v| json!(int(v, "/status/replicas"))));
             cols.push(f("Ready", "integer", 0, |v| {
                 json!(int(v, "/status/readyReplicas"))

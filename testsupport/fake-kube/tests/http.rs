@@ -226,3 +226,35 @@ fn kubectl_get_gets_tables() {
     assert_eq!(t["rows"][0]["cells"][1], "Active");
     assert_eq!(t["rows"][0]["object"]["metadata"]["name"], "shop");
 }
+
+#[test]
+fn a_patch_that_leaves_no_object_is_refused_not_a_crash() {
+    let kube = FakeKube::start();
+    http(
+        &kube,
+        "POST",
+        "/api/v1/namespaces",
+        &[("Content-Type", "application/json")],
+        r#"{"metadata":{"name":"shop"}}"#,
+    );
+    let ns = "/api/v1/namespaces/shop";
+    for (content_type, body) in [
+        (
+            "application/json-patch+json",
+            r#"[{"op": "replace", "path": "", "value": 5}]"#,
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            r#"{"$patch": "delete"}"#,
+        ),
+        ("application/merge-patch+json", r#"{"metadata": "x"}"#),
+    ] {
+        let (code, _, body) = http(&kube, "PATCH", ns, &[("Content-Type", content_type)], body);
+        assert_eq!(code, 422, "{content_type}: {body}");
+    }
+    let (code, _, _) = http(&kube, "GET", ns, &[], "");
+    assert_eq!(
+        code, 200,
+        "the server still answers and the namespace is unchanged"
+    );
+}
