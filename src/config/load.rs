@@ -509,7 +509,11 @@ impl Loader<'_> {
                     } else {
                         format!("--var {name}={raw}: expected {expected}, like this variable's default")
                     };
-                    self.diags.at(&decl.ty_span, message);
+                    let mut error = Located::at(&decl.ty_span, message);
+                    if let Some(d) = &decl.description {
+                        error = error.with_help(format!("{name}: {d}"));
+                    }
+                    self.diags.push(decl.ty_span.range.start, error);
                     continue;
                 }
             };
