@@ -135,7 +135,11 @@ fn sent_containers(dep: &Value) -> Value {
     let mut list = containers(dep).clone();
     for c in list.as_array_mut().into_iter().flatten() {
         if let Some(c) = c.as_object_mut() {
-            for defaulted in ["imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy"] {
+            for defaulted in [
+                "imagePullPolicy",
+                "terminationMessagePath",
+                "terminationMessagePolicy",
+            ] {
                 c.remove(defaulted);
             }
         }

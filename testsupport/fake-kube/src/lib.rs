@@ -151,7 +151,7 @@
 //! `/scale` and other subresources, YAML request bodies, Protobuf (and YAML)
 //! responses, Protobuf bodies for kinds outside the groups above, 410 Gone
 //! (history is never compacted), and the namespaces a cluster starts with
-//! (create `default` first).
+//! unless [`FakeKube::create_initial_namespaces`] is called (the binary does).
 //!
 //! Use: `let kube = FakeKube::start();` then `kube.client()` (inside a tokio
 //! runtime) or `kube.kubeconfig()` for a child process; read state back
@@ -254,6 +254,29 @@ impl FakeKube {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake-kube\n  cluster:\n    server: {}\ncontexts:\n- name: fake-kube\n  context:\n    cluster: fake-kube\n    user: fake-kube\n    namespace: default\ncurrent-context: fake-kube\nusers:\n- name: fake-kube\n  user: {{}}\n",
             self.url()
         )
+    }
+
+    /// Creates the namespaces a new cluster starts with (`default`,
+    /// `kube-system`, `kube-public`, `kube-node-lease`). `start()` leaves
+    /// them out so that tests see only what they made; the `fake-kube`
+    /// binary, used by hand, creates them.
+    pub fn create_initial_namespaces(&self) {
+        self.shared.with_state(|s| {
+            let Some(ty) = s.type_of("", "namespaces") else {
+                return;
+            };
+            for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                let key = FakeKube::key("v1", "namespaces", None, name);
+                if s.get(&key).is_some() {
+                    continue;
+                }
+                let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+                strategy::prepare_for_create(s, &ty, &mut ns);
+                apply::record_update(&ty, None, &mut ns, "kube-apiserver", apply::Part::Main);
+                s.commit(&ty, ns, false);
+            }
+            controllers::reconcile(s);
+        });
     }
 
     /// How long a new CRD takes to become Established (default 0).
