@@ -416,3 +416,16 @@ fn a_refused_namespace_label_fails_the_plan() {
     assert_eq!(s.real_writes(0), Vec::<String>::new());
     assert!(s.kube.object("v1", "namespaces", None, "shop").is_none());
 }
+
+#[test]
+fn a_create_for_an_unreachable_cluster_is_planned_as_written() {
+    let s = Setup::new("dryrun-unreachable");
+    let stack = s.stack(&manifest(&web("", "")));
+    // Nothing listens there: the dry run cannot be asked, and the plan
+    // shows the create as the stack writes it (the apply would fail).
+    let mut plan = s.run(&["plan", &stack, "--detailed-exitcode"]);
+    plan.env("MESHFORM_KUBE_SERVER", "http://127.0.0.1:9");
+    let out = expect_code(plan, 2);
+    assert!(stdout(&out).contains("+ app (kube.manifest)"), "{}", stdout(&out));
+    assert!(s.kube.requests().is_empty());
+}

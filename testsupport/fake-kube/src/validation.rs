@@ -174,10 +174,11 @@ fn workload(ty: &ResourceType, obj: &Value, old: Option<&Value>, path: &[&str], 
     }
     let spec = at(obj, path).and_then(Value::as_object);
     pod_spec(spec, &prefix, out);
+    // Without a pod spec there is nothing the real server would not have
+    // defaulted to Always (its template is a struct, never absent).
     let restart = spec
-        .and_then(|s| s.get("restartPolicy"))
-        .cloned()
-        .unwrap_or(json!(""));
+        .map(|s| s.get("restartPolicy").cloned().unwrap_or(json!("")))
+        .unwrap_or(json!("Always"));
     let restart_field = format!("{prefix}.restartPolicy");
     match (ty.group.as_str(), kind) {
         ("apps", _) if restart != "Always" => out.push(not_supported(restart_field, &restart, &["Always"])),
@@ -317,7 +318,13 @@ fn service(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
             out.push(required(format!("{field}.name")));
         }
         if !port_ok(&p["port"]) {
-            out.push(invalid(format!("{field}.port"), &p["port"], PORT_RANGE));
+            // A missing port is Go's zero value there.
+            let shown = if p["port"].is_null() {
+                json!(0)
+            } else {
+                p["port"].clone()
+            };
+            out.push(invalid(format!("{field}.port"), &shown, PORT_RANGE));
         }
         let target = &p["targetPort"];
         if target.is_number() && !port_ok(target) {
@@ -424,6 +431,15 @@ mod tests {
             c[2].2,
             "Invalid value: 70000: must be between 1 and 65535, inclusive"
         );
+        let mut no_template = deployment();
+        no_template["spec"].as_object_mut().unwrap().remove("template");
+        assert_eq!(
+            fields(&causes(&ty("Deployment"), &no_template, None)),
+            [
+                ("spec.template.metadata.labels", INVALID),
+                ("spec.template.spec.containers", REQUIRED)
+            ]
+        );
         d["spec"]["template"]["spec"]["containers"] = json!([]);
         assert_eq!(
             fields(&causes(&ty("Deployment"), &d, None)),
@@ -522,6 +538,12 @@ mod tests {
                 INVALID,
                 "Invalid value: [\"10.100.0.9\"]: may not change once set".into()
             )]
+        );
+        let mut portless = svc.clone();
+        portless["spec"]["ports"] = json!([{"targetPort": 80}]);
+        assert_eq!(
+            causes(&ty("Service"), &portless, None)[0].2,
+            "Invalid value: 0: must be between 1 and 65535, inclusive"
         );
         let mut odd = svc.clone();
         odd["spec"]["type"] = json!("Internal");
