@@ -14,6 +14,7 @@ use super::expr::{
 };
 use super::model::{Attr, Output, Resource, Stack};
 use super::validate;
+use super::vars::{self, VarDecl};
 use crate::Value;
 use crate::provider::{self, KindDef};
 
@@ -62,7 +63,7 @@ pub fn load_str(path: &Path, text: String, options: &LoadOptions) -> Result<Stac
         file: root.clone(),
         diags: &mut diags,
         vars: BTreeMap::new(),
-        var_spans: BTreeMap::new(),
+        decls: BTreeMap::new(),
         stack_name: String::new(),
         region: String::new(),
         extra_sources: Vec::new(),
@@ -165,9 +166,10 @@ struct Loader<'d> {
     /// The file being read now.
     file: Arc<SourceFile>,
     diags: &'d mut Diagnostics,
+    /// Each variable's value: its default, or what `--var` gave it.
     vars: BTreeMap<String, Value>,
-    /// Where each variable's default was (last) declared.
-    var_spans: BTreeMap<String, Span>,
+    /// Each variable's declaration, merged over the files that declare it.
+    decls: BTreeMap<String, VarDecl>,
     stack_name: String,
     region: String,
     /// Files read through `${file(...)}`, kept for error rendering.
@@ -249,7 +251,9 @@ impl Loader<'_> {
             }
         }
         self.file = files[root].clone();
+        self.check_defaults();
         self.apply_overrides(options);
+        self.check_required(options);
 
         let mut resources: BTreeMap<String, Resource> = BTreeMap::new();
         let mut outputs: BTreeMap<String, Output> = BTreeMap::new();
@@ -418,57 +422,71 @@ impl Loader<'_> {
         ok
     }
 
-    /// Declares the variables of one file's `[vars]`.
+    /// Declares the variables of one file's `[vars]` (see [`vars`]): plain
+    /// defaults and declaration tables, merged over earlier files'.
     fn vars_section(&mut self, value: &Spanned<DeValue<'_>>) {
         let Some(table) = value.get_ref().as_table() else {
             let span = self.span(value.span());
-            self.diags
-                .at(&span, "`vars` must be a table of variable defaults");
+            self.diags.at(
+                &span,
+                "`vars` must be a table of variable defaults and declarations",
+            );
             return;
         };
         for (k, v) in table.iter() {
-            let span = self.span(v.span());
-            let value = match v.get_ref() {
-                DeValue::String(s) => Value::String(s.to_string()),
-                DeValue::Boolean(b) => Value::Bool(*b),
-                DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
-                    Ok(n) => Value::from(n),
-                    Err(_) => {
-                        self.diags.at(&span, "integer out of range");
-                        continue;
-                    }
-                },
-                other => {
-                    self.diags.at(
-                        &span,
-                        format!(
-                            "variable `{}` must be a string, integer or boolean, found {}",
-                            k.get_ref(),
-                            other.type_str()
-                        ),
-                    );
-                    continue;
-                }
-            };
-            self.var_spans.insert(k.get_ref().to_string(), span);
-            self.vars.insert(k.get_ref().to_string(), value);
+            let name = k.get_ref().to_string();
+            // A broken redeclaration keeps the earlier declaration, so that
+            // uses of the variable are not reported as unknown as well.
+            let prior = self.decls.get(&name).cloned();
+            if let Some(decl) = vars::declare(&self.file, k, v, prior, self.diags) {
+                self.decls.insert(name, decl);
+            }
         }
     }
 
-    /// Applies `--var` overrides, typed like each variable's default.
+    /// Checks each default against its declaration (after every file, so an
+    /// includer's new default meets the included file's constraints) and
+    /// makes the defaults the variables' values.
+    fn check_defaults(&mut self) {
+        for decl in self.decls.values() {
+            let (Some(default), Some(at)) = (&decl.default, &decl.default_span) else {
+                continue;
+            };
+            match decl.check(default) {
+                Ok(()) => {
+                    self.vars.insert(decl.name.clone(), default.clone());
+                }
+                Err(why) => {
+                    let mut error = Located::at(at, format!("default of `{}`: {why}", decl.name));
+                    if at.range != decl.span.range || !Arc::ptr_eq(&at.file, &decl.span.file) {
+                        error = error.with_help(format!(
+                            "`{}` is declared at {}",
+                            decl.name,
+                            decl.span.location()
+                        ));
+                    }
+                    self.diags.push(at.range.start, error);
+                }
+            }
+        }
+    }
+
+    /// Applies `--var` overrides: each read as its variable's type and
+    /// checked against its declaration. An error is located at the
+    /// declaration and changes nothing.
     fn apply_overrides(&mut self, options: &LoadOptions) {
         for (name, raw) in &options.vars {
-            let Some(default) = self.vars.get(name) else {
-                if self.vars.is_empty() {
+            let Some(decl) = self.decls.get(name) else {
+                if self.decls.is_empty() {
                     let message = format!("--var {name}: the stack declares no variables");
                     self.diags.push(0, Located::in_file(&self.file, message));
                     continue;
                 }
-                let help = suggest(name, self.vars.keys().map(String::as_str)).map_or_else(
+                let help = suggest(name, self.decls.keys().map(String::as_str)).map_or_else(
                     || {
                         format!(
                             "declared variables: {}",
-                            self.vars.keys().cloned().collect::<Vec<_>>().join(", ")
+                            self.decls.keys().cloned().collect::<Vec<_>>().join(", ")
                         )
                     },
                     |s| format!("did you mean `{s}`?"),
@@ -480,26 +498,53 @@ impl Loader<'_> {
                 );
                 continue;
             };
-            let parsed = match default {
-                Value::Bool(_) => raw.parse::<bool>().map(Value::Bool).map_err(|_| "true or false"),
-                Value::Number(_) => raw.parse::<i64>().map(Value::from).map_err(|_| "an integer"),
-                _ => Ok(Value::String(raw.clone())),
-            };
-            match parsed {
-                Ok(v) => {
-                    self.vars.insert(name.clone(), v);
-                }
+            let value = match decl.ty.parse_cli(raw) {
+                Ok(v) => v,
                 Err(expected) => {
-                    let span = self
-                        .var_spans
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_else(|| self.span(0..0));
-                    self.diags.at(
-                        &span,
-                        format!("--var {name}={raw}: expected {expected}, like this variable's default"),
-                    );
+                    let message = if decl.ty_declared {
+                        format!(
+                            "--var {name}={raw}: expected {expected}: `{name}` is declared `type = \"{}\"`",
+                            decl.ty
+                        )
+                    } else {
+                        format!("--var {name}={raw}: expected {expected}, like this variable's default")
+                    };
+                    let mut error = Located::at(&decl.ty_span, message);
+                    if let Some(d) = &decl.description {
+                        error = error.with_help(format!("{name}: {d}"));
+                    }
+                    self.diags.push(decl.ty_span.range.start, error);
+                    continue;
                 }
+            };
+            match decl.check(&value) {
+                Ok(()) => {
+                    self.vars.insert(name.clone(), value);
+                }
+                Err(why) => {
+                    let mut error = Located::at(&decl.span, format!("--var {name}={raw}: {why}"))
+                        .with_label(format!("`{name}` is declared here"));
+                    if let Some(d) = &decl.description {
+                        error = error.with_help(format!("{name}: {d}"));
+                    }
+                    self.diags.push(decl.span.range.start, error);
+                }
+            }
+        }
+    }
+
+    /// Every variable declared without a default must be given with `--var`.
+    fn check_required(&mut self, options: &LoadOptions) {
+        for decl in self.decls.values() {
+            if decl.default.is_none() && !options.vars.iter().any(|(n, _)| n == &decl.name) {
+                self.diags.at_with_help(
+                    &decl.span,
+                    format!(
+                        "variable `{}` ({}) has no default and was not given",
+                        decl.name, decl.ty
+                    ),
+                    format!("give it with --var {}=VALUE", decl.name),
+                );
             }
         }
     }
@@ -974,7 +1019,12 @@ impl Loader<'_> {
     }
 
     fn unknown_var(&mut self, name: &str, at: &Span) {
-        let help = suggest(name, self.vars.keys().map(String::as_str)).map_or_else(
+        if self.decls.contains_key(name) {
+            // Declared, but without a usable value: its default or `--var`
+            // was reported where it is wrong.
+            return;
+        }
+        let help = suggest(name, self.decls.keys().map(String::as_str)).map_or_else(
             || "declare it in [vars]".to_string(),
             |s| format!("did you mean `var.{s}`?"),
         );

@@ -1,4 +1,5 @@
-//! The stack language: TOML files with `[stack]`, `[vars]`,
+//! The stack language: TOML files with `[stack]`, `[vars]` (defaults and
+//! declarations, see [`vars`]),
 //! `[resource.<name>]` and `[output.<name>]`, loaded with source spans and
 //! validated against the resource kinds' schemas.
 //!
@@ -9,6 +10,12 @@
 //!
 //! [vars]
 //! prefix = "Demo"
+//!
+//! [vars.subnet_count]        # a declaration: type, bounds, description
+//! default = 2
+//! type = "integer"
+//! min = 1
+//! max = 4
 //!
 //! [resource.vpc]
 //! type = "aws.ec2.vpc"
@@ -30,9 +37,11 @@ pub mod expr;
 mod load;
 pub mod model;
 mod validate;
+pub mod vars;
 
 pub use diagnostics::{ConfigError, Located, SourceFile, Span, suggest};
 pub use expr::{Expr, Part, RefAt, Reference};
 pub use load::{LoadOptions, load, load_str};
 pub use model::{Attr, Output, Resource, Stack};
 pub use validate::parse_cidr;
+pub use vars::{VarDecl, VarType};

@@ -18,6 +18,7 @@ pub use events::{Event, EventSink, Op, no_events};
 pub use refresh::Resolution;
 pub use steps::{Step, step_graph};
 
+use crate::Attrs;
 use crate::config::Stack;
 use crate::graph::{CancelFlag, ResourceGraph};
 use crate::plan::eval::EvalError;
@@ -184,50 +185,62 @@ impl Engine {
         Ok(prior)
     }
 
-    /// Refines the in-place updates of `plan` with the kinds' previews (a
-    /// server-side dry run for Kubernetes manifests), so that each change
-    /// shows what the cloud would make of it; changes the preview shows to
-    /// be no change are dropped. The plan itself stays a pure diff; this is
-    /// the one step of planning that asks the cloud.
+    /// Refines the creates and in-place updates of `plan` with the kinds'
+    /// previews (a server-side dry run for Kubernetes objects), so that
+    /// each change shows what the cloud would make of it and what the
+    /// cloud would refuse fails the plan; updates the preview shows to be
+    /// no change are dropped. A create whose cloud cannot be reached yet
+    /// stays as planned. The plan itself stays a pure diff; this is the
+    /// one step of planning that asks the cloud.
     pub async fn preview(&self, plan: &mut Plan, prior: &Prior) -> Result<(), EngineError> {
-        for change in plan.resources.iter_mut().filter(|c| c.action == Action::Update) {
+        for change in plan
+            .resources
+            .iter_mut()
+            .filter(|c| matches!(c.action, Action::Update | Action::Create))
+        {
             // An update that detaches first is part of the plan's order of
             // operations even when its attributes end up the same.
             if !change.detach_from.is_empty() || change.changes.iter().any(|c| c.after_unknown) {
                 continue;
             }
-            let Some(recorded) = prior.resources.get(&change.address) else {
-                continue;
-            };
-            let Some(live) = &recorded.live else { continue };
             let kind = self.kind(&change.kind)?.clone();
-            let mut desired = live.clone();
+            let (current, mut desired) = if change.action == Action::Update {
+                let Some(recorded) = prior.resources.get(&change.address) else {
+                    continue;
+                };
+                let Some(live) = &recorded.live else { continue };
+                let current = crate::provider::Live {
+                    id: recorded.id.clone(),
+                    attrs: live.clone(),
+                };
+                (Some(current), live.clone())
+            } else {
+                (None, Attrs::new())
+            };
             for c in &change.changes {
                 if let Some(after) = &c.after {
                     desired.insert(c.name.clone(), after.clone());
                 }
             }
-            let current = crate::provider::Live {
-                id: recorded.id.clone(),
-                attrs: live.clone(),
+            let previewed = match kind.preview(current.as_ref(), &desired).await {
+                Err(ProviderError::Unreachable { .. }) if change.action == Action::Create => continue,
+                other => other.map_err(|source| EngineError::Provider {
+                    address: change.address.clone(),
+                    op: "preview",
+                    source,
+                })?,
             };
-            let previewed =
-                kind.preview(&current, &desired)
-                    .await
-                    .map_err(|source| EngineError::Provider {
-                        address: change.address.clone(),
-                        op: "preview",
-                        source,
-                    })?;
             let Some(previewed) = previewed else { continue };
             for c in change.changes.iter_mut() {
                 if let Some(v) = previewed.get(&c.name) {
                     c.after = Some(crate::plan::eval::normalize_attr(kind.def(), &c.name, v.clone()));
                 }
             }
-            change.changes.retain(|c| c.after != c.before);
-            if change.changes.is_empty() {
-                change.action = Action::NoOp;
+            if change.action == Action::Update {
+                change.changes.retain(|c| c.after != c.before);
+                if change.changes.is_empty() {
+                    change.action = Action::NoOp;
+                }
             }
         }
         plan.summarize();

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::eval::{EvalError, Lookup, Scope, desired_attrs, eval, normalize_attr};
 use super::model::{Action, AttrChange, OutputChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Summary};
 use super::order::{self, Desired, Promotion};
+use super::partial::{Partial, partial_attr};
 use crate::config::Stack;
 use crate::graph::ResourceGraph;
 use crate::provider::RegionFacts;
@@ -156,6 +157,18 @@ fn diff(
                 address: address.clone(),
                 source,
             })?;
+        // What is known of the values that are unknown as a whole, to show.
+        let mut partials = BTreeMap::new();
+        for name in &unknown {
+            let partial =
+                partial_attr(resource, name, &stack.name, &scope).map_err(|source| PlanError::Eval {
+                    address: address.clone(),
+                    source,
+                })?;
+            if let Some(p) = partial {
+                partials.insert(name.clone(), p);
+            }
+        }
         let existing = prior.resources.get(&address);
         let mut change = ResourceChange {
             address: address.clone(),
@@ -180,7 +193,7 @@ fn diff(
                     e.kind, resource.kind.type_name
                 ));
                 change.replaced_because.push("type".to_string());
-                change.changes = creation_changes(&desired, &unknown);
+                change.changes = creation_changes(&desired, &unknown, &partials);
                 None
             }
             Some(e) => match &e.live {
@@ -189,13 +202,13 @@ fn diff(
                     change.action = Action::Create;
                     change.id = None;
                     change.reason = Some(format!("{} was deleted outside meshform", e.id));
-                    change.changes = creation_changes(&desired, &unknown);
+                    change.changes = creation_changes(&desired, &unknown, &partials);
                     None
                 }
             },
             None => {
                 change.action = Action::Create;
-                change.changes = creation_changes(&desired, &unknown);
+                change.changes = creation_changes(&desired, &unknown, &partials);
                 None
             }
         };
@@ -211,12 +224,15 @@ fn diff(
                 let after = desired.get(name).cloned();
                 let after_unknown = unknown.contains(name);
                 if after_unknown || before != after {
+                    let (after_partial, after_unknown_paths) = split(partials.get(name));
                     change.changes.push(AttrChange {
                         name: name.clone(),
                         before,
                         after,
                         after_unknown,
                         forces_replacement: force_new,
+                        after_partial,
+                        after_unknown_paths,
                     });
                     if force_new {
                         change.replaced_because.push(name.clone());
@@ -372,7 +388,11 @@ fn deletions(gone: &BTreeMap<&String, &PriorResource>) -> Vec<ResourceChange> {
         .collect()
 }
 
-fn creation_changes(desired: &Attrs, unknown: &BTreeSet<String>) -> Vec<AttrChange> {
+fn creation_changes(
+    desired: &Attrs,
+    unknown: &BTreeSet<String>,
+    partials: &BTreeMap<String, Partial>,
+) -> Vec<AttrChange> {
     let mut out: Vec<AttrChange> = desired
         .iter()
         .map(|(name, v)| AttrChange {
@@ -381,15 +401,30 @@ fn creation_changes(desired: &Attrs, unknown: &BTreeSet<String>) -> Vec<AttrChan
             after: Some(v.clone()),
             after_unknown: false,
             forces_replacement: false,
+            after_partial: None,
+            after_unknown_paths: Vec::new(),
         })
-        .chain(unknown.iter().map(|name| AttrChange {
-            name: name.clone(),
-            before: None,
-            after: None,
-            after_unknown: true,
-            forces_replacement: false,
+        .chain(unknown.iter().map(|name| {
+            let (after_partial, after_unknown_paths) = split(partials.get(name));
+            AttrChange {
+                name: name.clone(),
+                before: None,
+                after: None,
+                after_unknown: true,
+                forces_replacement: false,
+                after_partial,
+                after_unknown_paths,
+            }
         }))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     out
+}
+
+/// The plan's fields for a partly known value.
+fn split(partial: Option<&Partial>) -> (Option<Value>, Vec<String>) {
+    match partial {
+        Some(p) => (Some(p.value.clone()), p.unknown.clone()),
+        None => (None, Vec::new()),
+    }
 }

@@ -5,6 +5,9 @@ mod diff;
 pub mod eval;
 mod model;
 mod order;
+pub mod partial;
+#[cfg(test)]
+mod partial_tests;
 mod render;
 #[cfg(test)]
 mod tests;

@@ -164,6 +164,15 @@ pub struct AttrChange {
     pub after_unknown: bool,
     /// Changing this attribute replaces the resource. Always false in a create.
     pub forces_replacement: bool,
+    /// When `after_unknown` holds but only parts of the value are unknown
+    /// (a manifest whose image names a repository being created): the
+    /// value with each unknown part `null`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_partial: Option<Value>,
+    /// The unknown parts of `after_partial`, as JSON Pointers (RFC 6901)
+    /// into it, in the order they appear in it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_unknown_paths: Vec<String>,
 }
 
 /// One output's change.

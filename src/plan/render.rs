@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::model::{Action, AttrChange, Plan};
+use super::partial::display_path;
 use crate::Value;
 
 const UNKNOWN: &str = "(known after apply)";
@@ -119,6 +120,11 @@ const MAX_SHOWN: usize = 160;
 /// `yaml[2].spec.replicas: 1 -> 2`), so a one-field change in a large
 /// document reads as one line.
 fn lines_for(action: Action, c: &AttrChange) -> Vec<(String, String)> {
+    if c.after_unknown
+        && let Some(partial) = &c.after_partial
+    {
+        return partial_lines(action, c, partial);
+    }
     if let (Action::Update | Action::Replace, Some(before), Some(after), false) =
         (action, &c.before, &c.after, c.after_unknown)
         && (before.is_object() || before.is_array())
@@ -139,6 +145,57 @@ fn lines_for(action: Action, c: &AttrChange) -> Vec<(String, String)> {
         }
     }
     vec![(c.name.clone(), describe(action, c))]
+}
+
+/// The lines for a value partly known until apply: what changes of the
+/// known parts, with each unknown leaf on a line of its own as
+/// `(known after apply)`. For a create, or when too much changes, the
+/// value on one line (unknown leaves `null`), then the unknown leaves.
+fn partial_lines(action: Action, c: &AttrChange, partial: &Value) -> Vec<(String, String)> {
+    let forces = if c.forces_replacement {
+        "   # forces replacement"
+    } else {
+        ""
+    };
+    let unknown: Vec<(String, &String)> = c
+        .after_unknown_paths
+        .iter()
+        .map(|p| (display_path(&c.name, partial, p), p))
+        .collect();
+    if let (Action::Update | Action::Replace, Some(before)) = (action, &c.before)
+        && (before.is_object() || before.is_array())
+        && (partial.is_object() || partial.is_array())
+    {
+        let mut leaves = Vec::new();
+        leaf_diff(&c.name, before, partial, &mut leaves);
+        let mut lines: Vec<(String, String)> = leaves
+            .into_iter()
+            .map(|(path, b, a)| {
+                let after = if unknown.iter().any(|(u, _)| *u == path) {
+                    UNKNOWN.to_string()
+                } else {
+                    show(a)
+                };
+                (path, format!("{} -> {after}{forces}", show(b)))
+            })
+            .collect();
+        for (path, pointer) in &unknown {
+            if !lines.iter().any(|(p, _)| p == path) {
+                let text = format!("{} -> {UNKNOWN}{forces}", show(before.pointer(pointer)));
+                lines.push((path.clone(), text));
+            }
+        }
+        if !lines.is_empty() && lines.len() <= 20 {
+            return lines;
+        }
+    }
+    let whole = match action {
+        Action::Create => show(Some(partial)),
+        _ => format!("{} -> {}{forces}", show(c.before.as_ref()), show(Some(partial))),
+    };
+    std::iter::once((c.name.clone(), whole))
+        .chain(unknown.into_iter().map(|(path, _)| (path, UNKNOWN.to_string())))
+        .collect()
 }
 
 /// Differing leaves of two JSON values, with their paths.
@@ -233,6 +290,8 @@ mod tests {
                     after: Some(after),
                     after_unknown: false,
                     forces_replacement: false,
+                    after_partial: None,
+                    after_unknown_paths: vec![],
                 }],
                 dependencies: vec![],
                 replace_order: None,

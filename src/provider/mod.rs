@@ -342,10 +342,11 @@ pub trait ResourceKind: Send + Sync {
 
     /// What the cloud says the resource would look like once `desired` is
     /// applied, without changing anything (for example a server-side dry
-    /// run), in the shapes `read` returns. Planning uses it to show a
-    /// change as the cloud would make it. `None` (the default) when the
-    /// kind has no such preview.
-    async fn preview(&self, _prior: &Live, _desired: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+    /// run), in the shapes `read` returns; `prior` is the resource as read,
+    /// `None` for a create. Planning uses it to show a change as the cloud
+    /// would make it, and fails on what the cloud would refuse. `None`
+    /// (the default) when the kind has no such preview.
+    async fn preview(&self, _prior: Option<&Live>, _desired: &Attrs) -> Result<Option<Attrs>, ProviderError> {
         Ok(None)
     }
 }

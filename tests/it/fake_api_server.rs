@@ -942,18 +942,23 @@ async fn secrets_status_subresources_and_collections_behave_as_on_a_cluster() {
         "status writes do not bump generation"
     );
 
-    // JSON patch is not implemented by the fake: said plainly with a 415.
+    // JSON patch (RFC 6902); a failed `test` fails the whole patch (422).
+    let (code, patched) = raw(
+        &fake,
+        "PATCH",
+        "/apis/apps/v1/namespaces/shop/deployments/web",
+        "application/json-patch+json",
+        r#"[{"op": "replace", "path": "/spec/replicas", "value": 2}]"#,
+    );
+    assert_eq!((code, &patched["spec"]["replicas"]), (200, &json!(2)));
     let (code, status) = raw(
         &fake,
         "PATCH",
         "/apis/apps/v1/namespaces/shop/deployments/web",
         "application/json-patch+json",
-        "[]",
+        r#"[{"op": "test", "path": "/spec/replicas", "value": 5}]"#,
     );
-    assert_eq!(
-        (code, status["reason"].as_str()),
-        (415, Some("UnsupportedMediaType"))
-    );
+    assert_eq!((code, status["reason"].as_str()), (422, Some("Invalid")));
 
     // deletecollection with a selector.
     let cms: Api<DynamicObject> = Api::namespaced_with(client.clone(), "shop", &ar("", "v1", "ConfigMap"));

@@ -97,6 +97,29 @@ fn the_script_starts_a_server_kubectl_reaches_and_stops_it() {
         "{got}"
     );
 
+    // The namespaces a cluster starts with exist: a typed (Protobuf) create
+    // into `default` works without creating it first.
+    ok(
+        &kube_tools::run(
+            Tool::Kubectl,
+            &kubeconfig,
+            &scratch,
+            &["create", "configmap", "greeting", "--from-literal=hello=world"],
+        ),
+        "kubectl create configmap",
+    );
+    let got = ok(
+        &kube_tools::run(
+            Tool::Kubectl,
+            &kubeconfig,
+            &scratch,
+            &["get", "configmap", "greeting", "-n", "default", "-o", "json"],
+        ),
+        "kubectl get configmap",
+    );
+    let cm: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(cm["data"]["hello"], "world", "{got}");
+
     let pid: i32 = std::fs::read_to_string(state.join("pid"))
         .unwrap()
         .trim()

@@ -386,7 +386,7 @@ async fn one_apply_builds_the_walkthrough_then_canary_and_ordered_teardown() {
         .as_str()
         .unwrap();
     assert!(
-        image.ends_with(".dkr.ecr.us-west-2.amazonaws.com/yelb-appserver-v2:v2"),
+        image.ends_with(".dkr.ecr.us-west-2.amazonaws.com/yelb-appserver-v2:latest"),
         "{image}"
     );
     assert!(

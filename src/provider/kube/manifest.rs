@@ -15,8 +15,12 @@
 //! turns the documents into an array of objects, state holds that array,
 //! and a read projects each live object onto the shape of the object as
 //! applied ([`objects::project`]), so that plans show field-level drift
-//! (a changed image) but not what the server adds (status, defaults). The
-//! id names the cluster and the first object.
+//! (a changed image) but not what the server adds (status, defaults).
+//! Planning shows each create and update as the API server's dry run
+//! answers it ([`Manifest`]'s `preview`), so a field the server would
+//! default or drop is shown as it would be stored, and an object the
+//! server would refuse fails the plan. The id names the cluster and the
+//! first object.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -127,6 +131,22 @@ fn recorded_keys(attrs: &Attrs) -> Result<Vec<ObjectKey>, ProviderError> {
             format!("objects is not a list: {other}"),
         )),
     }
+}
+
+/// The objects a read found, with their recorded keys (objects gone are
+/// left out).
+fn read_objects(attrs: &Attrs) -> Result<Vec<(ObjectKey, Value)>, ProviderError> {
+    let keys = recorded_keys(attrs)?;
+    let shown = attrs
+        .get("yaml")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    Ok(keys
+        .into_iter()
+        .zip(shown)
+        .filter(|(_, v)| v.is_object())
+        .collect())
 }
 
 /// The cluster part of an id.
@@ -459,29 +479,44 @@ impl ResourceKind for Manifest {
             .await
     }
 
-    /// Finds the manifest when every object exists and was applied by
-    /// meshform (its managedFields list the `meshform` manager).
     /// A server-side dry run of every desired object (apply under
-    /// "meshform", `dryRun=All`): what the API server would store,
-    /// projected onto the fields the manifest sets. A kind the cluster does
-    /// not serve yet (its CRD comes with this apply) is shown as written.
-    async fn preview(&self, _prior: &Live, desired: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+    /// "meshform", `dryRun=All`): what the API server would store, in the
+    /// shape a read gives (projected onto the fields the manifest sets),
+    /// so that a plan shows what the server would make of the change and
+    /// what it would refuse fails the plan, naming the document. A field
+    /// the manifest no longer sets is shown as the server would leave it:
+    /// gone, or back at its default. An object the dry run cannot ask
+    /// about yet is shown as written: a kind the cluster does not serve
+    /// yet (its CRD comes with this apply), or a namespace that does not
+    /// exist yet (404).
+    async fn preview(&self, prior: Option<&Live>, desired: &Attrs) -> Result<Option<Attrs>, ProviderError> {
         let (objects, keys) = desired_objects(desired.get("yaml"))?;
         let (_, client) = self.connect(desired).await?;
+        let before = match prior {
+            Some(p) => read_objects(&p.attrs)?,
+            None => Vec::new(),
+        };
         let mut resolver = Resolver::new(client.clone());
         let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
         let mut previewed = Vec::with_capacity(objects.len());
         for (i, object) in objects.iter().enumerate() {
+            let doc = i + 1;
             let shown = match resolver.resolve(&keys[i]).await? {
                 None => object.clone(),
                 Some((ar, namespaced)) => {
-                    let key = scoped(&keys[i], namespaced, i + 1)?;
+                    let key = scoped(&keys[i], namespaced, doc)?;
                     let api = dyn_api(&client, &ar, key.namespace.as_deref());
-                    let result = api
-                        .patch(&key.name, &params, &Patch::Apply(object))
-                        .await
-                        .map_err(|e| api_error(&format!("dry run of document {} ({key})", i + 1), e))?;
-                    objects::project(&objects::to_value(&result, "dry run")?, object)
+                    match api.patch(&key.name, &params, &Patch::Apply(object)).await {
+                        Ok(result) => {
+                            let shape = match before.iter().find(|(k, _)| k.same_object(&key)) {
+                                Some((_, was)) => objects::union_shape(object, was),
+                                None => object.clone(),
+                            };
+                            objects::project(&objects::to_value(&result, "dry run")?, &shape)
+                        }
+                        Err(e) if is_not_found(&e) => object.clone(),
+                        Err(e) => return Err(api_error(&format!("dry run of document {doc} ({key})"), e)),
+                    }
                 }
             };
             previewed.push(shown);
@@ -491,6 +526,8 @@ impl ResourceKind for Manifest {
         Ok(Some(attrs))
     }
 
+    /// Finds the manifest when every object exists and was applied by
+    /// meshform (its managedFields list the `meshform` manager).
     async fn find_existing(&self, _cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let (objects, raw) = desired_objects(desired.get("yaml"))?;
         let (conn, client) = self.connect(desired).await?;

@@ -141,8 +141,10 @@ impl Namespace {
         Ok(Api::all(self.0.client(&conn).await?))
     }
 
-    /// Applies the namespace with exactly the desired labels and annotations.
-    async fn apply(&self, desired: &Attrs) -> Result<Live, ProviderError> {
+    /// Applies the namespace with exactly the desired labels and
+    /// annotations; with `dry_run`, only asks the API server what it
+    /// would store.
+    async fn apply(&self, desired: &Attrs, dry_run: bool) -> Result<Live, ProviderError> {
         let name = attr_str(desired, "name")?;
         let labels = string_map(desired, "labels")?;
         let annotations = string_map(desired, "annotations")?;
@@ -155,16 +157,19 @@ impl Namespace {
             metadata.insert("annotations".into(), serde_json::json!(annotations));
         }
         let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata});
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        let operation = if dry_run {
+            params = params.dry_run();
+            format!("dry run of Namespace {name}")
+        } else {
+            format!("apply of Namespace {name}")
+        };
         let ns = self
             .api(desired)
             .await?
-            .patch(
-                name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
+            .patch(name, &params, &Patch::Apply(&body))
             .await
-            .map_err(|e| api_error(&format!("apply of Namespace {name}"), e))?;
+            .map_err(|e| api_error(&operation, e))?;
         Ok(live_from(
             &ns,
             desired.get("cluster").unwrap_or(&Value::Null),
@@ -182,7 +187,7 @@ impl ResourceKind for Namespace {
     }
 
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
-        self.apply(desired).await
+        self.apply(desired, false).await
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
@@ -221,7 +226,7 @@ impl ResourceKind for Namespace {
                 "cannot be changed in place on kube.namespace (the namespace must be replaced)",
             ));
         }
-        self.apply(desired).await
+        self.apply(desired, false).await
     }
 
     async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
@@ -247,6 +252,20 @@ impl ResourceKind for Namespace {
             &cx.progress,
         )
         .await
+    }
+
+    /// A server-side dry run of the apply: the labels and annotations as
+    /// the API server would store them, and its refusal (an invalid name
+    /// or label) at plan time.
+    async fn preview(&self, _prior: Option<&Live>, desired: &Attrs) -> Result<Option<Attrs>, ProviderError> {
+        let shown = self.apply(desired, true).await?;
+        let mut attrs = desired.clone();
+        for k in ["labels", "annotations"] {
+            if let Some(v) = shown.attrs.get(k) {
+                attrs.insert(k.into(), v.clone());
+            }
+        }
+        Ok(Some(attrs))
     }
 
     async fn find_existing(&self, _cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {

@@ -292,6 +292,39 @@ pub fn project(live: &Value, shape: &Value) -> Value {
     }
 }
 
+/// The projection shape for showing what the server would make of
+/// `desired` given the object as it was (`before`, a projected read): the
+/// fields of `desired`, plus those only `before` has, so that a field the
+/// desired object no longer sets shows up as the server leaves it (gone,
+/// or back at its default) instead of vanishing from the comparison. Where
+/// both have a field, `desired` gives its form; lists of maps are joined
+/// element by element.
+pub fn union_shape(desired: &Value, before: &Value) -> Value {
+    match (desired, before) {
+        (Value::Object(d), Value::Object(b)) => {
+            let mut out = d.clone();
+            for (k, bv) in b {
+                let joined = match d.get(k) {
+                    Some(dv) => union_shape(dv, bv),
+                    None => bv.clone(),
+                };
+                out.insert(k.clone(), joined);
+            }
+            Value::Object(out)
+        }
+        (Value::Array(d), Value::Array(b)) if d.iter().all(Value::is_object) => Value::Array(
+            d.iter()
+                .enumerate()
+                .map(|(i, dv)| match b.get(i) {
+                    Some(bv) => union_shape(dv, bv),
+                    None => dv.clone(),
+                })
+                .collect(),
+        ),
+        _ => desired.clone(),
+    }
+}
+
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
@@ -554,6 +587,16 @@ mod tests {
         assert!(!sets_fields(
             &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}})
         ));
+        // A union shape keeps what only the old object set.
+        let desired =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:2"}]}}}});
+        let was = json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [
+            {"name": "web", "image": "nginx:1", "imagePullPolicy": "Never"}]}}}});
+        assert_eq!(
+            union_shape(&desired, &was),
+            json!({"spec": {"replicas": 3, "template": {"spec": {"containers": [
+                {"name": "web", "image": "nginx:2", "imagePullPolicy": "Never"}]}}}})
+        );
         // Lists of scalars are taken whole.
         assert_eq!(
             project(&json!({"a": [1, 2, 3]}), &json!({"a": [1]})),

@@ -196,18 +196,22 @@ fn route(state: &mut State, req: &ApiRequest, server_address: &str) -> Result<Ap
     match (req.method.as_str(), target.name.as_deref()) {
         ("GET", None) => {
             let watch = req.param("watch").is_some_and(|w| w == "true" || w == "1");
+            let format = discovery::negotiate(req.accept.as_deref(), false, true)?;
             if watch {
-                watch_spec(state, req, ty, target.namespace.clone())
+                watch_spec(state, req, ty, target.namespace.clone(), format)
             } else {
-                list(state, req, &ty, target.namespace.as_deref())
+                let listed = list(state, req, &ty, target.namespace.as_deref())?;
+                Ok(super::table::respond(state, req, &ty, format, listed))
             }
         }
         ("GET", Some(name)) => {
+            let format = discovery::negotiate(req.accept.as_deref(), false, true)?;
             let key = Key::new(&ty, &ns, name);
             let obj = state
                 .get(&key)
                 .ok_or_else(|| ApiError::not_found(&ty.plural, &ty.group, name))?;
-            ok(200, State::render(&ty, obj))
+            let got = ApiResponse::Json(200, State::render(&ty, obj));
+            Ok(super::table::respond(state, req, &ty, format, got))
         }
         ("POST", None) if ty.namespaced == target.namespace.is_some() => create(state, req, &ty, &ns),
         ("PUT", Some(name)) => replace(state, req, &ty, &ns, name, part),
@@ -224,7 +228,8 @@ fn list(
     ty: &ResourceType,
     namespace: Option<&str>,
 ) -> Result<ApiResponse, ApiError> {
-    let selector = Selector::parse(
+    let selector = Selector::for_type(
+        ty,
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
@@ -295,8 +300,10 @@ fn watch_spec(
     req: &ApiRequest,
     ty: ResourceType,
     namespace: Option<String>,
+    format: discovery::Format,
 ) -> Result<ApiResponse, ApiError> {
-    let selector = Selector::parse(
+    let selector = Selector::for_type(
+        &ty,
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;
@@ -327,12 +334,20 @@ fn watch_spec(
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs);
     Ok(ApiResponse::Watch(Box::new(WatchSpec {
-        ty,
+        ty: ty.clone(),
         namespace,
         selector,
         start,
         initial_events_end_bookmark: send_initial == Some(true),
         bookmarks: req.param("allowWatchBookmarks").as_deref() == Some("true"),
+        table: match format {
+            discovery::Format::Table(v) => Some(super::table::WatchTable {
+                columns: super::table::columns_for(state, &ty),
+                meta_version: v,
+                include: super::table::Include::parse(req.param("includeObject").as_deref()),
+            }),
+            _ => None,
+        },
         timeout,
     })))
 }
@@ -665,6 +680,13 @@ fn merge_patch(
     } else {
         apply::merge_patch(&mut obj, &patch);
     }
+    if !obj.is_object() || !obj["metadata"].is_object() {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "the patched object is not an object with metadata",
+        ));
+    }
     // managedFields a JSON patch rewrites (kubectl moving ownership from
     // client-side to server-side apply) replace the stored ones, and the
     // write is then not recorded on top, as on the real server.
@@ -726,7 +748,8 @@ fn delete_collection(
     ty: &ResourceType,
     namespace: Option<&str>,
 ) -> Result<ApiResponse, ApiError> {
-    let selector = Selector::parse(
+    let selector = Selector::for_type(
+        ty,
         req.param("labelSelector").as_deref(),
         req.param("fieldSelector").as_deref(),
     )?;

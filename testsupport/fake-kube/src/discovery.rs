@@ -144,6 +144,8 @@ pub enum Format {
     Json,
     /// Aggregated discovery at this apidiscovery.k8s.io version.
     Aggregated(&'static str),
+    /// A `Table` at this meta.k8s.io version (`table.rs`).
+    Table(&'static str),
 }
 
 /// The media types the fake produces, for 406 messages.
@@ -175,9 +177,9 @@ fn clauses(accept: &str) -> Vec<(String, BTreeMap<String, String>)> {
 
 /// The first `Accept` clause the fake can answer, in the client's order
 /// (clauses with `q=0` are refused ones). `aggregated_ok` is true at `/api`
-/// and `/apis`, the only paths with an aggregated form. Err is the real
-/// server's 406.
-pub fn negotiate(accept: Option<&str>, aggregated_ok: bool) -> Result<Format, ApiError> {
+/// and `/apis`, the only paths with an aggregated form; `table_ok` on
+/// reads of resources. Err is the real server's 406.
+pub fn negotiate(accept: Option<&str>, aggregated_ok: bool, table_ok: bool) -> Result<Format, ApiError> {
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(Format::Json);
     };
@@ -203,6 +205,16 @@ pub fn negotiate(accept: Option<&str>, aggregated_ok: bool) -> Result<Format, Ap
                 };
                 if let (true, true, Some(v)) = (aggregated_ok, aggregated, version) {
                     return Ok(Format::Aggregated(v));
+                }
+                let table = params.get("g").map(String::as_str) == Some("meta.k8s.io")
+                    && params.get("as").map(String::as_str) == Some("Table");
+                let meta_version = match params.get("v").map(String::as_str) {
+                    Some("v1") => Some("v1"),
+                    Some("v1beta1") => Some("v1beta1"),
+                    _ => None,
+                };
+                if let (true, true, Some(v)) = (table_ok, table, meta_version) {
+                    return Ok(Format::Table(v));
                 }
             }
             "application/json" | "application/*" | "*/*" if !other_params => return Ok(Format::Json),
@@ -244,10 +256,10 @@ pub fn serve(
         if method != "GET" {
             return Err(ApiError::method_not_allowed());
         }
-        let format = negotiate(accept, root)?;
+        let format = negotiate(accept, root, false)?;
         let doc = doc.ok_or_else(ApiError::unserved)?;
         Ok(match format {
-            Format::Json => ApiResponse::Json(200, doc),
+            Format::Json | Format::Table(_) => ApiResponse::Json(200, doc),
             Format::Aggregated(v) => ApiResponse::Typed(
                 200,
                 aggregated_content_type(v),
@@ -321,10 +333,10 @@ mod tests {
     #[test]
     fn client_go_gets_aggregated_v2_at_the_roots_and_json_elsewhere() {
         assert_eq!(
-            negotiate(Some(CLIENT_GO), true).unwrap(),
+            negotiate(Some(CLIENT_GO), true, false).unwrap(),
             Format::Aggregated("v2")
         );
-        assert_eq!(negotiate(Some(CLIENT_GO), false).unwrap(), Format::Json);
+        assert_eq!(negotiate(Some(CLIENT_GO), false, false).unwrap(), Format::Json);
     }
 
     #[test]
@@ -332,19 +344,30 @@ mod tests {
         let beta_first =
             "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
         assert_eq!(
-            negotiate(Some(beta_first), true).unwrap(),
+            negotiate(Some(beta_first), true, false).unwrap(),
             Format::Aggregated("v2beta1")
         );
         assert_eq!(
             negotiate(
                 Some("application/vnd.kubernetes.protobuf, application/json"),
-                true
+                true,
+                false
             )
             .unwrap(),
             Format::Json
         );
-        assert_eq!(negotiate(None, true).unwrap(), Format::Json);
-        assert_eq!(negotiate(Some("*/*"), true).unwrap(), Format::Json);
+        assert_eq!(negotiate(None, true, false).unwrap(), Format::Json);
+        assert_eq!(negotiate(Some("*/*"), true, false).unwrap(), Format::Json);
+    }
+
+    #[test]
+    fn kubectl_get_gets_a_table_where_tables_are_served() {
+        let kubectl = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+        assert_eq!(
+            negotiate(Some(kubectl), false, true).unwrap(),
+            Format::Table("v1")
+        );
+        assert_eq!(negotiate(Some(kubectl), false, false).unwrap(), Format::Json);
     }
 
     #[test]
@@ -354,7 +377,11 @@ mod tests {
             "application/json;as=Table;v=v1;g=meta.k8s.io",
             "application/yaml",
         ] {
-            assert_eq!(negotiate(Some(accept), true).unwrap_err().code, 406, "{accept}");
+            assert_eq!(
+                negotiate(Some(accept), true, false).unwrap_err().code,
+                406,
+                "{accept}"
+            );
         }
     }
 }

@@ -144,6 +144,46 @@ pub fn builtins() -> Vec<ResourceType> {
         .collect()
 }
 
+/// The fields a kind's lists and watches can select on besides
+/// `metadata.name` and `metadata.namespace`, as the real server's per-kind
+/// field label conversions define them: (selector name, JSON path).
+pub fn field_selectors(ty: &ResourceType) -> &'static [(&'static str, &'static str)] {
+    if ty.custom {
+        return &[];
+    }
+    match (ty.group.as_str(), ty.kind.as_str()) {
+        ("", "Event") => &[
+            ("involvedObject.kind", "involvedObject.kind"),
+            ("involvedObject.namespace", "involvedObject.namespace"),
+            ("involvedObject.name", "involvedObject.name"),
+            ("involvedObject.uid", "involvedObject.uid"),
+            ("involvedObject.apiVersion", "involvedObject.apiVersion"),
+            ("involvedObject.resourceVersion", "involvedObject.resourceVersion"),
+            ("involvedObject.fieldPath", "involvedObject.fieldPath"),
+            ("reason", "reason"),
+            ("reportingComponent", "reportingComponent"),
+            ("source", "source.component"),
+            ("type", "type"),
+        ],
+        ("", "Pod") => &[
+            ("spec.nodeName", "spec.nodeName"),
+            ("spec.restartPolicy", "spec.restartPolicy"),
+            ("spec.schedulerName", "spec.schedulerName"),
+            ("spec.serviceAccountName", "spec.serviceAccountName"),
+            ("spec.hostNetwork", "spec.hostNetwork"),
+            ("status.phase", "status.phase"),
+            ("status.podIP", "status.podIP"),
+            ("status.nominatedNodeName", "status.nominatedNodeName"),
+        ],
+        ("", "Secret") => &[("type", "type")],
+        ("", "Namespace") => &[("status.phase", "status.phase")],
+        ("", "Service") => &[("spec.clusterIP", "spec.clusterIP"), ("spec.type", "spec.type")],
+        ("apps", "ReplicaSet") => &[("status.replicas", "status.replicas")],
+        ("batch", "Job") => &[("status.successful", "status.succeeded")],
+        _ => &[],
+    }
+}
+
 /// True when the CRD object has condition `type` with status True.
 pub fn has_condition(obj: &Value, type_: &str) -> bool {
     obj.pointer("/status/conditions")

@@ -5,21 +5,45 @@
 //! follows the real API's behaviour where tests can see it. What it does,
 //! and where it simplifies:
 //!
-//! **Serving and discovery** (`discovery.rs`, `kinds.rs`): built-in kinds
-//! core/v1 Namespace (cluster-scoped), ConfigMap, Secret, Service,
-//! ServiceAccount; apps/v1 Deployment; apiextensions.k8s.io/v1
-//! CustomResourceDefinition (cluster-scoped); rbac.authorization.k8s.io/v1
-//! Role, RoleBinding, ClusterRole, ClusterRoleBinding. Any other kind only
-//! once a CRD defines it and is Established; before that its paths (and its
-//! group/version in discovery) are 404 "the server could not find the
-//! requested resource". `/version`, `/api`, `/api/v1`, `/apis`,
-//! `/apis/{g}`, `/apis/{g}/{v}` answer as the real server does (and
-//! aggregated discovery when asked for), so `kube::Discovery::run()`,
-//! `run_aggregated()` and `discovery::pinned_kind` work.
+//! **Serving and discovery** (`discovery.rs`, `kinds.rs`): built-in kinds,
+//! with the scope, short names, categories and `/status` subresource the
+//! real server's discovery shows: core/v1 Namespace, ConfigMap, Secret,
+//! Service, ServiceAccount, Pod, PersistentVolumeClaim, Endpoints, Event;
+//! apps/v1 Deployment, StatefulSet, DaemonSet, ReplicaSet; batch/v1 Job,
+//! CronJob; policy/v1 PodDisruptionBudget; autoscaling/v2
+//! HorizontalPodAutoscaler; apiextensions.k8s.io/v1
+//! CustomResourceDefinition; rbac.authorization.k8s.io/v1 Role,
+//! RoleBinding, ClusterRole, ClusterRoleBinding;
+//! admissionregistration.k8s.io/v1 Validating- and
+//! MutatingWebhookConfiguration; networking.k8s.io/v1 Ingress,
+//! IngressClass, NetworkPolicy; coordination.k8s.io/v1 Lease. They are
+//! stored and served generically (only Namespaces, Deployments, Services,
+//! Secrets and CRDs get per-kind defaults and validation, see
+//! `strategy.rs`). Any other kind only once a CRD defines it and is
+//! Established; before that its paths (and its group/version in
+//! discovery) are 404 "the server could not find the requested resource".
+//! `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}`
+//! answer as the real server does, and `/api` and `/apis` answer in the
+//! aggregated form (apidiscovery.k8s.io v2 or v2beta1, with the exact
+//! `Content-Type` client-go checks) when `Accept` asks for it; an `Accept`
+//! naming only encodings the fake does not produce (protobuf, YAML, CBOR;
+//! tables other than on reads of resources) is 406. So kubectl, Helm and kube-rs (`Discovery::run()`,
+//! `run_aggregated()`) discover what is served.
+//!
+//! **OpenAPI** (`openapi.rs`): `/openapi/v3` (index with `?hash=` URLs) and
+//! one document per group/version, and `/openapi/v2` as JSON (406 to
+//! client-go's protobuf-only request, so kubectl uses v3). Built-in
+//! schemas are the real ones (from k8s-openapi, so `kubectl explain`
+//! works) with the strategic-merge extensions written from the same table
+//! the fake's strategic merge uses; custom resources get their CRD's
+//! `openAPIV3Schema`. PATCH operations list `fieldValidation`, so kubectl
+//! sends `fieldValidation=Strict` and skips client-side validation; the
+//! fake accepts the parameter but does not check fields.
 //!
 //! **Objects** (`api.rs`, `store.rs`, `strategy.rs`): GET; LIST (kind
 //! `XList`, `metadata.resourceVersion`, `labelSelector` and `fieldSelector`
-//! as in `selectors.rs`, `limit`/`continue` paging, where a later page sees
+//! as in `selectors.rs`, including each kind's own selectable fields such
+//! as an Event's `involvedObject.*`, `limit`/`continue` paging, where a later page sees
 //! the current state rather than a snapshot); POST (201; 409 AlreadyExists;
 //! 404 when the namespace is missing, 403 when it is terminating; 422
 //! Invalid without a name; `generateName`); PUT (409 Conflict on a stale
@@ -28,28 +52,30 @@
 //! without `fieldManager` the real server's 422 `PatchOptions... is
 //! invalid: fieldManager: Required value`; creates when missing, 201; the
 //! body must be JSON, which is what kube-rs sends), with
-//! `application/merge-patch+json` (RFC 7386) and with
-//! `application/strategic-merge-patch+json`, treated as a merge patch (so a
-//! list in it replaces the whole list, where the real server merges lists
-//! such as containers by name; refused with 415 on custom resources, as the
-//! real server does). `application/json-patch+json` is NOT implemented
-//! (415). DELETE (200 with, as the real server answers, a `Status` of
-//! `Success` naming the object, or the object itself for Services and
-//! ServiceAccounts; for an object with finalizers, `deletionTimestamp` is
-//! set and it stays, 200 with the object, until an update empties its
-//! finalizers, at which point it is removed; 404 when missing;
+//! `application/merge-patch+json` (RFC 7386), with
+//! `application/strategic-merge-patch+json` (`strategic_merge.rs`: lists
+//! such as containers, env, ports, volumes merge by key, with the
+//! directives kubectl's client-side apply sends; refused with 415 on
+//! custom resources, as the real server does) and with
+//! `application/json-patch+json` (RFC 6902, `json_patch.rs`; managedFields
+//! it rewrites replace the stored ones, as kubectl's move from client-side
+//! to server-side apply needs). DELETE (200 with, as the real server
+//! answers, a `Status` of `Success` naming the object, or the object
+//! itself for Services, ServiceAccounts and Pods; for an object with
+//! finalizers, `deletionTimestamp` is set and it stays, 200 with the
+//! object, until an update empties its finalizers, at which point it is removed; 404 when missing;
 //! preconditions honoured; `propagationPolicy` ignored: there is no garbage
 //! collector) and DELETE on a collection. `/status` subresources for the
-//! kinds that have one (Namespace, Service, Deployment, CRD, custom
-//! resources that declare it): writes to the main resource keep the stored
-//! status, writes to `/status` change only it.
+//! kinds that have one (as listed in discovery, and custom resources that
+//! declare it): writes to the main resource keep the stored status,
+//! writes to `/status` change only it.
 //!
 //! Every change gets the next value of one global counter as its
 //! `resourceVersion` (a string of an integer); a write that changes nothing
 //! is not a change (no new resourceVersion, no event), as with the real
 //! server. Objects get `uid` and `creationTimestamp`; `generation` is kept
-//! where the real server keeps it (Deployments, CRDs, custom resources) and
-//! bumped when anything outside metadata and status changes (or deletion
+//! where the real server keeps it (workloads, CRDs, policies, webhook
+//! configurations, Ingresses, custom resources) and bumped when anything outside metadata and status changes (or deletion
 //! begins). `dryRun=All` on POST/PUT/PATCH/DELETE returns the result
 //! without storing it or emitting an event (the request log still records
 //! it, with `dry_run: true`). List items of built-in kinds omit `kind` and
@@ -69,6 +95,32 @@
 //! sends `application/vnd.kubernetes.protobuf,application/json`) gets it,
 //! one that allows only other types gets 406 NotAcceptable.
 //!
+//! **Tables** (`table.rs`): a read that asks for `as=Table` (`kubectl get`)
+//! gets a `meta.k8s.io` Table with the real printers' columns for the
+//! common kinds (NAME, AGE elsewhere) and a CRD's
+//! `additionalPrinterColumns` for custom resources, watches included.
+//!
+//! **Defaults and validation** (`strategy.rs`, `defaults.rs`,
+//! `validation.rs`): every create, update and patch (server-side apply
+//! included, dry run or not) fills in the defaults the real server adds
+//! to built-in kinds (Deployment replicas, strategy, revisionHistoryLimit
+//! and progressDeadlineSeconds; pod templates' restartPolicy, dnsPolicy,
+//! schedulerName, terminationGracePeriodSeconds, securityContext;
+//! containers' imagePullPolicy, terminationMessagePath/Policy, port
+//! protocol, probe timings; Service type, sessionAffinity, IP families,
+//! traffic policies, cluster IP and node ports, port protocol and
+//! targetPort; Secret type; StatefulSet, DaemonSet, Job, CronJob, Pod,
+//! PVC and RBAC subject defaults for when those kinds are served), then
+//! rejects what the real server rejects with its 422 Invalid `Status`
+//! (field paths in `details.causes`): object names, label syntax,
+//! missing or non-matching selectors, containers without name or image,
+//! ports outside 1-65535, Service ports and types, restart policies,
+//! immutable selectors, Job templates and Service cluster IPs, CRD names
+//! and storage versions. So a dry run answers what the server would store.
+//! Not defaulted or validated: quantities (not canonicalized), admission
+//! plugins' additions, probes, volumes, env names, most enum values, and
+//! anything of kinds not listed in those files.
+//!
 //! **Errors** (`status.rs`) are real `Status` objects, so kube-rs returns
 //! `kube::Error::Api` with the real code, reason and wording.
 //!
@@ -83,16 +135,25 @@
 //! are separate changes, as on a cluster.
 //!
 //! **Watch** (`watch.rs`): newline-delimited JSON events with the real
-//! resourceVersion semantics, selectors and `timeoutSeconds`, so
-//! `kube::runtime::watcher` and `kube::runtime::wait::await_condition` work.
+//! resourceVersion semantics, selectors and `timeoutSeconds`; BOOKMARKs
+//! with `allowWatchBookmarks=true` (periodically and before a timeout
+//! closes the stream); `sendInitialEvents=true` +
+//! `resourceVersionMatch=NotOlderThan` (client-go's and kube-rs' streaming
+//! lists) with the `k8s.io/initial-events-end` bookmark. So
+//! `kube::runtime::watcher`, `await_condition`, `kubectl wait`, `kubectl
+//! rollout status` and `kubectl delete --wait` work.
 //!
 //! **Not there**: authentication and authorization (everything is allowed),
-//! admission webhooks, schema validation and pruning of custom resources,
-//! conversion between CRD versions (one stored object is served under every
-//! version), most defaulting, Pods/Events and every other kind,
+//! admission webhooks and admission plugins, schema validation, pruning
+//! and defaulting of custom resources (and `fieldValidation` is not
+//! enforced), conversion between CRD versions (one stored object is served
+//! under every version), the defaults and checks listed above as not done,
+//! controllers for Pods, StatefulSets, Jobs and the other workloads (they
+//! are stored, never run; ReplicaSets only as above), every kind not listed above,
 //! `/scale` and other subresources, YAML request bodies, Protobuf (and YAML)
-//! responses, Protobuf bodies for kinds outside the groups above, table output,
-//! periodic watch bookmarks, 410 Gone (history is never compacted).
+//! responses, Protobuf bodies for kinds outside the groups above, 410 Gone
+//! (history is never compacted), and the namespaces a cluster starts with
+//! unless [`FakeKube::create_initial_namespaces`] is called (the binary does).
 //!
 //! Use: `let kube = FakeKube::start();` then `kube.client()` (inside a tokio
 //! runtime) or `kube.kubeconfig()` for a child process; read state back
@@ -102,6 +163,7 @@
 mod api;
 mod apply;
 mod controllers;
+mod defaults;
 mod discovery;
 mod json_patch;
 mod kinds;
@@ -114,8 +176,12 @@ mod status;
 mod store;
 mod strategic_merge;
 mod strategy;
+mod table;
 mod util;
+mod validation;
 mod watch;
+#[cfg(test)]
+mod write_path_tests;
 
 use serde_json::{Value, json};
 use server::Shared;
@@ -191,6 +257,29 @@ impl FakeKube {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake-kube\n  cluster:\n    server: {}\ncontexts:\n- name: fake-kube\n  context:\n    cluster: fake-kube\n    user: fake-kube\n    namespace: default\ncurrent-context: fake-kube\nusers:\n- name: fake-kube\n  user: {{}}\n",
             self.url()
         )
+    }
+
+    /// Creates the namespaces a new cluster starts with (`default`,
+    /// `kube-system`, `kube-public`, `kube-node-lease`). `start()` leaves
+    /// them out so that tests see only what they made; the `fake-kube`
+    /// binary, used by hand, creates them.
+    pub fn create_initial_namespaces(&self) {
+        self.shared.with_state(|s| {
+            let Some(ty) = s.type_of("", "namespaces") else {
+                return;
+            };
+            for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                let key = FakeKube::key("v1", "namespaces", None, name);
+                if s.get(&key).is_some() {
+                    continue;
+                }
+                let mut ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+                strategy::prepare_for_create(s, &ty, &mut ns);
+                apply::record_update(&ty, None, &mut ns, "kube-apiserver", apply::Part::Main);
+                s.commit(&ty, ns, false);
+            }
+            controllers::reconcile(s);
+        });
     }
 
     /// How long a new CRD takes to become Established (default 0).

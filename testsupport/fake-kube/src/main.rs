@@ -10,7 +10,8 @@
 //! Writes a kubeconfig for the server to FILE (default: stdout) and serves
 //! until SIGINT or SIGTERM. Unlike the tests' default, rollouts and load
 //! balancers complete by themselves unless `--manual-rollouts` is given, so
-//! `kubectl rollout status` and `helm --wait` finish when used by hand.
+//! `kubectl rollout status` and `helm --wait` finish when used by hand, and
+//! the namespaces a cluster starts with (`default`, `kube-system`, ...) exist.
 
 use fake_kube::FakeKube;
 use std::process::ExitCode;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    kube.create_initial_namespaces();
     if !args.manual_rollouts {
         kube.set_auto_complete_deployments(true);
         kube.set_auto_complete_load_balancers(true);

@@ -221,8 +221,13 @@ fn crd_schema(crd: &Value, ty: &ResourceType) -> Value {
     schema
 }
 
-/// Every definition reachable from `roots` through `$ref`s.
-fn closure(all: &Map<String, Value>, roots: &[String]) -> Map<String, Value> {
+/// Every definition reachable from `roots` through `$ref`s, looked up in
+/// the built-in definitions and then in `custom` (the CRDs' schemas).
+fn closure(
+    builtin: &Map<String, Value>,
+    custom: &Map<String, Value>,
+    roots: &[String],
+) -> Map<String, Value> {
     fn refs(v: &Value, out: &mut Vec<String>) {
         match v {
             Value::Object(m) => {
@@ -246,7 +251,7 @@ fn closure(all: &Map<String, Value>, roots: &[String]) -> Map<String, Value> {
         if !seen.insert(name.clone()) {
             continue;
         }
-        if let Some(def) = all.get(&name) {
+        if let Some(def) = custom.get(&name).or_else(|| builtin.get(&name)) {
             refs(def, &mut todo);
             out.insert(name, def.clone());
         }
@@ -291,7 +296,7 @@ fn operation(ty: &ResourceType, action: &str, def: &str, id: &str) -> Value {
     match action {
         "post" | "put" => {
             op["requestBody"] = json!({"required": true, "content": {
-                "application/json": body_ref, "application/yaml": body_ref,
+                "application/json": body_ref,
             }});
         }
         "patch" => {
@@ -376,7 +381,7 @@ fn paths_of(ty: &ResourceType, def: &str, paths: &mut Map<String, Value>) {
 /// Paths and every schema (built-in and custom) of the given types.
 fn paths_and_schemas(state: &State, types: &[&ResourceType]) -> (Map<String, Value>, Map<String, Value>) {
     let b = builtins();
-    let mut all = b.defs.clone();
+    let mut custom = Map::new();
     let mut paths = Map::new();
     let mut roots = vec![];
     for ty in types {
@@ -390,7 +395,7 @@ fn paths_and_schemas(state: &State, types: &[&ResourceType]) -> (Map<String, Val
                     str_at(c, &["spec", "group"]) == Some(ty.group.as_str())
                         && str_at(c, &["spec", "names", "plural"]) == Some(ty.plural.as_str())
                 });
-            all.insert(
+            custom.insert(
                 name.clone(),
                 crd.map(|c| crd_schema(&c, ty)).unwrap_or(Value::Null),
             );
@@ -408,7 +413,7 @@ fn paths_and_schemas(state: &State, types: &[&ResourceType]) -> (Map<String, Val
         roots.push(def);
     }
     roots.push(PATCH_BODY.into());
-    (paths, closure(&all, &roots))
+    (paths, closure(&b.defs, &custom, &roots))
 }
 
 /// The OpenAPI v3 document of one group/version, or None when nothing is
@@ -550,7 +555,7 @@ pub fn serve(
         if method != "GET" {
             return Err(ApiError::method_not_allowed());
         }
-        super::discovery::negotiate(accept, false)?;
+        super::discovery::negotiate(accept, false, false)?;
         doc.map(|d| ApiResponse::Json(200, d))
             .ok_or_else(ApiError::unserved)
     })())

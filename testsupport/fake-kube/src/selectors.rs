@@ -4,10 +4,13 @@
 //! `a!=b`, `a` (exists), `!a` (does not exist), `a in (x,y)` and
 //! `a notin (x,y)`, joined by commas (all must hold). Field selectors take
 //! `metadata.name` and `metadata.namespace` with `=`, `==` or `!=` (what the
-//! real server supports for every resource; the per-kind extras such as a
-//! Pod's `status.phase` are not there); any other field is a 400, as on the
-//! real server.
+//! real server supports for every resource) and the per-kind fields the
+//! real server adds (`kinds::field_selectors`: an Event's
+//! `involvedObject.*`, `reason`, `type`; a Pod's `status.phase`,
+//! `spec.nodeName`; a Secret's `type`, ...); any other field is a 400, as
+//! on the real server.
 
+use super::kinds::ResourceType;
 use super::status::ApiError;
 use super::util::str_at;
 use serde_json::Value;
@@ -24,8 +27,9 @@ enum LabelReq {
 
 #[derive(Clone, Debug)]
 enum FieldReq {
-    Eq(&'static str, String),
-    NotEq(&'static str, String),
+    /// (JSON path of the field, value).
+    Eq(String, String),
+    NotEq(String, String),
 }
 
 /// Both selectors of one request; the empty selector matches everything.
@@ -93,7 +97,8 @@ fn parse_label_req(req: &str) -> Result<LabelReq, ApiError> {
     Ok(LabelReq::Exists(req.to_string()))
 }
 
-fn parse_field_req(req: &str) -> Result<FieldReq, ApiError> {
+/// `extra`: the kind's own selectable fields, (selector name, JSON path).
+fn parse_field_req(req: &str, extra: &[(&str, &str)]) -> Result<FieldReq, ApiError> {
     let (field, value, eq) = if let Some((f, v)) = req.split_once("!=") {
         (f, v, false)
     } else if let Some((f, v)) = req.split_once("==") {
@@ -105,14 +110,17 @@ fn parse_field_req(req: &str) -> Result<FieldReq, ApiError> {
             "invalid selector: '{req}'; can't understand '{req}'"
         )));
     };
-    let field: &'static str = match field.trim() {
-        "metadata.name" => "metadata.name",
-        "metadata.namespace" => "metadata.namespace",
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "field label not supported: {other}"
-            )));
-        }
+    let field: String = match field.trim() {
+        "metadata.name" => "/metadata/name".into(),
+        "metadata.namespace" => "/metadata/namespace".into(),
+        other => match extra.iter().find(|(name, _)| *name == other) {
+            Some((_, path)) => format!("/{}", path.replace('.', "/")),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {other}"
+                )));
+            }
+        },
     };
     let value = value.trim().to_string();
     Ok(if eq {
@@ -123,15 +131,28 @@ fn parse_field_req(req: &str) -> Result<FieldReq, ApiError> {
 }
 
 impl Selector {
-    /// Parses the two query parameters (either may be absent).
-    pub fn parse(labels: Option<&str>, fields: Option<&str>) -> Result<Selector, ApiError> {
+    /// Parses the two query parameters (either may be absent) for a list
+    /// of `ty`, whose own selectable fields are allowed too.
+    pub fn for_type(
+        ty: &ResourceType,
+        labels: Option<&str>,
+        fields: Option<&str>,
+    ) -> Result<Selector, ApiError> {
+        Selector::parse_with(labels, fields, super::kinds::field_selectors(ty))
+    }
+
+    fn parse_with(
+        labels: Option<&str>,
+        fields: Option<&str>,
+        extra: &[(&str, &str)],
+    ) -> Result<Selector, ApiError> {
         let labels = split_top(labels.unwrap_or(""))
             .iter()
             .map(|r| parse_label_req(r))
             .collect::<Result<_, _>>()?;
         let fields = split_top(fields.unwrap_or(""))
             .iter()
-            .map(|r| parse_field_req(r))
+            .map(|r| parse_field_req(r, extra))
             .collect::<Result<_, _>>()?;
         Ok(Selector { labels, fields })
     }
@@ -147,13 +168,16 @@ impl Selector {
             LabelReq::Exists(k) => label(k).is_some(),
             LabelReq::NotExists(k) => label(k).is_none(),
         });
-        let field = |f: &str| {
-            let key = f.trim_start_matches("metadata.");
-            str_at(obj, &["metadata", key]).unwrap_or("")
+        // The field's value as the server compares it: text, or a number
+        // or boolean written out; a missing field is "".
+        let field = |path: &str| match obj.pointer(path) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
         };
         let fields_ok = self.fields.iter().all(|r| match r {
-            FieldReq::Eq(f, v) => field(f) == v,
-            FieldReq::NotEq(f, v) => field(f) != v,
+            FieldReq::Eq(f, v) => field(f) == *v,
+            FieldReq::NotEq(f, v) => field(f) != *v,
         });
         labels_ok && fields_ok
     }

@@ -13,6 +13,8 @@
 //!   merges into the live element with the same key or is appended; a list
 //!   of scalars with strategy `merge` (finalizers) is a union; every other
 //!   list replaces the live one;
+//! - a map with strategy `replace` (a PodDisruptionBudget's selector) is
+//!   replaced whole;
 //! - directives: `$patch: replace` (a map or list replaces the live one),
 //!   `$patch: delete` (a map is deleted; in a keyed list, the element with
 //!   that key), `$patch: merge`, `$retainKeys` (live keys not listed are
@@ -33,8 +35,8 @@ pub struct ListRule {
     /// The schema definition holding the field, as the OpenAPI names it.
     pub definition: &'static str,
     pub field: &'static str,
-    /// `x-kubernetes-patch-strategy`: `merge`, `retainKeys` or
-    /// `merge,retainKeys`.
+    /// `x-kubernetes-patch-strategy`: `merge`, `retainKeys`,
+    /// `merge,retainKeys`, or `replace` (a map replaced whole).
     pub strategy: &'static str,
     /// `x-kubernetes-patch-merge-key`, for lists of maps that merge.
     pub merge_key: Option<&'static str>,
@@ -60,8 +62,9 @@ const fn rule(
 }
 
 /// The merge rules of the real types' `patchStrategy`/`patchMergeKey`
-/// tags, for the fields the fake's users touch. THE single source for both
-/// the served schemas and the fake's strategic merge.
+/// tags (k8s.io/api), for the kinds the fake serves (node, admission
+/// policy and other kinds the fake does not serve left out). THE single
+/// source for both the served schemas and the fake's strategic merge.
 #[rustfmt::skip]
 pub const LIST_RULES: &[ListRule] = &[
     rule("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers", "merge", None, &[]),
@@ -73,19 +76,38 @@ pub const LIST_RULES: &[ListRule] = &[
     rule("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "merge", Some("name"), &["name"]),
     rule("io.k8s.api.core.v1.PodSpec", "hostAliases", "merge", Some("ip"), &["ip"]),
     rule("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", "merge", Some("topologyKey"), &["topologyKey", "whenUnsatisfiable"]),
+    rule("io.k8s.api.core.v1.PodSpec", "schedulingGates", "merge", Some("name"), &["name"]),
+    rule("io.k8s.api.core.v1.PodSpec", "resourceClaims", "merge,retainKeys", Some("name"), &["name"]),
     rule("io.k8s.api.core.v1.Container", "ports", "merge", Some("containerPort"), &["containerPort", "protocol"]),
     rule("io.k8s.api.core.v1.Container", "env", "merge", Some("name"), &["name"]),
     rule("io.k8s.api.core.v1.Container", "volumeMounts", "merge", Some("mountPath"), &["mountPath"]),
     rule("io.k8s.api.core.v1.Container", "volumeDevices", "merge", Some("devicePath"), &["devicePath"]),
-    rule("io.k8s.api.core.v1.ServiceSpec", "ports", "merge", Some("port"), &["port", "protocol"]),
-    rule("io.k8s.api.core.v1.ServiceAccount", "secrets", "merge", Some("name"), &["name"]),
+    rule("io.k8s.api.core.v1.EphemeralContainer", "ports", "merge", Some("containerPort"), &["containerPort", "protocol"]),
+    rule("io.k8s.api.core.v1.EphemeralContainer", "env", "merge", Some("name"), &["name"]),
+    rule("io.k8s.api.core.v1.EphemeralContainer", "volumeMounts", "merge", Some("mountPath"), &["mountPath"]),
+    rule("io.k8s.api.core.v1.EphemeralContainer", "volumeDevices", "merge", Some("devicePath"), &["devicePath"]),
+    rule("io.k8s.api.core.v1.ContainerStatus", "volumeMounts", "merge", Some("mountPath"), &["mountPath"]),
     rule("io.k8s.api.core.v1.PodStatus", "conditions", "merge", Some("type"), &["type"]),
+    rule("io.k8s.api.core.v1.PodStatus", "hostIPs", "merge", Some("ip"), &["ip"]),
+    rule("io.k8s.api.core.v1.PodStatus", "podIPs", "merge", Some("ip"), &["ip"]),
+    rule("io.k8s.api.core.v1.ServiceSpec", "ports", "merge", Some("port"), &["port", "protocol"]),
+    rule("io.k8s.api.core.v1.ServiceStatus", "conditions", "merge", Some("type"), &["type"]),
+    rule("io.k8s.api.core.v1.ServiceAccount", "secrets", "merge", Some("name"), &["name"]),
+    rule("io.k8s.api.core.v1.NamespaceStatus", "conditions", "merge", Some("type"), &["type"]),
+    rule("io.k8s.api.core.v1.PersistentVolumeClaimStatus", "conditions", "merge", Some("type"), &["type"]),
     rule("io.k8s.api.apps.v1.DeploymentSpec", "strategy", "retainKeys", None, &[]),
     rule("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "merge", Some("type"), &["type"]),
     rule("io.k8s.api.apps.v1.StatefulSetStatus", "conditions", "merge", Some("type"), &["type"]),
     rule("io.k8s.api.apps.v1.DaemonSetStatus", "conditions", "merge", Some("type"), &["type"]),
     rule("io.k8s.api.apps.v1.ReplicaSetStatus", "conditions", "merge", Some("type"), &["type"]),
     rule("io.k8s.api.batch.v1.JobStatus", "conditions", "merge", Some("type"), &["type"]),
+    rule("io.k8s.api.policy.v1.PodDisruptionBudgetSpec", "selector", "replace", None, &[]),
+    rule("io.k8s.api.policy.v1.PodDisruptionBudgetStatus", "conditions", "merge", Some("type"), &["type"]),
+    rule("io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerStatus", "conditions", "merge", Some("type"), &["type"]),
+    rule("io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration", "webhooks", "merge", Some("name"), &["name"]),
+    rule("io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration", "webhooks", "merge", Some("name"), &["name"]),
+    rule("io.k8s.api.admissionregistration.v1.MutatingWebhook", "matchConditions", "merge", Some("name"), &["name"]),
+    rule("io.k8s.api.admissionregistration.v1.ValidatingWebhook", "matchConditions", "merge", Some("name"), &["name"]),
 ];
 
 /// The rule for `field` of `definition`, if any.
@@ -171,6 +193,9 @@ fn merge_map<S: Schema>(
         match v {
             Value::Null => {
                 base.remove(k);
+            }
+            Value::Object(pm) if rule_at(schema, k).is_some_and(|r| r.strategy == "replace") => {
+                base.insert(k.clone(), Value::Object(strip_directives(pm.clone())));
             }
             Value::Object(pm) => {
                 let live = match base.remove(k) {
@@ -291,7 +316,7 @@ fn merge_list<S: Schema>(
 
 /// Orders `items` by `order` (merge-key values, or the values themselves
 /// for scalars); items not named keep their relative order, after.
-fn reorder(items: &mut Vec<Value>, order: &[Value], key: Option<&str>) {
+fn reorder(items: &mut [Value], order: &[Value], key: Option<&str>) {
     let id = |v: &Value| -> Value {
         match key {
             Some(k) => v.get(k).cloned().unwrap_or(Value::Null),
@@ -325,6 +350,9 @@ mod tests {
                     "io.k8s.api.core.v1.Container"
                 }
                 ("io.k8s.api.core.v1.PodSpec", "volumes") => "io.k8s.api.core.v1.Volume",
+                ("io.k8s.api.policy.v1.PodDisruptionBudget", "spec") => {
+                    "io.k8s.api.policy.v1.PodDisruptionBudgetSpec"
+                }
                 _ => return None,
             };
             Some(Stub(next))
@@ -450,6 +478,21 @@ mod tests {
             json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"]}}),
         );
         assert_eq!(out["metadata"]["finalizers"], json!(["b"]));
+    }
+
+    #[test]
+    fn a_map_with_strategy_replace_is_replaced_whole() {
+        let live = json!({"spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
+        let out = apply(
+            &live,
+            &json!({"spec": {"selector": {"matchExpressions": []}}}),
+            Some(&Stub("io.k8s.api.policy.v1.PodDisruptionBudget")),
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"],
+            json!({"minAvailable": 1, "selector": {"matchExpressions": []}})
+        );
     }
 
     #[test]

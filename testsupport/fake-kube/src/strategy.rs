@@ -8,15 +8,15 @@
 //!   segment for RBAC); no new finalizers once deletion has begun.
 //! - Namespace: label `kubernetes.io/metadata.name`, `spec.finalizers:
 //!   [kubernetes]`, `status.phase: Active`.
-//! - Deployment: `spec.replicas` defaults to 1; `spec.selector` required,
-//!   must match the template's labels, and is immutable; at least one
-//!   container. (The many other defaults the real server fills in, e.g.
-//!   strategy, revisionHistoryLimit, container terminationMessagePath, are
-//!   NOT filled in.)
 //! - Service: `type` defaults to ClusterIP; a cluster IP from 10.100.0.0/16
 //!   is allocated (kept across updates); ports get `protocol: TCP` and
 //!   `targetPort` = `port`; NodePort/LoadBalancer ports get a nodePort;
 //!   `status.loadBalancer: {}`.
+//! - Built-in kinds then get the rest of the real server's defaults
+//!   (`defaults.rs`: Deployment replicas and strategy, pod templates,
+//!   containers, Service traffic policies, ...) and its validation
+//!   (`validation.rs`: selectors, containers, ports, immutable fields,
+//!   label syntax), both in every write path, dry run or not.
 //! - Secret: `stringData` is base64-encoded into `data` and dropped; `type`
 //!   defaults to Opaque.
 //! - CustomResourceDefinition: name must be `<plural>.<group>`, exactly one
@@ -83,11 +83,6 @@ fn storage_versions(crd: &Value) -> Vec<String> {
 /// Defaults shared by create and update.
 fn default_fields(state: &mut State, ty: &ResourceType, obj: &mut Value, old: Option<&Value>) {
     match (ty.group.as_str(), ty.kind.as_str()) {
-        ("apps", "Deployment")
-            if obj.pointer("/spec/replicas").is_none_or(Value::is_null) && obj["spec"].is_object() =>
-        {
-            obj["spec"]["replicas"] = json!(1);
-        }
         ("", "Secret") => {
             if let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
             {
@@ -113,7 +108,8 @@ fn default_fields(state: &mut State, ty: &ResourceType, obj: &mut Value, old: Op
             }
             let type_ = spec["type"].as_str().unwrap_or_default().to_string();
             let old_spec = old.map(|o| &o["spec"]);
-            if type_ != "ExternalName" && spec["clusterIP"].is_null() {
+            // "" asks for an address, as null does (charts often send it).
+            if type_ != "ExternalName" && (spec["clusterIP"].is_null() || spec["clusterIP"] == "") {
                 let kept = old_spec.map(|s| s["clusterIP"].clone()).filter(|v| !v.is_null());
                 let ip = kept.unwrap_or_else(|| {
                     let n = state.next_ip;
@@ -166,6 +162,7 @@ fn default_fields(state: &mut State, ty: &ResourceType, obj: &mut Value, old: Op
         }
         _ => {}
     }
+    super::defaults::default_object(ty, obj, old);
 }
 
 /// Create: server metadata, a fresh status, defaults.
@@ -286,53 +283,9 @@ pub fn validate(ty: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
             ));
         }
     }
+    // One kind left here; the rest of the per-kind rules are in validation.rs.
+    #[allow(clippy::single_match)]
     match (ty.group.as_str(), ty.kind.as_str()) {
-        ("apps", "Deployment") => {
-            let selector = obj
-                .pointer("/spec/selector/matchLabels")
-                .and_then(Value::as_object);
-            let labels = obj
-                .pointer("/spec/template/metadata/labels")
-                .and_then(Value::as_object);
-            match selector {
-                None => causes.push(("spec.selector", "FieldValueRequired", "Required value".into())),
-                Some(sel) => {
-                    let ok = labels.is_some_and(|l| sel.iter().all(|(k, v)| l.get(k) == Some(v)));
-                    if !ok {
-                        causes.push((
-                            "spec.template.metadata.labels",
-                            "FieldValueInvalid",
-                            format!(
-                                "Invalid value: {}: `selector` does not match template `labels`",
-                                json!(labels)
-                            ),
-                        ));
-                    }
-                }
-            }
-            if let Some(old) = old
-                && old.pointer("/spec/selector") != obj.pointer("/spec/selector")
-            {
-                causes.push((
-                    "spec.selector",
-                    "FieldValueInvalid",
-                    format!(
-                        "Invalid value: {}: field is immutable",
-                        obj.pointer("/spec/selector").unwrap_or(&Value::Null)
-                    ),
-                ));
-            }
-            let containers = obj
-                .pointer("/spec/template/spec/containers")
-                .and_then(Value::as_array);
-            if containers.is_none_or(Vec::is_empty) {
-                causes.push((
-                    "spec.template.spec.containers",
-                    "FieldValueRequired",
-                    "Required value".into(),
-                ));
-            }
-        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             let group = str_at(obj, &["spec", "group"]).unwrap_or_default();
             let plural = str_at(obj, &["spec", "names", "plural"]).unwrap_or_default();
@@ -359,6 +312,8 @@ pub fn validate(ty: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
         }
         _ => {}
     }
+    let more = super::validation::causes(ty, obj, old);
+    causes.extend(more.iter().map(|(f, r, m)| (f.as_str(), *r, m.clone())));
     if causes.is_empty() {
         Ok(())
     } else {

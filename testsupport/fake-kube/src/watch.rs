@@ -53,6 +53,8 @@ pub struct WatchSpec {
     pub initial_events_end_bookmark: bool,
     /// `allowWatchBookmarks=true`.
     pub bookmarks: bool,
+    /// Objects sent as one-row Tables (`kubectl get --watch`).
+    pub table: Option<super::table::WatchTable>,
     pub timeout: Option<Duration>,
 }
 
@@ -102,7 +104,16 @@ impl WatchSpec {
             },
             _ => return None,
         };
-        Some(line(type_.as_str(), State::render(&self.ty, &e.object)))
+        Some(line(type_.as_str(), self.object(&e.object)))
+    }
+
+    /// An object as this watch sends it.
+    fn object(&self, obj: &Value) -> Value {
+        let rendered = State::render(&self.ty, obj);
+        match &self.table {
+            Some(t) => t.wrap(&rendered),
+            None => rendered,
+        }
     }
 }
 
@@ -117,7 +128,7 @@ pub async fn run(shared: Arc<Shared>, spec: WatchSpec, tx: mpsc::Sender<Bytes>) 
             Start::Initial => {
                 for (_, obj) in s.list(&spec.ty.group, &spec.ty.plural, spec.namespace.as_deref()) {
                     if spec.selector.matches(&obj) {
-                        lines.push(line("ADDED", State::render(&spec.ty, &obj)));
+                        lines.push(line("ADDED", spec.object(&obj)));
                     }
                 }
                 s.rv
