@@ -49,10 +49,16 @@ impl Walkthrough {
         }
         let stack = dir.path.join("stacks/appmesh-getting-started.toml");
         let text = std::fs::read_to_string(&stack).unwrap();
-        let repo_var = format!("appmesh_chart_repository = \"{UPSTREAM_REPO}\"");
-        assert!(text.contains(&repo_var), "the stack names {UPSTREAM_REPO}");
-        let local = format!("appmesh_chart_repository = \"{}\"", repo.url);
-        std::fs::write(&stack, text.replace(&repo_var, &local)).unwrap();
+        // The repository variable's default is the one place the stack
+        // names it.
+        let upstream = format!("\"{UPSTREAM_REPO}\"");
+        assert_eq!(
+            text.matches(&upstream).count(),
+            1,
+            "the stack names {UPSTREAM_REPO} once"
+        );
+        let local = format!("\"{}\"", repo.url);
+        std::fs::write(&stack, text.replace(&upstream, &local)).unwrap();
         Walkthrough {
             moto,
             kube,
