@@ -54,11 +54,25 @@ pub enum EvalError {
 
 /// Evaluates an expression: `Ok(None)` when its value is unknown until apply.
 pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Option<Value>, EvalError> {
+    eval_filling(expr, scope, None)
+}
+
+/// Evaluates an expression, writing `fill` (a text) in place of every
+/// reference unknown until apply; without `fill`, `Ok(None)` as soon as one
+/// is unknown. With a fill the result is always `Some`: that is how
+/// `partial.rs` shows the known parts of an unknown value.
+pub(super) fn eval_filling(
+    expr: &Expr,
+    scope: &dyn Scope,
+    fill: Option<&str>,
+) -> Result<Option<Value>, EvalError> {
+    // The value an unknown reference stands for, or none to give up.
+    let unknown = || fill.map(|f| Value::String(f.to_string()));
     Ok(match expr {
         Expr::Value(v) => Some(v.clone()),
         Expr::Ref(r) => match lookup(&r.reference, scope)? {
             Lookup::Known(v) => Some(v),
-            _ => None,
+            _ => unknown(),
         },
         Expr::Template(parts) => {
             let mut out = String::new();
@@ -74,7 +88,10 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Option<Value>, EvalError> 
                                 });
                             }
                         },
-                        _ => return Ok(None),
+                        _ => match fill {
+                            Some(f) => out.push_str(f),
+                            None => return Ok(None),
+                        },
                     },
                 }
             }
@@ -83,7 +100,7 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Option<Value>, EvalError> 
         Expr::List(items) => {
             let mut out = Vec::new();
             for item in items {
-                match eval(item, scope)? {
+                match eval_filling(item, scope, fill)? {
                     Some(v) => out.push(v),
                     None => return Ok(None),
                 }
@@ -93,7 +110,7 @@ pub fn eval(expr: &Expr, scope: &dyn Scope) -> Result<Option<Value>, EvalError> 
         Expr::Table(map) => {
             let mut out = Attrs::new();
             for (k, item) in map {
-                match eval(item, scope)? {
+                match eval_filling(item, scope, fill)? {
                     Some(v) => {
                         out.insert(k.clone(), v);
                     }

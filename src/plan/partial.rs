@@ -15,11 +15,9 @@
 //! A placeholder found in a key, or a whole value that is unknown, gives no
 //! partial value.
 
-use serde_json::Map;
-
-use super::eval::{EvalError, Lookup, Scope, normalize_attr};
+use super::eval::{EvalError, Scope, eval_filling, normalize_attr};
 use crate::Value;
-use crate::config::{Expr, Part, Reference, Resource};
+use crate::config::Resource;
 
 /// Text that stands for an unknown value while the rest is evaluated; no
 /// stack writes it, and it survives YAML and JSON parsing as a plain scalar.
@@ -47,7 +45,9 @@ pub fn partial_attr(
     let Some(attr) = resource.attrs.get(name) else {
         return Ok(None);
     };
-    let value = eval_with_placeholders(&attr.expr, scope)?;
+    let Some(value) = eval_filling(&attr.expr, scope, Some(PLACEHOLDER))? else {
+        return Ok(None);
+    };
     let mut value = normalize_attr(resource.kind, name, value);
     let mut unknown = Vec::new();
     if !mark_unknown(&mut value, "", &mut unknown) || unknown.iter().any(|p| p.is_empty()) {
@@ -65,69 +65,6 @@ pub fn partial_attr(
         }
     }
     Ok(Some(Partial { value, unknown }))
-}
-
-/// Evaluates `expr`, writing [`PLACEHOLDER`] where a reference is unknown.
-fn eval_with_placeholders(expr: &Expr, scope: &dyn Scope) -> Result<Value, EvalError> {
-    Ok(match expr {
-        Expr::Value(v) => v.clone(),
-        Expr::Ref(r) => match lookup(&r.reference, scope)? {
-            Some(v) => v,
-            None => Value::String(PLACEHOLDER.to_string()),
-        },
-        Expr::Template(parts) => {
-            let mut out = String::new();
-            for part in parts {
-                match part {
-                    Part::Text(t) => out.push_str(t),
-                    Part::Ref(r) => match lookup(&r.reference, scope)? {
-                        Some(v) => match crate::config::expr::interpolate(&v) {
-                            Some(s) => out.push_str(&s),
-                            None => {
-                                return Err(EvalError::NotScalar {
-                                    reference: r.reference.to_string(),
-                                });
-                            }
-                        },
-                        None => out.push_str(PLACEHOLDER),
-                    },
-                }
-            }
-            Value::String(out)
-        }
-        Expr::List(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| eval_with_placeholders(i, scope))
-                .collect::<Result<_, _>>()?,
-        ),
-        Expr::Table(map) => Value::Object(
-            map.iter()
-                .map(|(k, e)| Ok((k.clone(), eval_with_placeholders(e, scope)?)))
-                .collect::<Result<Map<_, _>, EvalError>>()?,
-        ),
-    })
-}
-
-/// A reference's value: `None` when unknown until apply.
-fn lookup(reference: &Reference, scope: &dyn Scope) -> Result<Option<Value>, EvalError> {
-    match reference {
-        Reference::Az(index) => scope
-            .azs()
-            .get(*index)
-            .map(|az| Some(Value::String(az.clone())))
-            .ok_or(EvalError::AzOutOfRange {
-                index: *index,
-                count: scope.azs().len(),
-            }),
-        Reference::Resource { name, attr } => match scope.attr(name, attr) {
-            Lookup::Known(v) => Ok(Some(v)),
-            Lookup::Unknown => Ok(None),
-            Lookup::Missing => Err(EvalError::Missing {
-                reference: reference.to_string(),
-            }),
-        },
-    }
 }
 
 /// Replaces each string leaf holding a placeholder by `null` and records
