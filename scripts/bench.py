@@ -3,7 +3,7 @@
 "Benchmarks" section for what each figure means). Python standard library only.
 
     bench.py --meshform BIN --proxy-port P [--sizes 500,2000] [--latency-sizes 100]
-             [--latency-ms 150] [--parallelism 10] [--json OUT]
+             [--latency-ms 150] [--parallelism 10] [--json OUT] [--work DIR]
 
 Expects a moto server behind the counting proxy (scripts/bench_proxy.py) on
 127.0.0.1:P. Runs, per stack, apply, a no-op plan and destroy; then, with
@@ -98,7 +98,9 @@ class Bench:
         self.bin = args.meshform
         self.proxy = Proxy(args.proxy_port)
         self.parallelism = args.parallelism
-        self.work = tempfile.mkdtemp(prefix="meshform-bench-")
+        # State files and generated stacks; bench.sh passes a directory it removes.
+        self.work = args.work or tempfile.mkdtemp(prefix="meshform-bench-")
+        os.makedirs(self.work, exist_ok=True)
         self.env = dict(os.environ)
         self.env.update({
             "AWS_ENDPOINT_URL": f"http://127.0.0.1:{args.proxy_port}",
@@ -283,6 +285,7 @@ def main():
     p.add_argument("--latency-ms", type=int, default=150)
     p.add_argument("--parallelism", type=int, default=10)
     p.add_argument("--json")
+    p.add_argument("--work", help="scratch directory (default: a new one under $TMPDIR, kept)")
     args = p.parse_args()
     bench = Bench(args)
     sizes = [int(s) for s in args.sizes.split(",") if s]
