@@ -127,7 +127,7 @@ impl Change {
             } => {
                 if let Some(old) = state.resources.remove(&address) {
                     for (a, r) in state.resources.iter_mut() {
-                        if *a != address && r.dependencies.iter().any(|d| *d == address) {
+                        if *a != address && r.dependencies.contains(&address) {
                             r.dependencies.push(deposed.clone());
                         }
                     }
