@@ -8,10 +8,14 @@
 //!   `after-update`, `before-delete`, `after-delete` (TARGET is a resource
 //!   address; "before" is after state recorded the intent and before the
 //!   cloud call, "after" is after the cloud call returned and before state
-//!   records its result), or `state-write` (TARGET names the write, such as
-//!   `finish-create/vpc`, `put/vpc`, `remove/vpc`, `begin-create/vpc`; the
-//!   point sits between writing the new temporary file and renaming it over
-//!   the state file).
+//!   records its result), `state-write` (TARGET names the write, such as
+//!   `finish-create/vpc`, `put/vpc`, `remove/vpc`, `begin-create/vpc`, or
+//!   `compact` for a compaction's snapshot; for a journal append the point
+//!   sits before the line is written, for a snapshot between writing the new
+//!   temporary file and renaming it over the state file), or
+//!   `state-compact` (TARGET `start`: the journal holds the run's changes
+//!   and the snapshot is not yet written; `replaced`: the new snapshot is in
+//!   place and the journal not yet removed).
 //! - `ACTION` is absent (hang: announce and block forever, so a test can
 //!   SIGKILL the process exactly there), `delay` (announce and wait two
 //!   seconds, so a test can interrupt while the operation is in flight) or

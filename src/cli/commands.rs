@@ -188,6 +188,13 @@ async fn apply_cmd(
     let store = Arc::new(Mutex::new(store));
     let result = engine.apply(Some(&stack), &plan, store.clone(), &azs).await;
     interrupt.abort();
+    // Compact the state journal before the summary names the files (if a
+    // task still held the store, dropping it compacts instead).
+    if let Ok(store) = Arc::try_unwrap(store)
+        && let Err(e) = store.into_inner().close()
+    {
+        eprintln!("warning: {e}; the next run replays the state journal");
+    }
     let report = result.map_err(Report::new)?;
     summarize(&plan, &report, cancel.is_cancelled(), destroy);
     Ok(if report.is_success() {
@@ -242,7 +249,10 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
             println!("State: nothing was written yet ({} does not exist).", f.location);
         }
         if Path::new(&f.backup).exists() {
-            println!("Backup: {} holds that version or the one before it.", f.backup);
+            println!(
+                "Backup: {} holds an earlier version (as of the run's start or a later compaction of the state journal).",
+                f.backup
+            );
         }
         println!(
             "Fix the cause and run the command again: it reads the cloud first, tracks what an interrupted create made (found by its ownership tags or natural key) and forgets what was deleted, so nothing is made twice."

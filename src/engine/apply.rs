@@ -338,13 +338,9 @@ impl Engine {
                     .map(|(a, _)| a.clone()),
             );
         }
-        store.update_labeled(&format!("remove/{address}"), |s| {
-            s.resources.remove(address);
-            for d in &dropped {
-                s.resources.remove(d);
-                s.pending.remove(d);
-            }
-        })?;
+        let mut forgotten = vec![address.to_string()];
+        forgotten.extend(dropped.iter().cloned());
+        store.forget(&format!("remove/{address}"), forgotten, dropped.clone())?;
         drop(store);
         for d in dropped {
             (self.events)(&Event::Dropped {

@@ -4,26 +4,43 @@
 //! One JSON file per stack (by default `.meshform/<stack>.json`, see
 //! [`default_path`]) records every managed resource with its cloud id,
 //! attributes and dependencies, the creates that were started but not yet
-//! recorded as finished, and the stack's outputs. The model is in [`model`],
-//! persistence in [`store`], locking in [`lock`].
+//! recorded as finished, and the stack's outputs. Changes since that file was
+//! last written are in the journal beside it (`<state file>.journal`, see
+//! [`journal`]). The model is in [`model`], persistence in [`store`],
+//! locking in [`lock`].
 //!
 //! # Invariants
 //!
-//! - **Written after every operation.** The engine records each create,
-//!   update and delete through [`StateStore::update`] (or one of the
-//!   convenience methods built on it) as soon as the cloud call returns, so a
-//!   crash loses at most the operation in flight. Every write increments
-//!   [`State::serial`].
-//! - **Never half-written.** A write goes to a temporary file in the same
+//! - **Written after every operation, proportionally to the change.** The
+//!   engine records each create, update and delete through
+//!   [`StateStore::update`] (or one of the methods built on it) as soon as
+//!   the cloud call returns, so a crash loses at most the operation in
+//!   flight. Every write increments [`State::serial`]. A write is one
+//!   fsynced journal line (the first write of a new state, and writes after
+//!   a failed append, are snapshots instead).
+//! - **The state is the snapshot plus the journal.** Loading (locked or
+//!   not) replays the journal's records whose serial follows the
+//!   snapshot's; records at or below it are already in the snapshot and are
+//!   skipped, so replay is idempotent. A torn last line (a crash during an
+//!   append) is ignored; damage before it, a record of another lineage or a
+//!   gap in serials is [`StateError::Corrupt`].
+//! - **Compacted.** The journal is written into the snapshot and removed at
+//!   the end of a run ([`StateStore::close`], or when the store is dropped,
+//!   on error paths too), when it grows past the snapshot's size (so bytes
+//!   written stay linear in the changes), and when [`StateStore::open`]
+//!   finds one left by a crashed run.
+//! - **Never half-written.** A snapshot goes to a temporary file in the same
 //!   directory, is fsynced, renamed over the state file, and the directory is
 //!   fsynced. A crash leaves either the old or the new file, never a mix; a
 //!   leftover temporary file is ignored on load and removed by the next
 //!   [`StateStore::open`].
-//! - **Private.** The state file, its backup and the lock file are created
-//!   with mode `0600` (attributes may hold secrets); a created state
-//!   directory gets `0700`.
-//! - **Previous version kept.** Before each write the version currently on
-//!   disk is written (atomically, the same way) to `<state file>.backup`.
+//! - **Private.** The state file, its backup, the journal and the lock file
+//!   are created with mode `0600` (attributes may hold secrets); a created
+//!   state directory gets `0700`.
+//! - **Previous version kept.** Before each snapshot write the snapshot
+//!   currently on disk is written (atomically, the same way) to
+//!   `<state file>.backup`: the backup is the state as of the previous
+//!   compaction (for a run, usually the state it started from).
 //! - **Exclusive, fail-fast lock.** [`StateStore::open`] takes an exclusive
 //!   `flock` on `<state file>.lock` without waiting. If another run holds it,
 //!   opening fails at once with [`StateError::Locked`], naming the holder's
@@ -39,9 +56,11 @@
 //!   the state write: the engine resolves it by looking the resource up by
 //!   its ownership tags or natural key.
 //! - **In memory equals on disk.** [`StateStore::update`] changes the
-//!   in-memory state only once the new file is in place; when persisting
-//!   fails it returns the error and the caller must stop.
+//!   in-memory state only once the change is persisted; when persisting
+//!   fails (a journal append included) it returns the error and the caller
+//!   must stop.
 
+pub mod journal;
 pub mod lock;
 pub mod memory;
 pub mod model;
@@ -55,7 +74,7 @@ pub use model::{
     DEPOSED_SUFFIX, FORMAT_VERSION, PendingCreate, ResourceState, State, deposed_of, format_rfc3339,
     now_rfc3339,
 };
-pub use store::{PersistFailure, StateBackend, StateStore, backup_path, default_path};
+pub use store::{PersistFailure, StateBackend, StateStore, backup_path, default_path, journal_path};
 
 /// Errors reading, writing or locking state.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

@@ -583,8 +583,12 @@ impl<'a> Scenario<'a> {
             }
         });
         // Dropping the runtime drops every task of the killed run (and the
-        // state store they hold, releasing its lock).
+        // state store they hold, releasing its lock). A killed process
+        // compacts nothing: its journal is left for the next run to replay.
+        let killed = matches!(end, RunEnd::Crashed);
+        self.mem.set_frozen(killed);
         drop(rt);
+        self.mem.set_frozen(false);
         self.cloud.set_faults(None);
         match &end {
             RunEnd::Crashed => {
@@ -1164,7 +1168,12 @@ fn disarm_write_failure(mem: &MemoryState, stack: &str, n: u64) {
     if mem.writes() >= n {
         return; // write n persisted, so the failure was used up before it.
     }
-    let mut store = mem.open(stack).expect("state is unlocked after the run");
+    // Opening compacts a journal a killed run left: that write may be the
+    // failing one, which is then used up, and the next open succeeds.
+    let mut store = match mem.open(stack) {
+        Ok(store) => store,
+        Err(_) => mem.open(stack).expect("state is unlocked after the run"),
+    };
     while mem.writes() < n {
         if store.update(|_| {}).is_err() {
             return;
@@ -1184,7 +1193,12 @@ async fn one_run(
 ) -> RunEnd {
     let mut store = match mem.open(&stack.name) {
         Ok(s) => s,
-        Err(e) => return RunEnd::Error(format!("harness bug: cannot open the state: {e}")),
+        // Loading compacts a journal a killed run left, which may meet an
+        // injected write failure; a locked state is the harness's bug.
+        Err(e @ crate::state::StateError::Locked { .. }) => {
+            return RunEnd::Error(format!("harness bug: cannot open the state: {e}"));
+        }
+        Err(e) => return RunEnd::Error(format!("cannot open the state: {e}")),
     };
     let prior = match engine.refresh_into(&mut store).await {
         Ok(p) => p,

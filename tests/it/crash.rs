@@ -1,6 +1,7 @@
 //! Crash safety: SIGKILL `meshform apply` and `destroy` at every kind of
 //! step (before and after a create's, an update's and a delete's cloud call,
-//! and between a state write's temporary file and its rename), and fail a
+//! before a journal append, between a snapshot's temporary file and its
+//! rename, and before and in the middle of a journal compaction), and fail a
 //! state write; re-run, and check against the emulator (read back through
 //! the SDK) that the stack exists exactly once, or not at all after destroy.
 
@@ -8,9 +9,26 @@ use crate::support::cli::{Workdir, baseline_stack, expect_code, kill_when, meshf
 use crate::support::inventory::{Inventory, STACK};
 use crate::support::moto::Moto;
 
+/// The state as the next run loads it: the state file (which must be valid
+/// JSON after a SIGKILL) with its journal replayed.
 fn state(dir: &Workdir) -> serde_json::Value {
-    let text = std::fs::read_to_string(dir.state_file(STACK)).unwrap();
-    serde_json::from_str(&text).expect("state is valid JSON after a SIGKILL")
+    let path = dir.state_file(STACK);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _: serde_json::Value = serde_json::from_str(&text).expect("state is valid JSON after a SIGKILL");
+    let state = meshform::state::StateStore::read(&path, STACK)
+        .expect("state and journal load after a SIGKILL")
+        .expect("a state file");
+    serde_json::to_value(state).unwrap()
+}
+
+/// The state file alone (the last snapshot), parsed.
+fn snapshot(dir: &Workdir) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.state_file(STACK)).unwrap()).unwrap()
+}
+
+/// The journal's bytes; empty when there is none.
+fn journal(dir: &Workdir) -> Vec<u8> {
+    std::fs::read(meshform::state::journal_path(&dir.state_file(STACK))).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,7 +462,7 @@ async fn killed_around_deletes_the_next_run_finishes_the_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_between_the_temporary_file_and_the_rename_state_stays_whole() {
+async fn killed_in_the_middle_of_a_state_write_state_stays_whole() {
     let moto = Moto::start();
     let dir = Workdir::new("state-write");
     let stack = baseline_stack();
@@ -455,9 +473,11 @@ async fn killed_between_the_temporary_file_and_the_rename_state_stays_whole() {
     let apply_renamed = apply_args(stack, &renamed);
 
     // Each run takes the lock, removes the temporary file the previous one
-    // left, and is killed in the middle of a write of its own. The kill
-    // points follow dependencies (vpc, then public_subnet_1 on it; deletes
-    // in reverse), so each run reaches its point.
+    // left (and replays the journal it left), and is killed in the middle of
+    // a write of its own: a snapshot between its temporary file and the
+    // rename (the first write of a new state), or just before a journal
+    // append. The kill points follow dependencies (vpc, then public_subnet_1
+    // on it; deletes in reverse), so each run reaches its point.
     let mut earlier_temps = Vec::new();
     let steps: [(&[&str], &str, &str); 6] = [
         (&apply, "begin-create/vpc", "vpc"),
@@ -480,37 +500,38 @@ async fn killed_between_the_temporary_file_and_the_rename_state_stays_whole() {
         let seen = kill_at(&dir, &moto, args, &format!("state-write:{label}"));
         let on_disk = state(&dir);
         let temps = temp_files(&dir);
-        assert_eq!(temps.len(), 1, "{label}: {temps:?}");
+        assert!(temps.len() <= 1, "{label}: {temps:?}");
         assert!(
-            !earlier_temps.contains(&temps[0]),
+            temps.iter().all(|t| !earlier_temps.contains(t)),
             "{label}: the previous run's temporary file was not cleaned up"
         );
-        // The new version is whole in the temporary file; the old one is
-        // still the state.
-        let next: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&temps[0]).unwrap()).unwrap();
+        // Killed before a journal append: every line in the journal is whole.
+        assert!(
+            journal(&dir).last().is_none_or(|b| *b == b'\n'),
+            "{label}: torn journal"
+        );
+        let has = |s: &serde_json::Value| match label.split('/').next().unwrap() {
+            "begin-create" => pending(s).iter().any(|p| p == address),
+            "finish-create" | "remove" => recorded(s, address),
+            _ => s["resources"][address]["attributes"]["tags"]["Name"] == "Renamed",
+        };
+        // The old version is still the state.
         assert_eq!(
-            next["serial"].as_u64(),
-            on_disk["serial"].as_u64().map(|s| s + 1),
+            has(&on_disk),
+            label.starts_with("remove"),
             "{label}; stderr:\n{seen}"
         );
-        let (old_has, new_has) = match label.split('/').next().unwrap() {
-            "begin-create" => (
-                pending(&on_disk).iter().any(|p| p == address),
-                pending(&next).iter().any(|p| p == address),
-            ),
-            "finish-create" | "remove" => (recorded(&on_disk, address), recorded(&next, address)),
-            _ => (
-                on_disk["resources"][address]["attributes"]["tags"]["Name"] == "Renamed",
-                next["resources"][address]["attributes"]["tags"]["Name"] == "Renamed",
-            ),
-        };
-        let expected = if label.starts_with("remove") {
-            (true, false)
-        } else {
-            (false, true)
-        };
-        assert_eq!((old_has, new_has), expected, "{label}: old and new versions");
+        // A snapshot write has the new version whole in its temporary file.
+        if let Some(temp) = temps.first() {
+            let next: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(temp).unwrap()).unwrap();
+            assert_eq!(
+                next["serial"].as_u64(),
+                on_disk["serial"].as_u64().map(|s| s + 1),
+                "{label}; stderr:\n{seen}"
+            );
+            assert_eq!(has(&next), !label.starts_with("remove"), "{label}: new version");
+        }
         earlier_temps.extend(temps);
         if n == 3 {
             succeed(&dir, &moto, &apply_renamed);
@@ -526,6 +547,69 @@ async fn killed_between_the_temporary_file_and_the_rename_state_stays_whole() {
     let s = state(&dir);
     assert_eq!(s["resources"].as_object().map_or(0, |r| r.len()), 0);
     assert!(pending(&s).is_empty());
+    Inventory::read(&moto).await.assert_empty();
+}
+
+/// Kills a run just before it compacts its journal (the state file old,
+/// the journal holding the run's changes), then in the middle of a
+/// compaction (the new state file in place, the journal not yet removed),
+/// then while a run compacts the journal a killed run left: nothing is lost
+/// and nothing applied twice, and the re-run converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_around_a_journal_compaction_nothing_is_lost_or_applied_twice() {
+    let moto = Moto::start();
+    let dir = Workdir::new("compaction");
+    let stack = baseline_stack();
+    let stack = stack.to_str().unwrap();
+    let apply = apply_args(stack, &[]);
+    let renamed = ["--var", "name_prefix=Renamed"];
+    let apply_renamed = apply_args(stack, &renamed);
+    let name = |s: &serde_json::Value| s["resources"]["vpc"]["attributes"]["tags"]["Name"].clone();
+
+    // The run's changes (all of them, or those up to a compaction when the
+    // journal outgrew the state file) are in the journal, not in the state
+    // file.
+    let seen = kill_at(&dir, &moto, &apply, "state-compact:start");
+    let s = state(&dir);
+    assert!(!journal(&dir).is_empty(), "{seen}");
+    assert!(
+        snapshot(&dir)["serial"].as_u64() < s["serial"].as_u64(),
+        "the state file is older than the journal"
+    );
+    assert!(!s["resources"].as_object().unwrap().is_empty(), "{seen}");
+
+    // The next run replays and compacts it when it loads (before anything
+    // else, so no `plan` in between): killed there before the snapshot is
+    // written, then after it, before the journal's removal.
+    let before = state(&dir);
+    kill_at(&dir, &moto, &apply_renamed, "state-compact:start");
+    assert_eq!(
+        state(&dir),
+        before,
+        "nothing changed before the load's compaction"
+    );
+    kill_at(&dir, &moto, &apply_renamed, "state-compact:replaced");
+    assert_eq!(snapshot(&dir), before, "the compaction's snapshot is in place");
+    assert!(!journal(&dir).is_empty(), "the journal is not yet removed");
+    assert_eq!(state(&dir), before, "replaying it again changes nothing");
+
+    // A run killed after its own changes' compaction, before the journal's
+    // removal: the journal's records are all in the state file.
+    succeed(&dir, &moto, &apply);
+    kill_at(&dir, &moto, &apply_renamed, "state-compact:replaced");
+    let s = state(&dir);
+    assert_eq!(name(&s), "Renamed");
+    assert_eq!(s, snapshot(&dir), "nothing applied twice");
+    assert!(!journal(&dir).is_empty());
+
+    succeed(&dir, &moto, &apply_renamed);
+    assert!(journal(&dir).is_empty(), "a finished run leaves no journal");
+    assert_eq!(state(&dir), snapshot(&dir));
+    assert_no_changes(&dir, &moto, stack, &renamed);
+    let inv = Inventory::read(&moto).await;
+    assert_eq!(inv.vpcs.len(), 1);
+    assert_eq!(tag_of(inv.vpcs[0].tags(), "Name").as_deref(), Some("Renamed"));
+    succeed(&dir, &moto, &["destroy", stack, "--auto-approve"]);
     Inventory::read(&moto).await.assert_empty();
 }
 
