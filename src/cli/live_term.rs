@@ -46,7 +46,11 @@ impl Shared {
     fn draw(&self, force: bool) {
         let mut screen = lock(&self.screen);
         let at = Instant::now();
-        if !force && screen.last_draw.is_some_and(|t| at.duration_since(t) < MIN_REDRAW) {
+        if !force
+            && screen
+                .last_draw
+                .is_some_and(|t| at.duration_since(t) < MIN_REDRAW)
+        {
             return;
         }
         let (scrolled, live) = {
@@ -191,8 +195,15 @@ mod tests {
     fn a_redraw_erases_the_old_live_area_and_prints_scrolled_lines_above_the_new_one() {
         let first = redraw(0, &[], &lines(&["  vpc  creating  1s", "applying: 0/2 done"]));
         assert_eq!(first, "  vpc  creating  1s\napplying: 0/2 done\n");
-        let next = redraw(2, &lines(&["vpc: created vpc-1 in 2s"]), &lines(&["applying: 1/2 done"]));
-        assert_eq!(next, "\x1b[2A\r\x1b[Jvpc: created vpc-1 in 2s\napplying: 1/2 done\n");
+        let next = redraw(
+            2,
+            &lines(&["vpc: created vpc-1 in 2s"]),
+            &lines(&["applying: 1/2 done"]),
+        );
+        assert_eq!(
+            next,
+            "\x1b[2A\r\x1b[Jvpc: created vpc-1 in 2s\napplying: 1/2 done\n"
+        );
         // Clearing: nothing live, nothing left behind.
         assert_eq!(redraw(1, &[], &[]), "\x1b[1A\r\x1b[J");
     }

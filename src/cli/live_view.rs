@@ -139,8 +139,10 @@ impl LiveView {
             } => {
                 self.end(address, *op);
                 self.failed += 1;
-                self.scrolled
-                    .push(format!("{address}: {op} FAILED after {}: {error}", human(*elapsed)));
+                self.scrolled.push(format!(
+                    "{address}: {op} FAILED after {}: {error}",
+                    human(*elapsed)
+                ));
             }
             Event::Skipped { .. } | Event::Cancelled { .. } => {
                 if matches!(event, Event::Skipped { .. }) {
@@ -408,7 +410,10 @@ mod tests {
         let mut view = LiveView::new();
         assert!(view.live(secs(1), 80).is_empty());
         view.event(&Event::Refreshing { count: 0 }, secs(0));
-        assert!(view.live(secs(1), 80).is_empty(), "a new stack has nothing to refresh");
+        assert!(
+            view.live(secs(1), 80).is_empty(),
+            "a new stack has nothing to refresh"
+        );
         view.event(&Event::Refreshing { count: 12 }, secs(1));
         view.event(
             &Event::Warning {

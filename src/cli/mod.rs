@@ -21,7 +21,13 @@ pub struct Cli {
     /// How apply, destroy and plan show progress on stderr: `live` redraws
     /// the steps in flight in place, `plain` prints one line per event,
     /// `auto` is live when stderr is a terminal and TERM is not `dumb`.
-    #[arg(long, global = true, value_enum, env = "MESHFORM_PROGRESS", default_value = "auto")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "MESHFORM_PROGRESS",
+        default_value = "auto"
+    )]
     pub progress: progress::ProgressMode,
 }
 

@@ -105,47 +105,47 @@ impl Progress {
 /// The plain line of an event; `None` for events that print nothing.
 pub fn plain_line(event: &Event) -> Option<String> {
     Some(match event {
-            Event::Refreshing { count } if *count > 0 => format!("refreshing {count} resources"),
-            Event::Refreshing { .. } => return None,
-            Event::PendingResolved {
-                address,
-                found: Some(id),
-            } => {
-                format!("{address}: found {id}, created by an interrupted run; now tracked")
-            }
-            Event::PendingResolved { address, found: None } => {
-                format!("{address}: an interrupted run's create made nothing; it will be retried")
-            }
-            Event::Started { address, op } => format!("{address}: {}...", verb(*op).0),
-            Event::Progress { address, message } => format!("{address}: {message}"),
-            Event::Finished {
-                address,
-                op,
-                id,
-                elapsed,
-            } => {
-                let id = id.as_deref().map(|i| format!(" {i}")).unwrap_or_default();
-                format!("{address}: {}{id} [{:.1}s]", verb(*op).1, elapsed.as_secs_f64())
-            }
-            Event::Failed {
-                address,
-                op,
-                error,
-                elapsed,
-            } => {
-                format!(
-                    "{address}: {op} FAILED after {:.1}s: {error}",
-                    elapsed.as_secs_f64()
-                )
-            }
-            Event::Skipped { address, op, because } => {
-                format!("{address}: {op} skipped because {because} failed")
-            }
-            Event::Cancelled { address, op } => format!("{address}: {op} not started (the run stopped)"),
-            Event::Warning { address, message } => format!("{address}: warning: {message}"),
-            Event::Dropped { address, host } => format!(
-                "{address}: warning: dropped from state without a delete: its cluster could not be reached, and {host}, which it lived in, was deleted"
-            ),
+        Event::Refreshing { count } if *count > 0 => format!("refreshing {count} resources"),
+        Event::Refreshing { .. } => return None,
+        Event::PendingResolved {
+            address,
+            found: Some(id),
+        } => {
+            format!("{address}: found {id}, created by an interrupted run; now tracked")
+        }
+        Event::PendingResolved { address, found: None } => {
+            format!("{address}: an interrupted run's create made nothing; it will be retried")
+        }
+        Event::Started { address, op } => format!("{address}: {}...", verb(*op).0),
+        Event::Progress { address, message } => format!("{address}: {message}"),
+        Event::Finished {
+            address,
+            op,
+            id,
+            elapsed,
+        } => {
+            let id = id.as_deref().map(|i| format!(" {i}")).unwrap_or_default();
+            format!("{address}: {}{id} [{:.1}s]", verb(*op).1, elapsed.as_secs_f64())
+        }
+        Event::Failed {
+            address,
+            op,
+            error,
+            elapsed,
+        } => {
+            format!(
+                "{address}: {op} FAILED after {:.1}s: {error}",
+                elapsed.as_secs_f64()
+            )
+        }
+        Event::Skipped { address, op, because } => {
+            format!("{address}: {op} skipped because {because} failed")
+        }
+        Event::Cancelled { address, op } => format!("{address}: {op} not started (the run stopped)"),
+        Event::Warning { address, message } => format!("{address}: warning: {message}"),
+        Event::Dropped { address, host } => format!(
+            "{address}: warning: dropped from state without a delete: its cluster could not be reached, and {host}, which it lived in, was deleted"
+        ),
     })
 }
 
