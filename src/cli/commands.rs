@@ -5,13 +5,16 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use miette::{IntoDiagnostic, Report, miette};
 use tokio::sync::Mutex;
 
-use super::{Command, StackArgs, StateCommand, progress};
+use super::live_view::human;
+use super::progress::{Progress, ProgressMode};
+use super::{Command, StackArgs, StateCommand};
 use crate::config::{self, LoadOptions, Stack};
-use crate::engine::{ApplyReport, Engine};
+use crate::engine::{ApplyReport, Engine, step_graph};
 use crate::graph::{CancelFlag, Outcome, ResourceGraph};
 use crate::plan::{self, Plan};
 use crate::provider::aws::AwsClients;
@@ -19,7 +22,7 @@ use crate::provider::{self, Mode};
 use crate::state::{self, ForceUnlock, LockHolder, StateStore};
 use crate::{eks_auth, kubeconfig};
 
-pub async fn run(command: Command) -> Result<ExitCode, Report> {
+pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, Report> {
     match command {
         Command::Validate(args) => {
             let stack = load(&args)?;
@@ -48,17 +51,17 @@ pub async fn run(command: Command) -> Result<ExitCode, Report> {
             stack,
             json,
             detailed_exitcode,
-        } => plan_cmd(&stack, json, detailed_exitcode).await,
+        } => plan_cmd(&stack, json, detailed_exitcode, progress).await,
         Command::Apply {
             stack,
             auto_approve,
             parallelism,
-        } => apply_cmd(&stack, auto_approve, parallelism.into(), false).await,
+        } => apply_cmd(&stack, auto_approve, parallelism.into(), false, progress).await,
         Command::Destroy {
             stack,
             auto_approve,
             parallelism,
-        } => apply_cmd(&stack, auto_approve, parallelism.into(), true).await,
+        } => apply_cmd(&stack, auto_approve, parallelism.into(), true, progress).await,
         Command::Output { stack, name, json } => output_cmd(&stack, name.as_deref(), json),
         Command::State { command } => match command {
             StateCommand::List(args) => state_list(&args),
@@ -116,18 +119,25 @@ fn open_store(args: &StackArgs, path: &Path, stack: &Stack) -> Result<StateStore
     Ok(store)
 }
 
-async fn plan_cmd(args: &StackArgs, json: bool, detailed: bool) -> Result<ExitCode, Report> {
+async fn plan_cmd(
+    args: &StackArgs,
+    json: bool,
+    detailed: bool,
+    mode: ProgressMode,
+) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_path(args, &stack);
     // Planning reads state under the lock, so it never sees a half-applied run.
     let store = open_store(args, &path, &stack)?;
     let aws = connect(&stack).await;
-    let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress::printer());
+    let progress = Progress::start(mode);
+    let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress.sink());
     let facts = aws.region_facts().await.into_diagnostic()?;
     let prior = engine.refresh(store.state()).await.map_err(Report::new)?;
     let mut plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
     engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
     drop(store);
+    drop(progress);
     if json {
         println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?);
     } else {
@@ -145,13 +155,16 @@ async fn apply_cmd(
     auto_approve: bool,
     parallelism: usize,
     destroy: bool,
+    mode: ProgressMode,
 ) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_path(args, &stack);
     let mut store = open_store(args, &path, &stack)?;
     let aws = connect(&stack).await;
     let cancel = CancelFlag::default();
-    let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress::printer())
+    // Dropped on every way out, which clears the live area.
+    let progress = Progress::start(mode);
+    let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress.sink())
         .with_parallelism(parallelism)
         .with_cancel(cancel.clone());
     let prior = engine.refresh_into(&mut store).await.map_err(Report::new)?;
@@ -163,6 +176,7 @@ async fn apply_cmd(
         engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
         (plan, facts.azs)
     };
+    progress.pause();
     print!("{}", plan::render(&plan));
     if !plan.has_changes() {
         return Ok(ExitCode::SUCCESS);
@@ -176,18 +190,30 @@ async fn apply_cmd(
     }
     let interrupt = {
         let cancel = cancel.clone();
+        let note = progress.notifier();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
-                    "\ninterrupted: starting nothing new; waiting for operations in flight, then saving state"
+                note(
+                    "\ninterrupted: starting nothing new; waiting for operations in flight, then saving state",
                 );
                 cancel.cancel();
             }
         })
     };
+    // The step count heads the live view; a graph that cannot be built
+    // fails in apply itself, with its error.
+    let total = step_graph(&plan, store.state()).ok().map(|g| g.nodes().len());
+    let started = Instant::now();
+    progress.begin_steps(if destroy { "destroying" } else { "applying" }, total);
     let store = Arc::new(Mutex::new(store));
     let result = engine.apply(Some(&stack), &plan, store.clone(), &azs).await;
     interrupt.abort();
+    drop(progress);
+    let outputs = if destroy {
+        BTreeMap::new()
+    } else {
+        store.lock().await.state().outputs.clone()
+    };
     // Compact the state journal before the summary names the files (if a
     // task still held the store, dropping it compacts instead).
     if let Ok(store) = Arc::try_unwrap(store)
@@ -196,7 +222,16 @@ async fn apply_cmd(
         eprintln!("warning: {e}; the next run replays the state journal");
     }
     let report = result.map_err(Report::new)?;
-    summarize(&plan, &report, cancel.is_cancelled(), destroy);
+    summarize(&plan, &report, cancel.is_cancelled(), destroy, started.elapsed());
+    if report.is_success() && !outputs.is_empty() {
+        println!("\nOutputs:");
+        for (k, v) in &outputs {
+            match v {
+                serde_json::Value::String(s) => println!("  {k} = {s}"),
+                other => println!("  {k} = {other}"),
+            }
+        }
+    }
     Ok(if report.is_success() {
         ExitCode::SUCCESS
     } else if cancel.is_cancelled() {
@@ -223,7 +258,7 @@ fn confirm(destroy: bool) -> Result<bool, Report> {
     Ok(answer.trim() == "yes")
 }
 
-fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool) {
+fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool, took: Duration) {
     let (done, failed, skipped, cancelled) = report.counts();
     let what = if destroy { "Destroy" } else { "Apply" };
     if !report.dropped.is_empty() {
@@ -260,12 +295,17 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
         return;
     }
     if report.is_success() {
-        println!("\n{what} complete: {done} operations on stack `{}`.", plan.stack);
+        println!(
+            "\n{what} complete: {done} operations on stack `{}` in {}.",
+            plan.stack,
+            human(took)
+        );
         return;
     }
     println!(
-        "\n{what} {}: {done} done, {failed} failed, {skipped} skipped, {cancelled} not started.",
-        if interrupted { "interrupted" } else { "failed" }
+        "\n{what} {}: {done} done, {failed} failed, {skipped} skipped, {cancelled} not started (after {}).",
+        if interrupted { "interrupted" } else { "failed" },
+        human(took)
     );
     for (step, error) in report.failures() {
         println!("  root cause: {} ({}): {error}", step.address, step.op);

@@ -2,6 +2,8 @@
 //! work is done by the library.
 
 mod commands;
+mod live_term;
+mod live_view;
 mod progress;
 
 use std::path::PathBuf;
@@ -16,6 +18,17 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How apply, destroy and plan show progress on stderr: `live` redraws
+    /// the steps in flight in place, `plain` prints one line per event,
+    /// `auto` is live when stderr is a terminal and TERM is not `dumb`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "MESHFORM_PROGRESS",
+        default_value = "auto"
+    )]
+    pub progress: progress::ProgressMode,
 }
 
 /// Options shared by commands that read a stack.
@@ -180,7 +193,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    match runtime.block_on(commands::run(cli.command, cli.progress)) {
         Ok(code) => code,
         Err(report) => {
             eprintln!("{report:?}");

@@ -20,6 +20,7 @@ mod kube_kinds;
 mod kubeconfig;
 mod kubectl_conformance;
 mod lock;
+mod progress_view;
 mod provider_ec2net;
 mod provider_ec2route;
 mod provider_eks;
