@@ -22,6 +22,7 @@ pub mod route_table;
 pub mod route_table_association;
 pub mod security_group;
 pub mod subnet;
+pub(crate) mod toolkit;
 pub mod vpc;
 
 use std::sync::Arc;
