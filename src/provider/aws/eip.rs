@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 
-use super::toolkit::ec2::{Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible};
+use super::toolkit::ec2::{
+    Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible,
+};
 use super::toolkit::poll::Poll;
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};

@@ -5,7 +5,6 @@
 //! One file per kind. Each file exports `DEF` (its [`KindDef`]) and a type
 //! implementing [`crate::provider::ResourceKind`] built from [`AwsClients`].
 
-mod ec2_util;
 pub mod ecr_repository;
 pub mod eip;
 pub mod eks_cluster;

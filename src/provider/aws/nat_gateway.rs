@@ -207,7 +207,10 @@ impl Ec2Kind for NatGateway {
             .set_client_token(Some(cx.token.clone()).filter(|t| !t.is_empty()))
             .set_tag_specifications(tagged(ResourceType::Natgateway, desired));
         let out = send_once!(call, "CreateNatGateway")?;
-        let id = created_id(out.nat_gateway().and_then(|g| g.nat_gateway_id()), "CreateNatGateway")?;
+        let id = created_id(
+            out.nat_gateway().and_then(|g| g.nat_gateway_id()),
+            "CreateNatGateway",
+        )?;
         self.wait_available(&id, allocation).await
     }
 

@@ -93,7 +93,8 @@ use aws_sdk_ec2::types::{
 };
 
 use super::AwsClients;
-use super::ec2_util::{MAX_FILTER_VALUES, filter, is_not_found};
+use super::toolkit::ec2::{all_pages, filter, filters_in_chunks};
+use super::toolkit::errors::Service;
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_STACK, attr_opt_str, attr_str,
@@ -394,6 +395,12 @@ fn interface_plan(eni: &NetworkInterface, cluster: &str, swept_lbs: &HashSet<Str
     }
 }
 
+/// Whether an EC2 or load-balancer error means the thing is already gone.
+fn is_not_found(err: &ProviderError) -> bool {
+    super::toolkit::errors::is_not_found(Service::Ec2, err)
+        || super::toolkit::errors::is_not_found(Service::Elb, err)
+}
+
 /// Whether a delete failed only because something still uses the resource
 /// (retried next round).
 fn is_in_use(err: &ProviderError) -> bool {
@@ -499,21 +506,11 @@ struct Scan {
 
 impl NetworkDrain {
     /// The ids, among `ids`, of VPCs that exist: one filtered, paginated
-    /// DescribeVpcs per [`MAX_FILTER_VALUES`] ids.
+    /// DescribeVpcs per filter of ids.
     async fn existing_vpcs(&self, ids: &[String]) -> Result<HashSet<String>, ProviderError> {
         let mut out = HashSet::new();
-        for chunk in ids.chunks(MAX_FILTER_VALUES) {
-            let vpcs: Vec<_> = self
-                .0
-                .ec2
-                .describe_vpcs()
-                .filters(filter("vpc-id", chunk))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeVpcs", e))?;
+        for f in filters_in_chunks("vpc-id", ids) {
+            let vpcs: Vec<_> = all_pages!(self.0.ec2.describe_vpcs().filters(f), "DescribeVpcs")?;
             out.extend(vpcs.iter().filter_map(|v| v.vpc_id().map(str::to_string)));
         }
         Ok(out)

@@ -23,17 +23,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
-};
+use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair};
 
-use super::ec2_util::{filter, is_not_found, ownership_filters, sync_tags, tag_spec, tags_attr};
-use super::route_table::{FILTER_VALUES_MAX, read_until, retry_dependency_violation};
-use super::{AwsClients, SingleAttempt};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_tags,
+use super::toolkit::ec2::{
+    Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, filter, tagged, tags_attr, visible,
 };
+use super::toolkit::poll::Poll;
+use super::{AwsClients, send_once};
+use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
+use crate::provider::{Live, OpContext, ProviderError, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
 
 /// Description given to a group when none is set.
@@ -89,6 +87,12 @@ pub static DEF: KindDef = KindDef {
 
 /// Operations of `aws.ec2.security_group`.
 pub struct SecurityGroup(pub Arc<AwsClients>);
+
+ec2_described! {
+    SecurityGroup: aws_sdk_ec2::types::SecurityGroup, id group_id, filter "group-id",
+    noun "security groups", describe describe_security_groups "DescribeSecurityGroups",
+    delete delete_security_group(group_id) "DeleteSecurityGroup"
+}
 
 /// One rule for one source.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -456,23 +460,6 @@ impl SecurityGroup {
         })
     }
 
-    /// Every group matching `filters`, all pages.
-    async fn describe(
-        &self,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
-        self.0
-            .ec2
-            .describe_security_groups()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeSecurityGroups", e))
-    }
-
     /// The group's current rules, straight from EC2.
     async fn current_rules(&self, id: &str) -> Result<(BTreeSet<Atom>, BTreeSet<Atom>), ProviderError> {
         let groups = self.describe(vec![filter("group-id", [id])]).await?;
@@ -541,13 +528,6 @@ impl SecurityGroup {
             attrs,
         })
     }
-
-    /// Whether `live` shows the rules of `desired` (and its tags when `tags`).
-    fn shows(live: &Live, desired: &Attrs, tags: bool) -> bool {
-        atoms_of(live.attrs.get("ingress")) == atoms_of(desired.get("ingress"))
-            && managed_egress(desired).is_none_or(|want| atoms_of(live.attrs.get("egress")) == want)
-            && (!tags || attr_tags(&live.attrs) == attr_tags(desired))
-    }
 }
 
 /// The egress atoms to manage, `None` when `egress` is not given.
@@ -558,119 +538,61 @@ fn managed_egress(desired: &Attrs) -> Option<BTreeSet<Atom>> {
         .map(|v| atoms_of(Some(v)))
 }
 
-fn request(id: &str) -> ReadRequest {
-    ReadRequest {
-        address: String::new(),
-        id: id.to_string(),
-        attrs: Attrs::new(),
-    }
-}
-
 #[async_trait]
-impl ResourceKind for SecurityGroup {
-    fn def(&self) -> &'static KindDef {
-        &DEF
+impl Ec2Kind for SecurityGroup {
+    fn live(&self, g: &Self::Item, _recorded: Option<&Attrs>) -> Result<Option<Live>, ProviderError> {
+        Ok(self.to_live(g))
     }
 
-    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
-        let name = attr_str(desired, "name")?;
-        let vpc_id = attr_str(desired, "vpc_id")?;
+    async fn make(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let description = attr_opt_str(desired, "description")
             .filter(|d| !d.is_empty())
             .unwrap_or(DEFAULT_DESCRIPTION);
         validate_rules(desired, "ingress")?;
         validate_rules(desired, "egress")?;
-        let out = self
+        let call = self
             .0
             .ec2
             .create_security_group()
-            .group_name(name)
+            .group_name(attr_str(desired, "name")?)
             .description(description)
-            .vpc_id(vpc_id)
-            .tag_specifications(tag_spec(ResourceType::SecurityGroup, &attr_tags(desired)))
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreateSecurityGroup", e))?;
-        let id = out
-            .group_id()
-            .ok_or_else(|| ProviderError::unexpected("CreateSecurityGroup", "no group id"))?;
-        read_until(self, request(id), |_| true).await?;
-        self.apply_rules(id, desired).await?;
-        read_until(self, request(id), |live| Self::shows(live, desired, false)).await
+            .vpc_id(attr_str(desired, "vpc_id")?)
+            .set_tag_specifications(tagged(ResourceType::SecurityGroup, desired));
+        let out = send_once!(call, "CreateSecurityGroup")?;
+        let id = created_id(out.group_id(), "CreateSecurityGroup")?;
+        visible(self, &id, &Recorded::new(), |_| true).await?;
+        self.apply_rules(&id, desired).await?;
+        visible(self, &id, &Recorded::new(), |live| Self::shows(live, desired)).await
     }
 
-    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
-        let mut found = Vec::new();
-        for chunk in ids.chunks(FILTER_VALUES_MAX) {
-            let groups = self
-                .describe(vec![filter("group-id", chunk.iter().cloned())])
-                .await?;
-            found.extend(groups.iter().filter_map(|g| self.to_live(g)));
-        }
-        Ok(requests
-            .iter()
-            .map(|r| found.iter().find(|l| l.id == r.id).cloned())
-            .collect())
-    }
-
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn change(&self, id: &str, desired: &Attrs, changed: &[String]) -> Result<(), ProviderError> {
         validate_rules(desired, "ingress")?;
         validate_rules(desired, "egress")?;
-        let tags_changed = changed.iter().any(|c| c == "tags");
-        if tags_changed {
-            sync_tags(
-                &self.0.ec2,
-                &prior.id,
-                &attr_tags(&prior.attrs),
-                &attr_tags(desired),
-            )
-            .await?;
-        }
         if changed.iter().any(|c| c == "ingress" || c == "egress") {
-            self.apply_rules(&prior.id, desired).await?;
+            self.apply_rules(id, desired).await?;
         }
-        read_until(self, request(&prior.id), |live| {
-            Self::shows(live, desired, tags_changed)
-        })
+        Ok(())
+    }
+
+    /// Whether `live` shows the rules of `desired`.
+    fn shows(live: &Live, desired: &Attrs) -> bool {
+        atoms_of(live.attrs.get("ingress")) == atoms_of(desired.get("ingress"))
+            && managed_egress(desired).is_none_or(|want| atoms_of(live.attrs.get("egress")) == want)
+    }
+
+    /// Network interfaces of deleted load balancers, clusters or NAT
+    /// gateways keep a group in use for a few minutes: `DependencyViolation`
+    /// is retried.
+    async fn remove(&self, id: &str) -> Result<(), ProviderError> {
+        Poll::new(
+            format!("security group {id} to be deletable"),
+            Duration::from_secs(300),
+        )
+        .pauses(Duration::from_secs(1), Duration::from_secs(10))
+        .retry_while(
+            |e| e.code() == Some("DependencyViolation"),
+            || self.send_delete(id),
+        )
         .await
-    }
-
-    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-        // Network interfaces of deleted load balancers, clusters or NAT
-        // gateways keep a group in use for a few minutes.
-        let result = retry_dependency_violation(Duration::from_secs(300), || async {
-            self.0
-                .ec2
-                .delete_security_group()
-                .group_id(&prior.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteSecurityGroup", e))
-        })
-        .await;
-        match result {
-            Err(e) if is_not_found(&e) => Ok(()),
-            other => other,
-        }
-    }
-
-    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        let groups = self.describe(ownership_filters(&cx.stack, &cx.address)).await?;
-        let mut found: Vec<Live> = groups.iter().filter_map(|g| self.to_live(g)).collect();
-        found.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(found.into_iter().next())
     }
 }

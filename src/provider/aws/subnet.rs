@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, SubnetState};
 
-use super::toolkit::ec2::{Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible, wait_state};
+use super::toolkit::ec2::{
+    Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible, wait_state,
+};
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, attr_bool, attr_str};

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName, VpcState};
 
 use super::toolkit::ec2::{
-    Ec2Kind, Recorded, created_id, ec2_described, filter, filters_in_chunks, tagged, tags_attr, visible,
-    wait_state,
+    Ec2Kind, Recorded, all_pages, created_id, ec2_described, filter, filters_in_chunks, tagged, tags_attr,
+    visible, wait_state,
 };
 use super::toolkit::errors::{Service, unless_gone};
 use super::{AwsClients, send_once};
@@ -106,10 +106,7 @@ impl Vpc {
     async fn main_route_tables(&self, vpc_ids: &[String]) -> Result<HashMap<String, String>, ProviderError> {
         let describe = |filters| {
             let call = self.0.ec2.describe_route_tables().set_filters(Some(filters));
-            async move {
-                let pages = call.into_paginator().items().send().try_collect().await;
-                pages.map_err(|e| ProviderError::aws("DescribeRouteTables", e))
-            }
+            async move { all_pages!(call, "DescribeRouteTables") }
         };
         let main = filter("association.main", ["true"]);
         Self::per_vpc(vpc_ids, main, describe, |t: &aws_sdk_ec2::types::RouteTable| {
@@ -125,15 +122,15 @@ impl Vpc {
     ) -> Result<HashMap<String, String>, ProviderError> {
         let describe = |filters| {
             let call = self.0.ec2.describe_security_groups().set_filters(Some(filters));
-            async move {
-                let pages = call.into_paginator().items().send().try_collect().await;
-                pages.map_err(|e| ProviderError::aws("DescribeSecurityGroups", e))
-            }
+            async move { all_pages!(call, "DescribeSecurityGroups") }
         };
         let default = filter("group-name", ["default"]);
-        Self::per_vpc(vpc_ids, default, describe, |g: &aws_sdk_ec2::types::SecurityGroup| {
-            (g.vpc_id(), g.group_id())
-        })
+        Self::per_vpc(
+            vpc_ids,
+            default,
+            describe,
+            |g: &aws_sdk_ec2::types::SecurityGroup| (g.vpc_id(), g.group_id()),
+        )
         .await
     }
 

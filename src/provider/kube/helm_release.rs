@@ -174,7 +174,9 @@ const TOKEN_SAFE_SECONDS: u64 = 840;
 /// Time limit of helm calls that do not wait for resources.
 const QUICK_CALL_LIMIT: Duration = Duration::from_secs(300);
 
-/// Attributes [`ResourceKind::update`] changes in place.
+/// Attributes [`ResourceKind::update`] changes in place (the others are
+/// force-new; a test checks the schema agrees).
+#[cfg(test)]
 const IN_PLACE: &[&str] = &[
     "chart",
     "repository",

@@ -20,21 +20,16 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
 use super::errors::{Service, gone_is_done};
 use super::ownership;
-use super::poll::Poll;
+use super::poll::{Poll, VISIBLE_PAUSES, VISIBLE_TIMEOUT};
 use super::tags;
 use crate::provider::schema::KindDef;
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_tags,
-    tags_value,
+    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_tags, tags_value,
 };
 use crate::{Attrs, Value};
 
 /// Most values EC2 accepts in one filter; longer id lists are split.
 pub const MAX_FILTER_VALUES: usize = 200;
-
-/// How long a create or update waits for its effect to become visible to
-/// describe calls (EC2 is eventually consistent).
-pub const VISIBLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Attributes recorded in state (or desired) by cloud id, for kinds whose
 /// live view needs something the describe call does not say.
@@ -66,6 +61,21 @@ pub trait Ec2Described: Send + Sync + 'static {
     /// A described resource's tags.
     fn item_tags(item: &Self::Item) -> &[Tag];
 }
+
+/// Every item of a paginated describe call (a fluent builder), or its
+/// error named `$op`.
+macro_rules! all_pages {
+    ($call:expr, $op:literal) => {
+        $call
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
+    };
+}
+pub(crate) use all_pages;
 
 /// Implements [`Ec2Described`] for a kind type holding `Arc<AwsClients>`:
 ///
@@ -125,10 +135,7 @@ macro_rules! ec2_described {
         $crate::provider::aws::toolkit::ec2::ec2_described!(@impl $kind: $item, $id, $filter, $noun,
             |k: &$kind, filters: Vec<aws_sdk_ec2::types::Filter>| {
                 let call = k.0.ec2.$call().$setter(Some(filters));
-                async move {
-                    call.into_paginator().items().send().try_collect().await
-                        .map_err(|e| $crate::provider::ProviderError::aws($op, e))
-                }
+                async move { $crate::provider::aws::toolkit::ec2::all_pages!(call, $op) }
             }, $($delete)*);
     };
     ($kind:ident: $item:ty, id $id:ident, filter $filter:literal, noun $noun:literal,
@@ -154,7 +161,10 @@ pub trait Ec2Kind: Ec2Described {
     /// whose live view needs more calls override [`lives`](Self::lives)
     /// instead, and never reach this default.
     fn live(&self, _item: &Self::Item, _recorded: Option<&Attrs>) -> Result<Option<Live>, ProviderError> {
-        Err(ProviderError::unexpected(Self::DEF.type_name, "the kind builds its live views in batches"))
+        Err(ProviderError::unexpected(
+            Self::DEF.type_name,
+            "the kind builds its live views in batches",
+        ))
     }
 
     /// The live views of described resources, leaving out those that count
@@ -259,7 +269,10 @@ impl<K: Ec2Kind> ResourceKind for K {
 
 /// Describes resources by id: one filtered, paginated call per
 /// [`MAX_FILTER_VALUES`] ids. Ids that do not exist are left out.
-pub async fn describe_ids<K: Ec2Described + ?Sized>(kind: &K, ids: &[String]) -> Result<Vec<K::Item>, ProviderError> {
+pub async fn describe_ids<K: Ec2Described + ?Sized>(
+    kind: &K,
+    ids: &[String],
+) -> Result<Vec<K::Item>, ProviderError> {
     let mut out = Vec::new();
     for f in filters_in_chunks(K::ID_FILTER, ids) {
         out.extend(kind.describe(vec![f]).await?);
@@ -268,16 +281,27 @@ pub async fn describe_ids<K: Ec2Described + ?Sized>(kind: &K, ids: &[String]) ->
 }
 
 /// One described resource; `None` when it does not exist.
-pub async fn describe_one<K: Ec2Described + ?Sized>(kind: &K, id: &str) -> Result<Option<K::Item>, ProviderError> {
+pub async fn describe_one<K: Ec2Described + ?Sized>(
+    kind: &K,
+    id: &str,
+) -> Result<Option<K::Item>, ProviderError> {
     let items = describe_ids(kind, &[id.to_string()]).await?;
     Ok(items.into_iter().find(|i| K::item_id(i) == Some(id)))
 }
 
 /// One resource's live view; `None` when it does not exist (or counts as
 /// gone).
-pub async fn read_one<K: Ec2Kind + ?Sized>(kind: &K, id: &str, recorded: &Recorded) -> Result<Option<Live>, ProviderError> {
+pub async fn read_one<K: Ec2Kind + ?Sized>(
+    kind: &K,
+    id: &str,
+    recorded: &Recorded,
+) -> Result<Option<Live>, ProviderError> {
     let items = describe_ids(kind, &[id.to_string()]).await?;
-    Ok(kind.lives(items, recorded).await?.into_iter().find(|l| l.id == id))
+    Ok(kind
+        .lives(items, recorded)
+        .await?
+        .into_iter()
+        .find(|l| l.id == id))
 }
 
 /// Reads the resource `id` until it is visible and `accept` holds: what a
@@ -288,10 +312,13 @@ pub async fn visible<K: Ec2Kind + ?Sized>(
     recorded: &Recorded,
     accept: impl Fn(&Live) -> bool + Send + Sync,
 ) -> Result<Live, ProviderError> {
-    Poll::new(format!("{} {id} to be visible", K::DEF.type_name), VISIBLE_TIMEOUT)
-        .pauses(Duration::from_millis(250), Duration::from_secs(5))
-        .until(|| async { Ok(read_one(kind, id, recorded).await?.filter(|l| accept(l))) })
-        .await
+    Poll::new(
+        format!("{} {id} to be visible", K::DEF.type_name),
+        VISIBLE_TIMEOUT,
+    )
+    .pauses(VISIBLE_PAUSES.0, VISIBLE_PAUSES.1)
+    .until(|| async { Ok(read_one(kind, id, recorded).await?.filter(|l| accept(l))) })
+    .await
 }
 
 /// Waits until the resource `id` is described and `reached` holds for it
@@ -328,6 +355,32 @@ pub async fn find_owned<K: Ec2Kind + ?Sized>(
         return Ok(None);
     };
     Ok(kind.lives(vec![item], &Recorded::new()).await?.into_iter().next())
+}
+
+/// Every route table matching `filters`, all pages. Routes and subnet
+/// associations live inside route tables and are read through them.
+pub async fn route_tables(
+    ec2: &Client,
+    filters: Vec<Filter>,
+) -> Result<Vec<aws_sdk_ec2::types::RouteTable>, ProviderError> {
+    all_pages!(
+        ec2.describe_route_tables().set_filters(Some(filters)),
+        "DescribeRouteTables"
+    )
+}
+
+/// Every route table whose filter `name` matches one of `values`: one
+/// describe per [`MAX_FILTER_VALUES`] values.
+pub async fn route_tables_where(
+    ec2: &Client,
+    name: &str,
+    values: &[String],
+) -> Result<Vec<aws_sdk_ec2::types::RouteTable>, ProviderError> {
+    let mut tables = Vec::new();
+    for f in filters_in_chunks(name, values) {
+        tables.extend(route_tables(ec2, vec![f]).await?);
+    }
+    Ok(tables)
 }
 
 /// The id a create call answered with, or an error naming the call.
@@ -387,7 +440,10 @@ pub async fn sync_tags(
                 .map_err(|e| ProviderError::aws("DeleteTags", e))
         },
         |set| async move {
-            let tags = set.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+            let tags = set
+                .iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect();
             ec2.create_tags()
                 .resources(resource_id)
                 .set_tags(Some(tags))

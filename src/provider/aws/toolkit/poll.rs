@@ -9,7 +9,14 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::provider::{Progress, ProviderError};
+use crate::Attrs;
+use crate::provider::{Live, Progress, ProviderError, ReadRequest, ResourceKind};
+
+/// How long a create or update waits for its effect to become visible to
+/// reads (EC2 is eventually consistent).
+pub const VISIBLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The first and the longest pause between two reads of such a wait.
+pub const VISIBLE_PAUSES: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(5));
 
 /// One poll's answer.
 #[derive(Debug)]
@@ -152,6 +159,32 @@ impl Poll {
         })
         .await
     }
+}
+
+/// Reads the resource `id` of `kind` (with the recorded `attrs` some kinds
+/// need to find it) until it exists and `accept` holds, for creates and
+/// updates to return what the cloud reports once the change is visible.
+pub async fn read_until<K: ResourceKind + ?Sized>(
+    kind: &K,
+    id: &str,
+    attrs: Attrs,
+    accept: impl Fn(&Live) -> bool,
+) -> Result<Live, ProviderError> {
+    let request = ReadRequest {
+        address: String::new(),
+        id: id.to_string(),
+        attrs,
+    };
+    Poll::new(
+        format!("{} {id} to be visible", kind.def().type_name),
+        VISIBLE_TIMEOUT,
+    )
+    .pauses(VISIBLE_PAUSES.0, VISIBLE_PAUSES.1)
+    .until(|| async {
+        let found = kind.read(std::slice::from_ref(&request)).await?;
+        Ok(found.into_iter().next().flatten().filter(|l| accept(l)))
+    })
+    .await
 }
 
 /// Formats an elapsed time as `45s`, `2m10s` or `1h02m03s`.
