@@ -78,15 +78,8 @@ pub fn gone_is_done<T>(service: Service, result: Result<T, ProviderError>) -> Re
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::api;
     use super::*;
-
-    fn api(code: &str) -> ProviderError {
-        ProviderError::Api {
-            operation: "Op".into(),
-            code: Some(code.into()),
-            message: code.into(),
-        }
-    }
 
     #[test]
     fn each_service_has_its_own_not_found_codes() {

@@ -17,3 +17,28 @@ pub mod iam;
 pub mod ownership;
 pub mod poll;
 pub mod tags;
+
+/// Helpers shared by the toolkit's unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::BTreeMap;
+
+    use crate::provider::ProviderError;
+
+    /// A service error with `code`.
+    pub fn api(code: &str) -> ProviderError {
+        ProviderError::Api {
+            operation: "Op".into(),
+            code: Some(code.into()),
+            message: code.into(),
+        }
+    }
+
+    /// A tag map from pairs.
+    pub fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}

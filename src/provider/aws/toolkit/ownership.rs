@@ -51,6 +51,7 @@ pub fn first_owned<T>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::tags;
     use super::*;
 
     fn cx() -> OpContext {
@@ -59,13 +60,6 @@ mod tests {
             address: "aws.ec2.vpc.main".into(),
             ..OpContext::default()
         }
-    }
-
-    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

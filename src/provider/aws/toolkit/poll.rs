@@ -202,15 +202,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
+    use super::super::test_support::api;
     use super::*;
-
-    fn api(code: &str) -> ProviderError {
-        ProviderError::Api {
-            operation: "Op".into(),
-            code: Some(code.into()),
-            message: code.into(),
-        }
-    }
 
     fn fast(what: &str, timeout: Duration) -> Poll {
         Poll::new(what, timeout).pauses(Duration::from_millis(1), Duration::from_millis(2))

@@ -108,14 +108,8 @@ pub(crate) use sync_with;
 mod tests {
     use std::sync::Mutex;
 
+    use super::super::test_support::tags;
     use super::*;
-
-    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn changes_remove_missing_keys_but_not_aws_ones_and_set_changed_values() {
