@@ -325,6 +325,13 @@ enum Direction {
     Egress,
 }
 
+/// What a rules call does.
+#[derive(Debug, Clone, Copy)]
+enum RuleChange {
+    Revoke,
+    Authorize,
+}
+
 impl SecurityGroup {
     /// Makes one direction's rules of group `id` equal to `desired`, given
     /// what it has now: revokes first, then authorizes.
@@ -338,116 +345,85 @@ impl SecurityGroup {
         let removed: BTreeSet<Atom> = actual.difference(desired).cloned().collect();
         let added: BTreeSet<Atom> = desired.difference(actual).cloned().collect();
         if !removed.is_empty() {
-            self.revoke(id, direction, &removed).await?;
+            self.change_rules(id, direction, RuleChange::Revoke, &removed)
+                .await?;
         }
         if !added.is_empty() {
-            self.authorize(id, direction, &added).await?;
+            self.change_rules(id, direction, RuleChange::Authorize, &added)
+                .await?;
         }
         Ok(())
     }
 
-    /// Revokes `atoms`. EC2 refuses the whole call when one of them is no
-    /// longer there (`InvalidPermission.NotFound`): the answer to a revoke
-    /// sent again after its first answer was lost, or to a rule removed
-    /// meanwhile. Then the group is read again and what is still there is
-    /// revoked.
-    async fn revoke(
+    /// Revokes or authorizes `atoms`. EC2 refuses the whole call when one
+    /// of them is already so (`InvalidPermission.NotFound` for a revoke,
+    /// `InvalidPermission.Duplicate` for an authorize): the answer to a
+    /// call sent again after its first answer was lost, or to a rule
+    /// changed meanwhile. Then the group is read again and only what is
+    /// left to do is sent.
+    async fn change_rules(
         &self,
         id: &str,
         direction: Direction,
+        change: RuleChange,
         atoms: &BTreeSet<Atom>,
     ) -> Result<(), ProviderError> {
-        match self.send_revoke(id, direction, atoms).await {
-            Err(e) if e.code() == Some("InvalidPermission.NotFound") => {
+        let already = match change {
+            RuleChange::Revoke => "InvalidPermission.NotFound",
+            RuleChange::Authorize => "InvalidPermission.Duplicate",
+        };
+        match self.send_rules(id, direction, change, atoms).await {
+            Err(e) if e.code() == Some(already) => {
                 let current = self.rules_in(id, direction).await?;
-                let left: BTreeSet<Atom> = atoms.intersection(&current).cloned().collect();
+                let left: BTreeSet<Atom> = match change {
+                    RuleChange::Revoke => atoms.intersection(&current).cloned().collect(),
+                    RuleChange::Authorize => atoms.difference(&current).cloned().collect(),
+                };
                 if left.is_empty() {
                     Ok(())
                 } else {
-                    self.send_revoke(id, direction, &left).await
+                    self.send_rules(id, direction, change, &left).await
                 }
             }
             other => other,
         }
     }
 
-    /// Authorizes `atoms`. EC2 refuses the whole call when one of them is
-    /// already there (`InvalidPermission.Duplicate`): the answer to an
-    /// authorize sent again after its first answer was lost. Then the group
-    /// is read again and what is still missing is authorized.
-    async fn authorize(
+    /// One revoke or authorize call for `atoms` (descriptions are sent
+    /// only when authorizing).
+    async fn send_rules(
         &self,
         id: &str,
         direction: Direction,
+        change: RuleChange,
         atoms: &BTreeSet<Atom>,
     ) -> Result<(), ProviderError> {
-        match self.send_authorize(id, direction, atoms).await {
-            Err(e) if e.code() == Some("InvalidPermission.Duplicate") => {
-                let current = self.rules_in(id, direction).await?;
-                let missing: BTreeSet<Atom> = atoms.difference(&current).cloned().collect();
-                if missing.is_empty() {
-                    Ok(())
-                } else {
-                    self.send_authorize(id, direction, &missing).await
-                }
+        let ec2 = &self.0.ec2;
+        let perms = Some(permissions(atoms, matches!(change, RuleChange::Authorize)));
+        macro_rules! send {
+            ($call:ident, $op:literal) => {
+                ec2.$call()
+                    .group_id(id)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ProviderError::aws($op, e))
+            };
+        }
+        match (change, direction) {
+            (RuleChange::Revoke, Direction::Ingress) => {
+                send!(revoke_security_group_ingress, "RevokeSecurityGroupIngress")
             }
-            other => other,
-        }
-    }
-
-    async fn send_revoke(
-        &self,
-        id: &str,
-        direction: Direction,
-        atoms: &BTreeSet<Atom>,
-    ) -> Result<(), ProviderError> {
-        let ec2 = &self.0.ec2;
-        let perms = Some(permissions(atoms, false));
-        match direction {
-            Direction::Ingress => ec2
-                .revoke_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("RevokeSecurityGroupIngress", e)),
-            Direction::Egress => ec2
-                .revoke_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("RevokeSecurityGroupEgress", e)),
-        }
-    }
-
-    async fn send_authorize(
-        &self,
-        id: &str,
-        direction: Direction,
-        atoms: &BTreeSet<Atom>,
-    ) -> Result<(), ProviderError> {
-        let ec2 = &self.0.ec2;
-        let perms = Some(permissions(atoms, true));
-        match direction {
-            Direction::Ingress => ec2
-                .authorize_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupIngress", e)),
-            Direction::Egress => ec2
-                .authorize_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupEgress", e)),
+            (RuleChange::Revoke, Direction::Egress) => {
+                send!(revoke_security_group_egress, "RevokeSecurityGroupEgress")
+            }
+            (RuleChange::Authorize, Direction::Ingress) => {
+                send!(authorize_security_group_ingress, "AuthorizeSecurityGroupIngress")
+            }
+            (RuleChange::Authorize, Direction::Egress) => {
+                send!(authorize_security_group_egress, "AuthorizeSecurityGroupEgress")
+            }
         }
     }
 
