@@ -5,20 +5,19 @@
 //! `AllocationIds`, which fails the whole call when one id no longer exists.
 //! DescribeAddresses is not paginated: one call answers for all ids.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 
-use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
-    tags_attr, wait_until,
+use super::toolkit::ec2::{
+    Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible,
 };
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::poll::Poll;
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_tags};
+use crate::provider::{Live, OpContext, ProviderError, attr_opt_str};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.eip`.
@@ -43,14 +42,17 @@ pub static DEF: KindDef = KindDef {
     hosts_objects: false,
 };
 
-/// How long a new address may take to show in describes.
-const VISIBLE_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// How long a release may wait for the address to stop being in use.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Operations of `aws.ec2.eip`.
 pub struct Eip(pub Arc<AwsClients>);
+
+ec2_described! {
+    Eip: aws_sdk_ec2::types::Address, id allocation_id, filter "allocation-id", noun "Elastic IPs",
+    describe once describe_addresses(addresses) "DescribeAddresses",
+    delete release_address(allocation_id) "ReleaseAddress"
+}
 
 /// The live view of a described address.
 fn live(a: &aws_sdk_ec2::types::Address) -> Result<Live, ProviderError> {
@@ -71,141 +73,36 @@ fn live(a: &aws_sdk_ec2::types::Address) -> Result<Live, ProviderError> {
     })
 }
 
-impl Eip {
-    /// Describes addresses by allocation id, one call per
-    /// [`MAX_FILTER_VALUES`] ids. Released addresses are left out.
-    async fn describe(&self, ids: &[String]) -> Result<Vec<aws_sdk_ec2::types::Address>, ProviderError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(MAX_FILTER_VALUES) {
-            let resp = self
-                .0
-                .ec2
-                .describe_addresses()
-                .filters(filter("allocation-id", chunk))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeAddresses", e))?;
-            out.extend(resp.addresses().iter().cloned());
-        }
-        Ok(out)
-    }
-
-    /// Reads one address; `None` when it has been released.
-    async fn read_one(&self, id: &str) -> Result<Option<Live>, ProviderError> {
-        self.describe(&[id.to_string()])
-            .await?
-            .iter()
-            .find(|a| a.allocation_id() == Some(id))
-            .map(live)
-            .transpose()
-    }
-}
-
 #[async_trait]
-impl ResourceKind for Eip {
-    fn def(&self) -> &'static KindDef {
-        &DEF
+impl Ec2Kind for Eip {
+    fn live(&self, a: &Self::Item, _recorded: Option<&Attrs>) -> Result<Option<Live>, ProviderError> {
+        live(a).map(Some)
     }
 
-    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
-        let tags = attr_tags(desired);
+    async fn make(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let domain = attr_opt_str(desired, "domain").unwrap_or("vpc");
-        let mut call = self.0.ec2.allocate_address().domain(DomainType::from(domain));
-        if !tags.is_empty() {
-            call = call.tag_specifications(tag_spec(ResourceType::ElasticIp, &tags));
-        }
-        let out = call
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("AllocateAddress", e))?;
-        let id = out
-            .allocation_id()
-            .ok_or_else(|| ProviderError::unexpected("AllocateAddress", "no allocation id in the response"))?
-            .to_string();
+        let call = self
+            .0
+            .ec2
+            .allocate_address()
+            .domain(DomainType::from(domain))
+            .set_tag_specifications(tagged(ResourceType::ElasticIp, desired));
+        let out = send_once!(call, "AllocateAddress")?;
+        let id = created_id(out.allocation_id(), "AllocateAddress")?;
         // Read back until visible: EC2 describes are eventually consistent.
-        wait_until(&format!("address {id} to be visible"), VISIBLE_TIMEOUT, || {
-            self.read_one(&id)
-        })
-        .await
-    }
-
-    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = requests
-            .iter()
-            .map(|r| r.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let lives: HashMap<String, Live> = self
-            .describe(&ids)
-            .await?
-            .iter()
-            .map(|a| live(a).map(|l| (l.id.clone(), l)))
-            .collect::<Result<_, _>>()?;
-        Ok(requests.iter().map(|r| lives.get(&r.id).cloned()).collect())
-    }
-
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
-        let id = prior.id.as_str();
-        if changed.iter().any(|c| c == "tags") {
-            sync_tags(&self.0.ec2, id, &attr_tags(&prior.attrs), &attr_tags(desired)).await?;
-        }
-        self.read_one(id).await?.ok_or_else(|| {
-            ProviderError::unexpected(
-                "DescribeAddresses",
-                format!("address {id} vanished during its update"),
-            )
-        })
+        visible(self, &id, &Recorded::new(), |_| true).await
     }
 
     /// Releases the address. Right after the NAT gateway using it is
     /// deleted, the address can still show as in use for a little while:
     /// that is retried for up to `RELEASE_TIMEOUT`.
-    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-        let deadline = tokio::time::Instant::now() + RELEASE_TIMEOUT;
-        loop {
-            let released = self.0.ec2.release_address().allocation_id(&prior.id).send().await;
-            let e = match released {
-                Ok(_) => return Ok(()),
-                Err(e) => ProviderError::aws("ReleaseAddress", e),
-            };
-            if is_not_found(&e) {
-                return Ok(());
-            }
-            if e.code() != Some("InvalidIPAddress.InUse") || tokio::time::Instant::now() >= deadline {
-                return Err(e);
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-    }
-
-    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        let resp = self
-            .0
-            .ec2
-            .describe_addresses()
-            .set_filters(Some(ownership_filters(&cx.stack, &cx.address)))
-            .send()
+    async fn remove(&self, id: &str) -> Result<(), ProviderError> {
+        Poll::new(format!("address {id} to be released"), RELEASE_TIMEOUT)
+            .pauses(Duration::from_secs(5), Duration::from_secs(5))
+            .retry_while(
+                |e| e.code() == Some("InvalidIPAddress.InUse"),
+                || self.send_delete(id),
+            )
             .await
-            .map_err(|e| ProviderError::aws("DescribeAddresses", e))?;
-        let owned = resp
-            .addresses()
-            .iter()
-            .filter(|a| owned_by(a.tags(), &cx.stack, &cx.address));
-        let Some(address) = first_owned(owned, cx, "Elastic IPs", |a| a.allocation_id()) else {
-            return Ok(None);
-        };
-        live(address).map(Some)
     }
 }

@@ -7,20 +7,15 @@
 //! `InternetGatewayIds`, which fails the whole call when one id no longer
 //! exists.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 
-use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
-    tags_attr, wait_until,
-};
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::ec2::{Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible};
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_tags};
+use crate::provider::{Live, OpContext, ProviderError};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.internet_gateway`.
@@ -39,11 +34,14 @@ pub static DEF: KindDef = KindDef {
     hosts_objects: false,
 };
 
-/// How long a new gateway may take to show in describes.
-const VISIBLE_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// Operations of `aws.ec2.internet_gateway`.
 pub struct InternetGateway(pub Arc<AwsClients>);
+
+ec2_described! {
+    InternetGateway: aws_sdk_ec2::types::InternetGateway, id internet_gateway_id,
+    filter "internet-gateway-id", noun "internet gateways", describe describe_internet_gateways
+    "DescribeInternetGateways", delete delete_internet_gateway(internet_gateway_id) "DeleteInternetGateway"
+}
 
 /// The live view of a described gateway.
 fn live(g: &aws_sdk_ec2::types::InternetGateway) -> Result<Live, ProviderError> {
@@ -59,149 +57,22 @@ fn live(g: &aws_sdk_ec2::types::InternetGateway) -> Result<Live, ProviderError> 
     })
 }
 
-impl InternetGateway {
-    /// Describes gateways by id: one filtered, paginated call per
-    /// [`MAX_FILTER_VALUES`] ids. Gateways that do not exist are left out.
-    async fn describe(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<aws_sdk_ec2::types::InternetGateway>, ProviderError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(MAX_FILTER_VALUES) {
-            let gateways = self
-                .0
-                .ec2
-                .describe_internet_gateways()
-                .filters(filter("internet-gateway-id", chunk))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeInternetGateways", e))?;
-            out.extend(gateways);
-        }
-        Ok(out)
-    }
-
-    /// Reads one gateway; `None` when it does not exist.
-    async fn read_one(&self, id: &str) -> Result<Option<Live>, ProviderError> {
-        self.describe(&[id.to_string()])
-            .await?
-            .iter()
-            .find(|g| g.internet_gateway_id() == Some(id))
-            .map(live)
-            .transpose()
-    }
-}
-
 #[async_trait]
-impl ResourceKind for InternetGateway {
-    fn def(&self) -> &'static KindDef {
-        &DEF
+impl Ec2Kind for InternetGateway {
+    fn live(&self, g: &Self::Item, _recorded: Option<&Attrs>) -> Result<Option<Live>, ProviderError> {
+        live(g).map(Some)
     }
 
-    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
-        let tags = attr_tags(desired);
-        let mut call = self.0.ec2.create_internet_gateway();
-        if !tags.is_empty() {
-            call = call.tag_specifications(tag_spec(ResourceType::InternetGateway, &tags));
-        }
-        let out = call
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreateInternetGateway", e))?;
-        let id = out
-            .internet_gateway()
-            .and_then(|g| g.internet_gateway_id())
-            .ok_or_else(|| {
-                ProviderError::unexpected("CreateInternetGateway", "no gateway id in the response")
-            })?
-            .to_string();
+    async fn make(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+        let call = self
+            .0
+            .ec2
+            .create_internet_gateway()
+            .set_tag_specifications(tagged(ResourceType::InternetGateway, desired));
+        let out = send_once!(call, "CreateInternetGateway")?;
+        let gateway = out.internet_gateway().and_then(|g| g.internet_gateway_id());
+        let id = created_id(gateway, "CreateInternetGateway")?;
         // Read back until visible: EC2 describes are eventually consistent.
-        wait_until(
-            &format!("internet gateway {id} to be visible"),
-            VISIBLE_TIMEOUT,
-            || self.read_one(&id),
-        )
-        .await
-    }
-
-    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = requests
-            .iter()
-            .map(|r| r.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let lives: HashMap<String, Live> = self
-            .describe(&ids)
-            .await?
-            .iter()
-            .map(|g| live(g).map(|l| (l.id.clone(), l)))
-            .collect::<Result<_, _>>()?;
-        Ok(requests.iter().map(|r| lives.get(&r.id).cloned()).collect())
-    }
-
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
-        let id = prior.id.as_str();
-        if changed.iter().any(|c| c == "tags") {
-            sync_tags(&self.0.ec2, id, &attr_tags(&prior.attrs), &attr_tags(desired)).await?;
-        }
-        self.read_one(id).await?.ok_or_else(|| {
-            ProviderError::unexpected(
-                "DescribeInternetGateways",
-                format!("gateway {id} vanished during its update"),
-            )
-        })
-    }
-
-    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-        match self
-            .0
-            .ec2
-            .delete_internet_gateway()
-            .internet_gateway_id(&prior.id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = ProviderError::aws("DeleteInternetGateway", e);
-                if is_not_found(&e) { Ok(()) } else { Err(e) }
-            }
-        }
-    }
-
-    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        let gateways: Vec<_> = self
-            .0
-            .ec2
-            .describe_internet_gateways()
-            .set_filters(Some(ownership_filters(&cx.stack, &cx.address)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeInternetGateways", e))?;
-        let owned = gateways
-            .iter()
-            .filter(|g| owned_by(g.tags(), &cx.stack, &cx.address));
-        let Some(gateway) = first_owned(owned, cx, "internet gateways", |g| g.internet_gateway_id()) else {
-            return Ok(None);
-        };
-        live(gateway).map(Some)
+        visible(self, &id, &Recorded::new(), |_| true).await
     }
 }

@@ -5,12 +5,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::ec2_util::{MAX_FILTER_VALUES, filter, is_not_found, wait_until};
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::ec2::{all_pages, filters_in_chunks};
+use super::toolkit::errors::{Service, gone_is_done};
+use super::toolkit::poll::{Poll, VISIBLE_TIMEOUT};
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
@@ -34,9 +35,6 @@ pub static DEF: KindDef = KindDef {
     identity: &[&["vpc_id"], &["internet_gateway_id"]],
     hosts_objects: false,
 };
-
-/// How long a new attachment may take to show in describes.
-const VISIBLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Operations of `aws.ec2.internet_gateway_attachment`.
 pub struct InternetGatewayAttachment(pub Arc<AwsClients>);
@@ -78,26 +76,16 @@ fn attached_to(gateway: &aws_sdk_ec2::types::InternetGateway, vpc: &str) -> bool
 }
 
 impl InternetGatewayAttachment {
-    /// Describes gateways by id: one filtered, paginated call per
-    /// [`MAX_FILTER_VALUES`] ids. Gateways that do not exist are left out.
+    /// Describes gateways by id, one filtered, paginated call per filter
+    /// of ids. Gateways that do not exist are left out.
     async fn describe(
         &self,
         igw_ids: &[String],
     ) -> Result<Vec<aws_sdk_ec2::types::InternetGateway>, ProviderError> {
         let mut out = Vec::new();
-        for chunk in igw_ids.chunks(MAX_FILTER_VALUES) {
-            let gateways = self
-                .0
-                .ec2
-                .describe_internet_gateways()
-                .filters(filter("internet-gateway-id", chunk))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeInternetGateways", e))?;
-            out.extend(gateways);
+        for f in filters_in_chunks("internet-gateway-id", igw_ids) {
+            let call = self.0.ec2.describe_internet_gateways().filters(f);
+            out.extend(all_pages!(call, "DescribeInternetGateways")?);
         }
         Ok(out)
     }
@@ -121,29 +109,24 @@ impl ResourceKind for InternetGatewayAttachment {
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let igw = attr_str(desired, "internet_gateway_id")?;
         let vpc = attr_str(desired, "vpc_id")?;
-        let attached = self
+        let call = self
             .0
             .ec2
             .attach_internet_gateway()
             .internet_gateway_id(igw)
-            .vpc_id(vpc)
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await;
-        if let Err(e) = attached {
-            let e = ProviderError::aws("AttachInternetGateway", e);
+            .vpc_id(vpc);
+        if let Err(e) = send_once!(call, "AttachInternetGateway") {
             // Attaching again what is already attached (a retried create)
             // fails with Resource.AlreadyAssociated: that is success.
             if self.read_one(igw, vpc).await?.is_none() {
                 return Err(e);
             }
         }
-        wait_until(
-            &format!("internet gateway {igw} to show attached to {vpc}"),
+        Poll::new(
+            format!("internet gateway {igw} to show attached to {vpc}"),
             VISIBLE_TIMEOUT,
-            || self.read_one(igw, vpc),
         )
+        .until(|| self.read_one(igw, vpc))
         .await
     }
 
@@ -204,7 +187,7 @@ impl ResourceKind for InternetGatewayAttachment {
         let (igw, vpc) = key(&prior.id, &prior.attrs).ok_or_else(|| {
             ProviderError::invalid("id", format!("`{}` is not <igw-id>:<vpc-id>", prior.id))
         })?;
-        match self
+        let detached = self
             .0
             .ec2
             .detach_internet_gateway()
@@ -212,17 +195,11 @@ impl ResourceKind for InternetGatewayAttachment {
             .vpc_id(&vpc)
             .send()
             .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = ProviderError::aws("DetachInternetGateway", e);
-                // Gone gateway or VPC (NotFound), or no longer attached.
-                if is_not_found(&e) || e.code() == Some("Gateway.NotAttached") {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
+            .map_err(|e| ProviderError::aws("DetachInternetGateway", e));
+        // Gone gateway or VPC (NotFound), or no longer attached.
+        match gone_is_done(Service::Ec2, detached) {
+            Err(e) if e.code() == Some("Gateway.NotAttached") => Ok(()),
+            other => other,
         }
     }
 

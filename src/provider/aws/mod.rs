@@ -5,7 +5,6 @@
 //! One file per kind. Each file exports `DEF` (its [`KindDef`]) and a type
 //! implementing [`crate::provider::ResourceKind`] built from [`AwsClients`].
 
-mod ec2_util;
 pub mod ecr_repository;
 pub mod eip;
 pub mod eks_cluster;
@@ -22,6 +21,7 @@ pub mod route_table;
 pub mod route_table_association;
 pub mod security_group;
 pub mod subnet;
+pub(crate) mod toolkit;
 pub mod vpc;
 
 use std::sync::Arc;
@@ -106,25 +106,55 @@ where
     }
 }
 
-/// Static definitions of every AWS kind.
-pub static KIND_DEFS: &[&KindDef] = &[
-    &vpc::DEF,
-    &subnet::DEF,
-    &internet_gateway::DEF,
-    &internet_gateway_attachment::DEF,
-    &eip::DEF,
-    &nat_gateway::DEF,
-    &route_table::DEF,
-    &route::DEF,
-    &route_table_association::DEF,
-    &security_group::DEF,
-    &iam_policy::DEF,
-    &iam_role::DEF,
-    &ecr_repository::DEF,
-    &eks_cluster::DEF,
-    &eks_node_group::DEF,
-    &network_drain::DEF,
-];
+/// The AWS kinds, declared once: each `module::Type` gives the kind's
+/// schema (`module::DEF`, in [`KIND_DEFS`]) and its operations (built from
+/// the clients by [`AwsClients::kinds`]).
+macro_rules! registry {
+    ($($module:ident :: $kind:ident),* $(,)?) => {
+        /// Static definitions of every AWS kind.
+        pub static KIND_DEFS: &[&KindDef] = &[$(&$module::DEF),*];
+
+        /// Every AWS kind, operating through `clients`.
+        fn build_kinds(clients: &Arc<AwsClients>) -> Kinds {
+            let mut kinds = Kinds::default();
+            $(kinds.insert(Arc::new($module::$kind(clients.clone())));)*
+            kinds
+        }
+    };
+}
+
+registry!(
+    vpc::Vpc,
+    subnet::Subnet,
+    internet_gateway::InternetGateway,
+    internet_gateway_attachment::InternetGatewayAttachment,
+    eip::Eip,
+    nat_gateway::NatGateway,
+    route_table::RouteTable,
+    route::Route,
+    route_table_association::RouteTableAssociation,
+    security_group::SecurityGroup,
+    iam_policy::IamPolicy,
+    iam_role::IamRole,
+    ecr_repository::EcrRepository,
+    eks_cluster::EksCluster,
+    eks_node_group::EksNodeGroup,
+    network_drain::NetworkDrain,
+);
+
+/// Sends a primary create call once, with [`SingleAttempt`], mapping its
+/// error to [`ProviderError::Api`] named `$op`.
+macro_rules! send_once {
+    ($call:expr, $op:literal) => {
+        $call
+            .customize()
+            .config_override($crate::provider::aws::SingleAttempt)
+            .send()
+            .await
+            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
+    };
+}
+pub(crate) use send_once;
 
 /// SDK clients for one region, shared by every kind.
 #[derive(Clone, Debug)]
@@ -176,28 +206,7 @@ impl AwsClients {
 
     /// Every AWS kind, operating through these clients.
     pub fn kinds(self: &Arc<Self>) -> Kinds {
-        let mut kinds = Kinds::default();
-        kinds.insert(Arc::new(vpc::Vpc(self.clone())));
-        kinds.insert(Arc::new(subnet::Subnet(self.clone())));
-        kinds.insert(Arc::new(internet_gateway::InternetGateway(self.clone())));
-        kinds.insert(Arc::new(internet_gateway_attachment::InternetGatewayAttachment(
-            self.clone(),
-        )));
-        kinds.insert(Arc::new(eip::Eip(self.clone())));
-        kinds.insert(Arc::new(nat_gateway::NatGateway(self.clone())));
-        kinds.insert(Arc::new(route_table::RouteTable(self.clone())));
-        kinds.insert(Arc::new(route::Route(self.clone())));
-        kinds.insert(Arc::new(route_table_association::RouteTableAssociation(
-            self.clone(),
-        )));
-        kinds.insert(Arc::new(security_group::SecurityGroup(self.clone())));
-        kinds.insert(Arc::new(iam_policy::IamPolicy(self.clone())));
-        kinds.insert(Arc::new(ecr_repository::EcrRepository(self.clone())));
-        kinds.insert(Arc::new(iam_role::IamRole(self.clone())));
-        kinds.insert(Arc::new(eks_cluster::EksCluster(self.clone())));
-        kinds.insert(Arc::new(eks_node_group::EksNodeGroup(self.clone())));
-        kinds.insert(Arc::new(network_drain::NetworkDrain(self.clone())));
-        kinds
+        build_kinds(self)
     }
 
     /// Reads the region's available availability zones, sorted by name.

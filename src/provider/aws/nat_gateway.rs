@@ -9,22 +9,20 @@
 //! same gateway. Gateways are listed with a `nat-gateway-id` filter rather
 //! than `NatGatewayIds`, which fails the whole call when one id is unknown.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{ConnectivityType, NatGateway as SdkNatGateway, NatGatewayState, ResourceType};
 
-use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
-    tags_attr, wait_until,
+use super::toolkit::ec2::{
+    Ec2Described, Ec2Kind, created_id, describe_one, ec2_described, filter, find_owned, tagged, tags_attr,
 };
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::errors::{Service, gone_is_done};
+use super::toolkit::poll::Poll;
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_tags,
-};
+use crate::provider::{Live, OpContext, ProviderError, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.nat_gateway`.
@@ -78,6 +76,12 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Operations of `aws.ec2.nat_gateway`.
 pub struct NatGateway(pub Arc<AwsClients>);
+
+ec2_described! {
+    NatGateway: SdkNatGateway, id nat_gateway_id, filter "nat-gateway-id", noun "NAT gateways",
+    describe describe_nat_gateways.set_filter "DescribeNatGateways",
+    delete delete_nat_gateway(nat_gateway_id) "DeleteNatGateway"
+}
 
 /// Whether a gateway in this state is gone or going, for meshform's purposes.
 fn is_gone(state: Option<&NatGatewayState>) -> bool {
@@ -151,36 +155,6 @@ fn not_available(id: &str, g: &SdkNatGateway) -> ProviderError {
 }
 
 impl NatGateway {
-    /// Describes gateways by id: one filtered, paginated call per
-    /// [`MAX_FILTER_VALUES`] ids, whatever their state.
-    async fn describe(&self, ids: &[String]) -> Result<Vec<SdkNatGateway>, ProviderError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(MAX_FILTER_VALUES) {
-            let gateways = self
-                .0
-                .ec2
-                .describe_nat_gateways()
-                .filter(filter("nat-gateway-id", chunk))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeNatGateways", e))?;
-            out.extend(gateways);
-        }
-        Ok(out)
-    }
-
-    /// One gateway, whatever its state.
-    async fn describe_one(&self, id: &str) -> Result<Option<SdkNatGateway>, ProviderError> {
-        Ok(self
-            .describe(&[id.to_string()])
-            .await?
-            .into_iter()
-            .find(|g| g.nat_gateway_id() == Some(id)))
-    }
-
     /// The live gateway once `available`; `None` while it is not visible yet
     /// or `pending`; an error when it failed or is being deleted.
     async fn poll_available(
@@ -188,7 +162,7 @@ impl NatGateway {
         id: &str,
         fallback_allocation: Option<&str>,
     ) -> Result<Option<Live>, ProviderError> {
-        let Some(g) = self.describe_one(id).await? else {
+        let Some(g) = describe_one(self, id).await? else {
             return Ok(None);
         };
         match g.state() {
@@ -204,163 +178,77 @@ impl NatGateway {
         id: &str,
         fallback_allocation: Option<&str>,
     ) -> Result<Live, ProviderError> {
-        wait_until(
-            &format!("NAT gateway {id} to become available"),
-            CREATE_TIMEOUT,
-            || self.poll_available(id, fallback_allocation),
-        )
-        .await
-    }
-
-    /// `Some(())` once the gateway is `deleted` (or not listed at all).
-    async fn poll_deleted(&self, id: &str) -> Result<Option<()>, ProviderError> {
-        let g = self.describe_one(id).await?;
-        let deleted = g.is_none_or(|g| g.state() == Some(&NatGatewayState::Deleted));
-        Ok(deleted.then_some(()))
+        Poll::new(format!("NAT gateway {id} to become available"), CREATE_TIMEOUT)
+            .until(|| self.poll_available(id, fallback_allocation))
+            .await
     }
 }
 
 #[async_trait]
-impl ResourceKind for NatGateway {
-    fn def(&self) -> &'static KindDef {
-        &DEF
+impl Ec2Kind for NatGateway {
+    /// Gateways `deleting`, `deleted` or `failed` count as gone.
+    fn live(&self, g: &Self::Item, recorded: Option<&Attrs>) -> Result<Option<Live>, ProviderError> {
+        if is_gone(g.state()) {
+            return Ok(None);
+        }
+        live(g, recorded.and_then(|r| attr_opt_str(r, "allocation_id"))).map(Some)
     }
 
-    async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
-        let tags = attr_tags(desired);
+    async fn make(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let allocation = attr_opt_str(desired, "allocation_id").filter(|a| !a.is_empty());
         let connectivity = attr_opt_str(desired, "connectivity_type").unwrap_or("public");
-        let mut call = self
+        let call = self
             .0
             .ec2
             .create_nat_gateway()
             .subnet_id(attr_str(desired, "subnet_id")?)
             .connectivity_type(ConnectivityType::from(connectivity))
-            .set_allocation_id(allocation.map(str::to_string));
-        if !cx.token.is_empty() {
-            call = call.client_token(&cx.token);
-        }
-        if !tags.is_empty() {
-            call = call.tag_specifications(tag_spec(ResourceType::Natgateway, &tags));
-        }
-        let out = call
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreateNatGateway", e))?;
-        let id = out
-            .nat_gateway()
-            .and_then(|g| g.nat_gateway_id())
-            .ok_or_else(|| {
-                ProviderError::unexpected("CreateNatGateway", "no NAT gateway id in the response")
-            })?
-            .to_string();
+            .set_allocation_id(allocation.map(str::to_string))
+            .set_client_token(Some(cx.token.clone()).filter(|t| !t.is_empty()))
+            .set_tag_specifications(tagged(ResourceType::Natgateway, desired));
+        let out = send_once!(call, "CreateNatGateway")?;
+        let id = created_id(
+            out.nat_gateway().and_then(|g| g.nat_gateway_id()),
+            "CreateNatGateway",
+        )?;
         self.wait_available(&id, allocation).await
     }
 
-    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = requests
-            .iter()
-            .map(|r| r.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let by_id: HashMap<String, SdkNatGateway> = self
-            .describe(&ids)
-            .await?
-            .into_iter()
-            .filter(|g| !is_gone(g.state()))
-            .filter_map(|g| Some((g.nat_gateway_id()?.to_string(), g)))
-            .collect();
-        requests
-            .iter()
-            .map(|r| {
-                by_id
-                    .get(&r.id)
-                    .map(|g| live(g, attr_opt_str(&r.attrs, "allocation_id")))
-                    .transpose()
-            })
-            .collect()
-    }
-
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
-        let id = prior.id.as_str();
-        if changed.iter().any(|c| c == "tags") {
-            sync_tags(&self.0.ec2, id, &attr_tags(&prior.attrs), &attr_tags(desired)).await?;
-        }
-        match self.describe_one(id).await? {
-            Some(g) if !is_gone(g.state()) => live(&g, attr_opt_str(&prior.attrs, "allocation_id")),
-            _ => Err(ProviderError::unexpected(
-                "DescribeNatGateways",
-                format!("NAT gateway {id} vanished during its update"),
-            )),
-        }
-    }
-
-    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-        let id = prior.id.as_str();
-        let Some(g) = self.describe_one(id).await? else {
+    /// Deletes the gateway unless it is already going, then waits until it
+    /// is `deleted` (or not listed at all).
+    async fn remove(&self, id: &str) -> Result<(), ProviderError> {
+        let Some(g) = describe_one(self, id).await? else {
             return Ok(());
         };
         match g.state() {
             Some(NatGatewayState::Deleted) => return Ok(()),
             Some(NatGatewayState::Deleting) => {}
-            _ => {
-                if let Err(e) = self.0.ec2.delete_nat_gateway().nat_gateway_id(id).send().await {
-                    let e = ProviderError::aws("DeleteNatGateway", e);
-                    if is_not_found(&e) {
-                        return Ok(());
-                    }
-                    return Err(e);
-                }
-            }
+            _ => gone_is_done(Service::Ec2, self.send_delete(id).await)?,
         }
-        wait_until(&format!("NAT gateway {id} to be deleted"), DELETE_TIMEOUT, || {
-            self.poll_deleted(id)
-        })
-        .await
+        Poll::new(format!("NAT gateway {id} to be deleted"), DELETE_TIMEOUT)
+            .until(|| async {
+                let g = describe_one(self, id).await?;
+                let deleted = g.is_none_or(|g| g.state() == Some(&NatGatewayState::Deleted));
+                Ok(deleted.then_some(()))
+            })
+            .await
     }
 
-    async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        let gateways: Vec<_> = self
-            .0
-            .ec2
-            .describe_nat_gateways()
-            .set_filter(Some(ownership_filters(&cx.stack, &cx.address)))
-            .filter(filter("state", ["pending", "available"]))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeNatGateways", e))?;
-        // Check tags and state here too: moto ignores the tag filters.
-        let owned = gateways.iter().filter(|g| {
-            owned_by(g.tags(), &cx.stack, &cx.address)
-                && matches!(
-                    g.state(),
-                    Some(NatGatewayState::Pending | NatGatewayState::Available)
-                )
-        });
-        let Some(gateway) = first_owned(owned, cx, "NAT gateways", |g| g.nat_gateway_id()) else {
+    /// A gateway found while still pending is returned once usable, as a
+    /// create would.
+    async fn find(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
+        let pending_or_available = filter("state", ["pending", "available"]);
+        let found = find_owned(self, cx, vec![pending_or_available], |g| {
+            matches!(
+                g.state(),
+                Some(NatGatewayState::Pending | NatGatewayState::Available)
+            )
+        })
+        .await?;
+        let Some(found) = found else {
             return Ok(None);
         };
-        let id = gateway
-            .nat_gateway_id()
-            .ok_or_else(|| ProviderError::unexpected("DescribeNatGateways", "a NAT gateway without an id"))?;
-        // A gateway found while still pending is returned once usable, as a
-        // create would.
         let allocation = attr_opt_str(desired, "allocation_id");
-        self.wait_available(id, allocation).await.map(Some)
+        self.wait_available(&found.id, allocation).await.map(Some)
     }
 }

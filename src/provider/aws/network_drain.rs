@@ -93,7 +93,8 @@ use aws_sdk_ec2::types::{
 };
 
 use super::AwsClients;
-use super::ec2_util::{MAX_FILTER_VALUES, filter, is_not_found};
+use super::toolkit::ec2::{all_pages, filter, filters_in_chunks};
+use super::toolkit::errors::Service;
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_STACK, attr_opt_str, attr_str,
@@ -394,6 +395,33 @@ fn interface_plan(eni: &NetworkInterface, cluster: &str, swept_lbs: &HashSet<Str
     }
 }
 
+/// The load balancers of `kind` among `keys` (ARNs or names) whose tags
+/// were read, each planned by its tags.
+fn load_balancer_items(
+    kind: Kind,
+    keys: Vec<String>,
+    tags: &HashMap<String, Tags>,
+    cluster: &str,
+) -> Vec<Item> {
+    keys.into_iter()
+        .filter_map(|key| {
+            let tags = tags.get(&key)?;
+            Some(Item {
+                kind,
+                detail: owner_label(tags),
+                plan: load_balancer_plan(tags, cluster),
+                id: key,
+            })
+        })
+        .collect()
+}
+
+/// Whether an EC2 or load-balancer error means the thing is already gone.
+fn is_not_found(err: &ProviderError) -> bool {
+    super::toolkit::errors::is_not_found(Service::Ec2, err)
+        || super::toolkit::errors::is_not_found(Service::Elb, err)
+}
+
 /// Whether a delete failed only because something still uses the resource
 /// (retried next round).
 fn is_in_use(err: &ProviderError) -> bool {
@@ -499,21 +527,11 @@ struct Scan {
 
 impl NetworkDrain {
     /// The ids, among `ids`, of VPCs that exist: one filtered, paginated
-    /// DescribeVpcs per [`MAX_FILTER_VALUES`] ids.
+    /// DescribeVpcs per filter of ids.
     async fn existing_vpcs(&self, ids: &[String]) -> Result<HashSet<String>, ProviderError> {
         let mut out = HashSet::new();
-        for chunk in ids.chunks(MAX_FILTER_VALUES) {
-            let vpcs: Vec<_> = self
-                .0
-                .ec2
-                .describe_vpcs()
-                .filters(filter("vpc-id", chunk))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeVpcs", e))?;
+        for f in filters_in_chunks("vpc-id", ids) {
+            let vpcs: Vec<_> = all_pages!(self.0.ec2.describe_vpcs().filters(f), "DescribeVpcs")?;
             out.extend(vpcs.iter().filter_map(|v| v.vpc_id().map(str::to_string)));
         }
         Ok(out)
@@ -580,16 +598,7 @@ impl NetworkDrain {
 
     /// Every application and network load balancer in `vpc_id`.
     async fn load_balancers(&self, vpc_id: &str, cluster: &str) -> Result<Vec<Item>, ProviderError> {
-        let lbs: Vec<_> = self
-            .0
-            .elbv2
-            .describe_load_balancers()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeLoadBalancers", e))?;
+        let lbs: Vec<_> = all_pages!(self.0.elbv2.describe_load_balancers(), "DescribeLoadBalancers")?;
         // DescribeLoadBalancers has no VPC filter.
         let arns: Vec<String> = lbs
             .iter()
@@ -597,65 +606,33 @@ impl NetworkDrain {
             .filter_map(|lb| lb.load_balancer_arn().map(str::to_string))
             .collect();
         let tags = self.elbv2_tags(&arns).await?;
-        Ok(arns
-            .into_iter()
-            .filter_map(|arn| {
-                let tags = tags.get(&arn)?;
-                Some(Item {
-                    kind: Kind::LoadBalancer,
-                    detail: owner_label(tags),
-                    plan: load_balancer_plan(tags, cluster),
-                    id: arn,
-                })
-            })
-            .collect())
+        Ok(load_balancer_items(Kind::LoadBalancer, arns, &tags, cluster))
     }
 
     /// Every classic load balancer in `vpc_id`.
     async fn classic_load_balancers(&self, vpc_id: &str, cluster: &str) -> Result<Vec<Item>, ProviderError> {
-        let lbs: Vec<_> = self
-            .0
-            .elb
-            .describe_load_balancers()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeLoadBalancers (classic)", e))?;
+        let lbs: Vec<_> = all_pages!(
+            self.0.elb.describe_load_balancers(),
+            "DescribeLoadBalancers (classic)"
+        )?;
         let names: Vec<String> = lbs
             .iter()
             .filter(|lb| lb.vpc_id() == Some(vpc_id))
             .filter_map(|lb| lb.load_balancer_name().map(str::to_string))
             .collect();
         let tags = self.classic_tags(&names).await?;
-        Ok(names
-            .into_iter()
-            .filter_map(|name| {
-                let tags = tags.get(&name)?;
-                Some(Item {
-                    kind: Kind::ClassicLoadBalancer,
-                    detail: owner_label(tags),
-                    plan: load_balancer_plan(tags, cluster),
-                    id: name,
-                })
-            })
-            .collect())
+        Ok(load_balancer_items(
+            Kind::ClassicLoadBalancer,
+            names,
+            &tags,
+            cluster,
+        ))
     }
 
     /// The target groups in `vpc_id` tagged for `cluster` (others do not
     /// hold the VPC up and are not looked at).
     async fn target_groups(&self, vpc_id: &str, cluster: &str) -> Result<Vec<Item>, ProviderError> {
-        let groups: Vec<_> = self
-            .0
-            .elbv2
-            .describe_target_groups()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeTargetGroups", e))?;
+        let groups: Vec<_> = all_pages!(self.0.elbv2.describe_target_groups(), "DescribeTargetGroups")?;
         let arns: Vec<String> = groups
             .iter()
             .filter(|g| g.vpc_id() == Some(vpc_id))

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteOrigin;
 
-use super::ec2_util::is_not_found;
-use super::route_table::{read_until, route_tables_by_id};
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::ec2::route_tables_where;
+use super::toolkit::errors::{Service, gone_is_done};
+use super::toolkit::poll::read_until;
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
@@ -121,6 +122,14 @@ fn request_for(table: &str, destination: &str) -> ReadRequest {
     }
 }
 
+impl Route {
+    /// The route as read once it shows `target`.
+    async fn visible(&self, table: &str, destination: &str, target: &Target) -> Result<Live, ProviderError> {
+        let request = request_for(table, destination);
+        read_until(self, &request.id, request.attrs, |live| target.matches(live)).await
+    }
+}
+
 #[async_trait]
 impl ResourceKind for Route {
     fn def(&self) -> &'static KindDef {
@@ -141,12 +150,8 @@ impl ResourceKind for Route {
             Target::Gateway(g) => call.gateway_id(g),
             Target::Nat(n) => call.nat_gateway_id(n),
         };
-        call.customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreateRoute", e))?;
-        read_until(self, request_for(table, destination), |live| target.matches(live)).await
+        send_once!(call, "CreateRoute")?;
+        self.visible(table, destination, &target).await
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
@@ -160,7 +165,7 @@ impl ResourceKind for Route {
         if tables.is_empty() {
             return Ok(Vec::new());
         }
-        let described = route_tables_by_id(&self.0.ec2, &tables).await?;
+        let described = route_tables_where(&self.0.ec2, "route-table-id", &tables).await?;
         Ok(keys
             .iter()
             .map(|(table, destination)| {
@@ -212,7 +217,7 @@ impl ResourceKind for Route {
                 .await
                 .map_err(|e| ProviderError::aws("ReplaceRoute", e))?;
         }
-        read_until(self, request_for(table, destination), |live| target.matches(live)).await
+        self.visible(table, destination, &target).await
     }
 
     async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
@@ -231,11 +236,7 @@ impl ResourceKind for Route {
             .send()
             .await
             .map_err(|e| ProviderError::aws("DeleteRoute", e));
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+        gone_is_done(Service::Ec2, result)
     }
 
     async fn find_existing(&self, _cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {

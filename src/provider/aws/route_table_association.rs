@@ -11,9 +11,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteTableAssociationStateCode;
 
-use super::ec2_util::{filter, is_not_found};
-use super::route_table::{FILTER_VALUES_MAX, describe_route_tables, read_until, route_tables_by_id};
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::ec2::{filter, route_tables, route_tables_where};
+use super::toolkit::errors::{Service, gone_is_done};
+use super::toolkit::poll::read_until;
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
@@ -66,14 +67,6 @@ fn subnet_associations(tables: &[aws_sdk_ec2::types::RouteTable]) -> Vec<Live> {
         .collect()
 }
 
-fn request(id: &str) -> ReadRequest {
-    ReadRequest {
-        address: String::new(),
-        id: id.to_string(),
-        attrs: Attrs::new(),
-    }
-}
-
 fn table_is(live: &Live, table: &str) -> bool {
     attr_opt_str(&live.attrs, "route_table_id") == Some(table)
 }
@@ -87,21 +80,17 @@ impl ResourceKind for RouteTableAssociation {
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let table = attr_str(desired, "route_table_id")?;
         let subnet = attr_str(desired, "subnet_id")?;
-        let out = self
+        let call = self
             .0
             .ec2
             .associate_route_table()
             .route_table_id(table)
-            .subnet_id(subnet)
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("AssociateRouteTable", e))?;
+            .subnet_id(subnet);
+        let out = send_once!(call, "AssociateRouteTable")?;
         let id = out
             .association_id()
             .ok_or_else(|| ProviderError::unexpected("AssociateRouteTable", "no association id"))?;
-        let live = read_until(self, request(id), |_| true).await?;
+        let live = read_until(self, id, Attrs::new(), |_| true).await?;
         // AWS refuses to associate a subnet that already has an explicit
         // association; moto instead answers with the existing association,
         // whatever its table. Never adopt another table's association.
@@ -122,11 +111,8 @@ impl ResourceKind for RouteTableAssociation {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
-        let mut tables = Vec::new();
-        for chunk in ids.chunks(FILTER_VALUES_MAX) {
-            let f = filter("association.route-table-association-id", chunk.iter().cloned());
-            tables.extend(describe_route_tables(&self.0.ec2, vec![f]).await?);
-        }
+        let by_id = "association.route-table-association-id";
+        let tables = route_tables_where(&self.0.ec2, by_id, &ids).await?;
         let mut found = subnet_associations(&tables);
 
         // moto matches a multi-valued filter against a table's set of
@@ -142,7 +128,7 @@ impl ResourceKind for RouteTableAssociation {
             .into_iter()
             .collect();
         if !missing_tables.is_empty() {
-            let more = route_tables_by_id(&self.0.ec2, &missing_tables).await?;
+            let more = route_tables_where(&self.0.ec2, "route-table-id", &missing_tables).await?;
             found.extend(subnet_associations(&more));
         }
 
@@ -178,7 +164,7 @@ impl ResourceKind for RouteTableAssociation {
                 })?
                 .to_string();
         }
-        read_until(self, request(&id), |live| table_is(live, table)).await
+        read_until(self, &id, Attrs::new(), |live| table_is(live, table)).await
     }
 
     async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
@@ -190,18 +176,13 @@ impl ResourceKind for RouteTableAssociation {
             .send()
             .await
             .map_err(|e| ProviderError::aws("DisassociateRouteTable", e));
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(e),
-        }
+        gone_is_done(Service::Ec2, result)
     }
 
     async fn find_existing(&self, _cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let table = attr_str(desired, "route_table_id")?;
         let subnet = attr_str(desired, "subnet_id")?;
-        let tables =
-            describe_route_tables(&self.0.ec2, vec![filter("association.subnet-id", [subnet])]).await?;
+        let tables = route_tables(&self.0.ec2, vec![filter("association.subnet-id", [subnet])]).await?;
         Ok(subnet_associations(&tables)
             .into_iter()
             .find(|l| attr_opt_str(&l.attrs, "subnet_id") == Some(subnet))

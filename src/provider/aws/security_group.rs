@@ -23,17 +23,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_ec2::types::{
-    Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair,
-};
+use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair};
 
-use super::ec2_util::{filter, is_not_found, ownership_filters, sync_tags, tag_spec, tags_attr};
-use super::route_table::{FILTER_VALUES_MAX, read_until, retry_dependency_violation};
-use super::{AwsClients, SingleAttempt};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_tags,
+use super::toolkit::ec2::{
+    Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, filter, tagged, tags_attr, visible,
 };
+use super::toolkit::poll::Poll;
+use super::{AwsClients, send_once};
+use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
+use crate::provider::{Live, OpContext, ProviderError, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
 
 /// Description given to a group when none is set.
@@ -89,6 +87,12 @@ pub static DEF: KindDef = KindDef {
 
 /// Operations of `aws.ec2.security_group`.
 pub struct SecurityGroup(pub Arc<AwsClients>);
+
+ec2_described! {
+    SecurityGroup: aws_sdk_ec2::types::SecurityGroup, id group_id, filter "group-id",
+    noun "security groups", describe describe_security_groups "DescribeSecurityGroups",
+    delete delete_security_group(group_id) "DeleteSecurityGroup"
+}
 
 /// One rule for one source.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -321,6 +325,13 @@ enum Direction {
     Egress,
 }
 
+/// What a rules call does.
+#[derive(Debug, Clone, Copy)]
+enum RuleChange {
+    Revoke,
+    Authorize,
+}
+
 impl SecurityGroup {
     /// Makes one direction's rules of group `id` equal to `desired`, given
     /// what it has now: revokes first, then authorizes.
@@ -334,116 +345,85 @@ impl SecurityGroup {
         let removed: BTreeSet<Atom> = actual.difference(desired).cloned().collect();
         let added: BTreeSet<Atom> = desired.difference(actual).cloned().collect();
         if !removed.is_empty() {
-            self.revoke(id, direction, &removed).await?;
+            self.change_rules(id, direction, RuleChange::Revoke, &removed)
+                .await?;
         }
         if !added.is_empty() {
-            self.authorize(id, direction, &added).await?;
+            self.change_rules(id, direction, RuleChange::Authorize, &added)
+                .await?;
         }
         Ok(())
     }
 
-    /// Revokes `atoms`. EC2 refuses the whole call when one of them is no
-    /// longer there (`InvalidPermission.NotFound`): the answer to a revoke
-    /// sent again after its first answer was lost, or to a rule removed
-    /// meanwhile. Then the group is read again and what is still there is
-    /// revoked.
-    async fn revoke(
+    /// Revokes or authorizes `atoms`. EC2 refuses the whole call when one
+    /// of them is already so (`InvalidPermission.NotFound` for a revoke,
+    /// `InvalidPermission.Duplicate` for an authorize): the answer to a
+    /// call sent again after its first answer was lost, or to a rule
+    /// changed meanwhile. Then the group is read again and only what is
+    /// left to do is sent.
+    async fn change_rules(
         &self,
         id: &str,
         direction: Direction,
+        change: RuleChange,
         atoms: &BTreeSet<Atom>,
     ) -> Result<(), ProviderError> {
-        match self.send_revoke(id, direction, atoms).await {
-            Err(e) if e.code() == Some("InvalidPermission.NotFound") => {
+        let already = match change {
+            RuleChange::Revoke => "InvalidPermission.NotFound",
+            RuleChange::Authorize => "InvalidPermission.Duplicate",
+        };
+        match self.send_rules(id, direction, change, atoms).await {
+            Err(e) if e.code() == Some(already) => {
                 let current = self.rules_in(id, direction).await?;
-                let left: BTreeSet<Atom> = atoms.intersection(&current).cloned().collect();
+                let left: BTreeSet<Atom> = match change {
+                    RuleChange::Revoke => atoms.intersection(&current).cloned().collect(),
+                    RuleChange::Authorize => atoms.difference(&current).cloned().collect(),
+                };
                 if left.is_empty() {
                     Ok(())
                 } else {
-                    self.send_revoke(id, direction, &left).await
+                    self.send_rules(id, direction, change, &left).await
                 }
             }
             other => other,
         }
     }
 
-    /// Authorizes `atoms`. EC2 refuses the whole call when one of them is
-    /// already there (`InvalidPermission.Duplicate`): the answer to an
-    /// authorize sent again after its first answer was lost. Then the group
-    /// is read again and what is still missing is authorized.
-    async fn authorize(
+    /// One revoke or authorize call for `atoms` (descriptions are sent
+    /// only when authorizing).
+    async fn send_rules(
         &self,
         id: &str,
         direction: Direction,
+        change: RuleChange,
         atoms: &BTreeSet<Atom>,
     ) -> Result<(), ProviderError> {
-        match self.send_authorize(id, direction, atoms).await {
-            Err(e) if e.code() == Some("InvalidPermission.Duplicate") => {
-                let current = self.rules_in(id, direction).await?;
-                let missing: BTreeSet<Atom> = atoms.difference(&current).cloned().collect();
-                if missing.is_empty() {
-                    Ok(())
-                } else {
-                    self.send_authorize(id, direction, &missing).await
-                }
+        let ec2 = &self.0.ec2;
+        let perms = Some(permissions(atoms, matches!(change, RuleChange::Authorize)));
+        macro_rules! send {
+            ($call:ident, $op:literal) => {
+                ec2.$call()
+                    .group_id(id)
+                    .set_ip_permissions(perms)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ProviderError::aws($op, e))
+            };
+        }
+        match (change, direction) {
+            (RuleChange::Revoke, Direction::Ingress) => {
+                send!(revoke_security_group_ingress, "RevokeSecurityGroupIngress")
             }
-            other => other,
-        }
-    }
-
-    async fn send_revoke(
-        &self,
-        id: &str,
-        direction: Direction,
-        atoms: &BTreeSet<Atom>,
-    ) -> Result<(), ProviderError> {
-        let ec2 = &self.0.ec2;
-        let perms = Some(permissions(atoms, false));
-        match direction {
-            Direction::Ingress => ec2
-                .revoke_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("RevokeSecurityGroupIngress", e)),
-            Direction::Egress => ec2
-                .revoke_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("RevokeSecurityGroupEgress", e)),
-        }
-    }
-
-    async fn send_authorize(
-        &self,
-        id: &str,
-        direction: Direction,
-        atoms: &BTreeSet<Atom>,
-    ) -> Result<(), ProviderError> {
-        let ec2 = &self.0.ec2;
-        let perms = Some(permissions(atoms, true));
-        match direction {
-            Direction::Ingress => ec2
-                .authorize_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupIngress", e)),
-            Direction::Egress => ec2
-                .authorize_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(perms)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("AuthorizeSecurityGroupEgress", e)),
+            (RuleChange::Revoke, Direction::Egress) => {
+                send!(revoke_security_group_egress, "RevokeSecurityGroupEgress")
+            }
+            (RuleChange::Authorize, Direction::Ingress) => {
+                send!(authorize_security_group_ingress, "AuthorizeSecurityGroupIngress")
+            }
+            (RuleChange::Authorize, Direction::Egress) => {
+                send!(authorize_security_group_egress, "AuthorizeSecurityGroupEgress")
+            }
         }
     }
 
@@ -454,23 +434,6 @@ impl SecurityGroup {
             Direction::Ingress => ingress,
             Direction::Egress => egress,
         })
-    }
-
-    /// Every group matching `filters`, all pages.
-    async fn describe(
-        &self,
-        filters: Vec<Filter>,
-    ) -> Result<Vec<aws_sdk_ec2::types::SecurityGroup>, ProviderError> {
-        self.0
-            .ec2
-            .describe_security_groups()
-            .set_filters(Some(filters))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeSecurityGroups", e))
     }
 
     /// The group's current rules, straight from EC2.
@@ -541,13 +504,6 @@ impl SecurityGroup {
             attrs,
         })
     }
-
-    /// Whether `live` shows the rules of `desired` (and its tags when `tags`).
-    fn shows(live: &Live, desired: &Attrs, tags: bool) -> bool {
-        atoms_of(live.attrs.get("ingress")) == atoms_of(desired.get("ingress"))
-            && managed_egress(desired).is_none_or(|want| atoms_of(live.attrs.get("egress")) == want)
-            && (!tags || attr_tags(&live.attrs) == attr_tags(desired))
-    }
 }
 
 /// The egress atoms to manage, `None` when `egress` is not given.
@@ -558,119 +514,61 @@ fn managed_egress(desired: &Attrs) -> Option<BTreeSet<Atom>> {
         .map(|v| atoms_of(Some(v)))
 }
 
-fn request(id: &str) -> ReadRequest {
-    ReadRequest {
-        address: String::new(),
-        id: id.to_string(),
-        attrs: Attrs::new(),
-    }
-}
-
 #[async_trait]
-impl ResourceKind for SecurityGroup {
-    fn def(&self) -> &'static KindDef {
-        &DEF
+impl Ec2Kind for SecurityGroup {
+    fn live(&self, g: &Self::Item, _recorded: Option<&Attrs>) -> Result<Option<Live>, ProviderError> {
+        Ok(self.to_live(g))
     }
 
-    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
-        let name = attr_str(desired, "name")?;
-        let vpc_id = attr_str(desired, "vpc_id")?;
+    async fn make(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let description = attr_opt_str(desired, "description")
             .filter(|d| !d.is_empty())
             .unwrap_or(DEFAULT_DESCRIPTION);
         validate_rules(desired, "ingress")?;
         validate_rules(desired, "egress")?;
-        let out = self
+        let call = self
             .0
             .ec2
             .create_security_group()
-            .group_name(name)
+            .group_name(attr_str(desired, "name")?)
             .description(description)
-            .vpc_id(vpc_id)
-            .tag_specifications(tag_spec(ResourceType::SecurityGroup, &attr_tags(desired)))
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreateSecurityGroup", e))?;
-        let id = out
-            .group_id()
-            .ok_or_else(|| ProviderError::unexpected("CreateSecurityGroup", "no group id"))?;
-        read_until(self, request(id), |_| true).await?;
-        self.apply_rules(id, desired).await?;
-        read_until(self, request(id), |live| Self::shows(live, desired, false)).await
+            .vpc_id(attr_str(desired, "vpc_id")?)
+            .set_tag_specifications(tagged(ResourceType::SecurityGroup, desired));
+        let out = send_once!(call, "CreateSecurityGroup")?;
+        let id = created_id(out.group_id(), "CreateSecurityGroup")?;
+        visible(self, &id, &Recorded::new(), |_| true).await?;
+        self.apply_rules(&id, desired).await?;
+        visible(self, &id, &Recorded::new(), |live| Self::shows(live, desired)).await
     }
 
-    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
-        let mut found = Vec::new();
-        for chunk in ids.chunks(FILTER_VALUES_MAX) {
-            let groups = self
-                .describe(vec![filter("group-id", chunk.iter().cloned())])
-                .await?;
-            found.extend(groups.iter().filter_map(|g| self.to_live(g)));
-        }
-        Ok(requests
-            .iter()
-            .map(|r| found.iter().find(|l| l.id == r.id).cloned())
-            .collect())
-    }
-
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn change(&self, id: &str, desired: &Attrs, changed: &[String]) -> Result<(), ProviderError> {
         validate_rules(desired, "ingress")?;
         validate_rules(desired, "egress")?;
-        let tags_changed = changed.iter().any(|c| c == "tags");
-        if tags_changed {
-            sync_tags(
-                &self.0.ec2,
-                &prior.id,
-                &attr_tags(&prior.attrs),
-                &attr_tags(desired),
-            )
-            .await?;
-        }
         if changed.iter().any(|c| c == "ingress" || c == "egress") {
-            self.apply_rules(&prior.id, desired).await?;
+            self.apply_rules(id, desired).await?;
         }
-        read_until(self, request(&prior.id), |live| {
-            Self::shows(live, desired, tags_changed)
-        })
+        Ok(())
+    }
+
+    /// Whether `live` shows the rules of `desired`.
+    fn shows(live: &Live, desired: &Attrs) -> bool {
+        atoms_of(live.attrs.get("ingress")) == atoms_of(desired.get("ingress"))
+            && managed_egress(desired).is_none_or(|want| atoms_of(live.attrs.get("egress")) == want)
+    }
+
+    /// Network interfaces of deleted load balancers, clusters or NAT
+    /// gateways keep a group in use for a few minutes: `DependencyViolation`
+    /// is retried.
+    async fn remove(&self, id: &str) -> Result<(), ProviderError> {
+        Poll::new(
+            format!("security group {id} to be deletable"),
+            Duration::from_secs(300),
+        )
+        .pauses(Duration::from_secs(1), Duration::from_secs(10))
+        .retry_while(
+            |e| e.code() == Some("DependencyViolation"),
+            || self.send_delete(id),
+        )
         .await
-    }
-
-    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-        // Network interfaces of deleted load balancers, clusters or NAT
-        // gateways keep a group in use for a few minutes.
-        let result = retry_dependency_violation(Duration::from_secs(300), || async {
-            self.0
-                .ec2
-                .delete_security_group()
-                .group_id(&prior.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteSecurityGroup", e))
-        })
-        .await;
-        match result {
-            Err(e) if is_not_found(&e) => Ok(()),
-            other => other,
-        }
-    }
-
-    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        let groups = self.describe(ownership_filters(&cx.stack, &cx.address)).await?;
-        let mut found: Vec<Live> = groups.iter().filter_map(|g| self.to_live(g)).collect();
-        found.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(found.into_iter().next())
     }
 }

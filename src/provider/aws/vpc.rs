@@ -7,20 +7,21 @@
 //! VPCs are listed with a `vpc-id` filter rather than `VpcIds`, which fails
 //! the whole call when one id no longer exists.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName, VpcState};
 
-use super::ec2_util::{
-    MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
-    tags_attr, wait_until,
+use super::toolkit::ec2::{
+    Ec2Kind, Recorded, all_pages, created_id, ec2_described, filter, filters_in_chunks, tagged, tags_attr,
+    visible, wait_state,
 };
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::errors::{Service, unless_gone};
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_str, attr_tags};
+use crate::provider::{Live, OpContext, ProviderError, attr_str};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.vpc`.
@@ -66,56 +67,52 @@ const CREATE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Operations of `aws.ec2.vpc`.
 pub struct Vpc(pub Arc<AwsClients>);
 
+ec2_described! {
+    Vpc: aws_sdk_ec2::types::Vpc, id vpc_id, filter "vpc-id", noun "VPCs",
+    describe describe_vpcs "DescribeVpcs", delete delete_vpc(vpc_id) "DeleteVpc"
+}
+
 /// A boolean attribute, `default` when absent.
 fn bool_or(attrs: &Attrs, name: &str, default: bool) -> bool {
     attrs.get(name).and_then(Value::as_bool).unwrap_or(default)
 }
 
 impl Vpc {
-    /// Describes VPCs by id: one filtered, paginated call per
-    /// [`MAX_FILTER_VALUES`] ids. VPCs that do not exist are left out.
-    async fn describe(&self, ids: &[String]) -> Result<Vec<aws_sdk_ec2::types::Vpc>, ProviderError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(MAX_FILTER_VALUES) {
-            let vpcs = self
-                .0
-                .ec2
-                .describe_vpcs()
-                .filters(filter("vpc-id", chunk))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeVpcs", e))?;
-            out.extend(vpcs);
+    /// The id of one object per VPC among `vpc_ids` that `describe` finds
+    /// with the extra `filter`, by VPC id (a main route table, a default
+    /// security group).
+    async fn per_vpc<T, F, Fut>(
+        vpc_ids: &[String],
+        extra: aws_sdk_ec2::types::Filter,
+        describe: F,
+        ids: fn(&T) -> (Option<&str>, Option<&str>),
+    ) -> Result<HashMap<String, String>, ProviderError>
+    where
+        F: Fn(Vec<aws_sdk_ec2::types::Filter>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>, ProviderError>>,
+    {
+        let mut out = HashMap::new();
+        for f in filters_in_chunks("vpc-id", vpc_ids) {
+            for item in describe(vec![f, extra.clone()]).await? {
+                if let (Some(vpc), Some(id)) = ids(&item) {
+                    out.insert(vpc.to_string(), id.to_string());
+                }
+            }
         }
         Ok(out)
     }
 
     /// Main route table id by VPC id, for the given VPCs.
     async fn main_route_tables(&self, vpc_ids: &[String]) -> Result<HashMap<String, String>, ProviderError> {
-        let mut out = HashMap::new();
-        for chunk in vpc_ids.chunks(MAX_FILTER_VALUES) {
-            let tables = self
-                .0
-                .ec2
-                .describe_route_tables()
-                .filters(filter("vpc-id", chunk))
-                .filters(filter("association.main", ["true"]))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeRouteTables", e))?;
-            for t in tables {
-                if let (Some(vpc), Some(id)) = (t.vpc_id(), t.route_table_id()) {
-                    out.insert(vpc.to_string(), id.to_string());
-                }
-            }
-        }
-        Ok(out)
+        let describe = |filters| {
+            let call = self.0.ec2.describe_route_tables().set_filters(Some(filters));
+            async move { all_pages!(call, "DescribeRouteTables") }
+        };
+        let main = filter("association.main", ["true"]);
+        Self::per_vpc(vpc_ids, main, describe, |t: &aws_sdk_ec2::types::RouteTable| {
+            (t.vpc_id(), t.route_table_id())
+        })
+        .await
     }
 
     /// Default security group id by VPC id, for the given VPCs.
@@ -123,32 +120,23 @@ impl Vpc {
         &self,
         vpc_ids: &[String],
     ) -> Result<HashMap<String, String>, ProviderError> {
-        let mut out = HashMap::new();
-        for chunk in vpc_ids.chunks(MAX_FILTER_VALUES) {
-            let groups = self
-                .0
-                .ec2
-                .describe_security_groups()
-                .filters(filter("vpc-id", chunk))
-                .filters(filter("group-name", ["default"]))
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeSecurityGroups", e))?;
-            for g in groups {
-                if let (Some(vpc), Some(id)) = (g.vpc_id(), g.group_id()) {
-                    out.insert(vpc.to_string(), id.to_string());
-                }
-            }
-        }
-        Ok(out)
+        let describe = |filters| {
+            let call = self.0.ec2.describe_security_groups().set_filters(Some(filters));
+            async move { all_pages!(call, "DescribeSecurityGroups") }
+        };
+        let default = filter("group-name", ["default"]);
+        Self::per_vpc(
+            vpc_ids,
+            default,
+            describe,
+            |g: &aws_sdk_ec2::types::SecurityGroup| (g.vpc_id(), g.group_id()),
+        )
+        .await
     }
 
     /// One DNS attribute of a VPC; `None` when the VPC no longer exists.
     async fn dns_attr(&self, vpc_id: &str, name: VpcAttributeName) -> Result<Option<bool>, ProviderError> {
-        let out = match self
+        let out = self
             .0
             .ec2
             .describe_vpc_attribute()
@@ -156,12 +144,9 @@ impl Vpc {
             .attribute(name.clone())
             .send()
             .await
-        {
-            Ok(out) => out,
-            Err(e) => {
-                let e = ProviderError::aws("DescribeVpcAttribute", e);
-                return if is_not_found(&e) { Ok(None) } else { Err(e) };
-            }
+            .map_err(|e| ProviderError::aws("DescribeVpcAttribute", e));
+        let Some(out) = unless_gone(Service::Ec2, out)? else {
+            return Ok(None);
         };
         let value = match name {
             VpcAttributeName::EnableDnsSupport => out.enable_dns_support(),
@@ -196,23 +181,25 @@ impl Vpc {
             .map_err(|e| ProviderError::aws("ModifyVpcAttribute", e))?;
         Ok(())
     }
+}
 
-    /// Builds the live view of described VPCs, by VPC id. A VPC that vanishes
-    /// between the calls is left out.
-    async fn lives(
-        &self,
-        vpcs: Vec<aws_sdk_ec2::types::Vpc>,
-    ) -> Result<HashMap<String, Live>, ProviderError> {
+#[async_trait]
+impl Ec2Kind for Vpc {
+    /// DescribeVpcs does not report the DNS attributes: two
+    /// DescribeVpcAttribute calls per VPC; the main route tables and
+    /// default security groups take one describe each for all VPCs. A VPC
+    /// that vanishes between the calls is left out.
+    async fn lives(&self, vpcs: Vec<Self::Item>, _recorded: &Recorded) -> Result<Vec<Live>, ProviderError> {
         let ids: Vec<String> = vpcs
             .iter()
             .filter_map(|v| v.vpc_id().map(str::to_string))
             .collect();
         if ids.is_empty() {
-            return Ok(HashMap::new());
+            return Ok(Vec::new());
         }
         let (route_tables, groups) =
             tokio::try_join!(self.main_route_tables(&ids), self.default_security_groups(&ids))?;
-        let mut out = HashMap::new();
+        let mut out = Vec::new();
         for vpc in vpcs {
             let id = vpc
                 .vpc_id()
@@ -239,62 +226,25 @@ impl Vpc {
                 attrs.insert("default_security_group_id".into(), Value::from(sg.as_str()));
             }
             attrs.insert("tags".into(), tags_attr(vpc.tags()));
-            out.insert(
-                id.to_string(),
-                Live {
-                    id: id.to_string(),
-                    attrs,
-                },
-            );
+            out.push(Live {
+                id: id.to_string(),
+                attrs,
+            });
         }
         Ok(out)
     }
 
-    /// Reads one VPC; `None` when it does not exist.
-    async fn read_one(&self, id: &str) -> Result<Option<Live>, ProviderError> {
-        let vpcs = self.describe(&[id.to_string()]).await?;
-        Ok(self.lives(vpcs).await?.remove(id))
-    }
-
-    /// `Some(())` once the VPC is `available`.
-    async fn poll_available(&self, id: &str) -> Result<Option<()>, ProviderError> {
-        let vpcs = self.describe(&[id.to_string()]).await?;
-        Ok(vpcs
-            .iter()
-            .any(|v| v.state() == Some(&VpcState::Available))
-            .then_some(()))
-    }
-}
-
-#[async_trait]
-impl ResourceKind for Vpc {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
-    async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
-        let tags = attr_tags(desired);
-        let mut call = self
+    async fn make(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
+        let call = self
             .0
             .ec2
             .create_vpc()
-            .cidr_block(attr_str(desired, "cidr_block")?);
-        if !tags.is_empty() {
-            call = call.tag_specifications(tag_spec(ResourceType::Vpc, &tags));
-        }
-        let out = call
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreateVpc", e))?;
-        let id = out
-            .vpc()
-            .and_then(|v| v.vpc_id())
-            .ok_or_else(|| ProviderError::unexpected("CreateVpc", "no VPC id in the response"))?
-            .to_string();
-        wait_until(&format!("VPC {id} to become available"), CREATE_TIMEOUT, || {
-            self.poll_available(&id)
+            .cidr_block(attr_str(desired, "cidr_block")?)
+            .set_tag_specifications(tagged(ResourceType::Vpc, desired));
+        let out = send_once!(call, "CreateVpc")?;
+        let id = created_id(out.vpc().and_then(|v| v.vpc_id()), "CreateVpc")?;
+        wait_state(self, &id, "become available", CREATE_TIMEOUT, |v| {
+            v.state() == Some(&VpcState::Available)
         })
         .await?;
         // A new VPC has DNS support on and DNS hostnames off.
@@ -306,33 +256,10 @@ impl ResourceKind for Vpc {
             self.set_dns_attr(&id, VpcAttributeName::EnableDnsHostnames, true)
                 .await?;
         }
-        self.read_one(&id).await?.ok_or_else(|| {
-            ProviderError::unexpected("DescribeVpcs", format!("VPC {id} vanished after its creation"))
-        })
+        visible(self, &id, &Recorded::new(), |_| true).await
     }
 
-    async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = requests
-            .iter()
-            .map(|r| r.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let lives = self.lives(self.describe(&ids).await?).await?;
-        Ok(requests.iter().map(|r| lives.get(&r.id).cloned()).collect())
-    }
-
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
-        let id = prior.id.as_str();
+    async fn change(&self, id: &str, desired: &Attrs, changed: &[String]) -> Result<(), ProviderError> {
         let has = |name: &str| changed.iter().any(|c| c == name);
         // DNS hostnames need DNS support: turn support on before and off
         // after changing hostnames.
@@ -350,43 +277,6 @@ impl ResourceKind for Vpc {
             self.set_dns_attr(id, VpcAttributeName::EnableDnsSupport, false)
                 .await?;
         }
-        if has("tags") {
-            sync_tags(&self.0.ec2, id, &attr_tags(&prior.attrs), &attr_tags(desired)).await?;
-        }
-        self.read_one(id).await?.ok_or_else(|| {
-            ProviderError::unexpected("DescribeVpcs", format!("VPC {id} vanished during its update"))
-        })
-    }
-
-    async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-        match self.0.ec2.delete_vpc().vpc_id(&prior.id).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = ProviderError::aws("DeleteVpc", e);
-                if is_not_found(&e) { Ok(()) } else { Err(e) }
-            }
-        }
-    }
-
-    async fn find_existing(&self, cx: &OpContext, _desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        let vpcs: Vec<_> = self
-            .0
-            .ec2
-            .describe_vpcs()
-            .set_filters(Some(ownership_filters(&cx.stack, &cx.address)))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeVpcs", e))?;
-        let owned = vpcs
-            .into_iter()
-            .filter(|v| owned_by(v.tags(), &cx.stack, &cx.address));
-        let Some(vpc) = first_owned(owned, cx, "VPCs", |v| v.vpc_id()) else {
-            return Ok(None);
-        };
-        let id = vpc.vpc_id().unwrap_or_default().to_string();
-        Ok(self.lives(vec![vpc]).await?.remove(&id))
+        Ok(())
     }
 }

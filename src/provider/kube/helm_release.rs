@@ -174,7 +174,9 @@ const TOKEN_SAFE_SECONDS: u64 = 840;
 /// Time limit of helm calls that do not wait for resources.
 const QUICK_CALL_LIMIT: Duration = Duration::from_secs(300);
 
-/// Attributes [`ResourceKind::update`] changes in place.
+/// Attributes [`ResourceKind::update`] changes in place (the others are
+/// force-new; a test checks the schema agrees).
+#[cfg(test)]
 const IN_PLACE: &[&str] = &[
     "chart",
     "repository",
@@ -518,13 +520,8 @@ impl Ops {
         desired: &Attrs,
         changed: &[String],
     ) -> Result<Live, ProviderError> {
-        // Refuse before changing anything.
-        if let Some(other) = changed.iter().find(|c| !IN_PLACE.contains(&c.as_str())) {
-            return Err(ProviderError::invalid(
-                other,
-                "cannot be changed in place on helm.release (the release must be replaced)",
-            ));
-        }
+        // A force-new attribute never reaches an update: the engine replaces
+        // the release instead.
         if changed.iter().any(|c| UPGRADE_ON.contains(&c.as_str())) {
             return self.install(cx, desired).await;
         }
