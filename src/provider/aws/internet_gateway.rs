@@ -20,7 +20,8 @@ use super::ec2_util::{
 };
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_tags};
+use super::shared_reads::InternetGatewayReads;
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_tags};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.internet_gateway`.
@@ -146,6 +147,28 @@ impl ResourceKind for InternetGateway {
             .map(|g| live(g).map(|l| (l.id.clone(), l)))
             .collect::<Result<_, _>>()?;
         Ok(requests.iter().map(|r| lives.get(&r.id).cloned()).collect())
+    }
+
+    fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        session
+            .shared::<InternetGatewayReads>()
+            .want(requests.iter().map(|r| r.id.as_str()));
+    }
+
+    async fn read_in(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let ids: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
+        let gateways = session
+            .shared::<InternetGatewayReads>()
+            .gateways(&self.0.ec2, &ids)
+            .await?;
+        requests
+            .iter()
+            .map(|r| gateways.get(&r.id).map(live).transpose())
+            .collect()
     }
 
     async fn update(

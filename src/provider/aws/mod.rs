@@ -5,6 +5,7 @@
 //! One file per kind. Each file exports `DEF` (its [`KindDef`]) and a type
 //! implementing [`crate::provider::ResourceKind`] built from [`AwsClients`].
 
+mod bounded;
 mod ec2_util;
 pub mod ecr_repository;
 pub mod eip;
@@ -21,6 +22,7 @@ pub mod route;
 pub mod route_table;
 pub mod route_table_association;
 pub mod security_group;
+mod shared_reads;
 pub mod subnet;
 pub mod vpc;
 

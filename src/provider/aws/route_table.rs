@@ -14,7 +14,10 @@ use aws_sdk_ec2::types::{Filter, ResourceType};
 use super::ec2_util::{filter, is_not_found, ownership_filters, sync_tags, tag_spec, tags_attr};
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_str, attr_tags};
+use super::shared_reads::RouteTableReads;
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str, attr_tags,
+};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route_table`.
@@ -192,6 +195,28 @@ impl ResourceKind for RouteTable {
         Ok(requests
             .iter()
             .map(|r| found.iter().find(|l| l.id == r.id).cloned())
+            .collect())
+    }
+
+    fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        let reads = session.shared::<RouteTableReads>();
+        reads.want_tables(requests.iter().map(|r| r.id.as_str()));
+        reads.want_vpcs(requests.iter().filter_map(|r| attr_opt_str(&r.attrs, "vpc_id")));
+    }
+
+    async fn read_in(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let ids: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
+        let tables = session
+            .shared::<RouteTableReads>()
+            .tables(&self.0.ec2, &ids)
+            .await?;
+        Ok(requests
+            .iter()
+            .map(|r| tables.get(&r.id).and_then(to_live))
             .collect())
     }
 
