@@ -18,9 +18,12 @@ use super::ec2_util::{
     MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
     tags_attr, wait_until,
 };
+use super::shared_reads::RouteTableReads;
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_str, attr_tags};
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str, attr_tags,
+};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.vpc`.
@@ -69,6 +72,22 @@ pub struct Vpc(pub Arc<AwsClients>);
 /// A boolean attribute, `default` when absent.
 fn bool_or(attrs: &Attrs, name: &str, default: bool) -> bool {
     attrs.get(name).and_then(Value::as_bool).unwrap_or(default)
+}
+
+/// What a read already knows about VPCs, by VPC id.
+struct Known {
+    main_route_tables: HashMap<String, String>,
+    default_groups: HashMap<String, String>,
+}
+
+impl Known {
+    /// Nothing known: everything is described.
+    fn none() -> Known {
+        Known {
+            main_route_tables: HashMap::new(),
+            default_groups: HashMap::new(),
+        }
+    }
 }
 
 impl Vpc {
@@ -199,9 +218,15 @@ impl Vpc {
 
     /// Builds the live view of described VPCs, by VPC id. A VPC that vanishes
     /// between the calls is left out.
+    ///
+    /// `known` holds what a refresh already has: main route tables found in
+    /// the shared route table describe, and default security groups state
+    /// recorded (a VPC's default group is made with it and cannot be
+    /// deleted, so its id never changes). Only the rest is described.
     async fn lives(
         &self,
         vpcs: Vec<aws_sdk_ec2::types::Vpc>,
+        known: Known,
     ) -> Result<HashMap<String, Live>, ProviderError> {
         let ids: Vec<String> = vpcs
             .iter()
@@ -210,8 +235,38 @@ impl Vpc {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let (route_tables, groups) =
-            tokio::try_join!(self.main_route_tables(&ids), self.default_security_groups(&ids))?;
+        let Known {
+            main_route_tables,
+            default_groups,
+        } = known;
+        let rt_ids: Vec<String> = ids
+            .iter()
+            .filter(|id| !main_route_tables.contains_key(*id))
+            .cloned()
+            .collect();
+        let sg_ids: Vec<String> = ids
+            .iter()
+            .filter(|id| !default_groups.contains_key(*id))
+            .cloned()
+            .collect();
+        let (mut route_tables, mut groups) = tokio::try_join!(
+            async {
+                if rt_ids.is_empty() {
+                    Ok(HashMap::new())
+                } else {
+                    self.main_route_tables(&rt_ids).await
+                }
+            },
+            async {
+                if sg_ids.is_empty() {
+                    Ok(HashMap::new())
+                } else {
+                    self.default_security_groups(&sg_ids).await
+                }
+            }
+        )?;
+        route_tables.extend(main_route_tables);
+        groups.extend(default_groups);
         let mut out = HashMap::new();
         for vpc in vpcs {
             let id = vpc
@@ -253,7 +308,7 @@ impl Vpc {
     /// Reads one VPC; `None` when it does not exist.
     async fn read_one(&self, id: &str) -> Result<Option<Live>, ProviderError> {
         let vpcs = self.describe(&[id.to_string()]).await?;
-        Ok(self.lives(vpcs).await?.remove(id))
+        Ok(self.lives(vpcs, Known::none()).await?.remove(id))
     }
 
     /// `Some(())` once the VPC is `available`.
@@ -321,7 +376,45 @@ impl ResourceKind for Vpc {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let lives = self.lives(self.describe(&ids).await?).await?;
+        let lives = self.lives(self.describe(&ids).await?, Known::none()).await?;
+        Ok(requests.iter().map(|r| lives.get(&r.id).cloned()).collect())
+    }
+
+    fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        session
+            .shared::<RouteTableReads>()
+            .want_vpcs(requests.iter().map(|r| r.id.as_str()));
+    }
+
+    async fn read_in(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let ids: Vec<String> = requests
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let tables = session.shared::<RouteTableReads>();
+        let mut known = Known::none();
+        for id in ids.iter().filter(|id| tables.covers_vpc(id)) {
+            let main = tables.of_vpc(&self.0.ec2, id).await?.into_iter().find(|t| {
+                t.associations()
+                    .iter()
+                    .any(|a| a.main() == Some(true))
+            });
+            if let Some(rt) = main.as_ref().and_then(|t| t.route_table_id()) {
+                known.main_route_tables.insert(id.clone(), rt.to_string());
+            }
+        }
+        for r in requests {
+            if let Some(sg) = attr_opt_str(&r.attrs, "default_security_group_id").filter(|s| !s.is_empty()) {
+                known.default_groups.insert(r.id.clone(), sg.to_string());
+            }
+        }
+        let lives = self.lives(self.describe(&ids).await?, known).await?;
         Ok(requests.iter().map(|r| lives.get(&r.id).cloned()).collect())
     }
 
@@ -387,6 +480,6 @@ impl ResourceKind for Vpc {
             return Ok(None);
         };
         let id = vpc.vpc_id().unwrap_or_default().to_string();
-        Ok(self.lives(vec![vpc]).await?.remove(&id))
+        Ok(self.lives(vec![vpc], Known::none()).await?.remove(&id))
     }
 }
