@@ -12,6 +12,7 @@ pub mod eip;
 pub mod eks_cluster;
 pub mod eks_node_group;
 mod eks_util;
+mod iam_details;
 pub mod iam_policy;
 pub mod iam_role;
 pub mod internet_gateway;
