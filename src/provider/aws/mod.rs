@@ -25,6 +25,7 @@ pub mod route_table_association;
 pub mod security_group;
 mod shared_reads;
 pub mod subnet;
+pub(crate) mod toolkit;
 pub mod vpc;
 
 use std::sync::Arc;
