@@ -522,6 +522,21 @@ impl Engine {
             id: recorded.id.clone(),
             attrs: recorded.attributes.clone(),
         };
+        // A kind's update never sees a change it cannot make in place: the
+        // planner replaces a resource whose force-new attribute changes, and
+        // a plan saying otherwise (edited, or from a buggy planner) stops
+        // here rather than in each kind.
+        let force_new: Vec<&str> = changed
+            .iter()
+            .filter(|name| kind.def().attr(name).is_some_and(|a| a.force_new))
+            .map(String::as_str)
+            .collect();
+        if !force_new.is_empty() {
+            return Err(EngineError::Internal(format!(
+                "{address}: an in-place {op} would change {}, which only a replacement can change",
+                force_new.join(", ")
+            )));
+        }
         let cx = self.op_context(address, "");
         run.check_going()?;
         failpoint("before-update", address).await?;

@@ -493,6 +493,8 @@ mod in_process {
         short_reads: bool,
         /// The next create takes effect, then its answer is lost.
         lose_next_create: AtomicBool,
+        /// The `changed` list of every update the engine asked for.
+        updates: std::sync::Mutex<Vec<Vec<String>>>,
     }
 
     struct Wrapped {
@@ -530,6 +532,9 @@ mod in_process {
             desired: &Attrs,
             changed: &[String],
         ) -> Result<Live, ProviderError> {
+            if let Ok(mut updates) = self.script.updates.lock() {
+                updates.push(changed.to_vec());
+            }
             self.inner.update(cx, prior, desired, changed).await
         }
         async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
@@ -642,5 +647,74 @@ refs = ["${a.arn}"]
         let report = apply(&engine, &mem).await.expect("apply");
         assert!(report.is_success(), "{report:?}");
         assert_eq!(cloud.owned_by("inproc").len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_update_is_never_asked_to_change_a_force_new_attribute() {
+        const ONE: &str = "[stack]\nname = \"inproc\"\nregion = \"test-1\"\n\n[resource.a]\ntype = \"test.named\"\nname = \"NAME\"\n";
+        let load = |name: &str| {
+            config::load_str(
+                "one.toml".as_ref(),
+                ONE.replace("NAME", name),
+                &Default::default(),
+            )
+            .expect("valid stack")
+        };
+        let cloud = FakeCloud::new();
+        let mem = MemoryState::new();
+        let script = Arc::new(Script::default());
+        let engine = Engine::new("inproc", wrapped(&cloud, &script), no_events());
+        let plan_and_apply = |stack: config::Stack, tamper: bool| {
+            let (engine, mem) = (&engine, &mem);
+            async move {
+                let mut store = mem.open(&stack.name)?;
+                let prior = engine.refresh_into(&mut store).await?;
+                let mut plan = engine.plan(&stack, &prior, &Default::default())?;
+                if tamper {
+                    // The planner replaces `a` (its name is force-new); a plan
+                    // saying "update in place" instead must not reach the kind.
+                    let a = plan
+                        .resources
+                        .iter_mut()
+                        .find(|c| c.address == "a")
+                        .expect("a planned");
+                    assert_eq!(a.action, crate::plan::Action::Replace);
+                    a.action = crate::plan::Action::Update;
+                    a.replaced_because.clear();
+                    a.replace_order = None;
+                    plan.summarize();
+                }
+                let store = Arc::new(tokio::sync::Mutex::new(store));
+                engine.apply(Some(&stack), &plan, store, &[]).await
+            }
+        };
+        assert!(
+            plan_and_apply(load("a"), false)
+                .await
+                .expect("apply")
+                .is_success()
+        );
+        let report = plan_and_apply(load("renamed"), true).await.expect("apply");
+        let failures = report.failures();
+        assert_eq!(failures.len(), 1, "{report:?}");
+        assert!(
+            matches!(failures[0].1, EngineError::Internal(m) if m.contains("would change name")),
+            "{:?}",
+            failures[0].1
+        );
+        assert!(
+            script.updates.lock().unwrap().is_empty(),
+            "the kind was asked to update"
+        );
+        let objects = cloud.owned_by("inproc");
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].attrs.get("name"), Some(&serde_json::json!("a")));
+        // The plan as made replaces it.
+        let report = plan_and_apply(load("renamed"), false).await.expect("apply");
+        assert!(report.is_success(), "{report:?}");
+        assert_eq!(
+            cloud.owned_by("inproc")[0].attrs.get("name"),
+            Some(&serde_json::json!("renamed"))
+        );
     }
 }

@@ -14,6 +14,9 @@ use async_trait::async_trait;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
 
 use super::bounded::map_bounded;
+use super::toolkit::errors::{Service, gone_is_done, unless_gone};
+use super::toolkit::ownership::owned_by;
+use super::toolkit::tags::{sync_with, tag_list};
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -69,7 +72,7 @@ pub struct EcrRepository(pub Arc<AwsClients>);
 
 /// True when an ECR error means the repository does not exist.
 fn is_not_found(err: &ProviderError) -> bool {
-    err.code() == Some("RepositoryNotFoundException")
+    super::toolkit::errors::is_not_found(Service::Ecr, err)
 }
 
 /// The desired tag mutability, checked.
@@ -86,21 +89,7 @@ fn mutability(desired: &Attrs) -> Result<ImageTagMutability, ProviderError> {
 
 /// ECR tags from a tag map.
 fn ecr_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| ProviderError::invalid("tags", e.to_string()))
-        })
-        .collect()
-}
-
-/// True when `tags` say the resource belongs to this stack and address.
-fn owned_by(tags: &BTreeMap<String, String>, cx: &OpContext) -> bool {
-    tags.get(TAG_STACK).map(String::as_str) == Some(cx.stack.as_str())
-        && tags.get(TAG_ADDRESS).map(String::as_str) == Some(cx.address.as_str())
+    tag_list(tags, |k, v| Tag::builder().key(k).value(v).build())
 }
 
 /// The live view of a repository with the given tags.
@@ -231,35 +220,16 @@ impl EcrRepository {
         prior: &BTreeMap<String, String>,
         desired: &BTreeMap<String, String>,
     ) -> Result<(), ProviderError> {
-        let removed: Vec<String> = prior
-            .keys()
-            .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
-            .cloned()
-            .collect();
-        if !removed.is_empty() {
-            self.ecr()
-                .untag_resource()
-                .resource_arn(arn)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("UntagResource", e))?;
-        }
-        let changed: BTreeMap<String, String> = desired
-            .iter()
-            .filter(|(k, v)| prior.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if !changed.is_empty() {
-            self.ecr()
-                .tag_resource()
-                .resource_arn(arn)
-                .set_tags(Some(ecr_tags(&changed)?))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("TagResource", e))?;
-        }
-        Ok(())
+        let ecr = self.ecr();
+        sync_with!(
+            prior,
+            desired,
+            ecr.untag_resource().resource_arn(arn),
+            "UntagResource",
+            ecr.tag_resource().resource_arn(arn),
+            "TagResource",
+            ecr_tags
+        )
     }
 
     /// Deletes every image of the repository (by digest, which removes all
@@ -406,75 +376,64 @@ impl ResourceKind for EcrRepository {
     ) -> Result<Live, ProviderError> {
         let name = prior.id.as_str();
         let mut live = prior.clone();
-        for attr in changed {
-            match attr.as_str() {
-                "image_tag_mutability" => {
-                    let m = mutability(desired)?;
-                    self.ecr()
-                        .put_image_tag_mutability()
-                        .repository_name(name)
-                        .image_tag_mutability(m.clone())
-                        .send()
-                        .await
-                        .map_err(|e| ProviderError::aws("PutImageTagMutability", e))?;
-                    live.attrs
-                        .insert(attr.clone(), Value::String(m.as_str().to_string()));
-                }
-                "scan_on_push" => {
-                    let scan = attr_bool(desired, "scan_on_push");
-                    self.ecr()
-                        .put_image_scanning_configuration()
-                        .repository_name(name)
-                        .image_scanning_configuration(
-                            ImageScanningConfiguration::builder().scan_on_push(scan).build(),
-                        )
-                        .send()
-                        .await
-                        .map_err(|e| ProviderError::aws("PutImageScanningConfiguration", e))?;
-                    live.attrs.insert(attr.clone(), Value::Bool(scan));
-                }
-                "tags" => {
-                    let arn = attr_str(&prior.attrs, "arn")?;
-                    let desired_tags = attr_tags(desired);
-                    self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)
-                        .await?;
-                    live.attrs.insert("tags".into(), tags_value(desired_tags));
-                }
-                other => {
-                    return Err(ProviderError::invalid(
-                        other,
-                        "cannot be changed in place on aws.ecr.repository (the repository must be replaced)",
-                    ));
-                }
-            }
+        // The name never reaches an update: the engine replaces the
+        // repository for a change of a force-new attribute.
+        let has = |attr: &str| changed.iter().any(|c| c == attr);
+        if has("image_tag_mutability") {
+            let m = mutability(desired)?;
+            self.ecr()
+                .put_image_tag_mutability()
+                .repository_name(name)
+                .image_tag_mutability(m.clone())
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("PutImageTagMutability", e))?;
+            live.attrs.insert(
+                "image_tag_mutability".into(),
+                Value::String(m.as_str().to_string()),
+            );
+        }
+        if has("scan_on_push") {
+            let scan = attr_bool(desired, "scan_on_push");
+            self.ecr()
+                .put_image_scanning_configuration()
+                .repository_name(name)
+                .image_scanning_configuration(
+                    ImageScanningConfiguration::builder().scan_on_push(scan).build(),
+                )
+                .send()
+                .await
+                .map_err(|e| ProviderError::aws("PutImageScanningConfiguration", e))?;
+            live.attrs.insert("scan_on_push".into(), Value::Bool(scan));
+        }
+        if has("tags") {
+            let arn = attr_str(&prior.attrs, "arn")?;
+            let desired_tags = attr_tags(desired);
+            self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)
+                .await?;
+            live.attrs.insert("tags".into(), tags_value(desired_tags));
         }
         Ok(live)
     }
 
     async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
         let name = prior.id.as_str();
-        match self.delete_images(name).await {
-            Ok(()) => {}
-            Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(e),
+        if unless_gone(Service::Ecr, self.delete_images(name).await)?.is_none() {
+            return Ok(());
         }
         // Without `force`: an image pushed since the listing makes this fail
         // (RepositoryNotEmptyException) rather than vanish unseen.
-        match self.ecr().delete_repository().repository_name(name).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = ProviderError::aws("DeleteRepository", e);
-                if is_not_found(&err) { Ok(()) } else { Err(err) }
-            }
-        }
+        let deleted = self.ecr().delete_repository().repository_name(name).send().await;
+        gone_is_done(
+            Service::Ecr,
+            deleted.map_err(|e| ProviderError::aws("DeleteRepository", e)),
+        )
     }
 
     async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let name = attr_str(desired, "name")?;
-        let repos = match self.describe(&[name.to_string()]).await {
-            Ok(r) => r,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(repos) = unless_gone(Service::Ecr, self.describe(&[name.to_string()]).await)? else {
+            return Ok(None);
         };
         let Some(repo) = repos.iter().find(|r| r.repository_name() == Some(name)) else {
             return Ok(None);
@@ -482,10 +441,8 @@ impl ResourceKind for EcrRepository {
         let arn = repo
             .repository_arn()
             .ok_or_else(|| ProviderError::unexpected("DescribeRepositories", "repository without an ARN"))?;
-        let tags = match self.tags(arn).await {
-            Ok(t) => t,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(tags) = unless_gone(Service::Ecr, self.tags(arn).await)? else {
+            return Ok(None);
         };
         if owned_by(&tags, cx) {
             return live_of(repo, &tags).map(Some);

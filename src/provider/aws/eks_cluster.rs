@@ -30,9 +30,10 @@ use async_trait::async_trait;
 use aws_sdk_eks::types::{Cluster, ClusterStatus, VpcConfigRequest};
 
 use super::eks_util::{
-    Backoff, IAM_PROPAGATION_TIMEOUT, Step, is_in_use, is_not_found, owned_by, owner_of,
-    retry_iam_propagation, set_value, sorted_set, sync_tags, tag_map, wait_for, wait_update,
+    Backoff, IAM_PROPAGATION_TIMEOUT, Step, is_in_use, is_not_found, retry_iam_propagation, set_value,
+    sorted_set, sync_tags, tag_map, wait_for, wait_update,
 };
+use super::toolkit::ownership::{owned_by, owner_of};
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -582,17 +583,8 @@ impl ResourceKind for EksCluster {
     ) -> Result<Live, ProviderError> {
         let name = prior.id.as_str();
         let has = |attr: &str| changed.iter().any(|c| c == attr);
-        if let Some(other) = changed.iter().find(|c| {
-            !matches!(
-                c.as_str(),
-                "tags" | "version" | "endpoint_public_access" | "endpoint_private_access"
-            )
-        }) {
-            return Err(ProviderError::invalid(
-                other,
-                "cannot be changed in place on aws.eks.cluster (the cluster must be replaced)",
-            ));
-        }
+        // Only attributes that change in place reach an update: the engine
+        // replaces the cluster for a change of a force-new one.
         // EKS runs one update at a time: wait out one already running.
         let current = self
             .wait_active(cx, name, "UpdateCluster", UPDATE_TIMEOUT)

@@ -28,9 +28,10 @@ use aws_sdk_eks::types::{
 };
 
 use super::eks_util::{
-    Backoff, IAM_PROPAGATION_TIMEOUT, Step, attr_i32, is_in_use, is_not_found, owned_by, owner_of,
-    retry_iam_propagation, set_value, sorted_set, sync_tags, tag_map, wait_for, wait_update,
+    Backoff, IAM_PROPAGATION_TIMEOUT, Step, attr_i32, is_in_use, is_not_found, retry_iam_propagation,
+    set_value, sorted_set, sync_tags, tag_map, wait_for, wait_update,
 };
+use super::toolkit::ownership::{owned_by, owner_of};
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -649,17 +650,8 @@ impl ResourceKind for EksNodeGroup {
     ) -> Result<Live, ProviderError> {
         let (cluster, name) = split_id(&prior.id)?;
         let has = |attr: &str| changed.iter().any(|c| c == attr);
-        if let Some(other) = changed.iter().find(|c| {
-            !matches!(
-                c.as_str(),
-                "tags" | "desired_size" | "min_size" | "max_size" | "labels" | "taints"
-            )
-        }) {
-            return Err(ProviderError::invalid(
-                other,
-                "cannot be changed in place on aws.eks.node_group (the node group must be replaced)",
-            ));
-        }
+        // Only attributes that change in place reach an update: the engine
+        // replaces the node group for a change of a force-new one.
         // EKS runs one update at a time: wait out one already running, and
         // compute the changes from the group as it is now.
         let current = self

@@ -1,6 +1,6 @@
 //! Helpers shared by the EKS kinds: error classification, the retry over IAM
 //! propagation delays, status waits that report progress, update waits
-//! (DescribeUpdate), tag sync and ownership checks.
+//! (DescribeUpdate) and the EKS forms of tags and attributes.
 //!
 //! EKS operations are slow (a cluster takes 10-15 minutes to create) and
 //! depend on IAM roles that may have been created seconds earlier; both
@@ -15,8 +15,12 @@ use aws_sdk_eks::Client;
 use aws_sdk_eks::types::{Update, UpdateStatus};
 use tokio::time::Instant;
 
+use super::toolkit::errors::Service;
+use super::toolkit::poll::Poll;
+pub use super::toolkit::poll::{Step, format_elapsed};
+use super::toolkit::tags::sync_with;
 use crate::Value;
-use crate::provider::{OpContext, Progress, ProviderError, TAG_ADDRESS, TAG_STACK};
+use crate::provider::{Progress, ProviderError};
 
 /// How long a create keeps retrying errors caused by IAM propagation (a role
 /// created moments ago that EKS cannot assume yet).
@@ -34,7 +38,7 @@ const POLL_MAX_DELAY: Duration = Duration::from_secs(15);
 
 /// True when an EKS error means the cluster, node group or update does not exist.
 pub fn is_not_found(err: &ProviderError) -> bool {
-    err.code() == Some("ResourceNotFoundException")
+    super::toolkit::errors::is_not_found(Service::Eks, err)
 }
 
 /// True when an EKS error means the name is taken (or, for a delete, that
@@ -62,16 +66,6 @@ pub fn is_iam_propagation_error(code: Option<&str>, message: &str) -> bool {
         && (m.contains("could not be assumed")
             || m.contains("does not exist")
             || m.contains("trusted entity is not correct"))
-}
-
-/// Formats an elapsed time as `45s`, `2m10s` or `1h02m03s`.
-pub fn format_elapsed(d: Duration) -> String {
-    let s = d.as_secs();
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, min, sec) => format!("{min}m{sec:02}s"),
-        (h, min, sec) => format!("{h}h{min:02}m{sec:02}s"),
-    }
 }
 
 /// Pauses of a retry or poll loop: `first`, doubling up to `max`, and no
@@ -173,14 +167,6 @@ fn format_elapsed_fine(d: Duration) -> String {
     }
 }
 
-/// One poll of a status wait.
-pub enum Step<T> {
-    /// The wait is over.
-    Done(T),
-    /// Not there yet; the text is the current status, as reported.
-    Waiting(String),
-}
-
 /// Polls until `poll` returns [`Step::Done`], reporting
 /// `"<what>: status CREATING (2m10s elapsed)"` through `progress` after each
 /// poll that is not done, sleeping between polls (2s, doubling up to 15s),
@@ -190,34 +176,17 @@ pub async fn wait_for<T, F, Fut>(
     what: &str,
     progress: &Progress,
     timeout: Duration,
-    mut poll: F,
+    poll: F,
 ) -> Result<T, ProviderError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Step<T>, ProviderError>>,
 {
-    let start = Instant::now();
-    let deadline = start + timeout;
-    let mut delay = POLL_FIRST_DELAY;
-    loop {
-        let status = match poll().await? {
-            Step::Done(v) => return Ok(v),
-            Step::Waiting(status) => status,
-        };
-        let now = Instant::now();
-        progress.report(&format!(
-            "{what}: {status} ({} elapsed)",
-            format_elapsed(now - start)
-        ));
-        if now >= deadline {
-            return Err(ProviderError::Timeout {
-                what: format!("{what} (last seen: {status})"),
-                seconds: timeout.as_secs(),
-            });
-        }
-        tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(POLL_MAX_DELAY);
-    }
+    Poll::new(what, timeout)
+        .pauses(POLL_FIRST_DELAY, POLL_MAX_DELAY)
+        .reporting(progress)
+        .run(poll)
+        .await
 }
 
 /// The errors an update reports, as one line.
@@ -302,22 +271,6 @@ pub fn tag_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, Strin
         .unwrap_or_default()
 }
 
-/// True when `tags` say the resource belongs to this stack and address.
-pub fn owned_by(tags: &BTreeMap<String, String>, cx: &OpContext) -> bool {
-    tags.get(TAG_STACK).map(String::as_str) == Some(cx.stack.as_str())
-        && tags.get(TAG_ADDRESS).map(String::as_str) == Some(cx.address.as_str())
-}
-
-/// Who `tags` say owns a resource, for error messages.
-pub fn owner_of(tags: &BTreeMap<String, String>) -> String {
-    match (tags.get(TAG_STACK), tags.get(TAG_ADDRESS)) {
-        (Some(s), Some(a)) => format!("its tags say it belongs to stack {s:?} address {a:?}"),
-        (Some(s), None) => format!("its tags say it belongs to stack {s:?} (no {TAG_ADDRESS} tag)"),
-        (None, Some(a)) => format!("its tags name address {a:?} but no stack"),
-        (None, None) => format!("it carries no {TAG_STACK} / {TAG_ADDRESS} tags"),
-    }
-}
-
 /// Makes the tags on the EKS resource `arn` equal to `desired` (`aws:` keys
 /// aside) with UntagResource and TagResource.
 pub async fn sync_tags(
@@ -326,33 +279,18 @@ pub async fn sync_tags(
     prior: &BTreeMap<String, String>,
     desired: &BTreeMap<String, String>,
 ) -> Result<(), ProviderError> {
-    let removed: Vec<String> = prior
-        .keys()
-        .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
-        .cloned()
-        .collect();
-    if !removed.is_empty() {
-        eks.untag_resource()
-            .resource_arn(arn)
-            .set_tag_keys(Some(removed))
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("UntagResource", e))?;
-    }
-    let changed: HashMap<String, String> = desired
-        .iter()
-        .filter(|(k, v)| prior.get(*k) != Some(*v))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if !changed.is_empty() {
-        eks.tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(changed))
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("TagResource", e))?;
-    }
-    Ok(())
+    let as_map = |set: &BTreeMap<String, String>| {
+        Ok::<_, ProviderError>(set.clone().into_iter().collect::<HashMap<_, _>>())
+    };
+    sync_with!(
+        prior,
+        desired,
+        eks.untag_resource().resource_arn(arn),
+        "UntagResource",
+        eks.tag_resource().resource_arn(arn),
+        "TagResource",
+        as_map
+    )
 }
 
 /// A list of strings meaning a set, in canonical form: sorted, without

@@ -18,15 +18,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_iam::types::{EntityType, ManagedPolicyDetail, Policy, PolicyScopeType, PolicyVersion, Tag};
+use aws_sdk_iam::types::{EntityType, ManagedPolicyDetail, Policy, PolicyScopeType, PolicyVersion};
 
 use super::bounded::map_bounded;
 use super::iam_details::{AccountDetails, AccountDetailsReads, account_details};
+use super::toolkit::errors::{Service, gone_is_done, unless_gone};
+use super::toolkit::iam::{iam_tags, percent_decode};
+use super::toolkit::ownership::owned_by;
+use super::toolkit::tags::sync_with;
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, TAG_ADDRESS, TAG_STACK,
-    attr_opt_str, attr_str, attr_tags, tags_value,
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str, attr_tags,
+    tags_value,
 };
 use crate::{Attrs, Value};
 
@@ -72,8 +76,8 @@ const MAX_POLICY_VERSIONS: usize = 5;
 pub struct IamPolicy(pub Arc<AwsClients>);
 
 /// True when an IAM error means the entity does not exist.
-pub(crate) fn is_not_found(err: &ProviderError) -> bool {
-    err.code() == Some("NoSuchEntity")
+fn is_not_found(err: &ProviderError) -> bool {
+    super::toolkit::errors::is_not_found(Service::Iam, err)
 }
 
 /// The document to send: a JSON string is sent as given (after checking it
@@ -98,36 +102,6 @@ fn document_value(desired: &Attrs) -> Result<Value, ProviderError> {
     serde_json::from_str(&text).map_err(|e| ProviderError::invalid("policy", format!("not valid JSON: {e}")))
 }
 
-/// Decodes `%XX` escapes. Bytes that are not part of a valid escape are
-/// kept as they are; `+` is not treated as a space (IAM encodes spaces as
-/// `%20`).
-pub(crate) fn percent_decode(text: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            b'A'..=b'F' => Some(b - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Parses a policy document as IAM returns it: URL-encoded JSON from real
 /// IAM, plain JSON from some emulators.
 fn parse_document(text: &str) -> Result<Value, ProviderError> {
@@ -137,19 +111,6 @@ fn parse_document(text: &str) -> Result<Value, ProviderError> {
     serde_json::from_str::<Value>(&percent_decode(text)).map_err(|e| {
         ProviderError::unexpected("GetPolicyVersion", format!("policy document is not JSON: {e}"))
     })
-}
-
-/// IAM tags from a tag map.
-pub(crate) fn iam_tags(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ProviderError> {
-    tags.iter()
-        .map(|(k, v)| {
-            Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| ProviderError::invalid("tags", e.to_string()))
-        })
-        .collect()
 }
 
 /// The attributes of a policy as `GetAccountAuthorizationDetails` gives
@@ -419,35 +380,32 @@ impl IamPolicy {
         prior: &BTreeMap<String, String>,
         desired: &BTreeMap<String, String>,
     ) -> Result<(), ProviderError> {
-        let removed: Vec<String> = prior
-            .keys()
-            .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
-            .cloned()
-            .collect();
-        if !removed.is_empty() {
-            self.iam()
-                .untag_policy()
-                .policy_arn(arn)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("UntagPolicy", e))?;
-        }
-        let changed: BTreeMap<String, String> = desired
-            .iter()
-            .filter(|(k, v)| prior.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if !changed.is_empty() {
-            self.iam()
-                .tag_policy()
-                .policy_arn(arn)
-                .set_tags(Some(iam_tags(&changed)?))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("TagPolicy", e))?;
-        }
-        Ok(())
+        let iam = self.iam();
+        sync_with!(
+            prior,
+            desired,
+            iam.untag_policy().policy_arn(arn),
+            "UntagPolicy",
+            iam.tag_policy().policy_arn(arn),
+            "TagPolicy",
+            iam_tags
+        )
+    }
+
+    /// Deletes one version of a policy; one already gone (the answer to a
+    /// first try was lost) is done.
+    async fn delete_version(&self, arn: &str, version_id: &str) -> Result<(), ProviderError> {
+        let deleted = self
+            .iam()
+            .delete_policy_version()
+            .policy_arn(arn)
+            .version_id(version_id)
+            .send()
+            .await;
+        gone_is_done(
+            Service::Iam,
+            deleted.map_err(|e| ProviderError::aws("DeletePolicyVersion", e)),
+        )
     }
 
     /// Creates a new default version with `document`, making room first when
@@ -472,20 +430,7 @@ impl IamPolicy {
                 })
                 .and_then(PolicyVersion::version_id);
             if let Some(oldest) = oldest {
-                // Already gone (the answer to a first try was lost): done.
-                if let Err(e) = self
-                    .iam()
-                    .delete_policy_version()
-                    .policy_arn(arn)
-                    .version_id(oldest)
-                    .send()
-                    .await
-                {
-                    let err = ProviderError::aws("DeletePolicyVersion", e);
-                    if !is_not_found(&err) {
-                        return Err(err);
-                    }
-                }
+                self.delete_version(arn, oldest).await?;
             }
         }
         let before: Vec<&str> = versions.iter().filter_map(PolicyVersion::version_id).collect();
@@ -679,37 +624,29 @@ impl ResourceKind for IamPolicy {
     ) -> Result<Live, ProviderError> {
         let arn = prior.id.as_str();
         let mut live = prior.clone();
-        for attr in changed {
-            match attr.as_str() {
-                "policy" => {
-                    let version_id = self.put_document(arn, document_text(desired)?).await?;
-                    live.attrs.insert("policy".into(), document_value(desired)?);
-                    live.attrs
-                        .insert("default_version_id".into(), Value::String(version_id));
-                }
-                "tags" => {
-                    let desired_tags = attr_tags(desired);
-                    self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)
-                        .await?;
-                    live.attrs.insert("tags".into(), tags_value(desired_tags));
-                }
-                other => {
-                    return Err(ProviderError::invalid(
-                        other,
-                        "cannot be changed in place on aws.iam.policy (the policy must be replaced)",
-                    ));
-                }
-            }
+        // Only `policy` and `tags` reach an update: the engine replaces the
+        // policy for a change of a force-new attribute (name, path,
+        // description).
+        let has = |name: &str| changed.iter().any(|c| c == name);
+        if has("policy") {
+            let version_id = self.put_document(arn, document_text(desired)?).await?;
+            live.attrs.insert("policy".into(), document_value(desired)?);
+            live.attrs
+                .insert("default_version_id".into(), Value::String(version_id));
+        }
+        if has("tags") {
+            let desired_tags = attr_tags(desired);
+            self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)
+                .await?;
+            live.attrs.insert("tags".into(), tags_value(desired_tags));
         }
         Ok(live)
     }
 
     async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
         let arn = prior.id.as_str();
-        let entities = match self.attached_entities(arn).await {
-            Ok(e) => e,
-            Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(entities) = unless_gone(Service::Iam, self.attached_entities(arn).await)? else {
+            return Ok(());
         };
         if !entities.is_empty() {
             return Err(ProviderError::unexpected(
@@ -720,34 +657,19 @@ impl ResourceKind for IamPolicy {
                 ),
             ));
         }
-        let versions = match self.versions(arn).await {
-            Ok(v) => v,
-            Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(versions) = unless_gone(Service::Iam, self.versions(arn).await)? else {
+            return Ok(());
         };
         for v in versions.iter().filter(|v| !v.is_default_version()) {
-            let Some(id) = v.version_id() else { continue };
-            if let Err(e) = self
-                .iam()
-                .delete_policy_version()
-                .policy_arn(arn)
-                .version_id(id)
-                .send()
-                .await
-            {
-                let err = ProviderError::aws("DeletePolicyVersion", e);
-                if !is_not_found(&err) {
-                    return Err(err);
-                }
+            if let Some(id) = v.version_id() {
+                self.delete_version(arn, id).await?;
             }
         }
-        match self.iam().delete_policy().policy_arn(arn).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = ProviderError::aws("DeletePolicy", e);
-                if is_not_found(&err) { Ok(()) } else { Err(err) }
-            }
-        }
+        let deleted = self.iam().delete_policy().policy_arn(arn).send().await;
+        gone_is_done(
+            Service::Iam,
+            deleted.map_err(|e| ProviderError::aws("DeletePolicy", e)),
+        )
     }
 
     async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
@@ -763,27 +685,19 @@ impl ResourceKind for IamPolicy {
         let Some(arn) = policy.arn() else {
             return Ok(None);
         };
-        let tags = match self.tags(arn).await {
-            Ok(t) => t,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(tags) = unless_gone(Service::Iam, self.tags(arn).await)? else {
+            return Ok(None);
         };
-        let owned = tags.get(TAG_STACK).map(String::as_str) == Some(cx.stack.as_str())
-            && tags.get(TAG_ADDRESS).map(String::as_str) == Some(cx.address.as_str());
-        if !owned {
+        if !owned_by(&tags, cx) {
             return Ok(None);
         }
         // ListPolicies leaves the description out; GetPolicy has it.
-        let description = match self.iam().get_policy().policy_arn(arn).send().await {
-            Ok(out) => out.policy().and_then(Policy::description).map(str::to_string),
-            Err(e) => {
-                let err = ProviderError::aws("GetPolicy", e);
-                if is_not_found(&err) {
-                    return Ok(None);
-                }
-                return Err(err);
-            }
+        let got = self.iam().get_policy().policy_arn(arn).send().await;
+        let Some(got) = unless_gone(Service::Iam, got.map_err(|e| ProviderError::aws("GetPolicy", e)))?
+        else {
+            return Ok(None);
         };
+        let description = got.policy().and_then(Policy::description).map(str::to_string);
         self.live_of(policy, description.as_deref()).await
     }
 }

@@ -30,7 +30,10 @@ use async_trait::async_trait;
 use aws_sdk_iam::types::{EntityType, Role};
 
 use super::iam_details::{AccountDetails, AccountDetailsReads, account_details};
-use super::iam_policy::{iam_tags, is_not_found, percent_decode};
+use super::toolkit::errors::Service;
+use super::toolkit::iam::{iam_tags, percent_decode};
+use super::toolkit::ownership::owned_by;
+use super::toolkit::tags::sync_with;
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -208,17 +211,7 @@ fn max_session(attrs: &Attrs) -> Result<Option<i32>, ProviderError> {
 /// `Ok(None)` for an IAM "no such entity" error, the value or other errors
 /// unchanged.
 fn unless_gone<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
-    match result {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if is_not_found(&e) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Whether `tags` name this stack and address as the owner.
-fn owned_by(tags: &BTreeMap<String, String>, cx: &OpContext) -> bool {
-    tags.get(TAG_STACK).map(String::as_str) == Some(cx.stack.as_str())
-        && tags.get(TAG_ADDRESS).map(String::as_str) == Some(cx.address.as_str())
+    super::toolkit::errors::unless_gone(Service::Iam, result)
 }
 
 /// The error for a create finding someone else's role under the name.
@@ -472,35 +465,16 @@ impl IamRole {
         current: &BTreeMap<String, String>,
         desired: &BTreeMap<String, String>,
     ) -> Result<(), ProviderError> {
-        let removed: Vec<String> = current
-            .keys()
-            .filter(|k| !desired.contains_key(*k) && !k.starts_with("aws:"))
-            .cloned()
-            .collect();
-        if !removed.is_empty() {
-            self.iam()
-                .untag_role()
-                .role_name(name)
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("UntagRole", e))?;
-        }
-        let changed: BTreeMap<String, String> = desired
-            .iter()
-            .filter(|(k, v)| current.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if !changed.is_empty() {
-            self.iam()
-                .tag_role()
-                .role_name(name)
-                .set_tags(Some(iam_tags(&changed)?))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("TagRole", e))?;
-        }
-        Ok(())
+        let iam = self.iam();
+        sync_with!(
+            current,
+            desired,
+            iam.untag_role().role_name(name),
+            "UntagRole",
+            iam.tag_role().role_name(name),
+            "TagRole",
+            iam_tags
+        )
     }
 
     /// A create found the name taken: adopts the role when its tags name
@@ -705,13 +679,8 @@ impl ResourceKind for IamRole {
         changed: &[String],
     ) -> Result<Live, ProviderError> {
         let name = prior.id.as_str();
-        // Refuse before changing anything.
-        if let Some(other) = changed.iter().find(|c| !IN_PLACE.contains(&c.as_str())) {
-            return Err(ProviderError::invalid(
-                other,
-                "cannot be changed in place on aws.iam.role (the role must be replaced)",
-            ));
-        }
+        // Only attributes in IN_PLACE reach an update: the engine replaces
+        // the role for a change of a force-new one.
         let has = |attr: &str| changed.iter().any(|c| c == attr);
 
         if has("description") || has("max_session_duration") {

@@ -518,13 +518,8 @@ impl Ops {
         desired: &Attrs,
         changed: &[String],
     ) -> Result<Live, ProviderError> {
-        // Refuse before changing anything.
-        if let Some(other) = changed.iter().find(|c| !IN_PLACE.contains(&c.as_str())) {
-            return Err(ProviderError::invalid(
-                other,
-                "cannot be changed in place on helm.release (the release must be replaced)",
-            ));
-        }
+        // A force-new attribute never reaches an update: the engine replaces
+        // the release instead.
         if changed.iter().any(|c| UPGRADE_ON.contains(&c.as_str())) {
             return self.install(cx, desired).await;
         }

@@ -447,14 +447,10 @@ impl ResourceKind for Manifest {
         cx: &OpContext,
         prior: &Live,
         desired: &Attrs,
-        changed: &[String],
+        _changed: &[String],
     ) -> Result<Live, ProviderError> {
-        if changed.iter().any(|c| c == "cluster") {
-            return Err(ProviderError::invalid(
-                "cluster",
-                "cannot be changed in place on kube.manifest (the manifest must be replaced)",
-            ));
-        }
+        // A force-new attribute never reaches an update: the engine replaces
+        // the manifest instead.
         let updated = self.apply_desired(cx, desired, Some(prior.id.clone())).await?;
         let applied = recorded_keys(&updated.attrs)?;
         let stale: Vec<ObjectKey> = recorded_keys(&prior.attrs)?

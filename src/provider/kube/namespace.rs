@@ -218,14 +218,10 @@ impl ResourceKind for Namespace {
         _cx: &OpContext,
         _prior: &Live,
         desired: &Attrs,
-        changed: &[String],
+        _changed: &[String],
     ) -> Result<Live, ProviderError> {
-        if let Some(other) = changed.iter().find(|c| *c == "cluster" || *c == "name") {
-            return Err(ProviderError::invalid(
-                other,
-                "cannot be changed in place on kube.namespace (the namespace must be replaced)",
-            ));
-        }
+        // A force-new attribute never reaches an update: the engine replaces
+        // the namespace instead.
         self.apply(desired, false).await
     }
 

@@ -7,11 +7,13 @@
 //! - [`tags`]: tag diffs and one sync for every service (EC2, IAM, ECR, EKS).
 //! - [`ownership`]: the `meshform:stack` / `meshform:address` checks.
 //! - [`poll`]: one poll loop with backoff, timeout and progress reports.
+//! - [`iam`]: IAM tag lists and policy-document decoding.
 //! - [`ec2`]: the EC2 kinds' trait (describe by ids, find by ownership
 //!   tags, wait for a state), paging and the filter-value limit.
 
 pub mod ec2;
 pub mod errors;
+pub mod iam;
 pub mod ownership;
 pub mod poll;
 pub mod tags;
