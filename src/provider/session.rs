@@ -67,6 +67,12 @@ mod tests {
             s.shared::<Counter>().0.load(std::sync::atomic::Ordering::SeqCst),
             1
         );
-        assert!(ReadSession::new().shared::<Counter>().0.load(std::sync::atomic::Ordering::SeqCst) == 0);
+        assert!(
+            ReadSession::new()
+                .shared::<Counter>()
+                .0
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0
+        );
     }
 }

@@ -76,10 +76,16 @@ async fn a_no_op_plan_of_a_generated_stack_makes_no_per_resource_calls_for_batch
     let dir = Workdir::new("refresh-calls");
     let stack = dir.write("stack.toml", &generated_stack(N));
     let stack = stack.to_str().unwrap();
-    expect_code(meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]), 0);
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
+        0,
+    );
 
     let proxy = FaultProxy::with_plan(moto.port, FaultPlan::new());
-    let plan = expect_code(via(&proxy, &dir.path, &moto, &["plan", stack, "--detailed-exitcode"]), 0);
+    let plan = expect_code(
+        via(&proxy, &dir.path, &moto, &["plan", stack, "--detailed-exitcode"]),
+        0,
+    );
     let seen = counts(&proxy);
     let report = format!("{seen:#?}\n{}", stdout(&plan));
     let count = |call: &str| seen.get(call).copied().unwrap_or(0);
@@ -103,11 +109,7 @@ async fn a_no_op_plan_of_a_generated_stack_makes_no_per_resource_calls_for_batch
     );
     // AWS has no batch for these: one per resource, not more.
     assert_eq!(count("ListPolicyTags"), N, "{report}");
-    assert_eq!(
-        count("ListTagsForResource"),
-        N,
-        "{report}"
-    );
+    assert_eq!(count("ListTagsForResource"), N, "{report}");
     // EC2: one describe per kind (by id lists), not per resource.
     for call in ["DescribeSubnets", "DescribeVpcs"] {
         assert_eq!(count(call), 1, "{call}:\n{report}");
@@ -127,10 +129,16 @@ async fn a_no_op_plan_of_the_baseline_makes_at_most_13_calls() {
     let dir = Workdir::new("refresh-calls-baseline");
     let stack = baseline_stack();
     let stack = stack.to_str().unwrap();
-    expect_code(meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]), 0);
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
+        0,
+    );
 
     let proxy = FaultProxy::with_plan(moto.port, FaultPlan::new());
-    expect_code(via(&proxy, &dir.path, &moto, &["plan", stack, "--detailed-exitcode"]), 0);
+    expect_code(
+        via(&proxy, &dir.path, &moto, &["plan", stack, "--detailed-exitcode"]),
+        0,
+    );
     let actions = proxy.actions();
     // 13: the region's availability zones; one describe each for VPCs,
     // subnets, internet gateways (with their attachments), addresses, NAT

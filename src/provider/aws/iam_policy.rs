@@ -29,8 +29,8 @@ use super::toolkit::tags::sync_with;
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str, attr_tags,
-    tags_value,
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
+    attr_tags, tags_value,
 };
 use crate::{Attrs, Value};
 
@@ -117,7 +117,10 @@ fn parse_document(text: &str) -> Result<Value, ProviderError> {
 /// them (all but the tags), its default version's document still as text.
 /// `recorded` (the attributes state holds) fills in what an emulator
 /// leaves out: moto gives neither the policy's name nor its id.
-fn detail_attrs(detail: &ManagedPolicyDetail, recorded: &Attrs) -> Result<(Attrs, Option<String>), ProviderError> {
+fn detail_attrs(
+    detail: &ManagedPolicyDetail,
+    recorded: &Attrs,
+) -> Result<(Attrs, Option<String>), ProviderError> {
     const OP: &str = "GetAccountAuthorizationDetails";
     let arn = detail
         .arn()
@@ -141,7 +144,10 @@ fn detail_attrs(detail: &ManagedPolicyDetail, recorded: &Attrs) -> Result<(Attrs
         .map(str::to_string);
     let mut attrs = Attrs::new();
     attrs.insert("name".into(), Value::String(name.to_string()));
-    attrs.insert("path".into(), Value::String(detail.path().unwrap_or("/").to_string()));
+    attrs.insert(
+        "path".into(),
+        Value::String(detail.path().unwrap_or("/").to_string()),
+    );
     if let Some(d) = detail.description().filter(|d| !d.is_empty()) {
         attrs.insert("description".into(), Value::String(d.to_string()));
     }
@@ -152,7 +158,10 @@ fn detail_attrs(detail: &ManagedPolicyDetail, recorded: &Attrs) -> Result<(Attrs
 }
 
 /// All tags of a policy.
-async fn policy_tags(iam: &aws_sdk_iam::Client, arn: &str) -> Result<BTreeMap<String, String>, ProviderError> {
+async fn policy_tags(
+    iam: &aws_sdk_iam::Client,
+    arn: &str,
+) -> Result<BTreeMap<String, String>, ProviderError> {
     let mut pages = iam.list_policy_tags().policy_arn(arn).into_paginator().send();
     let mut tags = BTreeMap::new();
     while let Some(page) = pages.next().await {

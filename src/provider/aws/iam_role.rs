@@ -664,10 +664,8 @@ impl ResourceKind for IamRole {
         }
         let reads = session.shared::<AccountDetailsReads>();
         let prefix = requested_prefix(requests);
-        let (listed, details) = tokio::try_join!(
-            self.list_roles(&prefix),
-            reads.get(self.iam(), EntityType::Role),
-        )?;
+        let (listed, details) =
+            tokio::try_join!(self.list_roles(&prefix), reads.get(self.iam(), EntityType::Role),)?;
         lives_from(requests, &listed, &details)
     }
 

@@ -18,9 +18,9 @@ use super::ec2_util::{
     MAX_FILTER_VALUES, filter, first_owned, is_not_found, owned_by, ownership_filters, sync_tags, tag_spec,
     tags_attr, wait_until,
 };
+use super::shared_reads::InternetGatewayReads;
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use super::shared_reads::InternetGatewayReads;
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_tags};
 use crate::{Attrs, Value};
 

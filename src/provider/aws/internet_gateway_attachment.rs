@@ -10,9 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::ec2_util::{MAX_FILTER_VALUES, filter, is_not_found, wait_until};
+use super::shared_reads::InternetGatewayReads;
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use super::shared_reads::InternetGatewayReads;
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
 };

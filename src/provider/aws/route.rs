@@ -124,8 +124,7 @@ fn table_ids(keys: &[(String, String)]) -> Vec<String> {
 
 /// The route of each key (table, destination) found in `described`.
 fn routes_in(keys: &[(String, String)], described: &[aws_sdk_ec2::types::RouteTable]) -> Vec<Option<Live>> {
-keys
-        .iter()
+    keys.iter()
         .map(|(table, destination)| {
             let rt = described
                 .iter()
@@ -147,7 +146,7 @@ keys
                 attrs,
             })
         })
-    .collect()
+        .collect()
 }
 
 fn request_for(table: &str, destination: &str) -> ReadRequest {

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{Filter, ResourceType};
 
 use super::ec2_util::{filter, is_not_found, ownership_filters, sync_tags, tag_spec, tags_attr};
+use super::shared_reads::RouteTableReads;
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use super::shared_reads::RouteTableReads;
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str, attr_tags,
 };

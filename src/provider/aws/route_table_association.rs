@@ -156,9 +156,11 @@ impl ResourceKind for RouteTableAssociation {
     }
 
     fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
-        session
-            .shared::<RouteTableReads>()
-            .want_tables(requests.iter().filter_map(|r| attr_opt_str(&r.attrs, "route_table_id")));
+        session.shared::<RouteTableReads>().want_tables(
+            requests
+                .iter()
+                .filter_map(|r| attr_opt_str(&r.attrs, "route_table_id")),
+        );
     }
 
     /// Looks in the recorded tables (shared with the other route table

@@ -62,10 +62,7 @@ impl RouteTableReads {
             .get_or_init(|| async {
                 let (vpcs, ids) = {
                     let w = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
-                    (
-                        w.vpcs.iter().cloned().collect::<Vec<_>>(),
-                        w.ids.clone(),
-                    )
+                    (w.vpcs.iter().cloned().collect::<Vec<_>>(), w.ids.clone())
                 };
                 let mut found = HashMap::new();
                 for t in describe_route_tables(ec2, "vpc-id", &vpcs).await? {

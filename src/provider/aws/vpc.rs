@@ -400,11 +400,11 @@ impl ResourceKind for Vpc {
         let tables = session.shared::<RouteTableReads>();
         let mut known = Known::none();
         for id in ids.iter().filter(|id| tables.covers_vpc(id)) {
-            let main = tables.of_vpc(&self.0.ec2, id).await?.into_iter().find(|t| {
-                t.associations()
-                    .iter()
-                    .any(|a| a.main() == Some(true))
-            });
+            let main = tables
+                .of_vpc(&self.0.ec2, id)
+                .await?
+                .into_iter()
+                .find(|t| t.associations().iter().any(|a| a.main() == Some(true)));
             if let Some(rt) = main.as_ref().and_then(|t| t.route_table_id()) {
                 known.main_route_tables.insert(id.clone(), rt.to_string());
             }
