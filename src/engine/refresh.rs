@@ -7,11 +7,12 @@
 //! the resource hosting it (its cluster) is gone, so is it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::events::Event;
 use super::{Engine, EngineError};
 use crate::plan::{Prior, PriorResource};
-use crate::provider::{Live, ProviderError, ReadRequest};
+use crate::provider::{Live, ProviderError, ReadRequest, ReadSession};
 use crate::state::{ResourceState, State};
 
 /// What a pending create turned out to be.
@@ -92,7 +93,10 @@ impl Engine {
         for (address, r) in &state.resources {
             by_kind.entry(r.kind.as_str()).or_default().push((address, r));
         }
-        let mut reads = tokio::task::JoinSet::new();
+        // Every kind announces what it will read before any read starts, so
+        // that kinds reading the same objects share one describe.
+        let session = Arc::new(ReadSession::new());
+        let mut batches = Vec::new();
         for (kind_name, items) in by_kind {
             let kind = self.kind(kind_name)?.clone();
             let requests: Vec<ReadRequest> = items
@@ -103,8 +107,14 @@ impl Engine {
                     attrs: r.attributes.clone(),
                 })
                 .collect();
+            kind.announce(&session, &requests);
+            batches.push((kind, requests));
+        }
+        let mut reads = tokio::task::JoinSet::new();
+        for (kind, requests) in batches {
+            let session = session.clone();
             reads.spawn(async move {
-                let answers = read_batch(kind.as_ref(), &requests).await;
+                let answers = read_batch(kind.as_ref(), &session, &requests).await;
                 (kind.def().type_name, requests, answers)
             });
         }
@@ -242,9 +252,10 @@ fn lives_in(prior: &Prior, resource: &PriorResource, host: &str) -> bool {
 /// own. Any other failure fails the batch.
 async fn read_batch(
     kind: &dyn crate::provider::ResourceKind,
+    session: &ReadSession,
     requests: &[ReadRequest],
 ) -> Result<Answers, ProviderError> {
-    match kind.read(requests).await {
+    match kind.read_in(session, requests).await {
         Ok(lives) => Ok(lives.into_iter().map(Ok).collect()),
         Err(e) if e.is_unreachable() => {
             let mut out = Vec::with_capacity(requests.len());

@@ -8,6 +8,7 @@
 pub mod aws;
 pub mod kube;
 pub mod schema;
+pub mod session;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 
 use crate::{Attrs, Value};
 pub use schema::{AttrSchema, AttrType, KindDef, Mode};
+pub use session::ReadSession;
 
 /// Tag key naming the stack that owns a resource.
 pub const TAG_STACK: &str = "meshform:stack";
@@ -150,7 +152,7 @@ pub struct ReadRequest {
 }
 
 /// Errors from cloud operations.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[derive(Debug, Clone, thiserror::Error, miette::Diagnostic)]
 pub enum ProviderError {
     /// The cloud API answered with an error.
     #[error("{operation}: {message}")]
@@ -320,6 +322,22 @@ pub trait ResourceKind: Send + Sync {
     /// describe per page, not one per resource). Returns, in request order,
     /// `None` for a resource that no longer exists.
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError>;
+
+    /// Tells `session`, before any read of a refresh starts, what
+    /// [`ResourceKind::read_in`] of `requests` will describe, so that kinds
+    /// reading the same objects share one call (see [`ReadSession`]). No
+    /// I/O. The default announces nothing.
+    fn announce(&self, _session: &ReadSession, _requests: &[ReadRequest]) {}
+
+    /// [`ResourceKind::read`] within a refresh: objects other kinds read
+    /// too come from `session`'s shared readers. The default is `read`.
+    async fn read_in(
+        &self,
+        _session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        self.read(requests).await
+    }
 
     /// Applies in-place changes; `changed` names the attributes that differ.
     async fn update(

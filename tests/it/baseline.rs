@@ -130,16 +130,18 @@ async fn refresh_makes_one_describe_call_per_kind_not_per_resource() {
     assert_eq!(count("DescribeSubnets"), 1, "{actions:?}");
     assert_eq!(count("DescribeAddresses"), 1, "{actions:?}");
     assert_eq!(count("DescribeNatGateways"), 1, "{actions:?}");
+    // Kinds reading the same objects share one describe per refresh.
     assert_eq!(
         count("DescribeInternetGateways"),
-        2,
+        1,
         "internet gateway + its attachment: {actions:?}"
     );
     // route tables, routes, associations, and the VPC's main route table.
-    assert_eq!(count("DescribeRouteTables"), 4, "{actions:?}");
+    assert_eq!(count("DescribeRouteTables"), 1, "{actions:?}");
     assert_eq!(count("DescribeVpcs"), 1, "{actions:?}");
-    assert_eq!(count("ListPolicies"), 1, "{actions:?}");
+    assert_eq!(count("GetAccountAuthorizationDetails"), 1, "{actions:?}");
     // Per-resource calls remain only where the API has no batch form:
-    // the VPC's two DNS attributes, the policy document, the repository tags.
+    // the VPC's two DNS attributes, the policy tags, the repository tags.
+    assert_eq!(count("ListPolicyTags"), 1, "{actions:?}");
     assert_eq!(count("DescribeVpcAttribute"), 2, "{actions:?}");
 }

@@ -27,6 +27,7 @@ mod provider_eks;
 mod provider_iam_role;
 mod provider_iamecr;
 mod provider_network_drain;
+mod refresh_calls;
 mod replace_order;
 mod state_cmd;
 mod support;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
 
+use super::toolkit::bounded::map_bounded;
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::ownership::owned_by;
 use super::toolkit::tags::{sync_with, tag_list};
@@ -132,6 +133,24 @@ fn live_of(repo: &Repository, tags: &BTreeMap<String, String>) -> Result<Live, P
     })
 }
 
+/// All tags of a repository.
+async fn repository_tags(
+    ecr: &aws_sdk_ecr::Client,
+    arn: &str,
+) -> Result<BTreeMap<String, String>, ProviderError> {
+    let out = ecr
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|e| ProviderError::aws("ListTagsForResource", e))?;
+    Ok(out
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect())
+}
+
 impl EcrRepository {
     fn ecr(&self) -> &aws_sdk_ecr::Client {
         &self.0.ecr
@@ -191,18 +210,7 @@ impl EcrRepository {
 
     /// All tags of a repository.
     async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, ProviderError> {
-        let out = self
-            .ecr()
-            .list_tags_for_resource()
-            .resource_arn(arn)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("ListTagsForResource", e))?;
-        Ok(out
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect())
+        repository_tags(self.ecr(), arn).await
     }
 
     /// Makes the repository's tags equal to `desired` (`aws:` keys aside).
@@ -328,18 +336,30 @@ impl ResourceKind for EcrRepository {
         names.sort();
         names.dedup();
         let repos = self.existing(&names).await?;
+        // ECR has no call for the tags of many repositories: one call per
+        // repository, made concurrently (see `bounded`).
+        let arns: Vec<(String, String)> = repos
+            .iter()
+            .filter_map(|(name, r)| Some((name.clone(), r.repository_arn()?.to_string())))
+            .collect();
+        let ecr = self.ecr().clone();
+        let tagged = map_bounded(arns, move |(name, arn)| {
+            let ecr = ecr.clone();
+            async move {
+                match repository_tags(&ecr, &arn).await {
+                    Ok(t) => Ok(Some((name, t))),
+                    // Deleted between the describe and now.
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await?;
         let mut lives: HashMap<&str, Live> = HashMap::new();
-        for (name, repo) in &repos {
-            let Some(arn) = repo.repository_arn() else {
-                continue;
-            };
-            let tags = match self.tags(arn).await {
-                Ok(t) => t,
-                // Deleted between the describe and now.
-                Err(e) if is_not_found(&e) => continue,
-                Err(e) => return Err(e),
-            };
-            lives.insert(name.as_str(), live_of(repo, &tags)?);
+        for (name, tags) in tagged.into_iter().flatten() {
+            if let Some((name, repo)) = repos.get_key_value(&name) {
+                lives.insert(name.as_str(), live_of(repo, &tags)?);
+            }
         }
         Ok(requests
             .iter()

@@ -8,24 +8,29 @@
 //! SDK retries and, when it fails transiently, looked for before it is sent
 //! again: repeated, it would leave an extra version (or hit the limit).
 //!
-//! Reads are batched as far as IAM allows: IAM has no "get many by ARN", so
-//! one paginated `ListPolicies` (local scope) tells which requested policies
-//! exist, then each existing policy's default version and tags are fetched.
+//! Reads are batched as far as IAM allows: one paginated
+//! `GetAccountAuthorizationDetails` (local managed policies; shared with
+//! `aws.iam.role` within a refresh) gives every policy with its documents;
+//! only the tags need a call per policy (`ListPolicyTags`: IAM has no batch
+//! for them), made concurrently under a bound (see `bounded`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_iam::types::{Policy, PolicyScopeType, PolicyVersion};
+use aws_sdk_iam::types::{EntityType, ManagedPolicyDetail, Policy, PolicyScopeType, PolicyVersion};
 
+use super::toolkit::bounded::map_bounded;
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::iam::{iam_tags, percent_decode};
+use super::toolkit::iam_details::{AccountDetails, AccountDetailsReads, account_details};
 use super::toolkit::ownership::owned_by;
 use super::toolkit::tags::sync_with;
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_tags, tags_value,
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
+    attr_tags, tags_value,
 };
 use crate::{Attrs, Value};
 
@@ -108,6 +113,66 @@ fn parse_document(text: &str) -> Result<Value, ProviderError> {
     })
 }
 
+/// The attributes of a policy as `GetAccountAuthorizationDetails` gives
+/// them (all but the tags), its default version's document still as text.
+/// `recorded` (the attributes state holds) fills in what an emulator
+/// leaves out: moto gives neither the policy's name nor its id.
+fn detail_attrs(
+    detail: &ManagedPolicyDetail,
+    recorded: &Attrs,
+) -> Result<(Attrs, Option<String>), ProviderError> {
+    const OP: &str = "GetAccountAuthorizationDetails";
+    let arn = detail
+        .arn()
+        .ok_or_else(|| ProviderError::unexpected(OP, "policy without an ARN"))?;
+    let version_id = detail
+        .default_version_id()
+        .ok_or_else(|| ProviderError::unexpected(OP, format!("policy {arn} without a default version")))?;
+    let name = detail
+        .policy_name()
+        .or_else(|| arn.rsplit('/').next())
+        .unwrap_or_default();
+    let policy_id = detail
+        .policy_id()
+        .or_else(|| attr_opt_str(recorded, "policy_id"))
+        .unwrap_or_default();
+    let document = detail
+        .policy_version_list()
+        .iter()
+        .find(|v| v.is_default_version() || v.version_id() == Some(version_id))
+        .and_then(PolicyVersion::document)
+        .map(str::to_string);
+    let mut attrs = Attrs::new();
+    attrs.insert("name".into(), Value::String(name.to_string()));
+    attrs.insert(
+        "path".into(),
+        Value::String(detail.path().unwrap_or("/").to_string()),
+    );
+    if let Some(d) = detail.description().filter(|d| !d.is_empty()) {
+        attrs.insert("description".into(), Value::String(d.to_string()));
+    }
+    attrs.insert("arn".into(), Value::String(arn.to_string()));
+    attrs.insert("policy_id".into(), Value::String(policy_id.to_string()));
+    attrs.insert("default_version_id".into(), Value::String(version_id.to_string()));
+    Ok((attrs, document))
+}
+
+/// All tags of a policy.
+async fn policy_tags(
+    iam: &aws_sdk_iam::Client,
+    arn: &str,
+) -> Result<BTreeMap<String, String>, ProviderError> {
+    let mut pages = iam.list_policy_tags().policy_arn(arn).into_paginator().send();
+    let mut tags = BTreeMap::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| ProviderError::aws("ListPolicyTags", e))?;
+        for t in page.tags() {
+            tags.insert(t.key().to_string(), t.value().to_string());
+        }
+    }
+    Ok(tags)
+}
+
 impl IamPolicy {
     fn iam(&self) -> &aws_sdk_iam::Client {
         &self.0.iam
@@ -136,20 +201,102 @@ impl IamPolicy {
 
     /// All tags of a policy.
     async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, ProviderError> {
-        let mut pages = self
+        policy_tags(self.iam(), arn).await
+    }
+
+    /// The live view of each requested policy: everything but the tags
+    /// from `details`, the tags from one `ListPolicyTags` per policy (IAM
+    /// has no batch call for them), made concurrently.
+    async fn read_from(
+        &self,
+        details: &AccountDetails,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let mut found: Vec<Option<(Attrs, String)>> = Vec::with_capacity(requests.len());
+        for req in requests {
+            let Some(detail) = details.policies.get(&req.id) else {
+                found.push(None);
+                continue;
+            };
+            let (attrs, document) = detail_attrs(detail, &req.attrs)?;
+            let document = match document {
+                Some(d) => d,
+                // Not in the listing (it always is on AWS): ask for it.
+                None => match self.default_document(&req.id, detail).await? {
+                    Some(d) => d,
+                    None => {
+                        found.push(None);
+                        continue;
+                    }
+                },
+            };
+            found.push(Some((attrs, document)));
+        }
+        let arns: Vec<String> = requests
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_some())
+            .map(|(r, _)| r.id.clone())
+            .collect();
+        let iam = self.iam().clone();
+        let tags = map_bounded(arns, move |arn: String| {
+            let iam = iam.clone();
+            async move {
+                match policy_tags(&iam, &arn).await {
+                    Ok(t) => Ok(Some(t)),
+                    // Deleted since the listing.
+                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await?;
+        let mut tags = tags.into_iter();
+        let mut out = Vec::with_capacity(requests.len());
+        for (req, f) in requests.iter().zip(found) {
+            let Some((mut attrs, document)) = f else {
+                out.push(None);
+                continue;
+            };
+            let Some(t) = tags.next().flatten() else {
+                out.push(None);
+                continue;
+            };
+            attrs.insert("policy".into(), parse_document(&document)?);
+            attrs.insert("tags".into(), tags_value(t));
+            out.push(Some(Live {
+                id: req.id.clone(),
+                attrs,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The default version's document of a policy whose listing lacks it;
+    /// `None` when the policy is gone.
+    async fn default_document(
+        &self,
+        arn: &str,
+        detail: &ManagedPolicyDetail,
+    ) -> Result<Option<String>, ProviderError> {
+        let version_id = detail.default_version_id().unwrap_or("v1");
+        match self
             .iam()
-            .list_policy_tags()
+            .get_policy_version()
             .policy_arn(arn)
-            .into_paginator()
-            .send();
-        let mut tags = BTreeMap::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListPolicyTags", e))?;
-            for t in page.tags() {
-                tags.insert(t.key().to_string(), t.value().to_string());
+            .version_id(version_id)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out
+                .policy_version()
+                .and_then(PolicyVersion::document)
+                .map(str::to_string)),
+            Err(e) => {
+                let err = ProviderError::aws("GetPolicyVersion", e);
+                if is_not_found(&err) { Ok(None) } else { Err(err) }
             }
         }
-        Ok(tags)
     }
 
     /// Every version of a policy.
@@ -387,44 +534,6 @@ fn version_number(id: &str) -> u64 {
     id.trim_start_matches('v').parse().unwrap_or(u64::MAX)
 }
 
-/// The longest path that is a prefix of every requested policy's path
-/// (always ends with `/`), to narrow the listing.
-fn common_path_prefix<'a>(arns: impl IntoIterator<Item = &'a str>) -> String {
-    let mut prefix: Option<String> = None;
-    for arn in arns {
-        let path = policy_arn_path(arn);
-        prefix = Some(match prefix {
-            None => path,
-            Some(p) => {
-                let common: String = p
-                    .chars()
-                    .zip(path.chars())
-                    .take_while(|(a, b)| a == b)
-                    .map(|(a, _)| a)
-                    .collect();
-                common
-            }
-        });
-    }
-    let prefix = prefix.unwrap_or_default();
-    match prefix.rfind('/') {
-        Some(i) => prefix[..=i].to_string(),
-        None => "/".to_string(),
-    }
-}
-
-/// The path of a policy ARN: `arn:aws:iam::1:policy/a/b/name` → `/a/b/`;
-/// `/` when the ARN has no recognisable path.
-fn policy_arn_path(arn: &str) -> String {
-    match arn.split_once(":policy/") {
-        Some((_, rest)) => match rest.rfind('/') {
-            Some(i) => format!("/{}", &rest[..=i]),
-            None => "/".to_string(),
-        },
-        None => "/".to_string(),
-    }
-}
-
 #[async_trait]
 impl ResourceKind for IamPolicy {
     fn def(&self) -> &'static KindDef {
@@ -488,20 +597,31 @@ impl ResourceKind for IamPolicy {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let prefix = common_path_prefix(requests.iter().map(|r| r.id.as_str()));
-        let listed = self.list_local(&prefix).await?;
-        let mut out = Vec::with_capacity(requests.len());
-        for req in requests {
-            let live = match listed.get(&req.id) {
-                Some(policy) => {
-                    self.live_of(policy, attr_opt_str(&req.attrs, "description"))
-                        .await?
-                }
-                None => None,
-            };
-            out.push(live);
+        let details = account_details(self.iam(), &[EntityType::LocalManagedPolicy]).await?;
+        self.read_from(&details, requests).await
+    }
+
+    fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        if !requests.is_empty() {
+            session
+                .shared::<AccountDetailsReads>()
+                .want(EntityType::LocalManagedPolicy);
         }
-        Ok(out)
+    }
+
+    async fn read_in(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let details = session
+            .shared::<AccountDetailsReads>()
+            .get(self.iam(), EntityType::LocalManagedPolicy)
+            .await?;
+        self.read_from(&details, requests).await
     }
 
     async fn update(
@@ -616,24 +736,6 @@ mod tests {
         assert_eq!(
             parse_document("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D").ok(),
             Some(want)
-        );
-    }
-
-    #[test]
-    fn arn_paths() {
-        assert_eq!(policy_arn_path("arn:aws:iam::123456789012:policy/p"), "/");
-        assert_eq!(policy_arn_path("arn:aws:iam::123456789012:policy/a/b/p"), "/a/b/");
-        assert_eq!(
-            common_path_prefix(["arn:aws:iam::1:policy/team/x/p", "arn:aws:iam::1:policy/team/y/q",]),
-            "/team/"
-        );
-        assert_eq!(
-            common_path_prefix(["arn:aws:iam::1:policy/team/p", "arn:aws:iam::1:policy/q"]),
-            "/"
-        );
-        assert_eq!(
-            common_path_prefix(["arn:aws:iam::1:policy/teamA/p", "arn:aws:iam::1:policy/teamB/q"]),
-            "/"
         );
     }
 }

@@ -13,10 +13,11 @@
 //! `arn:aws:iam::aws:policy/<name>`. [`normalize`] turns every entry into an
 //! ARN and sorts the list, for the planner and for the calls made here.
 //!
-//! Reads are batched as far as IAM allows: one paginated `ListRoles` under
-//! the requested roles' common path tells which roles exist and carries
-//! their settings; then each existing role's attachments and tags are
-//! listed.
+//! Reads are batched: one paginated `ListRoles` under the requested roles'
+//! common path tells which roles exist and carries their settings, and one
+//! paginated `GetAccountAuthorizationDetails` (roles; shared with
+//! `aws.iam.policy` within a refresh) carries every role's attachments and
+//! tags. No call is made per role.
 //!
 //! A create that finds the name taken adopts the role only when its
 //! ownership tags name this stack and address; anyone else's role is an
@@ -26,17 +27,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_sdk_iam::types::Role;
+use aws_sdk_iam::types::{EntityType, Role};
 
 use super::toolkit::errors::Service;
 use super::toolkit::iam::{iam_tags, percent_decode};
+use super::toolkit::iam_details::{AccountDetails, AccountDetailsReads, account_details};
 use super::toolkit::ownership::owned_by;
 use super::toolkit::tags::sync_with;
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_opt_str,
-    attr_str, attr_tags, tags_value,
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, TAG_ADDRESS, TAG_STACK,
+    attr_opt_str, attr_str, attr_tags, tags_value,
 };
 use crate::{Attrs, Value};
 
@@ -548,6 +550,47 @@ fn live_from(
     })
 }
 
+/// The common path prefix of the requested roles, to narrow `ListRoles`.
+fn requested_prefix(requests: &[ReadRequest]) -> String {
+    common_path_prefix(
+        requests
+            .iter()
+            .map(|r| attr_opt_str(&r.attrs, "path").unwrap_or("/")),
+    )
+}
+
+/// The live view of each requested role: its settings from `ListRoles`
+/// (`listed`, by name), its attachments and tags from the account details
+/// (`ListRoles` has no tags; the details have no description or maximum
+/// session duration). A role missing from either is gone (deleted between
+/// the two calls).
+fn lives_from(
+    requests: &[ReadRequest],
+    listed: &HashMap<String, Role>,
+    details: &AccountDetails,
+) -> Result<Vec<Option<Live>>, ProviderError> {
+    requests
+        .iter()
+        .map(|req| {
+            let (Some(role), Some(detail)) = (listed.get(&req.id), details.roles.get(&req.id)) else {
+                return Ok(None);
+            };
+            let attached: BTreeSet<String> = detail
+                .attached_managed_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn())
+                .map(str::to_string)
+                .collect();
+            let tags: BTreeMap<String, String> = detail
+                .tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect();
+            live_from(role, attached, tags, None).map(Some)
+        })
+        .collect()
+}
+
 #[async_trait]
 impl ResourceKind for IamRole {
     fn def(&self) -> &'static KindDef {
@@ -597,21 +640,33 @@ impl ResourceKind for IamRole {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let prefix = common_path_prefix(
-            requests
-                .iter()
-                .map(|r| attr_opt_str(&r.attrs, "path").unwrap_or("/")),
-        );
-        let listed = self.list_roles(&prefix).await?;
-        let mut out = Vec::with_capacity(requests.len());
-        for req in requests {
-            let live = match listed.get(&req.id) {
-                Some(role) => self.live_of(role, None).await?,
-                None => None,
-            };
-            out.push(live);
+        let prefix = requested_prefix(requests);
+        let (listed, details) = tokio::try_join!(
+            self.list_roles(&prefix),
+            account_details(self.iam(), &[EntityType::Role]),
+        )?;
+        lives_from(requests, &listed, &details)
+    }
+
+    fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        if !requests.is_empty() {
+            session.shared::<AccountDetailsReads>().want(EntityType::Role);
         }
-        Ok(out)
+    }
+
+    async fn read_in(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reads = session.shared::<AccountDetailsReads>();
+        let prefix = requested_prefix(requests);
+        let (listed, details) =
+            tokio::try_join!(self.list_roles(&prefix), reads.get(self.iam(), EntityType::Role),)?;
+        lives_from(requests, &listed, &details)
     }
 
     async fn update(

@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 
 use super::toolkit::ec2::{Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible};
+use super::toolkit::shared_reads::InternetGatewayReads;
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError};
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.internet_gateway`.
@@ -61,6 +62,29 @@ fn live(g: &aws_sdk_ec2::types::InternetGateway) -> Result<Live, ProviderError> 
 impl Ec2Kind for InternetGateway {
     fn live(&self, g: &Self::Item, _recorded: Option<&Attrs>) -> Result<Option<Live>, ProviderError> {
         live(g).map(Some)
+    }
+
+    /// The attachment kind reads the same gateways: one describe serves both.
+    fn announce_shared(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        session
+            .shared::<InternetGatewayReads>()
+            .want(requests.iter().map(|r| r.id.as_str()));
+    }
+
+    async fn read_shared(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let ids: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
+        let gateways = session
+            .shared::<InternetGatewayReads>()
+            .gateways(&self.0.ec2, &ids)
+            .await?;
+        requests
+            .iter()
+            .map(|r| gateways.get(&r.id).map(live).transpose())
+            .collect()
     }
 
     async fn make(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {

@@ -11,9 +11,12 @@ use async_trait::async_trait;
 use super::toolkit::ec2::{all_pages, filters_in_chunks};
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::{Poll, VISIBLE_TIMEOUT};
+use super::toolkit::shared_reads::InternetGatewayReads;
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
+};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.internet_gateway_attachment`.
@@ -54,6 +57,21 @@ fn key(id: &str, attrs: &Attrs) -> Option<(String, String)> {
         attr_opt_str(attrs, "internet_gateway_id")?.to_string(),
         attr_opt_str(attrs, "vpc_id")?.to_string(),
     ))
+}
+
+/// The (gateway, VPC) key of every request.
+fn keys(requests: &[ReadRequest]) -> Result<Vec<(String, String)>, ProviderError> {
+    requests
+        .iter()
+        .map(|r| {
+            key(&r.id, &r.attrs).ok_or_else(|| {
+                ProviderError::invalid(
+                    "id",
+                    format!("{}: `{}` is not <igw-id>:<vpc-id>", r.address, r.id),
+                )
+            })
+        })
+        .collect()
 }
 
 fn live(igw: &str, vpc: &str) -> Live {
@@ -134,17 +152,7 @@ impl ResourceKind for InternetGatewayAttachment {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<(String, String)> = requests
-            .iter()
-            .map(|r| {
-                key(&r.id, &r.attrs).ok_or_else(|| {
-                    ProviderError::invalid(
-                        "id",
-                        format!("{}: `{}` is not <igw-id>:<vpc-id>", r.address, r.id),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let keys = keys(requests)?;
         let igw_ids: Vec<String> = keys
             .iter()
             .map(|(igw, _)| igw.clone())
@@ -158,6 +166,34 @@ impl ResourceKind for InternetGatewayAttachment {
                 let attached = gateways
                     .iter()
                     .any(|g| g.internet_gateway_id() == Some(igw.as_str()) && attached_to(g, vpc));
+                attached.then(|| live(igw, vpc))
+            })
+            .collect())
+    }
+
+    /// The gateway kind reads the same gateways: one describe serves both.
+    fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        let keys: Vec<(String, String)> = requests.iter().filter_map(|r| key(&r.id, &r.attrs)).collect();
+        session
+            .shared::<InternetGatewayReads>()
+            .want(keys.iter().map(|(igw, _)| igw.as_str()));
+    }
+
+    async fn read_in(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let keys = keys(requests)?;
+        let igw_ids: Vec<String> = keys.iter().map(|(igw, _)| igw.clone()).collect();
+        let gateways = session
+            .shared::<InternetGatewayReads>()
+            .gateways(&self.0.ec2, &igw_ids)
+            .await?;
+        Ok(keys
+            .iter()
+            .map(|(igw, vpc)| {
+                let attached = gateways.get(igw).is_some_and(|g| attached_to(g, vpc));
                 attached.then(|| live(igw, vpc))
             })
             .collect())

@@ -13,9 +13,12 @@ use aws_sdk_ec2::types::RouteOrigin;
 use super::toolkit::ec2::route_tables_where;
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
+use super::toolkit::shared_reads::RouteTableReads;
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
+};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route`.
@@ -111,6 +114,42 @@ fn natural_key(req: &ReadRequest) -> Result<(String, String), ProviderError> {
     }
 }
 
+/// The distinct route tables of `keys` (table, destination).
+fn table_ids(keys: &[(String, String)]) -> Vec<String> {
+    keys.iter()
+        .map(|(t, _)| t.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The route of each key (table, destination) found in `described`.
+fn routes_in(keys: &[(String, String)], described: &[aws_sdk_ec2::types::RouteTable]) -> Vec<Option<Live>> {
+    keys.iter()
+        .map(|(table, destination)| {
+            let rt = described
+                .iter()
+                .find(|rt| rt.route_table_id() == Some(table.as_str()))?;
+            let route = rt.routes().iter().find(|r| {
+                r.destination_cidr_block() == Some(destination.as_str())
+                    && r.origin() == Some(&RouteOrigin::CreateRoute)
+            })?;
+            let mut attrs = Attrs::new();
+            attrs.insert("route_table_id".into(), Value::from(table.as_str()));
+            attrs.insert("destination_cidr_block".into(), Value::from(destination.as_str()));
+            if let Some(g) = route.gateway_id().filter(|g| !g.is_empty() && *g != "local") {
+                attrs.insert("gateway_id".into(), Value::from(g));
+            } else if let Some(n) = route.nat_gateway_id().filter(|n| !n.is_empty()) {
+                attrs.insert("nat_gateway_id".into(), Value::from(n));
+            }
+            Some(Live {
+                id: route_id(table, destination),
+                attrs,
+            })
+        })
+        .collect()
+}
+
 fn request_for(table: &str, destination: &str) -> ReadRequest {
     let mut attrs = Attrs::new();
     attrs.insert("route_table_id".into(), Value::from(table));
@@ -156,40 +195,38 @@ impl ResourceKind for Route {
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
         let keys: Vec<(String, String)> = requests.iter().map(natural_key).collect::<Result<_, _>>()?;
-        let tables: Vec<String> = keys
-            .iter()
-            .map(|(t, _)| t.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let tables = table_ids(&keys);
         if tables.is_empty() {
             return Ok(Vec::new());
         }
         let described = route_tables_where(&self.0.ec2, "route-table-id", &tables).await?;
-        Ok(keys
-            .iter()
-            .map(|(table, destination)| {
-                let rt = described
-                    .iter()
-                    .find(|rt| rt.route_table_id() == Some(table.as_str()))?;
-                let route = rt.routes().iter().find(|r| {
-                    r.destination_cidr_block() == Some(destination.as_str())
-                        && r.origin() == Some(&RouteOrigin::CreateRoute)
-                })?;
-                let mut attrs = Attrs::new();
-                attrs.insert("route_table_id".into(), Value::from(table.as_str()));
-                attrs.insert("destination_cidr_block".into(), Value::from(destination.as_str()));
-                if let Some(g) = route.gateway_id().filter(|g| !g.is_empty() && *g != "local") {
-                    attrs.insert("gateway_id".into(), Value::from(g));
-                } else if let Some(n) = route.nat_gateway_id().filter(|n| !n.is_empty()) {
-                    attrs.insert("nat_gateway_id".into(), Value::from(n));
-                }
-                Some(Live {
-                    id: route_id(table, destination),
-                    attrs,
-                })
-            })
-            .collect())
+        Ok(routes_in(&keys, &described))
+    }
+
+    fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        let keys: Vec<(String, String)> = requests.iter().filter_map(|r| natural_key(r).ok()).collect();
+        session
+            .shared::<RouteTableReads>()
+            .want_tables(keys.iter().map(|(t, _)| t.as_str()));
+    }
+
+    async fn read_in(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let keys: Vec<(String, String)> = requests.iter().map(natural_key).collect::<Result<_, _>>()?;
+        let tables = table_ids(&keys);
+        if tables.is_empty() {
+            return Ok(Vec::new());
+        }
+        let described: Vec<_> = session
+            .shared::<RouteTableReads>()
+            .tables(&self.0.ec2, &tables)
+            .await?
+            .into_values()
+            .collect();
+        Ok(routes_in(&keys, &described))
     }
 
     async fn update(

@@ -11,9 +11,10 @@ use super::toolkit::ec2::{
     Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible,
 };
 use super::toolkit::poll::Poll;
+use super::toolkit::shared_reads::RouteTableReads;
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, attr_str};
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route_table`.
@@ -60,6 +61,30 @@ fn to_live(table: &aws_sdk_ec2::types::RouteTable) -> Option<Live> {
 impl Ec2Kind for RouteTable {
     fn live(&self, table: &Self::Item, _recorded: Option<&Attrs>) -> Result<Option<Live>, ProviderError> {
         Ok(to_live(table))
+    }
+
+    /// Routes, associations and the VPC's main-table lookup read the same
+    /// tables: one describe by VPC serves them all.
+    fn announce_shared(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        let reads = session.shared::<RouteTableReads>();
+        reads.want_tables(requests.iter().map(|r| r.id.as_str()));
+        reads.want_vpcs(requests.iter().filter_map(|r| attr_opt_str(&r.attrs, "vpc_id")));
+    }
+
+    async fn read_shared(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let ids: Vec<String> = requests.iter().map(|r| r.id.clone()).collect();
+        let tables = session
+            .shared::<RouteTableReads>()
+            .tables(&self.0.ec2, &ids)
+            .await?;
+        Ok(requests
+            .iter()
+            .map(|r| tables.get(&r.id).and_then(to_live))
+            .collect())
     }
 
     async fn make(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {

@@ -14,9 +14,12 @@ use aws_sdk_ec2::types::RouteTableAssociationStateCode;
 use super::toolkit::ec2::{filter, route_tables, route_tables_where};
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
+use super::toolkit::shared_reads::RouteTableReads;
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str};
+use crate::provider::{
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
+};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route_table_association`.
@@ -136,6 +139,57 @@ impl ResourceKind for RouteTableAssociation {
             .iter()
             .map(|r| found.iter().find(|l| l.id == r.id).cloned())
             .collect())
+    }
+
+    fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        session.shared::<RouteTableReads>().want_tables(
+            requests
+                .iter()
+                .filter_map(|r| attr_opt_str(&r.attrs, "route_table_id")),
+        );
+    }
+
+    /// Looks in the recorded tables (shared with the other route table
+    /// kinds) first: an association id never moves to another table
+    /// (replacing the table makes a new association id). What is not found
+    /// there is read as [`ResourceKind::read`] does, which on AWS only
+    /// costs a call when something really was deleted.
+    async fn read_in(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let tables: Vec<String> = requests
+            .iter()
+            .filter_map(|r| attr_opt_str(&r.attrs, "route_table_id").map(str::to_string))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let described: Vec<_> = session
+            .shared::<RouteTableReads>()
+            .tables(&self.0.ec2, &tables)
+            .await?
+            .into_values()
+            .collect();
+        let found = subnet_associations(&described);
+        let mut out: Vec<Option<Live>> = requests
+            .iter()
+            .map(|r| found.iter().find(|l| l.id == r.id).cloned())
+            .collect();
+        let missing: Vec<ReadRequest> = requests
+            .iter()
+            .zip(&out)
+            .filter(|(_, l)| l.is_none())
+            .map(|(r, _)| r.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let mut again = self.read(&missing).await?.into_iter();
+        for slot in out.iter_mut().filter(|l| l.is_none()) {
+            *slot = again.next().flatten();
+        }
+        Ok(out)
     }
 
     async fn update(

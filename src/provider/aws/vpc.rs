@@ -3,11 +3,14 @@
 //! DescribeVpcs does not report the DNS attributes, so a read also makes two
 //! DescribeVpcAttribute calls per VPC (the API takes one VPC and one
 //! attribute per call). The main route table and default security group are
-//! looked up with one filtered describe each for all VPCs read together.
+//! looked up with one filtered describe each for all VPCs read together;
+//! in a refresh, the main route table comes from the route tables the
+//! route table kinds share, and the default security group (made with the
+//! VPC, never deleted or replaced) from what state recorded.
 //! VPCs are listed with a `vpc-id` filter rather than `VpcIds`, which fails
 //! the whole call when one id no longer exists.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,13 +18,14 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName, VpcState};
 
 use super::toolkit::ec2::{
-    Ec2Kind, Recorded, all_pages, created_id, ec2_described, filter, filters_in_chunks, tagged, tags_attr,
-    visible, wait_state,
+    Ec2Kind, Recorded, all_pages, created_id, describe_ids, ec2_described, filter, filters_in_chunks, tagged,
+    tags_attr, visible, wait_state,
 };
 use super::toolkit::errors::{Service, unless_gone};
+use super::toolkit::shared_reads::RouteTableReads;
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, attr_str};
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession, attr_opt_str, attr_str};
 use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.vpc`.
@@ -183,13 +187,18 @@ impl Vpc {
     }
 }
 
-#[async_trait]
-impl Ec2Kind for Vpc {
-    /// DescribeVpcs does not report the DNS attributes: two
-    /// DescribeVpcAttribute calls per VPC; the main route tables and
-    /// default security groups take one describe each for all VPCs. A VPC
-    /// that vanishes between the calls is left out.
-    async fn lives(&self, vpcs: Vec<Self::Item>, _recorded: &Recorded) -> Result<Vec<Live>, ProviderError> {
+impl Vpc {
+    /// The live views of described VPCs. DescribeVpcs does not report the
+    /// DNS attributes: two DescribeVpcAttribute calls per VPC. The main
+    /// route tables not in `main_route_tables` (by VPC id) and the default
+    /// security groups `recorded` does not name take one describe each for
+    /// all VPCs. A VPC that vanishes between the calls is left out.
+    async fn lives_knowing(
+        &self,
+        vpcs: Vec<aws_sdk_ec2::types::Vpc>,
+        recorded: &Recorded,
+        main_route_tables: HashMap<String, String>,
+    ) -> Result<Vec<Live>, ProviderError> {
         let ids: Vec<String> = vpcs
             .iter()
             .filter_map(|v| v.vpc_id().map(str::to_string))
@@ -197,8 +206,43 @@ impl Ec2Kind for Vpc {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let (route_tables, groups) =
-            tokio::try_join!(self.main_route_tables(&ids), self.default_security_groups(&ids))?;
+        // Default groups state recorded; what is not known is described.
+        let mut groups: HashMap<String, String> = recorded
+            .iter()
+            .filter_map(|(id, attrs)| {
+                let sg = attr_opt_str(attrs, "default_security_group_id").filter(|s| !s.is_empty())?;
+                Some((id.clone(), sg.to_string()))
+            })
+            .collect();
+        let mut route_tables = main_route_tables;
+        let rt_ids: Vec<String> = ids
+            .iter()
+            .filter(|id| !route_tables.contains_key(*id))
+            .cloned()
+            .collect();
+        let sg_ids: Vec<String> = ids
+            .iter()
+            .filter(|id| !groups.contains_key(*id))
+            .cloned()
+            .collect();
+        let (more_tables, more_groups) = tokio::try_join!(
+            async {
+                if rt_ids.is_empty() {
+                    Ok(HashMap::new())
+                } else {
+                    self.main_route_tables(&rt_ids).await
+                }
+            },
+            async {
+                if sg_ids.is_empty() {
+                    Ok(HashMap::new())
+                } else {
+                    self.default_security_groups(&sg_ids).await
+                }
+            }
+        )?;
+        route_tables.extend(more_tables);
+        groups.extend(more_groups);
         let mut out = Vec::new();
         for vpc in vpcs {
             let id = vpc
@@ -232,6 +276,55 @@ impl Ec2Kind for Vpc {
             });
         }
         Ok(out)
+    }
+}
+
+#[async_trait]
+impl Ec2Kind for Vpc {
+    async fn lives(&self, vpcs: Vec<Self::Item>, recorded: &Recorded) -> Result<Vec<Live>, ProviderError> {
+        self.lives_knowing(vpcs, recorded, HashMap::new()).await
+    }
+
+    /// The route table kinds describe every table of these VPCs: the main
+    /// tables come from that one answer.
+    fn announce_shared(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        session
+            .shared::<RouteTableReads>()
+            .want_vpcs(requests.iter().map(|r| r.id.as_str()));
+    }
+
+    async fn read_shared(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        let ids: Vec<String> = requests
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let tables = session.shared::<RouteTableReads>();
+        let mut main_route_tables = HashMap::new();
+        for id in ids.iter().filter(|id| tables.covers_vpc(id)) {
+            let main = tables
+                .of_vpc(&self.0.ec2, id)
+                .await?
+                .into_iter()
+                .find(|t| t.associations().iter().any(|a| a.main() == Some(true)));
+            if let Some(rt) = main.as_ref().and_then(|t| t.route_table_id()) {
+                main_route_tables.insert(id.clone(), rt.to_string());
+            }
+        }
+        let recorded: Recorded = requests.iter().map(|r| (r.id.clone(), r.attrs.clone())).collect();
+        let vpcs = describe_ids(self, &ids).await?;
+        let lives: HashMap<String, Live> = self
+            .lives_knowing(vpcs, &recorded, main_route_tables)
+            .await?
+            .into_iter()
+            .map(|l| (l.id.clone(), l))
+            .collect();
+        Ok(requests.iter().map(|r| lives.get(&r.id).cloned()).collect())
     }
 
     async fn make(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {

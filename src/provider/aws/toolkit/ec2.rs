@@ -24,7 +24,8 @@ use super::poll::{Poll, VISIBLE_PAUSES, VISIBLE_TIMEOUT};
 use super::tags;
 use crate::provider::schema::KindDef;
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_tags, tags_value,
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, TAG_ADDRESS, TAG_STACK,
+    attr_tags, tags_value,
 };
 use crate::{Attrs, Value};
 
@@ -178,6 +179,20 @@ pub trait Ec2Kind: Ec2Described {
         Ok(out)
     }
 
+    /// What [`read_shared`](Self::read_shared) will take from `session`'s
+    /// shared readers (see [`ResourceKind::announce`]). By default nothing.
+    fn announce_shared(&self, _session: &ReadSession, _requests: &[ReadRequest]) {}
+
+    /// A refresh's read (see [`ResourceKind::read_in`]): by default the
+    /// kind's own batched describe.
+    async fn read_shared(
+        &self,
+        _session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        read_batched(self, requests).await
+    }
+
     /// Creates the resource (tagged in the create call itself) and returns
     /// it once usable.
     async fn make(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError>;
@@ -217,24 +232,19 @@ impl<K: Ec2Kind> ResourceKind for K {
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
-        if requests.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = requests
-            .iter()
-            .map(|r| r.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let recorded: Recorded = requests.iter().map(|r| (r.id.clone(), r.attrs.clone())).collect();
-        let items = describe_ids(self, &ids).await?;
-        let lives: HashMap<String, Live> = self
-            .lives(items, &recorded)
-            .await?
-            .into_iter()
-            .map(|l| (l.id.clone(), l))
-            .collect();
-        Ok(requests.iter().map(|r| lives.get(&r.id).cloned()).collect())
+        read_batched(self, requests).await
+    }
+
+    fn announce(&self, session: &ReadSession, requests: &[ReadRequest]) {
+        self.announce_shared(session, requests)
+    }
+
+    async fn read_in(
+        &self,
+        session: &ReadSession,
+        requests: &[ReadRequest],
+    ) -> Result<Vec<Option<Live>>, ProviderError> {
+        self.read_shared(session, requests).await
     }
 
     async fn update(
@@ -265,6 +275,32 @@ impl<K: Ec2Kind> ResourceKind for K {
     async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         self.find(cx, desired).await
     }
+}
+
+/// Reads resources by id in batches ([`describe_ids`]) and answers in
+/// request order, `None` for those that do not exist.
+pub async fn read_batched<K: Ec2Kind + ?Sized>(
+    kind: &K,
+    requests: &[ReadRequest],
+) -> Result<Vec<Option<Live>>, ProviderError> {
+    if requests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = requests
+        .iter()
+        .map(|r| r.id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let recorded: Recorded = requests.iter().map(|r| (r.id.clone(), r.attrs.clone())).collect();
+    let items = describe_ids(kind, &ids).await?;
+    let lives: HashMap<String, Live> = kind
+        .lives(items, &recorded)
+        .await?
+        .into_iter()
+        .map(|l| (l.id.clone(), l))
+        .collect();
+    Ok(requests.iter().map(|r| lives.get(&r.id).cloned()).collect())
 }
 
 /// Describes resources by id: one filtered, paginated call per

@@ -10,12 +10,20 @@
 //! - [`iam`]: IAM tag lists and policy-document decoding.
 //! - [`ec2`]: the EC2 kinds' trait (describe by ids, find by ownership
 //!   tags, wait for a state), paging and the filter-value limit.
+//! - [`shared_reads`]: describes several EC2 kinds share in one refresh.
+//! - [`iam_details`]: IAM policies and roles from one paged
+//!   `GetAccountAuthorizationDetails` per refresh.
+//! - [`bounded`]: per-resource calls run concurrently under a limit that
+//!   backs off on throttling.
 
+pub mod bounded;
 pub mod ec2;
 pub mod errors;
 pub mod iam;
+pub mod iam_details;
 pub mod ownership;
 pub mod poll;
+pub mod shared_reads;
 pub mod tags;
 
 /// Helpers shared by the toolkit's unit tests.
