@@ -27,10 +27,8 @@ pub static NAMED: KindDef = KindDef {
         AttrSchema::computed("arn", AttrType::String, "`arn:fake:test.named/<id>`."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// `test.anon`: a taggable object with no identity of its own.
@@ -47,10 +45,7 @@ pub static ANON: KindDef = KindDef {
         ),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// `test.keyed`: an untagged object found by its natural key.
@@ -65,11 +60,8 @@ pub static KEYED: KindDef = KindDef {
             "Id of an object it points at; changes in place.",
         ),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["key"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Every fake kind's definition.

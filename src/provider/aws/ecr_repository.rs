@@ -57,10 +57,8 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("registry_id", AttrType::String, "The registry (account) id."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// ECR's limit on names per `DescribeRepositories` and images per

@@ -36,10 +36,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("public_ip", AttrType::String, "The public IPv4 address."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a release may wait for the address to stop being in use.

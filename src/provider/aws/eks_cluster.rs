@@ -116,9 +116,9 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: Some(normalize),
-    preflight: None,
     identity: &[&["name"]],
     hosts_objects: true,
+    ..KindDef::BASE
 };
 
 /// Subnet and security group lists are sets: compared sorted.

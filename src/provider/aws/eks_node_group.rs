@@ -137,9 +137,8 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: Some(normalize),
-    preflight: None,
     identity: &[&["cluster_name", "name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// The subnet list is a set (the instance type list is an order of

@@ -63,10 +63,8 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// IAM keeps at most this many versions of a managed policy.

@@ -29,10 +29,7 @@ pub static DEF: KindDef = KindDef {
         "The account that owns the gateway.",
     )],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.internet_gateway`.

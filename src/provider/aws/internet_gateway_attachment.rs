@@ -32,11 +32,8 @@ pub static DEF: KindDef = KindDef {
         .force_new(),
         AttrSchema::required("vpc_id", AttrType::String, "The VPC to attach it to.").force_new(),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["vpc_id"], &["internet_gateway_id"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.internet_gateway_attachment`.

@@ -63,10 +63,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("vpc_id", AttrType::String, "The VPC of the subnet."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a gateway may take to become `available`.

@@ -142,11 +142,7 @@ pub static DEF: KindDef = KindDef {
         )
         .default(Default::Int(DEFAULT_TIMEOUT_SECONDS)),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.network_drain`.

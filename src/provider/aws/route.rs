@@ -50,11 +50,8 @@ pub static DEF: KindDef = KindDef {
             "Target NAT gateway (nat-...).",
         ),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["route_table_id", "destination_cidr_block"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.route`.

@@ -31,11 +31,8 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::required("route_table_id", AttrType::String, "The route table."),
         AttrSchema::required("subnet_id", AttrType::String, "The subnet.").force_new(),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["subnet_id"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.route_table_association`.

@@ -79,10 +79,8 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("owner_id", AttrType::String, "The AWS account owning the group."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["vpc_id", "name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.security_group`.

@@ -49,10 +49,8 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["vpc_id", "cidr_block"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a new subnet may stay `pending`.

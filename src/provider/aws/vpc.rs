@@ -59,10 +59,7 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a new VPC may stay `pending`.

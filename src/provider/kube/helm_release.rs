@@ -157,11 +157,10 @@ pub static DEF: KindDef = KindDef {
         ),
         AttrSchema::computed("chart_version", AttrType::String, "The deployed chart's version."),
     ],
-    taggable: false,
     normalize: Some(normalize),
     preflight: Some(preflight),
     identity: &[&["cluster", "namespace", "name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Default of `wait_timeout_seconds`.

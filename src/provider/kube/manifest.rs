@@ -72,11 +72,8 @@ pub static DEF: KindDef = KindDef {
             "The objects last applied, in file order: a list of { apiVersion, kind, namespace, name }.",
         ),
     ],
-    taggable: false,
     normalize: Some(normalize),
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// The field manager meshform applies as.

@@ -57,11 +57,8 @@ pub static DEF: KindDef = KindDef {
         ),
         AttrSchema::computed("uid", AttrType::String, "The namespace's uid."),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["cluster", "name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a delete waits for the namespace to go.
