@@ -3,11 +3,11 @@
 //! an `available` (or `attached`) attachment to that VPC. An attachment
 //! carries no tags: it is found again by its natural key.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::{all_pages, filters_in_chunks};
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::{Poll, VISIBLE_TIMEOUT};
@@ -150,12 +150,7 @@ impl ResourceKind for InternetGatewayAttachment {
             return Ok(Vec::new());
         }
         let keys = keys(requests)?;
-        let igw_ids: Vec<String> = keys
-            .iter()
-            .map(|(igw, _)| igw.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let igw_ids = distinct(keys.iter().map(|(igw, _)| igw.clone()));
         let gateways = self.describe(&igw_ids).await?;
         Ok(keys
             .iter()

@@ -93,6 +93,7 @@ use aws_sdk_ec2::types::{
 };
 
 use super::AwsClients;
+use super::toolkit::distinct;
 use super::toolkit::ec2::{all_pages, filter, filters_in_chunks};
 use super::toolkit::errors::Service;
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
@@ -855,13 +856,7 @@ impl ResourceKind for NetworkDrain {
             .iter()
             .map(|r| vpc_and_cluster(&r.id, &r.attrs))
             .collect();
-        let vpc_ids: Vec<String> = keys
-            .iter()
-            .flatten()
-            .map(|(v, _)| v.to_string())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let vpc_ids = distinct(keys.iter().flatten().map(|(v, _)| v.to_string()));
         let existing = self.existing_vpcs(&vpc_ids).await?;
         Ok(requests
             .iter()

@@ -4,12 +4,12 @@
 //! Routes have no id of their own in EC2: meshform names a route
 //! `<route-table-id>_<destination>` and finds it again through its table.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteOrigin;
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::route_tables_where;
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
@@ -113,11 +113,7 @@ fn natural_key(req: &ReadRequest) -> Result<(String, String), ProviderError> {
 
 /// The distinct route tables of `keys` (table, destination).
 fn table_ids(keys: &[(String, String)]) -> Vec<String> {
-    keys.iter()
-        .map(|(t, _)| t.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+    distinct(keys.iter().map(|(t, _)| t.clone()))
 }
 
 /// The route of each key (table, destination) found in `described`.

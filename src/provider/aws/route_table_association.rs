@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteTableAssociationStateCode;
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::{filter, route_tables, route_tables_where};
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
@@ -71,6 +72,15 @@ fn table_is(live: &Live, table: &str) -> bool {
     attr_opt_str(&live.attrs, "route_table_id") == Some(table)
 }
 
+/// The route tables the requests were recorded in, each once.
+fn recorded_tables<'a>(requests: impl IntoIterator<Item = &'a ReadRequest>) -> Vec<String> {
+    distinct(
+        requests
+            .into_iter()
+            .filter_map(|r| attr_opt_str(&r.attrs, "route_table_id").map(str::to_string)),
+    )
+}
+
 #[async_trait]
 impl ResourceKind for RouteTableAssociation {
     fn def(&self) -> &'static KindDef {
@@ -120,13 +130,7 @@ impl ResourceKind for RouteTableAssociation {
         // table holding an association that was not asked about can be
         // missed. Look again, by recorded table, for what seems gone: on AWS
         // this only costs a call when something really was deleted.
-        let missing_tables: Vec<String> = requests
-            .iter()
-            .filter(|r| !found.iter().any(|l| l.id == r.id))
-            .filter_map(|r| attr_opt_str(&r.attrs, "route_table_id").map(str::to_string))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let missing_tables = recorded_tables(requests.iter().filter(|r| !found.iter().any(|l| l.id == r.id)));
         if !missing_tables.is_empty() {
             let more = route_tables_where(&self.0.ec2, "route-table-id", &missing_tables).await?;
             found.extend(subnet_associations(&more));
@@ -156,12 +160,7 @@ impl ResourceKind for RouteTableAssociation {
         session: &ReadSession,
         requests: &[ReadRequest],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let tables: Vec<String> = requests
-            .iter()
-            .filter_map(|r| attr_opt_str(&r.attrs, "route_table_id").map(str::to_string))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let tables = recorded_tables(requests);
         let described: Vec<_> = session
             .shared::<RouteTableReads>()
             .tables(&self.0.ec2, &tables)

@@ -10,13 +10,14 @@
 //! VPCs are listed with a `vpc-id` filter rather than `VpcIds`, which fails
 //! the whole call when one id no longer exists.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName, VpcState};
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::{
     Ec2Kind, Recorded, all_pages, created_id, describe_ids, ec2_described, filter, filters_in_chunks, tagged,
     tags_attr, visible, wait_state,
@@ -295,12 +296,7 @@ impl Ec2Kind for Vpc {
         session: &ReadSession,
         requests: &[ReadRequest],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let ids: Vec<String> = requests
-            .iter()
-            .map(|r| r.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let ids = distinct(requests.iter().map(|r| r.id.clone()));
         let tables = session.shared::<RouteTableReads>();
         let mut main_route_tables = HashMap::new();
         for id in ids.iter().filter(|id| tables.covers_vpc(id)) {

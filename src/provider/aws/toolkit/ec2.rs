@@ -9,7 +9,7 @@
 //! the read-back after a change, "already gone" deletes and the lookup by
 //! ownership tags come from here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
+use super::distinct;
 use super::errors::{Service, gone_is_done};
 use super::ownership;
 use super::poll::{Poll, VISIBLE_PAUSES, VISIBLE_TIMEOUT};
@@ -286,12 +287,7 @@ pub async fn read_batched<K: Ec2Kind + ?Sized>(
     if requests.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = requests
-        .iter()
-        .map(|r| r.id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let ids = distinct(requests.iter().map(|r| r.id.clone()));
     let recorded: Recorded = requests.iter().map(|r| (r.id.clone(), r.attrs.clone())).collect();
     let items = describe_ids(kind, &ids).await?;
     let lives: HashMap<String, Live> = kind

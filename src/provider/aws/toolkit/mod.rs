@@ -26,6 +26,16 @@ pub mod poll;
 pub mod shared_reads;
 pub mod tags;
 
+/// The items each once, in order: the ids to ask about when several
+/// requests name the same resource.
+pub fn distinct(items: impl IntoIterator<Item = String>) -> Vec<String> {
+    items
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// Helpers shared by the toolkit's unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
