@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::toolkit::distinct;
-use super::toolkit::ec2::{all_pages, filters_in_chunks};
+use super::toolkit::ec2::filters_in_chunks;
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::{Poll, VISIBLE_TIMEOUT};
 use super::toolkit::shared_reads::InternetGatewayReads;
+use super::toolkit::{all_pages, distinct};
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{

@@ -93,9 +93,9 @@ use aws_sdk_ec2::types::{
 };
 
 use super::AwsClients;
-use super::toolkit::distinct;
-use super::toolkit::ec2::{all_pages, filter, filters_in_chunks};
+use super::toolkit::ec2::{filter, filters_in_chunks};
 use super::toolkit::errors::Service;
+use super::toolkit::{all_pages, distinct};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_STACK, attr_opt_str, attr_str,

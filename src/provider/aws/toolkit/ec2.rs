@@ -18,11 +18,11 @@ use async_trait::async_trait;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
-use super::distinct;
 use super::errors::{Service, gone_is_done};
 use super::ownership;
 use super::poll::{Poll, VISIBLE_PAUSES, VISIBLE_TIMEOUT};
 use super::tags;
+use super::{all_pages, distinct};
 use crate::provider::schema::KindDef;
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, TAG_ADDRESS, TAG_STACK,
@@ -63,21 +63,6 @@ pub trait Ec2Described: Send + Sync + 'static {
     /// A described resource's tags.
     fn item_tags(item: &Self::Item) -> &[Tag];
 }
-
-/// Every item of a paginated describe call (a fluent builder), or its
-/// error named `$op`.
-macro_rules! all_pages {
-    ($call:expr, $op:literal) => {
-        $call
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
-    };
-}
-pub(crate) use all_pages;
 
 /// Implements [`Ec2Described`] for a kind type holding `Arc<AwsClients>`:
 ///
@@ -137,7 +122,7 @@ macro_rules! ec2_described {
         $crate::provider::aws::toolkit::ec2::ec2_described!(@impl $kind: $item, $id, $filter, $noun,
             |k: &$kind, filters: Vec<aws_sdk_ec2::types::Filter>| {
                 let call = k.0.ec2.$call().$setter(Some(filters));
-                async move { $crate::provider::aws::toolkit::ec2::all_pages!(call, $op) }
+                async move { $crate::provider::aws::toolkit::all_pages!(call, $op) }
             }, $($delete)*);
     };
     ($kind:ident: $item:ty, id $id:ident, filter $filter:literal, noun $noun:literal,

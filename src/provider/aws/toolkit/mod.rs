@@ -26,6 +26,21 @@ pub mod poll;
 pub mod shared_reads;
 pub mod tags;
 
+/// Every item of a paginated list or describe call of any service (a
+/// fluent builder), or its error named `$op`.
+macro_rules! all_pages {
+    ($call:expr, $op:literal) => {
+        $call
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
+    };
+}
+pub(crate) use all_pages;
+
 /// The items each once, in order: the ids to ask about when several
 /// requests name the same resource.
 pub fn distinct(items: impl IntoIterator<Item = String>) -> Vec<String> {

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_ec2::types::{InternetGateway, RouteTable};
 use tokio::sync::OnceCell;
 
-use super::ec2::{all_pages, filters_in_chunks, route_tables_where};
+use super::all_pages;
+use super::ec2::{filters_in_chunks, route_tables_where};
 use crate::provider::ProviderError;
 
 /// One shared answer: the described objects by id.
