@@ -16,8 +16,9 @@ use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMu
 use super::toolkit::bounded::map_bounded;
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::ownership::owned_by;
+use super::toolkit::send;
 use super::toolkit::tags::{sync_with, tag_list};
-use super::{AwsClients, SingleAttempt};
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_bool,
@@ -136,12 +137,10 @@ async fn repository_tags(
     ecr: &aws_sdk_ecr::Client,
     arn: &str,
 ) -> Result<BTreeMap<String, String>, ProviderError> {
-    let out = ecr
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(|e| ProviderError::aws("ListTagsForResource", e))?;
+    let out = send!(
+        ecr.list_tags_for_resource().resource_arn(arn),
+        "ListTagsForResource"
+    )?;
     Ok(out
         .tags()
         .iter()
@@ -256,14 +255,13 @@ impl EcrRepository {
                 .iter()
                 .map(|d| ImageIdentifier::builder().image_digest(d).build())
                 .collect();
-            let out = self
-                .ecr()
-                .batch_delete_image()
-                .repository_name(name)
-                .set_image_ids(Some(ids))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("BatchDeleteImage", e))?;
+            let out = send!(
+                self.ecr()
+                    .batch_delete_image()
+                    .repository_name(name)
+                    .set_image_ids(Some(ids)),
+                "BatchDeleteImage"
+            )?;
             // An image already gone is what we want; anything else is not.
             let failures: Vec<String> = out
                 .failures()
@@ -304,22 +302,19 @@ impl ResourceKind for EcrRepository {
         let name = attr_str(desired, "name")?;
         let tags = attr_tags(desired);
         let create_tags = Some(ecr_tags(&tags)?).filter(|t| !t.is_empty());
-        let out = self
-            .ecr()
-            .create_repository()
-            .repository_name(name)
-            .image_tag_mutability(mutability(desired)?)
-            .image_scanning_configuration(
-                ImageScanningConfiguration::builder()
-                    .scan_on_push(attr_bool(desired, "scan_on_push"))
-                    .build(),
-            )
-            .set_tags(create_tags)
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreateRepository", e))?;
+        let out = send_once!(
+            self.ecr()
+                .create_repository()
+                .repository_name(name)
+                .image_tag_mutability(mutability(desired)?)
+                .image_scanning_configuration(
+                    ImageScanningConfiguration::builder()
+                        .scan_on_push(attr_bool(desired, "scan_on_push"))
+                        .build(),
+                )
+                .set_tags(create_tags),
+            "CreateRepository"
+        )?;
         let repo = out
             .repository()
             .ok_or_else(|| ProviderError::unexpected("CreateRepository", "no repository in the response"))?;
@@ -379,13 +374,13 @@ impl ResourceKind for EcrRepository {
         let has = |attr: &str| changed.iter().any(|c| c == attr);
         if has("image_tag_mutability") {
             let m = mutability(desired)?;
-            self.ecr()
-                .put_image_tag_mutability()
-                .repository_name(name)
-                .image_tag_mutability(m.clone())
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("PutImageTagMutability", e))?;
+            send!(
+                self.ecr()
+                    .put_image_tag_mutability()
+                    .repository_name(name)
+                    .image_tag_mutability(m.clone()),
+                "PutImageTagMutability"
+            )?;
             live.attrs.insert(
                 "image_tag_mutability".into(),
                 Value::String(m.as_str().to_string()),
@@ -393,15 +388,15 @@ impl ResourceKind for EcrRepository {
         }
         if has("scan_on_push") {
             let scan = attr_bool(desired, "scan_on_push");
-            self.ecr()
-                .put_image_scanning_configuration()
-                .repository_name(name)
-                .image_scanning_configuration(
-                    ImageScanningConfiguration::builder().scan_on_push(scan).build(),
-                )
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("PutImageScanningConfiguration", e))?;
+            send!(
+                self.ecr()
+                    .put_image_scanning_configuration()
+                    .repository_name(name)
+                    .image_scanning_configuration(
+                        ImageScanningConfiguration::builder().scan_on_push(scan).build(),
+                    ),
+                "PutImageScanningConfiguration"
+            )?;
             live.attrs.insert("scan_on_push".into(), Value::Bool(scan));
         }
         if has("tags") {

@@ -34,7 +34,8 @@ use super::eks_util::{
     sorted_set, sync_tags, tag_map, wait_for, wait_update,
 };
 use super::toolkit::ownership::{owned_by, owner_of};
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::send;
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_str_list,
@@ -379,12 +380,7 @@ impl EksCluster {
             .set_client_request_token(Some(cx.token.clone()).filter(|t| !t.is_empty()));
         let what = format!("create EKS cluster {name}");
         let created = retry_iam_propagation(&what, &cx.progress, Backoff::iam(iam_deadline), || async {
-            call.clone()
-                .customize()
-                .config_override(SingleAttempt)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("CreateCluster", e))
+            send_once!(call.clone(), "CreateCluster")
         })
         .await;
         match created {
@@ -416,19 +412,18 @@ impl EksCluster {
                  endpoint_private_access cannot both be false",
             ));
         }
-        let out = self
-            .eks()
-            .update_cluster_config()
-            .name(name)
-            .resources_vpc_config(
-                VpcConfigRequest::builder()
-                    .endpoint_public_access(public)
-                    .endpoint_private_access(private)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("UpdateClusterConfig", e))?;
+        let out = send!(
+            self.eks()
+                .update_cluster_config()
+                .name(name)
+                .resources_vpc_config(
+                    VpcConfigRequest::builder()
+                        .endpoint_public_access(public)
+                        .endpoint_private_access(private)
+                        .build(),
+                ),
+            "UpdateClusterConfig"
+        )?;
         let what = format!("EKS cluster {name} endpoint access update");
         // AWS always answers with an update to follow; moto applies the change
         // at once and answers with the cluster instead.

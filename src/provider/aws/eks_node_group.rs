@@ -32,7 +32,8 @@ use super::eks_util::{
     set_value, sorted_set, sync_tags, tag_map, wait_for, wait_update,
 };
 use super::toolkit::ownership::{owned_by, owner_of};
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::send;
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_str_list,
@@ -597,12 +598,7 @@ impl EksNodeGroup {
             .set_client_request_token(Some(cx.token.clone()).filter(|t| !t.is_empty()));
         let what = format!("create EKS node group {name} of cluster {cluster}");
         let created = retry_iam_propagation(&what, &cx.progress, Backoff::iam(iam_deadline), || async {
-            call.clone()
-                .customize()
-                .config_override(SingleAttempt)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("CreateNodegroup", e))
+            send_once!(call.clone(), "CreateNodegroup")
         })
         .await;
         match created {
@@ -673,21 +669,20 @@ impl ResourceKind for EksNodeGroup {
         };
         if scaling_changed || labels.is_some() || taints.is_some() {
             // One update carrying every change: EKS runs one update at a time.
-            let out = self
-                .eks()
-                .update_nodegroup_config()
-                .cluster_name(cluster)
-                .nodegroup_name(name)
-                .set_scaling_config(if scaling_changed {
-                    Some(scaling(desired)?)
-                } else {
-                    None
-                })
-                .set_labels(labels)
-                .set_taints(taints)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("UpdateNodegroupConfig", e))?;
+            let out = send!(
+                self.eks()
+                    .update_nodegroup_config()
+                    .cluster_name(cluster)
+                    .nodegroup_name(name)
+                    .set_scaling_config(if scaling_changed {
+                        Some(scaling(desired)?)
+                    } else {
+                        None
+                    })
+                    .set_labels(labels)
+                    .set_taints(taints),
+                "UpdateNodegroupConfig"
+            )?;
             let update = out.update().ok_or_else(|| {
                 ProviderError::unexpected("UpdateNodegroupConfig", "no update in the response")
             })?;

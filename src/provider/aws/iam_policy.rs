@@ -20,14 +20,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_iam::types::{EntityType, ManagedPolicyDetail, Policy, PolicyScopeType, PolicyVersion, Tag};
 
-use super::toolkit::all_pages;
 use super::toolkit::bounded::map_bounded;
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::iam::{document_text, document_value, iam_tags, tag_map};
 use super::toolkit::iam_details::{AccountDetails, AccountDetailsReads, account_details};
 use super::toolkit::ownership::owned_by;
 use super::toolkit::tags::sync_with;
-use super::{AwsClients, SingleAttempt};
+use super::toolkit::{all_pages, send};
+use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
@@ -254,14 +254,13 @@ impl IamPolicy {
     /// One version of a policy (its document included); `None` when the
     /// policy or the version is gone.
     async fn version(&self, arn: &str, version_id: &str) -> Result<Option<PolicyVersion>, ProviderError> {
-        let got = self
-            .iam()
-            .get_policy_version()
-            .policy_arn(arn)
-            .version_id(version_id)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("GetPolicyVersion", e));
+        let got = send!(
+            self.iam()
+                .get_policy_version()
+                .policy_arn(arn)
+                .version_id(version_id),
+            "GetPolicyVersion"
+        );
         Ok(unless_gone(Service::Iam, got)?.and_then(|out| out.policy_version().cloned()))
     }
 
@@ -382,17 +381,14 @@ impl IamPolicy {
         let wanted = serde_json::from_str::<Value>(&document).ok();
         super::send_resolving_doubt(
             || async {
-                let out = self
-                    .iam()
-                    .create_policy_version()
-                    .policy_arn(arn)
-                    .policy_document(document.clone())
-                    .set_as_default(true)
-                    .customize()
-                    .config_override(SingleAttempt)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::aws("CreatePolicyVersion", e))?;
+                let out = send_once!(
+                    self.iam()
+                        .create_policy_version()
+                        .policy_arn(arn)
+                        .policy_document(document.clone())
+                        .set_as_default(true),
+                    "CreatePolicyVersion"
+                )?;
                 out.policy_version()
                     .and_then(PolicyVersion::version_id)
                     .map(str::to_string)
@@ -478,19 +474,16 @@ impl ResourceKind for IamPolicy {
         let document = document_text(desired, DOCUMENT)?;
         let tags = attr_tags(desired);
         let create_tags = Some(iam_tags(&tags)?).filter(|t| !t.is_empty());
-        let out = self
-            .iam()
-            .create_policy()
-            .policy_name(name)
-            .path(path)
-            .set_description(description.map(str::to_string))
-            .policy_document(document)
-            .set_tags(create_tags)
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreatePolicy", e))?;
+        let out = send_once!(
+            self.iam()
+                .create_policy()
+                .policy_name(name)
+                .path(path)
+                .set_description(description.map(str::to_string))
+                .policy_document(document)
+                .set_tags(create_tags),
+            "CreatePolicy"
+        )?;
         let policy = out
             .policy()
             .ok_or_else(|| ProviderError::unexpected("CreatePolicy", "no policy in the response"))?;

@@ -29,12 +29,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_iam::types::{AttachedPolicy, EntityType, InstanceProfile, Role, Tag};
 
-use super::toolkit::all_pages;
 use super::toolkit::errors::Service;
 use super::toolkit::iam::{attached_arns, document_text, document_value, iam_tags, parse_document, tag_map};
 use super::toolkit::iam_details::{AccountDetails, AccountDetailsReads, account_details};
 use super::toolkit::ownership::owned_by;
 use super::toolkit::tags::sync_with;
+use super::toolkit::{all_pages, send};
 use super::{AwsClients, SingleAttempt};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -270,14 +270,7 @@ impl IamRole {
 
     /// The role named `name`, `None` when there is none.
     async fn get_role(&self, name: &str) -> Result<Option<Role>, ProviderError> {
-        let out = unless_gone(
-            self.iam()
-                .get_role()
-                .role_name(name)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("GetRole", e)),
-        )?;
+        let out = unless_gone(send!(self.iam().get_role().role_name(name), "GetRole"))?;
         match out {
             Some(out) => out.role().cloned().map(Some).ok_or_else(|| {
                 ProviderError::unexpected("GetRole", format!("no role {name} in the response"))
@@ -348,25 +341,17 @@ impl IamRole {
         desired: &BTreeSet<String>,
     ) -> Result<(), ProviderError> {
         for arn in desired.difference(current) {
-            self.iam()
-                .attach_role_policy()
-                .role_name(name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("AttachRolePolicy", e))?;
+            send!(
+                self.iam().attach_role_policy().role_name(name).policy_arn(arn),
+                "AttachRolePolicy"
+            )?;
         }
         for arn in current.difference(desired) {
             // Already detached (or the policy is gone): nothing to do.
-            unless_gone(
-                self.iam()
-                    .detach_role_policy()
-                    .role_name(name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::aws("DetachRolePolicy", e)),
-            )?;
+            unless_gone(send!(
+                self.iam().detach_role_policy().role_name(name).policy_arn(arn),
+                "DetachRolePolicy"
+            ))?;
         }
         Ok(())
     }
@@ -594,23 +579,23 @@ impl ResourceKind for IamRole {
                 Some(m) => m,
                 None => max_session(&prior.attrs)?.unwrap_or(DEFAULT_MAX_SESSION),
             };
-            self.iam()
-                .update_role()
-                .role_name(name)
-                .set_description(description)
-                .max_session_duration(max)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("UpdateRole", e))?;
+            send!(
+                self.iam()
+                    .update_role()
+                    .role_name(name)
+                    .set_description(description)
+                    .max_session_duration(max),
+                "UpdateRole"
+            )?;
         }
         if has("assume_role_policy") {
-            self.iam()
-                .update_assume_role_policy()
-                .role_name(name)
-                .policy_document(document_text(desired, TRUST)?)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("UpdateAssumeRolePolicy", e))?;
+            send!(
+                self.iam()
+                    .update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(document_text(desired, TRUST)?),
+                "UpdateAssumeRolePolicy"
+            )?;
         }
         if has("managed_policy_arns") {
             let want = desired_policy_arns(desired)?;
@@ -640,38 +625,27 @@ impl ResourceKind for IamRole {
             return Ok(());
         };
         for policy in &inline {
-            unless_gone(
+            unless_gone(send!(
                 self.iam()
                     .delete_role_policy()
                     .role_name(name)
-                    .policy_name(policy)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::aws("DeleteRolePolicy", e)),
-            )?;
+                    .policy_name(policy),
+                "DeleteRolePolicy"
+            ))?;
         }
         let Some(profiles) = unless_gone(self.instance_profiles(name).await)? else {
             return Ok(());
         };
         for profile in &profiles {
-            unless_gone(
+            unless_gone(send!(
                 self.iam()
                     .remove_role_from_instance_profile()
                     .role_name(name)
-                    .instance_profile_name(profile)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::aws("RemoveRoleFromInstanceProfile", e)),
-            )?;
+                    .instance_profile_name(profile),
+                "RemoveRoleFromInstanceProfile"
+            ))?;
         }
-        unless_gone(
-            self.iam()
-                .delete_role()
-                .role_name(name)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("DeleteRole", e)),
-        )?;
+        unless_gone(send!(self.iam().delete_role().role_name(name), "DeleteRole"))?;
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use super::toolkit::ec2::filters_in_chunks;
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::{Poll, VISIBLE_TIMEOUT};
 use super::toolkit::shared_reads::InternetGatewayReads;
-use super::toolkit::{all_pages, distinct};
+use super::toolkit::{all_pages, distinct, send};
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{
@@ -215,15 +215,14 @@ impl ResourceKind for InternetGatewayAttachment {
         let (igw, vpc) = key(&prior.id, &prior.attrs).ok_or_else(|| {
             ProviderError::invalid("id", format!("`{}` is not <igw-id>:<vpc-id>", prior.id))
         })?;
-        let detached = self
-            .0
-            .ec2
-            .detach_internet_gateway()
-            .internet_gateway_id(&igw)
-            .vpc_id(&vpc)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DetachInternetGateway", e));
+        let detached = send!(
+            self.0
+                .ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(&igw)
+                .vpc_id(&vpc),
+            "DetachInternetGateway"
+        );
         // Gone gateway or VPC (NotFound), or no longer attached.
         match gone_is_done(Service::Ec2, detached) {
             Err(e) if e.code() == Some("Gateway.NotAttached") => Ok(()),

@@ -29,6 +29,7 @@ use std::sync::Arc;
 use aws_config::retry::RetryConfig;
 
 use crate::provider::{Kinds, ProviderError, RegionFacts, schema::KindDef};
+use toolkit::send;
 
 /// The per-operation configuration of a call that must be made at most once
 /// per attempt of the engine: the SDK's own retries off.
@@ -211,18 +212,15 @@ impl AwsClients {
 
     /// Reads the region's available availability zones, sorted by name.
     pub async fn region_facts(&self) -> Result<RegionFacts, ProviderError> {
-        let out = self
-            .ec2
-            .describe_availability_zones()
-            .filters(
+        let out = send!(
+            self.ec2.describe_availability_zones().filters(
                 aws_sdk_ec2::types::Filter::builder()
                     .name("state")
                     .values("available")
                     .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeAvailabilityZones", e))?;
+            ),
+            "DescribeAvailabilityZones"
+        )?;
         let mut azs: Vec<String> = out
             .availability_zones()
             .iter()

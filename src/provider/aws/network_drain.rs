@@ -95,7 +95,7 @@ use aws_sdk_ec2::types::{
 use super::AwsClients;
 use super::toolkit::ec2::{filter, filters_in_chunks};
 use super::toolkit::errors::Service;
-use super::toolkit::{all_pages, distinct};
+use super::toolkit::{all_pages, distinct, send};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_STACK, attr_opt_str, attr_str,
@@ -544,12 +544,10 @@ impl NetworkDrain {
     async fn elbv2_tags(&self, arns: &[String]) -> Result<HashMap<String, Tags>, ProviderError> {
         let client = &self.0.elbv2;
         tags_in_batches(arns, |chunk| async move {
-            let out = client
-                .describe_tags()
-                .set_resource_arns(Some(chunk))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeTags", e))?;
+            let out = send!(
+                client.describe_tags().set_resource_arns(Some(chunk)),
+                "DescribeTags"
+            )?;
             Ok(out
                 .tag_descriptions()
                 .iter()
@@ -571,12 +569,10 @@ impl NetworkDrain {
     async fn classic_tags(&self, names: &[String]) -> Result<HashMap<String, Tags>, ProviderError> {
         let client = &self.0.elb;
         tags_in_batches(names, |chunk| async move {
-            let out = client
-                .describe_tags()
-                .set_load_balancer_names(Some(chunk))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeTags (classic)", e))?;
+            let out = send!(
+                client.describe_tags().set_load_balancer_names(Some(chunk)),
+                "DescribeTags (classic)"
+            )?;
             Ok(out
                 .tag_descriptions()
                 .iter()
@@ -740,15 +736,14 @@ impl NetworkDrain {
             if rules.is_empty() {
                 continue;
             }
-            let result = self
-                .0
-                .ec2
-                .revoke_security_group_ingress()
-                .group_id(group_id)
-                .set_ip_permissions(Some(rules))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("RevokeSecurityGroupIngress", e));
+            let result = send!(
+                self.0
+                    .ec2
+                    .revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(rules)),
+                "RevokeSecurityGroupIngress"
+            );
             match result {
                 Ok(_) => cx.progress.report(&format!(
                     "revoked the rules of security group {group_id} that admit {}",
@@ -771,47 +766,33 @@ impl NetworkDrain {
     ) -> Result<Option<String>, ProviderError> {
         let c = &self.0;
         let result = match item.kind {
-            Kind::LoadBalancer => c
-                .elbv2
-                .delete_load_balancer()
-                .load_balancer_arn(&item.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteLoadBalancer", e)),
-            Kind::ClassicLoadBalancer => c
-                .elb
-                .delete_load_balancer()
-                .load_balancer_name(&item.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteLoadBalancer (classic)", e)),
-            Kind::TargetGroup => c
-                .elbv2
-                .delete_target_group()
-                .target_group_arn(&item.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteTargetGroup", e)),
-            Kind::NetworkInterface => c
-                .ec2
-                .delete_network_interface()
-                .network_interface_id(&item.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteNetworkInterface", e)),
+            Kind::LoadBalancer => send!(
+                c.elbv2.delete_load_balancer().load_balancer_arn(&item.id),
+                "DeleteLoadBalancer"
+            )
+            .map(|_| ()),
+            Kind::ClassicLoadBalancer => send!(
+                c.elb.delete_load_balancer().load_balancer_name(&item.id),
+                "DeleteLoadBalancer (classic)"
+            )
+            .map(|_| ()),
+            Kind::TargetGroup => send!(
+                c.elbv2.delete_target_group().target_group_arn(&item.id),
+                "DeleteTargetGroup"
+            )
+            .map(|_| ()),
+            Kind::NetworkInterface => send!(
+                c.ec2.delete_network_interface().network_interface_id(&item.id),
+                "DeleteNetworkInterface"
+            )
+            .map(|_| ()),
             Kind::SecurityGroup => {
                 self.revoke_rules_admitting(cx, groups, item).await?;
-                c.ec2
-                    .delete_security_group()
-                    .group_id(&item.id)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("DeleteSecurityGroup", e))
+                send!(
+                    c.ec2.delete_security_group().group_id(&item.id),
+                    "DeleteSecurityGroup"
+                )
+                .map(|_| ())
             }
         };
         match result {

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteOrigin;
 
-use super::toolkit::distinct;
 use super::toolkit::ec2::route_tables_where;
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
 use super::toolkit::shared_reads::RouteTableReads;
+use super::toolkit::{distinct, send};
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{
@@ -257,15 +257,14 @@ impl ResourceKind for Route {
             attrs: prior.attrs.clone(),
         };
         let (table, destination) = natural_key(&req)?;
-        let result = self
-            .0
-            .ec2
-            .delete_route()
-            .route_table_id(table)
-            .destination_cidr_block(destination)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DeleteRoute", e));
+        let result = send!(
+            self.0
+                .ec2
+                .delete_route()
+                .route_table_id(table)
+                .destination_cidr_block(destination),
+            "DeleteRoute"
+        );
         gone_is_done(Service::Ec2, result)
     }
 

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteTableAssociationStateCode;
 
-use super::toolkit::distinct;
 use super::toolkit::ec2::{filter, route_tables, route_tables_where};
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
 use super::toolkit::shared_reads::RouteTableReads;
+use super::toolkit::{distinct, send};
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
 use crate::provider::{
@@ -198,15 +198,14 @@ impl ResourceKind for RouteTableAssociation {
         let table = attr_str(desired, "route_table_id")?;
         let mut id = prior.id.clone();
         if changed.iter().any(|c| c == "route_table_id") && !table_is(prior, table) {
-            let out = self
-                .0
-                .ec2
-                .replace_route_table_association()
-                .association_id(&prior.id)
-                .route_table_id(table)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("ReplaceRouteTableAssociation", e))?;
+            let out = send!(
+                self.0
+                    .ec2
+                    .replace_route_table_association()
+                    .association_id(&prior.id)
+                    .route_table_id(table),
+                "ReplaceRouteTableAssociation"
+            )?;
             id = out
                 .new_association_id()
                 .ok_or_else(|| {
@@ -218,14 +217,10 @@ impl ResourceKind for RouteTableAssociation {
     }
 
     async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-        let result = self
-            .0
-            .ec2
-            .disassociate_route_table()
-            .association_id(&prior.id)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DisassociateRouteTable", e));
+        let result = send!(
+            self.0.ec2.disassociate_route_table().association_id(&prior.id),
+            "DisassociateRouteTable"
+        );
         gone_is_done(Service::Ec2, result)
     }
 

@@ -12,6 +12,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, SubnetState};
 use super::toolkit::ec2::{
     Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible, wait_state,
 };
+use super::toolkit::send;
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, attr_bool, attr_str};
@@ -97,14 +98,14 @@ fn live(s: &aws_sdk_ec2::types::Subnet) -> Result<Live, ProviderError> {
 
 impl Subnet {
     async fn set_map_public_ip(&self, id: &str, value: bool) -> Result<(), ProviderError> {
-        self.0
-            .ec2
-            .modify_subnet_attribute()
-            .subnet_id(id)
-            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(value).build())
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("ModifySubnetAttribute", e))?;
+        send!(
+            self.0
+                .ec2
+                .modify_subnet_attribute()
+                .subnet_id(id)
+                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(value).build()),
+            "ModifySubnetAttribute"
+        )?;
         Ok(())
     }
 }

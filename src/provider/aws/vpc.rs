@@ -23,7 +23,7 @@ use super::toolkit::ec2::{
 };
 use super::toolkit::errors::{Service, unless_gone};
 use super::toolkit::shared_reads::RouteTableReads;
-use super::toolkit::{all_pages, distinct};
+use super::toolkit::{all_pages, distinct, send};
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession, attr_opt_str, attr_str};
@@ -138,15 +138,14 @@ impl Vpc {
 
     /// One DNS attribute of a VPC; `None` when the VPC no longer exists.
     async fn dns_attr(&self, vpc_id: &str, name: VpcAttributeName) -> Result<Option<bool>, ProviderError> {
-        let out = self
-            .0
-            .ec2
-            .describe_vpc_attribute()
-            .vpc_id(vpc_id)
-            .attribute(name.clone())
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeVpcAttribute", e));
+        let out = send!(
+            self.0
+                .ec2
+                .describe_vpc_attribute()
+                .vpc_id(vpc_id)
+                .attribute(name.clone()),
+            "DescribeVpcAttribute"
+        );
         let Some(out) = unless_gone(Service::Ec2, out)? else {
             return Ok(None);
         };

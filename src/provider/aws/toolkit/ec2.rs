@@ -22,7 +22,7 @@ use super::errors::{Service, gone_is_done};
 use super::ownership;
 use super::poll::{Poll, VISIBLE_PAUSES, VISIBLE_TIMEOUT};
 use super::tags;
-use super::{all_pages, distinct};
+use super::{all_pages, distinct, send};
 use crate::provider::schema::KindDef;
 use crate::provider::{
     Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, TAG_ADDRESS, TAG_STACK,
@@ -448,26 +448,22 @@ pub async fn sync_tags(
         desired,
         |removed| async move {
             let keys = removed.iter().map(|k| Tag::builder().key(k).build()).collect();
-            ec2.delete_tags()
-                .resources(resource_id)
-                .set_tags(Some(keys))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteTags", e))
+            send!(
+                ec2.delete_tags().resources(resource_id).set_tags(Some(keys)),
+                "DeleteTags"
+            )
+            .map(|_| ())
         },
         |set| async move {
             let tags = set
                 .iter()
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
                 .collect();
-            ec2.create_tags()
-                .resources(resource_id)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("CreateTags", e))
+            send!(
+                ec2.create_tags().resources(resource_id).set_tags(Some(tags)),
+                "CreateTags"
+            )
+            .map(|_| ())
         },
     )
     .await

@@ -41,6 +41,19 @@ macro_rules! all_pages {
 }
 pub(crate) use all_pages;
 
+/// Sends a call (a fluent builder) with the SDK's retries, mapping its
+/// error to [`crate::provider::ProviderError::Api`] named `$op` (primary
+/// creates use `send_once!` instead).
+macro_rules! send {
+    ($call:expr, $op:literal) => {
+        $call
+            .send()
+            .await
+            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
+    };
+}
+pub(crate) use send;
+
 /// The items each once, in order: the ids to ask about when several
 /// requests name the same resource.
 pub fn distinct(items: impl IntoIterator<Item = String>) -> Vec<String> {
