@@ -30,11 +30,11 @@ use async_trait::async_trait;
 use aws_sdk_eks::types::{Cluster, ClusterStatus, VpcConfigRequest};
 
 use super::eks_util::{
-    Backoff, IAM_PROPAGATION_TIMEOUT, Step, is_in_use, is_not_found, retry_iam_propagation, set_value,
-    sorted_set, sync_tags, tag_map, wait_for, wait_update,
+    Backoff, IAM_PROPAGATION_TIMEOUT, Step, is_in_use, issues_line, retry_iam_propagation, set_value,
+    sorted_set, sync_tags, tag_map, unless_gone, wait_for, wait_update, waiting_on,
 };
 use super::toolkit::ownership::{owned_by, owner_of};
-use super::toolkit::send;
+use super::toolkit::{all_pages, send};
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -204,26 +204,12 @@ fn live(c: &Cluster) -> Result<Live, ProviderError> {
 
 /// The cluster's health issues, as one line.
 fn health_issues(c: &Cluster) -> String {
-    let issues: Vec<String> = c
-        .health()
-        .map(|h| h.issues())
-        .unwrap_or_default()
-        .iter()
-        .map(|i| {
-            let code = i.code().map(|c| c.as_str()).unwrap_or("issue");
-            let message = i.message().unwrap_or("no message");
-            if i.resource_ids().is_empty() {
-                format!("{code}: {message}")
-            } else {
-                format!("{code}: {message} ({})", i.resource_ids().join(", "))
-            }
-        })
-        .collect();
-    if issues.is_empty() {
-        "no health issues reported".to_string()
-    } else {
-        issues.join("; ")
-    }
+    let issues = c.health().map(|h| h.issues()).unwrap_or_default();
+    issues_line(
+        issues
+            .iter()
+            .map(|i| (i.code().map(|c| c.as_str()), i.message(), i.resource_ids())),
+    )
 }
 
 /// A Kubernetes `major.minor` version as numbers.
@@ -266,13 +252,8 @@ impl EksCluster {
 
     /// The cluster, or `None` when it does not exist.
     async fn describe(&self, name: &str) -> Result<Option<Cluster>, ProviderError> {
-        match self.eks().describe_cluster().name(name).send().await {
-            Ok(out) => Ok(out.cluster().cloned()),
-            Err(e) => {
-                let e = ProviderError::aws("DescribeCluster", e);
-                if is_not_found(&e) { Ok(None) } else { Err(e) }
-            }
-        }
+        let described = unless_gone(send!(self.eks().describe_cluster().name(name), "DescribeCluster"))?;
+        Ok(described.and_then(|out| out.cluster().cloned()))
     }
 
     /// Waits until the cluster is `ACTIVE` and returns it; `FAILED` (or the
@@ -299,10 +280,7 @@ impl EksCluster {
                     code: None,
                     message: format!("EKS cluster {name} is {}: {}", s.as_str(), health_issues(&c)),
                 }),
-                s => Ok(Step::Waiting(format!(
-                    "status {}",
-                    s.map(ClusterStatus::as_str).unwrap_or("unknown")
-                ))),
+                s => Ok(waiting_on(s.map(ClusterStatus::as_str))),
             }
         })
         .await
@@ -519,10 +497,7 @@ impl EksCluster {
                         code: None,
                         message: format!("deleting EKS cluster {name} failed: {}", health_issues(&c)),
                     }),
-                    s => Ok(Step::Waiting(format!(
-                        "status {}",
-                        s.map(ClusterStatus::as_str).unwrap_or("unknown")
-                    ))),
+                    s => Ok(waiting_on(s.map(ClusterStatus::as_str))),
                 }
             },
         )
@@ -531,18 +506,7 @@ impl EksCluster {
 
     /// The names of the cluster's node groups.
     async fn nodegroups(&self, name: &str) -> Result<Vec<String>, ProviderError> {
-        let mut pages = self
-            .eks()
-            .list_nodegroups()
-            .cluster_name(name)
-            .into_paginator()
-            .send();
-        let mut names = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListNodegroups", e))?;
-            names.extend(page.nodegroups().iter().cloned());
-        }
-        Ok(names)
+        all_pages!(self.eks().list_nodegroups().cluster_name(name), "ListNodegroups")
     }
 }
 
@@ -561,10 +525,7 @@ impl ResourceKind for EksCluster {
         // No batch describe in EKS: one DescribeCluster per cluster.
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
-            out.push(match self.describe(&r.id).await? {
-                Some(c) => Some(live(&c)?),
-                None => None,
-            });
+            out.push(self.describe(&r.id).await?.as_ref().map(live).transpose()?);
         }
         Ok(out)
     }
@@ -585,8 +546,7 @@ impl ResourceKind for EksCluster {
             .wait_active(cx, name, "UpdateCluster", UPDATE_TIMEOUT)
             .await?;
         if has("tags") {
-            let arn = attr_str(&current.attrs, "arn")?;
-            sync_tags(self.eks(), arn, &attr_tags(&current.attrs), &attr_tags(desired)).await?;
+            sync_tags(self.eks(), &current.attrs, desired).await?;
         }
         // Each update below waits for the last to finish.
         if has("endpoint_public_access") || has("endpoint_private_access") {
@@ -622,12 +582,8 @@ impl ResourceKind for EksCluster {
                     ),
                 });
             }
-            if let Err(e) = self.eks().delete_cluster().name(name).send().await {
-                let e = ProviderError::aws("DeleteCluster", e);
-                if is_not_found(&e) {
-                    return Ok(());
-                }
-                return Err(e);
+            if unless_gone(send!(self.eks().delete_cluster().name(name), "DeleteCluster"))?.is_none() {
+                return Ok(());
             }
         }
         self.wait_deleted(cx, name).await
