@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::cloud::FakeCloud;
 use crate::Attrs;
 use crate::provider::{
-    AttrSchema, AttrType, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind,
+    AttrSchema, AttrType, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema,
 };
 
 /// `test.named`: a taggable object with a unique `name`.
@@ -102,12 +102,14 @@ impl FakeKind {
     }
 }
 
-#[async_trait]
-impl ResourceKind for FakeKind {
+impl Schema for FakeKind {
     fn def(&self) -> &'static KindDef {
         self.def
     }
+}
 
+#[async_trait]
+impl ResourceKind for FakeKind {
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.cloud.create(self.def, cx, desired).await
     }

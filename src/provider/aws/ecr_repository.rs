@@ -294,10 +294,6 @@ impl EcrRepository {
 
 #[async_trait]
 impl ResourceKind for EcrRepository {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let name = attr_str(desired, "name")?;
         let tags = attr_tags(desired);

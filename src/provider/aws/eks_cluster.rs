@@ -512,10 +512,6 @@ impl EksCluster {
 
 #[async_trait]
 impl ResourceKind for EksCluster {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.create_with_iam_deadline(cx, desired, IAM_PROPAGATION_TIMEOUT)
             .await

@@ -590,10 +590,6 @@ impl EksNodeGroup {
 
 #[async_trait]
 impl ResourceKind for EksNodeGroup {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.create_with_iam_deadline(cx, desired, IAM_PROPAGATION_TIMEOUT)
             .await

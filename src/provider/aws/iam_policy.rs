@@ -463,10 +463,6 @@ fn version_number(id: &str) -> u64 {
 
 #[async_trait]
 impl ResourceKind for IamPolicy {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let name = attr_str(desired, "name")?;
         let path = attr_opt_str(desired, "path").unwrap_or("/");

@@ -481,10 +481,6 @@ fn lives_from(
 
 #[async_trait]
 impl ResourceKind for IamRole {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let name = attr_str(desired, "name")?;
         let path = attr_opt_str(desired, "path").unwrap_or("/");

@@ -117,10 +117,6 @@ impl InternetGatewayAttachment {
 
 #[async_trait]
 impl ResourceKind for InternetGatewayAttachment {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let igw = attr_str(desired, "internet_gateway_id")?;
         let vpc = attr_str(desired, "vpc_id")?;

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use aws_config::retry::RetryConfig;
 
-use crate::provider::{Kinds, ProviderError, RegionFacts, schema::KindDef};
+use crate::provider::{Kinds, ProviderError, RegionFacts, Schema, schema::KindDef};
 use toolkit::send;
 
 /// The per-operation configuration of a call that must be made at most once
@@ -108,12 +108,18 @@ where
 }
 
 /// The AWS kinds, declared once: each `module::Type` gives the kind's
-/// schema (`module::DEF`, in [`KIND_DEFS`]) and its operations (built from
-/// the clients by [`AwsClients::kinds`]).
+/// schema (`module::DEF`, in [`KIND_DEFS`] and as the type's [`Schema`])
+/// and its operations (built from the clients by [`AwsClients::kinds`]).
 macro_rules! registry {
     ($($module:ident :: $kind:ident),* $(,)?) => {
         /// Static definitions of every AWS kind.
         pub static KIND_DEFS: &[&KindDef] = &[$(&$module::DEF),*];
+
+        $(impl Schema for $module::$kind {
+            fn def(&self) -> &'static KindDef {
+                &$module::DEF
+            }
+        })*
 
         /// Every AWS kind, operating through `clients`.
         fn build_kinds(clients: &Arc<AwsClients>) -> Kinds {

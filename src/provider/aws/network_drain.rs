@@ -812,10 +812,6 @@ impl NetworkDrain {
 
 #[async_trait]
 impl ResourceKind for NetworkDrain {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     /// Checks that the VPC exists; creates nothing in AWS.
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let live = live_from_desired(desired)?;

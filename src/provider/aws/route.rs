@@ -164,10 +164,6 @@ impl Route {
 
 #[async_trait]
 impl ResourceKind for Route {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let table = attr_str(desired, "route_table_id")?;
         let destination = attr_str(desired, "destination_cidr_block")?;

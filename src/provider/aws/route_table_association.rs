@@ -83,10 +83,6 @@ fn recorded_tables<'a>(requests: impl IntoIterator<Item = &'a ReadRequest>) -> V
 
 #[async_trait]
 impl ResourceKind for RouteTableAssociation {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let table = attr_str(desired, "route_table_id")?;
         let subnet = attr_str(desired, "subnet_id")?;

@@ -25,7 +25,7 @@ use super::tags;
 use super::{all_pages, distinct, send};
 use crate::provider::schema::KindDef;
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, TAG_ADDRESS, TAG_STACK,
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, Schema, TAG_ADDRESS, TAG_STACK,
     attr_tags, tags_value,
 };
 use crate::{Attrs, Value};
@@ -208,11 +208,7 @@ pub trait Ec2Kind: Ec2Described {
 }
 
 #[async_trait]
-impl<K: Ec2Kind> ResourceKind for K {
-    fn def(&self) -> &'static KindDef {
-        K::DEF
-    }
-
+impl<K: Ec2Kind + Schema> ResourceKind for K {
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.make(cx, desired).await
     }
