@@ -16,8 +16,8 @@ use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMu
 use super::toolkit::bounded::map_bounded;
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::ownership::owned_by;
-use super::toolkit::send;
 use super::toolkit::tags::{sync_with, tag_list};
+use super::toolkit::{all_pages, send};
 use super::{AwsClients, send_once};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -155,29 +155,16 @@ impl EcrRepository {
 
     /// Describes the named repositories (all of them must exist).
     async fn describe(&self, names: &[String]) -> Result<Vec<Repository>, ProviderError> {
-        let mut pages = self
+        let call = self
             .ecr()
             .describe_repositories()
-            .set_repository_names(Some(names.to_vec()))
-            .into_paginator()
-            .send();
-        let mut repos = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("DescribeRepositories", e))?;
-            repos.extend(page.repositories().iter().cloned());
-        }
-        Ok(repos)
+            .set_repository_names(Some(names.to_vec()));
+        all_pages!(call, "DescribeRepositories")
     }
 
     /// Every repository of the registry.
     async fn describe_all(&self) -> Result<Vec<Repository>, ProviderError> {
-        let mut pages = self.ecr().describe_repositories().into_paginator().send();
-        let mut repos = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("DescribeRepositories", e))?;
-            repos.extend(page.repositories().iter().cloned());
-        }
-        Ok(repos)
+        all_pages!(self.ecr().describe_repositories(), "DescribeRepositories")
     }
 
     /// The existing repositories among `names`, by name.
@@ -232,22 +219,13 @@ impl EcrRepository {
     /// Deletes every image of the repository (by digest, which removes all
     /// of an image's tags with it).
     async fn delete_images(&self, name: &str) -> Result<(), ProviderError> {
-        let mut pages = self
-            .ecr()
-            .list_images()
-            .repository_name(name)
-            .into_paginator()
-            .send();
+        let images: Vec<ImageIdentifier> =
+            all_pages!(self.ecr().list_images().repository_name(name), "ListImages")?;
         let mut digests: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListImages", e))?;
-            for id in page.image_ids() {
-                if let Some(d) = id.image_digest()
-                    && seen.insert(d.to_string())
-                {
-                    digests.push(d.to_string());
-                }
+        for d in images.iter().filter_map(ImageIdentifier::image_digest) {
+            if seen.insert(d) {
+                digests.push(d.to_string());
             }
         }
         for chunk in digests.chunks(BATCH) {

@@ -653,17 +653,12 @@ impl NetworkDrain {
         cluster: &str,
         swept_lbs: &HashSet<String>,
     ) -> Result<Vec<Item>, ProviderError> {
-        let enis: Vec<NetworkInterface> = self
+        let call = self
             .0
             .ec2
             .describe_network_interfaces()
-            .filters(filter("vpc-id", [vpc_id]))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeNetworkInterfaces", e))?;
+            .filters(filter("vpc-id", [vpc_id]));
+        let enis: Vec<NetworkInterface> = all_pages!(call, "DescribeNetworkInterfaces")?;
         Ok(enis
             .iter()
             .filter(|e| belongs_to_cluster(e, cluster))
@@ -680,16 +675,12 @@ impl NetworkDrain {
 
     /// Every security group in `vpc_id`.
     async fn security_groups(&self, vpc_id: &str) -> Result<Vec<SecurityGroup>, ProviderError> {
-        self.0
+        let call = self
+            .0
             .ec2
             .describe_security_groups()
-            .filters(filter("vpc-id", [vpc_id]))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeSecurityGroups", e))
+            .filters(filter("vpc-id", [vpc_id]));
+        all_pages!(call, "DescribeSecurityGroups")
     }
 
     /// One look at the VPC: what to sweep and wait for, in deletion order.
