@@ -10,21 +10,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
 
 use super::toolkit::bounded::map_bounded;
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::ownership::owned_by;
+use super::toolkit::prelude::*;
 use super::toolkit::tags::{sync_with, tag_list};
-use super::toolkit::{all_pages, send};
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_bool,
-    attr_opt_str, attr_str, attr_tags, tags_value,
-};
-use crate::{Attrs, Value};
+use crate::provider::{TAG_ADDRESS, TAG_STACK};
 
 /// Schema of `aws.ecr.repository`.
 pub static DEF: KindDef = KindDef {

@@ -8,17 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 
 use super::toolkit::ec2::{
     Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible,
 };
 use super::toolkit::poll::Poll;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, attr_opt_str};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Schema of `aws.ec2.eip`.
 pub static DEF: KindDef = KindDef {

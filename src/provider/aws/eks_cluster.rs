@@ -26,7 +26,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_eks::types::{Cluster, ClusterStatus, VpcConfigRequest};
 
 use super::eks_util::{
@@ -34,14 +33,7 @@ use super::eks_util::{
     sorted_set, sync_tags, tag_map, unless_gone, wait_for, wait_update, waiting_on,
 };
 use super::toolkit::ownership::{owned_by, owner_of};
-use super::toolkit::{all_pages, send};
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_str_list,
-    attr_tags, tags_value,
-};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Schema of `aws.eks.cluster`.
 pub static DEF: KindDef = KindDef {

@@ -17,7 +17,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_iam::types::{EntityType, ManagedPolicyDetail, Policy, PolicyScopeType, PolicyVersion, Tag};
 
 use super::toolkit::bounded::map_bounded;
@@ -25,15 +24,8 @@ use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::iam::{document_text, document_value, iam_tags, tag_map};
 use super::toolkit::iam_details::{AccountDetails, AccountDetailsReads, account_details};
 use super::toolkit::ownership::owned_by;
+use super::toolkit::prelude::*;
 use super::toolkit::tags::sync_with;
-use super::toolkit::{all_pages, send};
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
-    attr_tags, tags_value,
-};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.iam.policy`.
 pub static DEF: KindDef = KindDef {

@@ -26,22 +26,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_iam::types::{AttachedPolicy, EntityType, InstanceProfile, Role, Tag};
 
+use super::SingleAttempt;
 use super::toolkit::errors::Service;
 use super::toolkit::iam::{attached_arns, document_text, document_value, iam_tags, parse_document, tag_map};
 use super::toolkit::iam_details::{AccountDetails, AccountDetailsReads, account_details};
 use super::toolkit::ownership::owned_by;
+use super::toolkit::prelude::*;
 use super::toolkit::tags::sync_with;
-use super::toolkit::{all_pages, send};
-use super::{AwsClients, SingleAttempt};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, TAG_ADDRESS, TAG_STACK,
-    attr_opt_str, attr_str, attr_tags, tags_value,
-};
-use crate::{Attrs, Value};
+use crate::provider::{TAG_ADDRESS, TAG_STACK};
 
 /// Schema of `aws.iam.role`.
 pub static DEF: KindDef = KindDef {

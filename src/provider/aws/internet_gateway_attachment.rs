@@ -5,19 +5,12 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
+use super::toolkit::distinct;
 use super::toolkit::ec2::filters_in_chunks;
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::{Poll, VISIBLE_TIMEOUT};
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::InternetGatewayReads;
-use super::toolkit::{all_pages, distinct, send};
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
-};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.internet_gateway_attachment`.
 pub static DEF: KindDef = KindDef {

@@ -87,20 +87,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     IpPermission, NetworkInterface, NetworkInterfaceStatus, SecurityGroup, UserIdGroupPair,
 };
 
-use super::AwsClients;
+use super::toolkit::distinct;
 use super::toolkit::ec2::{filter, filters_in_chunks};
 use super::toolkit::errors::Service;
-use super::toolkit::{all_pages, distinct, send};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_STACK, attr_opt_str, attr_str,
-};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
+use crate::provider::TAG_STACK;
 
 /// The default of `timeout_seconds`: 20 minutes.
 const DEFAULT_TIMEOUT_SECONDS: i64 = 1200;

@@ -6,20 +6,14 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteOrigin;
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::route_tables_where;
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::RouteTableReads;
-use super::toolkit::{distinct, send};
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
-};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route`.
 pub static DEF: KindDef = KindDef {

@@ -4,18 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 
 use super::toolkit::ec2::{
     Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible,
 };
 use super::toolkit::poll::Poll;
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::RouteTableReads;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession, attr_opt_str, attr_str};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route_table`.
 pub static DEF: KindDef = KindDef {

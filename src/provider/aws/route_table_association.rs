@@ -8,20 +8,14 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteTableAssociationStateCode;
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::{filter, route_tables, route_tables_where};
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::RouteTableReads;
-use super::toolkit::{distinct, send};
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
-};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route_table_association`.
 pub static DEF: KindDef = KindDef {

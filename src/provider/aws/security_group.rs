@@ -22,17 +22,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair};
 
 use super::toolkit::ec2::{
     Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, filter, tagged, tags_attr, visible,
 };
 use super::toolkit::poll::Poll;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, attr_opt_str, attr_str};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Description given to a group when none is set.
 const DEFAULT_DESCRIPTION: &str = "Managed by meshform";

@@ -6,17 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, SubnetState};
 
 use super::toolkit::ec2::{
     Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible, wait_state,
 };
-use super::toolkit::send;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, attr_bool, attr_str};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Schema of `aws.ec2.subnet`.
 pub static DEF: KindDef = KindDef {

@@ -14,20 +14,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName, VpcState};
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::{
     Ec2Kind, Recorded, created_id, describe_ids, ec2_described, filter, filters_in_chunks, tagged, tags_attr,
     visible, wait_state,
 };
 use super::toolkit::errors::{Service, unless_gone};
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::RouteTableReads;
-use super::toolkit::{all_pages, distinct, send};
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession, attr_opt_str, attr_str};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.vpc`.
 pub static DEF: KindDef = KindDef {

@@ -23,6 +23,7 @@ pub mod iam;
 pub mod iam_details;
 pub mod ownership;
 pub mod poll;
+pub mod prelude;
 pub mod shared_reads;
 pub mod tags;
 
