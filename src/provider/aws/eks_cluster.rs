@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_eks::types::{Cluster, ClusterStatus, VpcConfigRequest};
+use aws_sdk_eks::types::{Cluster, ClusterStatus, Update, VpcConfigRequest};
 
 use super::eks_util::{
     Backoff, IAM_PROPAGATION_TIMEOUT, Step, is_in_use, issues_line, retry_iam_propagation, set_value,
@@ -394,20 +394,11 @@ impl EksCluster {
                 ),
             "UpdateClusterConfig"
         )?;
-        let what = format!("EKS cluster {name} endpoint access update");
         // AWS always answers with an update to follow; moto applies the change
         // at once and answers with the cluster instead.
         if let Some(update) = out.update() {
-            wait_update(
-                self.eks(),
-                &cx.progress,
-                &what,
-                name,
-                None,
-                update,
-                UPDATE_TIMEOUT,
-            )
-            .await?;
+            let what = format!("EKS cluster {name} endpoint access update");
+            self.wait_update(cx, &what, name, update).await?;
         }
         Ok(())
     }
@@ -461,16 +452,19 @@ impl EksCluster {
             .update()
             .ok_or_else(|| ProviderError::unexpected("UpdateClusterVersion", "no update in the response"))?;
         let what = format!("EKS cluster {name} upgrade to Kubernetes {to}");
-        wait_update(
-            self.eks(),
-            &cx.progress,
-            &what,
-            name,
-            None,
-            update,
-            UPDATE_TIMEOUT,
-        )
-        .await
+        self.wait_update(cx, &what, name, update).await
+    }
+
+    /// Waits for a cluster update (`what`, for progress and errors) to
+    /// succeed.
+    async fn wait_update(
+        &self,
+        cx: &OpContext,
+        what: &str,
+        name: &str,
+        update: &Update,
+    ) -> Result<(), ProviderError> {
+        wait_update(self.eks(), &cx.progress, what, name, None, update, UPDATE_TIMEOUT).await
     }
 
     /// Waits until DescribeCluster no longer finds the cluster.
