@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 
 use super::toolkit::ec2::{
-    Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible,
+    Ec2Kind, Recorded, created_id, delete_retrying, ec2_described, tagged, tags_attr, visible,
 };
 use super::toolkit::poll::Poll;
 use super::toolkit::prelude::*;
@@ -90,12 +90,8 @@ impl Ec2Kind for Eip {
     /// deleted, the address can still show as in use for a little while:
     /// that is retried for up to `RELEASE_TIMEOUT`.
     async fn remove(&self, id: &str) -> Result<(), ProviderError> {
-        Poll::new(format!("address {id} to be released"), RELEASE_TIMEOUT)
-            .pauses(Duration::from_secs(5), Duration::from_secs(5))
-            .retry_while(
-                |e| e.code() == Some("InvalidIPAddress.InUse"),
-                || self.send_delete(id),
-            )
-            .await
+        let poll = Poll::new(format!("address {id} to be released"), RELEASE_TIMEOUT)
+            .pauses(Duration::from_secs(5), Duration::from_secs(5));
+        delete_retrying(self, id, "InvalidIPAddress.InUse", poll).await
     }
 }

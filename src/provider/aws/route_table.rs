@@ -7,9 +7,8 @@ use std::time::Duration;
 use aws_sdk_ec2::types::ResourceType;
 
 use super::toolkit::ec2::{
-    Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible,
+    Ec2Kind, Recorded, created_id, delete_once_free, ec2_described, tagged, tags_attr, visible,
 };
-use super::toolkit::poll::Poll;
 use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::RouteTableReads;
 
@@ -99,15 +98,6 @@ impl Ec2Kind for RouteTable {
     /// A dependent being deleted (an association, a route to a gateway)
     /// keeps the table for a while: `DependencyViolation` is retried.
     async fn remove(&self, id: &str) -> Result<(), ProviderError> {
-        Poll::new(
-            format!("route table {id} to be deletable"),
-            Duration::from_secs(60),
-        )
-        .pauses(Duration::from_secs(1), Duration::from_secs(10))
-        .retry_while(
-            |e| e.code() == Some("DependencyViolation"),
-            || self.send_delete(id),
-        )
-        .await
+        delete_once_free(self, "route table", id, Duration::from_secs(60)).await
     }
 }

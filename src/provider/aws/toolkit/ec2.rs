@@ -348,6 +348,33 @@ pub async fn wait_state<K: Ec2Described + ?Sized>(
         .await
 }
 
+/// Deletes `id`, retrying under `poll` while the delete fails with error
+/// code `busy` (something still holds the resource for a while).
+pub async fn delete_retrying<K: Ec2Described + ?Sized>(
+    kind: &K,
+    id: &str,
+    busy: &str,
+    poll: Poll,
+) -> Result<(), ProviderError> {
+    poll.retry_while(|e| e.code() == Some(busy), || kind.send_delete(id))
+        .await
+}
+
+/// Deletes `id` (a `what`, for progress), retrying for up to `timeout`
+/// while dependents being deleted still hold it (`DependencyViolation`):
+/// an association or route going away keeps its table for a while, an
+/// interface its security group.
+pub async fn delete_once_free<K: Ec2Described + ?Sized>(
+    kind: &K,
+    what: &str,
+    id: &str,
+    timeout: Duration,
+) -> Result<(), ProviderError> {
+    let poll = Poll::new(format!("{what} {id} to be deletable"), timeout)
+        .pauses(Duration::from_secs(1), Duration::from_secs(10));
+    delete_retrying(kind, id, "DependencyViolation", poll).await
+}
+
 /// The first resource carrying `cx`'s ownership tags (checked here too:
 /// tag filters are not honoured everywhere, moto ignores them on
 /// DescribeNatGateways) that `usable` accepts and state does not already
