@@ -203,12 +203,8 @@ impl ResourceKind for Route {
         if tables.is_empty() {
             return Ok(Vec::new());
         }
-        let described: Vec<_> = session
-            .shared::<RouteTableReads>()
-            .tables(&self.0.ec2, &tables)
-            .await?
-            .into_values()
-            .collect();
+        let reads = session.shared::<RouteTableReads>();
+        let described = reads.table_list(&self.0.ec2, &tables).await?;
         Ok(routes_in(&keys, &described))
     }
 

@@ -151,12 +151,8 @@ impl ResourceKind for RouteTableAssociation {
         requests: &[ReadRequest],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
         let tables = recorded_tables(requests);
-        let described: Vec<_> = session
-            .shared::<RouteTableReads>()
-            .tables(&self.0.ec2, &tables)
-            .await?
-            .into_values()
-            .collect();
+        let reads = session.shared::<RouteTableReads>();
+        let described = reads.table_list(&self.0.ec2, &tables).await?;
         let found = subnet_associations(&described);
         let mut out: Vec<Option<Live>> = requests
             .iter()

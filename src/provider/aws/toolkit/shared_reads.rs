@@ -83,6 +83,16 @@ impl RouteTableReads {
             .clone()
     }
 
+    /// The tables `tables` gives, without their ids (for kinds that read
+    /// what the tables hold: routes, associations).
+    pub async fn table_list(
+        &self,
+        ec2: &aws_sdk_ec2::Client,
+        ids: &[String],
+    ) -> Result<Vec<RouteTable>, ProviderError> {
+        Ok(self.tables(ec2, ids).await?.into_values().collect())
+    }
+
     /// The tables among `ids` that exist, by id: from the shared answer,
     /// plus a describe of any id that was not announced.
     pub async fn tables(
