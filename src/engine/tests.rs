@@ -481,7 +481,9 @@ mod in_process {
     use async_trait::async_trait;
 
     use crate::engine::{Engine, EngineError, no_events};
-    use crate::provider::{KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+    use crate::provider::{
+        KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema,
+    };
     use crate::state::MemoryState;
     use crate::testing::{FakeCloud, fake_kinds};
     use crate::{Attrs, config};
@@ -502,11 +504,14 @@ mod in_process {
         script: Arc<Script>,
     }
 
-    #[async_trait]
-    impl ResourceKind for Wrapped {
+    impl Schema for Wrapped {
         fn def(&self) -> &'static KindDef {
             self.inner.def()
         }
+    }
+
+    #[async_trait]
+    impl ResourceKind for Wrapped {
         async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
             let live = self.inner.create(cx, desired).await?;
             if self.script.lose_next_create.swap(false, Ordering::SeqCst) {

@@ -305,16 +305,21 @@ pub struct RegionFacts {
     pub azs: Vec<String>,
 }
 
+/// The static definition a kind's operations serve. Apart from
+/// [`ResourceKind`] so that where kinds are declared together with their
+/// definitions (the AWS registry), it is implemented there, once.
+pub trait Schema {
+    /// The static definition (schema) of this kind.
+    fn def(&self) -> &'static KindDef;
+}
+
 /// Cloud operations of one resource kind.
 ///
 /// Implementations must be idempotent where the API allows it, tag what they
 /// create with every tag in the desired `tags`, and wait until a resource is
 /// usable (create) or gone (delete) before returning.
 #[async_trait]
-pub trait ResourceKind: Send + Sync {
-    /// The static definition (schema) of this kind.
-    fn def(&self) -> &'static KindDef;
-
+pub trait ResourceKind: Schema + Send + Sync {
     /// Creates the resource from fully known desired attributes.
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError>;
 

@@ -180,6 +180,21 @@ pub struct KindDef {
 }
 
 impl KindDef {
+    /// The settings most kinds share, for struct update syntax
+    /// (`..KindDef::BASE`): not taggable, no normalization, no preflight,
+    /// no identity, hosting nothing. A definition states only where it
+    /// differs; the empty name, doc and attributes are always overridden.
+    pub const BASE: KindDef = KindDef {
+        type_name: "",
+        doc: "",
+        attrs: &[],
+        taggable: false,
+        normalize: None,
+        preflight: None,
+        identity: &[],
+        hosts_objects: false,
+    };
+
     /// Looks an attribute up by name (`id` and, for taggable kinds, `tags` included).
     pub fn attr(&self, name: &str) -> Option<AttrSchema> {
         if name == "id" {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::cloud::FakeCloud;
 use crate::Attrs;
 use crate::provider::{
-    AttrSchema, AttrType, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind,
+    AttrSchema, AttrType, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema,
 };
 
 /// `test.named`: a taggable object with a unique `name`.
@@ -27,10 +27,8 @@ pub static NAMED: KindDef = KindDef {
         AttrSchema::computed("arn", AttrType::String, "`arn:fake:test.named/<id>`."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// `test.anon`: a taggable object with no identity of its own.
@@ -47,10 +45,7 @@ pub static ANON: KindDef = KindDef {
         ),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// `test.keyed`: an untagged object found by its natural key.
@@ -65,11 +60,8 @@ pub static KEYED: KindDef = KindDef {
             "Id of an object it points at; changes in place.",
         ),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["key"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Every fake kind's definition.
@@ -110,12 +102,14 @@ impl FakeKind {
     }
 }
 
-#[async_trait]
-impl ResourceKind for FakeKind {
+impl Schema for FakeKind {
     fn def(&self) -> &'static KindDef {
         self.def
     }
+}
 
+#[async_trait]
+impl ResourceKind for FakeKind {
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.cloud.create(self.def, cx, desired).await
     }

@@ -26,7 +26,7 @@ use meshform::provider::kube::connection::Clients;
 use meshform::provider::kube::helm_release::{
     DEF, HelmRelease, HelmReleaseWithProgram, NOT_ON_PATH, PROGRAM_ENV, locate_helm,
 };
-use meshform::provider::{Live, OpContext, ReadRequest, ResourceKind};
+use meshform::provider::{Live, OpContext, ReadRequest, ResourceKind, Schema};
 use serde_json::{Value, json};
 
 use crate::support::chart_repo::ChartRepo;

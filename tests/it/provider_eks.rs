@@ -15,7 +15,7 @@ use meshform::Attrs;
 use meshform::provider::aws::AwsClients;
 use meshform::provider::aws::eks_cluster::EksCluster;
 use meshform::provider::aws::eks_node_group::EksNodeGroup;
-use meshform::provider::{Live, OpContext, Progress, ReadRequest, ResourceKind, ownership_tags};
+use meshform::provider::{Live, OpContext, Progress, ReadRequest, ResourceKind, Schema, ownership_tags};
 use serde_json::{Value, json};
 
 use crate::support::fault_proxy::FaultProxy;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use meshform::Attrs;
 use meshform::plan::eval::normalize_attr;
 use meshform::provider::aws::iam_role::{DEF, IamRole};
-use meshform::provider::{Live, OpContext, ReadRequest, ResourceKind, ownership_tags};
+use meshform::provider::{Live, OpContext, ReadRequest, ResourceKind, Schema, ownership_tags};
 use serde_json::{Value, json};
 
 use crate::support::moto::Moto;

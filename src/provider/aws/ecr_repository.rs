@@ -10,20 +10,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability, Repository, Tag};
 
 use super::toolkit::bounded::map_bounded;
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::ownership::owned_by;
+use super::toolkit::prelude::*;
 use super::toolkit::tags::{sync_with, tag_list};
-use super::{AwsClients, SingleAttempt};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_ADDRESS, TAG_STACK, attr_bool,
-    attr_opt_str, attr_str, attr_tags, tags_value,
-};
-use crate::{Attrs, Value};
+use crate::provider::{TAG_ADDRESS, TAG_STACK};
 
 /// Schema of `aws.ecr.repository`.
 pub static DEF: KindDef = KindDef {
@@ -57,10 +51,8 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("registry_id", AttrType::String, "The registry (account) id."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// ECR's limit on names per `DescribeRepositories` and images per
@@ -138,12 +130,10 @@ async fn repository_tags(
     ecr: &aws_sdk_ecr::Client,
     arn: &str,
 ) -> Result<BTreeMap<String, String>, ProviderError> {
-    let out = ecr
-        .list_tags_for_resource()
-        .resource_arn(arn)
-        .send()
-        .await
-        .map_err(|e| ProviderError::aws("ListTagsForResource", e))?;
+    let out = send!(
+        ecr.list_tags_for_resource().resource_arn(arn),
+        "ListTagsForResource"
+    )?;
     Ok(out
         .tags()
         .iter()
@@ -158,29 +148,16 @@ impl EcrRepository {
 
     /// Describes the named repositories (all of them must exist).
     async fn describe(&self, names: &[String]) -> Result<Vec<Repository>, ProviderError> {
-        let mut pages = self
+        let call = self
             .ecr()
             .describe_repositories()
-            .set_repository_names(Some(names.to_vec()))
-            .into_paginator()
-            .send();
-        let mut repos = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("DescribeRepositories", e))?;
-            repos.extend(page.repositories().iter().cloned());
-        }
-        Ok(repos)
+            .set_repository_names(Some(names.to_vec()));
+        all_pages!(call, "DescribeRepositories")
     }
 
     /// Every repository of the registry.
     async fn describe_all(&self) -> Result<Vec<Repository>, ProviderError> {
-        let mut pages = self.ecr().describe_repositories().into_paginator().send();
-        let mut repos = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("DescribeRepositories", e))?;
-            repos.extend(page.repositories().iter().cloned());
-        }
-        Ok(repos)
+        all_pages!(self.ecr().describe_repositories(), "DescribeRepositories")
     }
 
     /// The existing repositories among `names`, by name.
@@ -235,22 +212,13 @@ impl EcrRepository {
     /// Deletes every image of the repository (by digest, which removes all
     /// of an image's tags with it).
     async fn delete_images(&self, name: &str) -> Result<(), ProviderError> {
-        let mut pages = self
-            .ecr()
-            .list_images()
-            .repository_name(name)
-            .into_paginator()
-            .send();
+        let images: Vec<ImageIdentifier> =
+            all_pages!(self.ecr().list_images().repository_name(name), "ListImages")?;
         let mut digests: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListImages", e))?;
-            for id in page.image_ids() {
-                if let Some(d) = id.image_digest()
-                    && seen.insert(d.to_string())
-                {
-                    digests.push(d.to_string());
-                }
+        for d in images.iter().filter_map(ImageIdentifier::image_digest) {
+            if seen.insert(d) {
+                digests.push(d.to_string());
             }
         }
         for chunk in digests.chunks(BATCH) {
@@ -258,14 +226,13 @@ impl EcrRepository {
                 .iter()
                 .map(|d| ImageIdentifier::builder().image_digest(d).build())
                 .collect();
-            let out = self
-                .ecr()
-                .batch_delete_image()
-                .repository_name(name)
-                .set_image_ids(Some(ids))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("BatchDeleteImage", e))?;
+            let out = send!(
+                self.ecr()
+                    .batch_delete_image()
+                    .repository_name(name)
+                    .set_image_ids(Some(ids)),
+                "BatchDeleteImage"
+            )?;
             // An image already gone is what we want; anything else is not.
             let failures: Vec<String> = out
                 .failures()
@@ -298,30 +265,23 @@ impl EcrRepository {
 
 #[async_trait]
 impl ResourceKind for EcrRepository {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let name = attr_str(desired, "name")?;
         let tags = attr_tags(desired);
         let create_tags = Some(ecr_tags(&tags)?).filter(|t| !t.is_empty());
-        let out = self
-            .ecr()
-            .create_repository()
-            .repository_name(name)
-            .image_tag_mutability(mutability(desired)?)
-            .image_scanning_configuration(
-                ImageScanningConfiguration::builder()
-                    .scan_on_push(attr_bool(desired, "scan_on_push"))
-                    .build(),
-            )
-            .set_tags(create_tags)
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreateRepository", e))?;
+        let out = send_once!(
+            self.ecr()
+                .create_repository()
+                .repository_name(name)
+                .image_tag_mutability(mutability(desired)?)
+                .image_scanning_configuration(
+                    ImageScanningConfiguration::builder()
+                        .scan_on_push(attr_bool(desired, "scan_on_push"))
+                        .build(),
+                )
+                .set_tags(create_tags),
+            "CreateRepository"
+        )?;
         let repo = out
             .repository()
             .ok_or_else(|| ProviderError::unexpected("CreateRepository", "no repository in the response"))?;
@@ -381,13 +341,13 @@ impl ResourceKind for EcrRepository {
         let has = |attr: &str| changed.iter().any(|c| c == attr);
         if has("image_tag_mutability") {
             let m = mutability(desired)?;
-            self.ecr()
-                .put_image_tag_mutability()
-                .repository_name(name)
-                .image_tag_mutability(m.clone())
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("PutImageTagMutability", e))?;
+            send!(
+                self.ecr()
+                    .put_image_tag_mutability()
+                    .repository_name(name)
+                    .image_tag_mutability(m.clone()),
+                "PutImageTagMutability"
+            )?;
             live.attrs.insert(
                 "image_tag_mutability".into(),
                 Value::String(m.as_str().to_string()),
@@ -395,15 +355,15 @@ impl ResourceKind for EcrRepository {
         }
         if has("scan_on_push") {
             let scan = attr_bool(desired, "scan_on_push");
-            self.ecr()
-                .put_image_scanning_configuration()
-                .repository_name(name)
-                .image_scanning_configuration(
-                    ImageScanningConfiguration::builder().scan_on_push(scan).build(),
-                )
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("PutImageScanningConfiguration", e))?;
+            send!(
+                self.ecr()
+                    .put_image_scanning_configuration()
+                    .repository_name(name)
+                    .image_scanning_configuration(
+                        ImageScanningConfiguration::builder().scan_on_push(scan).build(),
+                    ),
+                "PutImageScanningConfiguration"
+            )?;
             live.attrs.insert("scan_on_push".into(), Value::Bool(scan));
         }
         if has("tags") {

@@ -8,17 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{DomainType, ResourceType};
 
 use super::toolkit::ec2::{
-    Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible,
+    Ec2Kind, Recorded, created_id, delete_retrying, ec2_described, tagged, tags_attr, visible,
 };
 use super::toolkit::poll::Poll;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, attr_opt_str};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Schema of `aws.ec2.eip`.
 pub static DEF: KindDef = KindDef {
@@ -36,10 +32,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("public_ip", AttrType::String, "The public IPv4 address."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a release may wait for the address to stop being in use.
@@ -97,12 +90,8 @@ impl Ec2Kind for Eip {
     /// deleted, the address can still show as in use for a little while:
     /// that is retried for up to `RELEASE_TIMEOUT`.
     async fn remove(&self, id: &str) -> Result<(), ProviderError> {
-        Poll::new(format!("address {id} to be released"), RELEASE_TIMEOUT)
-            .pauses(Duration::from_secs(5), Duration::from_secs(5))
-            .retry_while(
-                |e| e.code() == Some("InvalidIPAddress.InUse"),
-                || self.send_delete(id),
-            )
-            .await
+        let poll = Poll::new(format!("address {id} to be released"), RELEASE_TIMEOUT)
+            .pauses(Duration::from_secs(5), Duration::from_secs(5));
+        delete_retrying(self, id, "InvalidIPAddress.InUse", poll).await
     }
 }

@@ -26,21 +26,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use aws_sdk_eks::types::{Cluster, ClusterStatus, VpcConfigRequest};
+use aws_sdk_eks::types::{Cluster, ClusterStatus, Update, VpcConfigRequest};
 
 use super::eks_util::{
-    Backoff, IAM_PROPAGATION_TIMEOUT, Step, is_in_use, is_not_found, retry_iam_propagation, set_value,
-    sorted_set, sync_tags, tag_map, wait_for, wait_update,
+    Backoff, IAM_PROPAGATION_TIMEOUT, Step, is_in_use, issues_line, retry_iam_propagation, set_value,
+    sorted_set, sync_tags, tag_map, unless_gone, wait_for, wait_update, waiting_on,
 };
 use super::toolkit::ownership::{owned_by, owner_of};
-use super::{AwsClients, SingleAttempt};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_str_list,
-    attr_tags, tags_value,
-};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Schema of `aws.eks.cluster`.
 pub static DEF: KindDef = KindDef {
@@ -116,9 +109,9 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: Some(normalize),
-    preflight: None,
     identity: &[&["name"]],
     hosts_objects: true,
+    ..KindDef::BASE
 };
 
 /// Subnet and security group lists are sets: compared sorted.
@@ -203,26 +196,12 @@ fn live(c: &Cluster) -> Result<Live, ProviderError> {
 
 /// The cluster's health issues, as one line.
 fn health_issues(c: &Cluster) -> String {
-    let issues: Vec<String> = c
-        .health()
-        .map(|h| h.issues())
-        .unwrap_or_default()
-        .iter()
-        .map(|i| {
-            let code = i.code().map(|c| c.as_str()).unwrap_or("issue");
-            let message = i.message().unwrap_or("no message");
-            if i.resource_ids().is_empty() {
-                format!("{code}: {message}")
-            } else {
-                format!("{code}: {message} ({})", i.resource_ids().join(", "))
-            }
-        })
-        .collect();
-    if issues.is_empty() {
-        "no health issues reported".to_string()
-    } else {
-        issues.join("; ")
-    }
+    let issues = c.health().map(|h| h.issues()).unwrap_or_default();
+    issues_line(
+        issues
+            .iter()
+            .map(|i| (i.code().map(|c| c.as_str()), i.message(), i.resource_ids())),
+    )
 }
 
 /// A Kubernetes `major.minor` version as numbers.
@@ -265,13 +244,8 @@ impl EksCluster {
 
     /// The cluster, or `None` when it does not exist.
     async fn describe(&self, name: &str) -> Result<Option<Cluster>, ProviderError> {
-        match self.eks().describe_cluster().name(name).send().await {
-            Ok(out) => Ok(out.cluster().cloned()),
-            Err(e) => {
-                let e = ProviderError::aws("DescribeCluster", e);
-                if is_not_found(&e) { Ok(None) } else { Err(e) }
-            }
-        }
+        let described = unless_gone(send!(self.eks().describe_cluster().name(name), "DescribeCluster"))?;
+        Ok(described.and_then(|out| out.cluster().cloned()))
     }
 
     /// Waits until the cluster is `ACTIVE` and returns it; `FAILED` (or the
@@ -298,10 +272,7 @@ impl EksCluster {
                     code: None,
                     message: format!("EKS cluster {name} is {}: {}", s.as_str(), health_issues(&c)),
                 }),
-                s => Ok(Step::Waiting(format!(
-                    "status {}",
-                    s.map(ClusterStatus::as_str).unwrap_or("unknown")
-                ))),
+                s => Ok(waiting_on(s.map(ClusterStatus::as_str))),
             }
         })
         .await
@@ -379,12 +350,7 @@ impl EksCluster {
             .set_client_request_token(Some(cx.token.clone()).filter(|t| !t.is_empty()));
         let what = format!("create EKS cluster {name}");
         let created = retry_iam_propagation(&what, &cx.progress, Backoff::iam(iam_deadline), || async {
-            call.clone()
-                .customize()
-                .config_override(SingleAttempt)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("CreateCluster", e))
+            send_once!(call.clone(), "CreateCluster")
         })
         .await;
         match created {
@@ -416,33 +382,23 @@ impl EksCluster {
                  endpoint_private_access cannot both be false",
             ));
         }
-        let out = self
-            .eks()
-            .update_cluster_config()
-            .name(name)
-            .resources_vpc_config(
-                VpcConfigRequest::builder()
-                    .endpoint_public_access(public)
-                    .endpoint_private_access(private)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("UpdateClusterConfig", e))?;
-        let what = format!("EKS cluster {name} endpoint access update");
+        let out = send!(
+            self.eks()
+                .update_cluster_config()
+                .name(name)
+                .resources_vpc_config(
+                    VpcConfigRequest::builder()
+                        .endpoint_public_access(public)
+                        .endpoint_private_access(private)
+                        .build(),
+                ),
+            "UpdateClusterConfig"
+        )?;
         // AWS always answers with an update to follow; moto applies the change
         // at once and answers with the cluster instead.
         if let Some(update) = out.update() {
-            wait_update(
-                self.eks(),
-                &cx.progress,
-                &what,
-                name,
-                None,
-                update,
-                UPDATE_TIMEOUT,
-            )
-            .await?;
+            let what = format!("EKS cluster {name} endpoint access update");
+            self.wait_update(cx, &what, name, update).await?;
         }
         Ok(())
     }
@@ -496,16 +452,19 @@ impl EksCluster {
             .update()
             .ok_or_else(|| ProviderError::unexpected("UpdateClusterVersion", "no update in the response"))?;
         let what = format!("EKS cluster {name} upgrade to Kubernetes {to}");
-        wait_update(
-            self.eks(),
-            &cx.progress,
-            &what,
-            name,
-            None,
-            update,
-            UPDATE_TIMEOUT,
-        )
-        .await
+        self.wait_update(cx, &what, name, update).await
+    }
+
+    /// Waits for a cluster update (`what`, for progress and errors) to
+    /// succeed.
+    async fn wait_update(
+        &self,
+        cx: &OpContext,
+        what: &str,
+        name: &str,
+        update: &Update,
+    ) -> Result<(), ProviderError> {
+        wait_update(self.eks(), &cx.progress, what, name, None, update, UPDATE_TIMEOUT).await
     }
 
     /// Waits until DescribeCluster no longer finds the cluster.
@@ -524,10 +483,7 @@ impl EksCluster {
                         code: None,
                         message: format!("deleting EKS cluster {name} failed: {}", health_issues(&c)),
                     }),
-                    s => Ok(Step::Waiting(format!(
-                        "status {}",
-                        s.map(ClusterStatus::as_str).unwrap_or("unknown")
-                    ))),
+                    s => Ok(waiting_on(s.map(ClusterStatus::as_str))),
                 }
             },
         )
@@ -536,27 +492,12 @@ impl EksCluster {
 
     /// The names of the cluster's node groups.
     async fn nodegroups(&self, name: &str) -> Result<Vec<String>, ProviderError> {
-        let mut pages = self
-            .eks()
-            .list_nodegroups()
-            .cluster_name(name)
-            .into_paginator()
-            .send();
-        let mut names = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListNodegroups", e))?;
-            names.extend(page.nodegroups().iter().cloned());
-        }
-        Ok(names)
+        all_pages!(self.eks().list_nodegroups().cluster_name(name), "ListNodegroups")
     }
 }
 
 #[async_trait]
 impl ResourceKind for EksCluster {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.create_with_iam_deadline(cx, desired, IAM_PROPAGATION_TIMEOUT)
             .await
@@ -566,10 +507,7 @@ impl ResourceKind for EksCluster {
         // No batch describe in EKS: one DescribeCluster per cluster.
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
-            out.push(match self.describe(&r.id).await? {
-                Some(c) => Some(live(&c)?),
-                None => None,
-            });
+            out.push(self.describe(&r.id).await?.as_ref().map(live).transpose()?);
         }
         Ok(out)
     }
@@ -590,8 +528,7 @@ impl ResourceKind for EksCluster {
             .wait_active(cx, name, "UpdateCluster", UPDATE_TIMEOUT)
             .await?;
         if has("tags") {
-            let arn = attr_str(&current.attrs, "arn")?;
-            sync_tags(self.eks(), arn, &attr_tags(&current.attrs), &attr_tags(desired)).await?;
+            sync_tags(self.eks(), &current.attrs, desired).await?;
         }
         // Each update below waits for the last to finish.
         if has("endpoint_public_access") || has("endpoint_private_access") {
@@ -627,12 +564,8 @@ impl ResourceKind for EksCluster {
                     ),
                 });
             }
-            if let Err(e) = self.eks().delete_cluster().name(name).send().await {
-                let e = ProviderError::aws("DeleteCluster", e);
-                if is_not_found(&e) {
-                    return Ok(());
-                }
-                return Err(e);
+            if unless_gone(send!(self.eks().delete_cluster().name(name), "DeleteCluster"))?.is_none() {
+                return Ok(());
             }
         }
         self.wait_deleted(cx, name).await

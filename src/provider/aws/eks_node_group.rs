@@ -21,24 +21,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_eks::types::{
     AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus, Taint, TaintEffect,
     UpdateLabelsPayload, UpdateTaintsPayload,
 };
 
 use super::eks_util::{
-    Backoff, IAM_PROPAGATION_TIMEOUT, Step, attr_i32, is_in_use, is_not_found, retry_iam_propagation,
-    set_value, sorted_set, sync_tags, tag_map, wait_for, wait_update,
+    Backoff, IAM_PROPAGATION_TIMEOUT, Step, attr_i32, is_in_use, issues_line, retry_iam_propagation,
+    set_value, sorted_set, sync_tags, tag_map, unless_gone, wait_for, wait_update, waiting_on,
 };
 use super::toolkit::ownership::{owned_by, owner_of};
-use super::{AwsClients, SingleAttempt};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_opt_str, attr_str, attr_str_list,
-    attr_tags, tags_value,
-};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Attributes of one taint in `taints`.
 static TAINT_ATTRS: &[AttrSchema] = &[
@@ -137,9 +130,8 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: Some(normalize),
-    preflight: None,
     identity: &[&["cluster_name", "name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// The subnet list is a set (the instance type list is an order of
@@ -428,26 +420,12 @@ fn live(n: &Nodegroup) -> Result<Live, ProviderError> {
 
 /// The node group's health issues, as one line.
 fn health_issues(n: &Nodegroup) -> String {
-    let issues: Vec<String> = n
-        .health()
-        .map(|h| h.issues())
-        .unwrap_or_default()
-        .iter()
-        .map(|i| {
-            let code = i.code().map(|c| c.as_str()).unwrap_or("issue");
-            let message = i.message().unwrap_or("no message");
-            if i.resource_ids().is_empty() {
-                format!("{code}: {message}")
-            } else {
-                format!("{code}: {message} ({})", i.resource_ids().join(", "))
-            }
-        })
-        .collect();
-    if issues.is_empty() {
-        "no health issues reported".to_string()
-    } else {
-        issues.join("; ")
-    }
+    let issues = n.health().map(|h| h.issues()).unwrap_or_default();
+    issues_line(
+        issues
+            .iter()
+            .map(|i| (i.code().map(|c| c.as_str()), i.message(), i.resource_ids())),
+    )
 }
 
 impl EksNodeGroup {
@@ -457,20 +435,13 @@ impl EksNodeGroup {
 
     /// The node group, or `None` when it (or its cluster) does not exist.
     async fn describe(&self, cluster: &str, name: &str) -> Result<Option<Nodegroup>, ProviderError> {
-        match self
+        let call = self
             .eks()
             .describe_nodegroup()
             .cluster_name(cluster)
-            .nodegroup_name(name)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.nodegroup().cloned()),
-            Err(e) => {
-                let e = ProviderError::aws("DescribeNodegroup", e);
-                if is_not_found(&e) { Ok(None) } else { Err(e) }
-            }
-        }
+            .nodegroup_name(name);
+        let described = unless_gone(send!(call, "DescribeNodegroup"))?;
+        Ok(described.and_then(|out| out.nodegroup().cloned()))
     }
 
     /// Waits until the group is `ACTIVE` and returns it. `CREATE_FAILED`,
@@ -511,10 +482,7 @@ impl EksNodeGroup {
                     code: None,
                     message: format!("{what} is {}: {}", s.as_str(), health_issues(&n)),
                 }),
-                s => Ok(Step::Waiting(format!(
-                    "status {}",
-                    s.map(NodegroupStatus::as_str).unwrap_or("unknown")
-                ))),
+                s => Ok(waiting_on(s.map(NodegroupStatus::as_str))),
             }
         })
         .await
@@ -598,12 +566,7 @@ impl EksNodeGroup {
             .set_client_request_token(Some(cx.token.clone()).filter(|t| !t.is_empty()));
         let what = format!("create EKS node group {name} of cluster {cluster}");
         let created = retry_iam_propagation(&what, &cx.progress, Backoff::iam(iam_deadline), || async {
-            call.clone()
-                .customize()
-                .config_override(SingleAttempt)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("CreateNodegroup", e))
+            send_once!(call.clone(), "CreateNodegroup")
         })
         .await;
         match created {
@@ -619,10 +582,6 @@ impl EksNodeGroup {
 
 #[async_trait]
 impl ResourceKind for EksNodeGroup {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.create_with_iam_deadline(cx, desired, IAM_PROPAGATION_TIMEOUT)
             .await
@@ -633,10 +592,13 @@ impl ResourceKind for EksNodeGroup {
         let mut out = Vec::with_capacity(requests.len());
         for r in requests {
             let (cluster, name) = split_id(&r.id)?;
-            out.push(match self.describe(cluster, name).await? {
-                Some(n) => Some(live(&n)?),
-                None => None,
-            });
+            out.push(
+                self.describe(cluster, name)
+                    .await?
+                    .as_ref()
+                    .map(live)
+                    .transpose()?,
+            );
         }
         Ok(out)
     }
@@ -658,8 +620,7 @@ impl ResourceKind for EksNodeGroup {
             .wait_active(cx, cluster, name, "UpdateNodegroupConfig", true, UPDATE_TIMEOUT)
             .await?;
         if has("tags") {
-            let arn = attr_str(&current.attrs, "arn")?;
-            sync_tags(self.eks(), arn, &attr_tags(&current.attrs), &attr_tags(desired)).await?;
+            sync_tags(self.eks(), &current.attrs, desired).await?;
         }
         let scaling_changed = has("desired_size") || has("min_size") || has("max_size");
         let labels = if has("labels") {
@@ -674,21 +635,20 @@ impl ResourceKind for EksNodeGroup {
         };
         if scaling_changed || labels.is_some() || taints.is_some() {
             // One update carrying every change: EKS runs one update at a time.
-            let out = self
-                .eks()
-                .update_nodegroup_config()
-                .cluster_name(cluster)
-                .nodegroup_name(name)
-                .set_scaling_config(if scaling_changed {
-                    Some(scaling(desired)?)
-                } else {
-                    None
-                })
-                .set_labels(labels)
-                .set_taints(taints)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("UpdateNodegroupConfig", e))?;
+            let out = send!(
+                self.eks()
+                    .update_nodegroup_config()
+                    .cluster_name(cluster)
+                    .nodegroup_name(name)
+                    .set_scaling_config(if scaling_changed {
+                        Some(scaling(desired)?)
+                    } else {
+                        None
+                    })
+                    .set_labels(labels)
+                    .set_taints(taints),
+                "UpdateNodegroupConfig"
+            )?;
             let update = out.update().ok_or_else(|| {
                 ProviderError::unexpected("UpdateNodegroupConfig", "no update in the response")
             })?;
@@ -714,19 +674,13 @@ impl ResourceKind for EksNodeGroup {
             return Ok(());
         };
         if n.status() != Some(&NodegroupStatus::Deleting) {
-            let deleted = self
+            let call = self
                 .eks()
                 .delete_nodegroup()
                 .cluster_name(cluster)
-                .nodegroup_name(name)
-                .send()
-                .await;
-            if let Err(e) = deleted {
-                let e = ProviderError::aws("DeleteNodegroup", e);
-                if is_not_found(&e) {
-                    return Ok(());
-                }
-                return Err(e);
+                .nodegroup_name(name);
+            if unless_gone(send!(call, "DeleteNodegroup"))?.is_none() {
+                return Ok(());
             }
         }
         let what = format!("EKS node group {name} of cluster {cluster}");
@@ -740,10 +694,7 @@ impl ResourceKind for EksNodeGroup {
                     code: None,
                     message: format!("deleting {what} failed: {}", health_issues(&n)),
                 }),
-                s => Ok(Step::Waiting(format!(
-                    "status {}",
-                    s.map(NodegroupStatus::as_str).unwrap_or("unknown")
-                ))),
+                s => Ok(waiting_on(s.map(NodegroupStatus::as_str))),
             }
         })
         .await

@@ -19,8 +19,8 @@ use super::toolkit::errors::Service;
 use super::toolkit::poll::Poll;
 pub use super::toolkit::poll::{Step, format_elapsed};
 use super::toolkit::tags::sync_with;
-use crate::Value;
-use crate::provider::{Progress, ProviderError};
+use crate::provider::{Progress, ProviderError, attr_str, attr_tags};
+use crate::{Attrs, Value};
 
 /// How long a create keeps retrying errors caused by IAM propagation (a role
 /// created moments ago that EKS cannot assume yet).
@@ -36,9 +36,39 @@ const POLL_FIRST_DELAY: Duration = Duration::from_secs(2);
 /// Longest pause between two polls of a status wait.
 const POLL_MAX_DELAY: Duration = Duration::from_secs(15);
 
-/// True when an EKS error means the cluster, node group or update does not exist.
-pub fn is_not_found(err: &ProviderError) -> bool {
-    super::toolkit::errors::is_not_found(Service::Eks, err)
+/// `Ok(None)` when `result` failed because the cluster or node group is
+/// not there; the value, or any other error, unchanged.
+pub fn unless_gone<T>(result: Result<T, ProviderError>) -> Result<Option<T>, ProviderError> {
+    super::toolkit::errors::unless_gone(Service::Eks, result)
+}
+
+/// A status wait's step for a cluster or node group not there yet.
+pub fn waiting_on<T>(status: Option<&str>) -> Step<T> {
+    Step::Waiting(format!("status {}", status.unwrap_or("unknown")))
+}
+
+/// A cluster's or node group's health issues (code, message, resources),
+/// as one line.
+pub fn issues_line<'a>(
+    issues: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>, &'a [String])>,
+) -> String {
+    let issues: Vec<String> = issues
+        .into_iter()
+        .map(|(code, message, resources)| {
+            let code = code.unwrap_or("issue");
+            let message = message.unwrap_or("no message");
+            if resources.is_empty() {
+                format!("{code}: {message}")
+            } else {
+                format!("{code}: {message} ({})", resources.join(", "))
+            }
+        })
+        .collect();
+    if issues.is_empty() {
+        "no health issues reported".to_string()
+    } else {
+        issues.join("; ")
+    }
 }
 
 /// True when an EKS error means the name is taken (or, for a delete, that
@@ -271,14 +301,12 @@ pub fn tag_map(tags: Option<&HashMap<String, String>>) -> BTreeMap<String, Strin
         .unwrap_or_default()
 }
 
-/// Makes the tags on the EKS resource `arn` equal to `desired` (`aws:` keys
-/// aside) with UntagResource and TagResource.
-pub async fn sync_tags(
-    eks: &Client,
-    arn: &str,
-    prior: &BTreeMap<String, String>,
-    desired: &BTreeMap<String, String>,
-) -> Result<(), ProviderError> {
+/// Makes the tags on the EKS resource `current` describes (by its `arn`)
+/// equal to those in `desired` (`aws:` keys aside) with UntagResource and
+/// TagResource.
+pub async fn sync_tags(eks: &Client, current: &Attrs, desired: &Attrs) -> Result<(), ProviderError> {
+    let arn = attr_str(current, "arn")?;
+    let (prior, desired) = (&attr_tags(current), &attr_tags(desired));
     let as_map = |set: &BTreeMap<String, String>| {
         Ok::<_, ProviderError>(set.clone().into_iter().collect::<HashMap<_, _>>())
     };

@@ -14,25 +14,18 @@
 //! only the tags need a call per policy (`ListPolicyTags`: IAM has no batch
 //! for them), made concurrently under a bound (see `bounded`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use aws_sdk_iam::types::{EntityType, ManagedPolicyDetail, Policy, PolicyScopeType, PolicyVersion};
+use aws_sdk_iam::types::{EntityType, ManagedPolicyDetail, Policy, PolicyScopeType, PolicyVersion, Tag};
 
 use super::toolkit::bounded::map_bounded;
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
-use super::toolkit::iam::{iam_tags, percent_decode};
+use super::toolkit::iam::{document_text, document_value, iam_tags, tag_map};
 use super::toolkit::iam_details::{AccountDetails, AccountDetailsReads, account_details};
 use super::toolkit::ownership::owned_by;
+use super::toolkit::prelude::*;
 use super::toolkit::tags::sync_with;
-use super::{AwsClients, SingleAttempt};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
-    attr_tags, tags_value,
-};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.iam.policy`.
 pub static DEF: KindDef = KindDef {
@@ -63,10 +56,8 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// IAM keeps at most this many versions of a managed policy.
@@ -80,37 +71,12 @@ fn is_not_found(err: &ProviderError) -> bool {
     super::toolkit::errors::is_not_found(Service::Iam, err)
 }
 
-/// The document to send: a JSON string is sent as given (after checking it
-/// parses), any other JSON value is serialized.
-fn document_text(desired: &Attrs) -> Result<String, ProviderError> {
-    match desired.get("policy") {
-        Some(Value::String(s)) => {
-            serde_json::from_str::<Value>(s)
-                .map_err(|e| ProviderError::invalid("policy", format!("not valid JSON: {e}")))?;
-            Ok(s.clone())
-        }
-        Some(v @ Value::Object(_)) => serde_json::to_string(v)
-            .map_err(|e| ProviderError::invalid("policy", format!("cannot serialize: {e}"))),
-        Some(_) => Err(ProviderError::invalid("policy", "must be a JSON object")),
-        None => Err(ProviderError::invalid("policy", "missing")),
-    }
-}
+/// The attribute holding the policy document.
+const DOCUMENT: &str = "policy";
 
-/// The desired document as a JSON value (what `read` reports).
-fn document_value(desired: &Attrs) -> Result<Value, ProviderError> {
-    let text = document_text(desired)?;
-    serde_json::from_str(&text).map_err(|e| ProviderError::invalid("policy", format!("not valid JSON: {e}")))
-}
-
-/// Parses a policy document as IAM returns it: URL-encoded JSON from real
-/// IAM, plain JSON from some emulators.
+/// Parses a policy document as IAM returns it.
 fn parse_document(text: &str) -> Result<Value, ProviderError> {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return Ok(v);
-    }
-    serde_json::from_str::<Value>(&percent_decode(text)).map_err(|e| {
-        ProviderError::unexpected("GetPolicyVersion", format!("policy document is not JSON: {e}"))
-    })
+    super::toolkit::iam::parse_document("GetPolicyVersion", "policy document", text)
 }
 
 /// The attributes of a policy as `GetAccountAuthorizationDetails` gives
@@ -162,15 +128,8 @@ async fn policy_tags(
     iam: &aws_sdk_iam::Client,
     arn: &str,
 ) -> Result<BTreeMap<String, String>, ProviderError> {
-    let mut pages = iam.list_policy_tags().policy_arn(arn).into_paginator().send();
-    let mut tags = BTreeMap::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| ProviderError::aws("ListPolicyTags", e))?;
-        for t in page.tags() {
-            tags.insert(t.key().to_string(), t.value().to_string());
-        }
-    }
-    Ok(tags)
+    let tags: Vec<Tag> = all_pages!(iam.list_policy_tags().policy_arn(arn), "ListPolicyTags")?;
+    Ok(tag_map(&tags))
 }
 
 impl IamPolicy {
@@ -178,25 +137,14 @@ impl IamPolicy {
         &self.0.iam
     }
 
-    /// Every local policy whose path starts with `path_prefix`, by ARN.
-    async fn list_local(&self, path_prefix: &str) -> Result<HashMap<String, Policy>, ProviderError> {
-        let mut pages = self
+    /// Every local policy whose path starts with `path_prefix`.
+    async fn list_local(&self, path_prefix: &str) -> Result<Vec<Policy>, ProviderError> {
+        let call = self
             .iam()
             .list_policies()
             .scope(PolicyScopeType::Local)
-            .path_prefix(path_prefix)
-            .into_paginator()
-            .send();
-        let mut found = HashMap::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListPolicies", e))?;
-            for p in page.policies() {
-                if let Some(arn) = p.arn() {
-                    found.insert(arn.to_string(), p.clone());
-                }
-            }
-        }
-        Ok(found)
+            .path_prefix(path_prefix);
+        all_pages!(call, "ListPolicies")
     }
 
     /// All tags of a policy.
@@ -280,39 +228,32 @@ impl IamPolicy {
         detail: &ManagedPolicyDetail,
     ) -> Result<Option<String>, ProviderError> {
         let version_id = detail.default_version_id().unwrap_or("v1");
-        match self
-            .iam()
-            .get_policy_version()
-            .policy_arn(arn)
-            .version_id(version_id)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out
-                .policy_version()
-                .and_then(PolicyVersion::document)
-                .map(str::to_string)),
-            Err(e) => {
-                let err = ProviderError::aws("GetPolicyVersion", e);
-                if is_not_found(&err) { Ok(None) } else { Err(err) }
-            }
-        }
+        let version = self.version(arn, version_id).await?;
+        Ok(version
+            .as_ref()
+            .and_then(PolicyVersion::document)
+            .map(str::to_string))
     }
 
     /// Every version of a policy.
     async fn versions(&self, arn: &str) -> Result<Vec<PolicyVersion>, ProviderError> {
-        let mut pages = self
-            .iam()
-            .list_policy_versions()
-            .policy_arn(arn)
-            .into_paginator()
-            .send();
-        let mut versions = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListPolicyVersions", e))?;
-            versions.extend(page.versions().iter().cloned());
-        }
-        Ok(versions)
+        all_pages!(
+            self.iam().list_policy_versions().policy_arn(arn),
+            "ListPolicyVersions"
+        )
+    }
+
+    /// One version of a policy (its document included); `None` when the
+    /// policy or the version is gone.
+    async fn version(&self, arn: &str, version_id: &str) -> Result<Option<PolicyVersion>, ProviderError> {
+        let got = send!(
+            self.iam()
+                .get_policy_version()
+                .policy_arn(arn)
+                .version_id(version_id),
+            "GetPolicyVersion"
+        );
+        Ok(unless_gone(Service::Iam, got)?.and_then(|out| out.policy_version().cloned()))
     }
 
     /// The live view of a listed policy: its default version's document and
@@ -329,26 +270,12 @@ impl IamPolicy {
         let version_id = policy.default_version_id().ok_or_else(|| {
             ProviderError::unexpected("ListPolicies", format!("policy {arn} without a default version"))
         })?;
-        let version = match self
-            .iam()
-            .get_policy_version()
-            .policy_arn(arn)
-            .version_id(version_id)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) => {
-                let err = ProviderError::aws("GetPolicyVersion", e);
-                return if is_not_found(&err) { Ok(None) } else { Err(err) };
-            }
+        let Some(version) = self.version(arn, version_id).await? else {
+            return Ok(None);
         };
-        let text = version
-            .policy_version()
-            .and_then(PolicyVersion::document)
-            .ok_or_else(|| {
-                ProviderError::unexpected("GetPolicyVersion", format!("no document for {arn} {version_id}"))
-            })?;
+        let text = version.document().ok_or_else(|| {
+            ProviderError::unexpected("GetPolicyVersion", format!("no document for {arn} {version_id}"))
+        })?;
         let document = parse_document(text)?;
         let tags = match self.tags(arn).await {
             Ok(t) => t,
@@ -446,17 +373,14 @@ impl IamPolicy {
         let wanted = serde_json::from_str::<Value>(&document).ok();
         super::send_resolving_doubt(
             || async {
-                let out = self
-                    .iam()
-                    .create_policy_version()
-                    .policy_arn(arn)
-                    .policy_document(document.clone())
-                    .set_as_default(true)
-                    .customize()
-                    .config_override(SingleAttempt)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::aws("CreatePolicyVersion", e))?;
+                let out = send_once!(
+                    self.iam()
+                        .create_policy_version()
+                        .policy_arn(arn)
+                        .policy_document(document.clone())
+                        .set_as_default(true),
+                    "CreatePolicyVersion"
+                )?;
                 out.policy_version()
                     .and_then(PolicyVersion::version_id)
                     .map(str::to_string)
@@ -475,14 +399,9 @@ impl IamPolicy {
                 let text = match new_default.as_ref().and_then(PolicyVersion::document) {
                     Some(d) => d.to_string(),
                     None => self
-                        .iam()
-                        .get_policy_version()
-                        .policy_arn(arn)
-                        .version_id(id)
-                        .send()
-                        .await
-                        .map_err(|e| ProviderError::aws("GetPolicyVersion", e))?
-                        .policy_version()
+                        .version(arn, id)
+                        .await?
+                        .as_ref()
                         .and_then(PolicyVersion::document)
                         .unwrap_or_default()
                         .to_string(),
@@ -536,30 +455,23 @@ fn version_number(id: &str) -> u64 {
 
 #[async_trait]
 impl ResourceKind for IamPolicy {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let name = attr_str(desired, "name")?;
         let path = attr_opt_str(desired, "path").unwrap_or("/");
         let description = attr_opt_str(desired, "description");
-        let document = document_text(desired)?;
+        let document = document_text(desired, DOCUMENT)?;
         let tags = attr_tags(desired);
         let create_tags = Some(iam_tags(&tags)?).filter(|t| !t.is_empty());
-        let out = self
-            .iam()
-            .create_policy()
-            .policy_name(name)
-            .path(path)
-            .set_description(description.map(str::to_string))
-            .policy_document(document)
-            .set_tags(create_tags)
-            .customize()
-            .config_override(SingleAttempt)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("CreatePolicy", e))?;
+        let out = send_once!(
+            self.iam()
+                .create_policy()
+                .policy_name(name)
+                .path(path)
+                .set_description(description.map(str::to_string))
+                .policy_document(document)
+                .set_tags(create_tags),
+            "CreatePolicy"
+        )?;
         let policy = out
             .policy()
             .ok_or_else(|| ProviderError::unexpected("CreatePolicy", "no policy in the response"))?;
@@ -576,7 +488,7 @@ impl ResourceKind for IamPolicy {
         if let Some(d) = description.filter(|d| !d.is_empty()) {
             attrs.insert("description".into(), Value::String(d.to_string()));
         }
-        attrs.insert("policy".into(), document_value(desired)?);
+        attrs.insert("policy".into(), document_value(desired, DOCUMENT)?);
         attrs.insert("tags".into(), tags_value(tags));
         attrs.insert("arn".into(), Value::String(arn.to_string()));
         attrs.insert(
@@ -638,8 +550,9 @@ impl ResourceKind for IamPolicy {
         // description).
         let has = |name: &str| changed.iter().any(|c| c == name);
         if has("policy") {
-            let version_id = self.put_document(arn, document_text(desired)?).await?;
-            live.attrs.insert("policy".into(), document_value(desired)?);
+            let version_id = self.put_document(arn, document_text(desired, DOCUMENT)?).await?;
+            live.attrs
+                .insert("policy".into(), document_value(desired, DOCUMENT)?);
             live.attrs
                 .insert("default_version_id".into(), Value::String(version_id));
         }
@@ -686,7 +599,7 @@ impl ResourceKind for IamPolicy {
         let path = attr_opt_str(desired, "path").unwrap_or("/");
         let listed = self.list_local(path).await?;
         let Some(policy) = listed
-            .values()
+            .iter()
             .find(|p| p.policy_name() == Some(name) && p.path().unwrap_or("/") == path)
         else {
             return Ok(None);
@@ -708,34 +621,5 @@ impl ResourceKind for IamPolicy {
         };
         let description = got.policy().and_then(Policy::description).map(str::to_string);
         self.live_of(policy, description.as_deref()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(
-            percent_decode("%7B%22a%22%3A%20%22b%2Fc%22%7D"),
-            r#"{"a": "b/c"}"#
-        );
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(percent_decode("a+b"), "a+b");
-    }
-
-    #[test]
-    fn documents_parse_plain_or_encoded() {
-        let want = serde_json::json!({"Version": "2012-10-17", "Statement": []});
-        assert_eq!(
-            parse_document(r#"{"Version": "2012-10-17", "Statement": []}"#).ok(),
-            Some(want.clone())
-        );
-        assert_eq!(
-            parse_document("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D").ok(),
-            Some(want)
-        );
     }
 }

@@ -26,21 +26,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use aws_sdk_iam::types::{EntityType, Role};
+use aws_sdk_iam::types::{AttachedPolicy, EntityType, InstanceProfile, Role, Tag};
 
+use super::SingleAttempt;
 use super::toolkit::errors::Service;
-use super::toolkit::iam::{iam_tags, percent_decode};
+use super::toolkit::iam::{attached_arns, document_text, document_value, iam_tags, parse_document, tag_map};
 use super::toolkit::iam_details::{AccountDetails, AccountDetailsReads, account_details};
 use super::toolkit::ownership::owned_by;
+use super::toolkit::prelude::*;
 use super::toolkit::tags::sync_with;
-use super::{AwsClients, SingleAttempt};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, TAG_ADDRESS, TAG_STACK,
-    attr_opt_str, attr_str, attr_tags, tags_value,
-};
-use crate::{Attrs, Value};
+use crate::provider::{TAG_ADDRESS, TAG_STACK};
 
 /// Schema of `aws.iam.role`.
 pub static DEF: KindDef = KindDef {
@@ -74,9 +69,8 @@ pub static DEF: KindDef = KindDef {
     ],
     taggable: true,
     normalize: Some(normalize),
-    preflight: None,
     identity: &[&["name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// IAM's default and minimum maximum session duration, in seconds.
@@ -153,42 +147,8 @@ fn desired_policy_arns(desired: &Attrs) -> Result<BTreeSet<String>, ProviderErro
     }
 }
 
-/// The trust policy to send: a JSON string is sent as given (after checking
-/// it parses), a JSON object is serialized.
-fn trust_text(desired: &Attrs) -> Result<String, ProviderError> {
-    match desired.get("assume_role_policy") {
-        Some(Value::String(s)) => {
-            serde_json::from_str::<Value>(s)
-                .map_err(|e| ProviderError::invalid("assume_role_policy", format!("not valid JSON: {e}")))?;
-            Ok(s.clone())
-        }
-        Some(v @ Value::Object(_)) => serde_json::to_string(v)
-            .map_err(|e| ProviderError::invalid("assume_role_policy", format!("cannot serialize: {e}"))),
-        Some(_) => Err(ProviderError::invalid(
-            "assume_role_policy",
-            "must be a JSON object",
-        )),
-        None => Err(ProviderError::invalid("assume_role_policy", "missing")),
-    }
-}
-
-/// The desired trust policy as a JSON value (what `read` reports).
-fn trust_value(desired: &Attrs) -> Result<Value, ProviderError> {
-    let text = trust_text(desired)?;
-    serde_json::from_str(&text)
-        .map_err(|e| ProviderError::invalid("assume_role_policy", format!("not valid JSON: {e}")))
-}
-
-/// Parses a trust policy as IAM returns it: URL-encoded JSON from real IAM,
-/// plain JSON from some emulators.
-fn parse_trust(operation: &str, text: &str) -> Result<Value, ProviderError> {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return Ok(v);
-    }
-    serde_json::from_str::<Value>(&percent_decode(text)).map_err(|e| {
-        ProviderError::unexpected(operation, format!("assume role policy document is not JSON: {e}"))
-    })
-}
+/// The attribute holding the trust policy.
+const TRUST: &str = "assume_role_policy";
 
 /// The maximum session duration set in `attrs`, checked against IAM's
 /// range; `None` when not set.
@@ -295,32 +255,16 @@ impl IamRole {
 
     /// Every role whose path starts with `path_prefix`, by name.
     async fn list_roles(&self, path_prefix: &str) -> Result<HashMap<String, Role>, ProviderError> {
-        let mut pages = self
-            .iam()
-            .list_roles()
-            .path_prefix(path_prefix)
-            .into_paginator()
-            .send();
-        let mut found = HashMap::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListRoles", e))?;
-            for r in page.roles() {
-                found.insert(r.role_name().to_string(), r.clone());
-            }
-        }
-        Ok(found)
+        let roles: Vec<Role> = all_pages!(self.iam().list_roles().path_prefix(path_prefix), "ListRoles")?;
+        Ok(roles
+            .into_iter()
+            .map(|r| (r.role_name().to_string(), r))
+            .collect())
     }
 
     /// The role named `name`, `None` when there is none.
     async fn get_role(&self, name: &str) -> Result<Option<Role>, ProviderError> {
-        let out = unless_gone(
-            self.iam()
-                .get_role()
-                .role_name(name)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("GetRole", e)),
-        )?;
+        let out = unless_gone(send!(self.iam().get_role().role_name(name), "GetRole"))?;
         match out {
             Some(out) => out.role().cloned().map(Some).ok_or_else(|| {
                 ProviderError::unexpected("GetRole", format!("no role {name} in the response"))
@@ -331,77 +275,33 @@ impl IamRole {
 
     /// ARNs of the managed policies attached to a role.
     async fn attached(&self, name: &str) -> Result<BTreeSet<String>, ProviderError> {
-        let mut pages = self
-            .iam()
-            .list_attached_role_policies()
-            .role_name(name)
-            .into_paginator()
-            .send();
-        let mut arns = BTreeSet::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListAttachedRolePolicies", e))?;
-            arns.extend(
-                page.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn())
-                    .map(str::to_string),
-            );
-        }
-        Ok(arns)
+        let call = self.iam().list_attached_role_policies().role_name(name);
+        let policies: Vec<AttachedPolicy> = all_pages!(call, "ListAttachedRolePolicies")?;
+        Ok(attached_arns(&policies))
     }
 
     /// All tags of a role.
     async fn tags(&self, name: &str) -> Result<BTreeMap<String, String>, ProviderError> {
-        let mut pages = self
-            .iam()
-            .list_role_tags()
-            .role_name(name)
-            .into_paginator()
-            .send();
-        let mut tags = BTreeMap::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListRoleTags", e))?;
-            for t in page.tags() {
-                tags.insert(t.key().to_string(), t.value().to_string());
-            }
-        }
-        Ok(tags)
+        let tags: Vec<Tag> = all_pages!(self.iam().list_role_tags().role_name(name), "ListRoleTags")?;
+        Ok(tag_map(&tags))
     }
 
     /// Names of a role's inline policies.
     async fn inline_policies(&self, name: &str) -> Result<Vec<String>, ProviderError> {
-        let mut pages = self
-            .iam()
-            .list_role_policies()
-            .role_name(name)
-            .into_paginator()
-            .send();
-        let mut names = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListRolePolicies", e))?;
-            names.extend(page.policy_names().iter().cloned());
-        }
-        Ok(names)
+        all_pages!(
+            self.iam().list_role_policies().role_name(name),
+            "ListRolePolicies"
+        )
     }
 
     /// Names of the instance profiles holding a role.
     async fn instance_profiles(&self, name: &str) -> Result<Vec<String>, ProviderError> {
-        let mut pages = self
-            .iam()
-            .list_instance_profiles_for_role()
-            .role_name(name)
-            .into_paginator()
-            .send();
-        let mut names = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| ProviderError::aws("ListInstanceProfilesForRole", e))?;
-            names.extend(
-                page.instance_profiles()
-                    .iter()
-                    .map(|p| p.instance_profile_name().to_string()),
-            );
-        }
-        Ok(names)
+        let call = self.iam().list_instance_profiles_for_role().role_name(name);
+        let profiles: Vec<InstanceProfile> = all_pages!(call, "ListInstanceProfilesForRole")?;
+        Ok(profiles
+            .iter()
+            .map(|p| p.instance_profile_name().to_string())
+            .collect())
     }
 
     /// The live view of a listed role: its settings from `role`, plus its
@@ -435,25 +335,17 @@ impl IamRole {
         desired: &BTreeSet<String>,
     ) -> Result<(), ProviderError> {
         for arn in desired.difference(current) {
-            self.iam()
-                .attach_role_policy()
-                .role_name(name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("AttachRolePolicy", e))?;
+            send!(
+                self.iam().attach_role_policy().role_name(name).policy_arn(arn),
+                "AttachRolePolicy"
+            )?;
         }
         for arn in current.difference(desired) {
             // Already detached (or the policy is gone): nothing to do.
-            unless_gone(
-                self.iam()
-                    .detach_role_policy()
-                    .role_name(name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::aws("DetachRolePolicy", e)),
-            )?;
+            unless_gone(send!(
+                self.iam().detach_role_policy().role_name(name).policy_arn(arn),
+                "DetachRolePolicy"
+            ))?;
         }
         Ok(())
     }
@@ -507,8 +399,8 @@ fn live_from(
 ) -> Result<Live, ProviderError> {
     let name = role.role_name();
     let trust = match (role.assume_role_policy_document(), desired) {
-        (Some(text), _) => parse_trust("ListRoles", text)?,
-        (None, Some(d)) => trust_value(d)?,
+        (Some(text), _) => parse_document("ListRoles", "assume role policy document", text)?,
+        (None, Some(d)) => document_value(d, TRUST)?,
         (None, None) => {
             return Err(ProviderError::unexpected(
                 "ListRoles",
@@ -575,33 +467,19 @@ fn lives_from(
             let (Some(role), Some(detail)) = (listed.get(&req.id), details.roles.get(&req.id)) else {
                 return Ok(None);
             };
-            let attached: BTreeSet<String> = detail
-                .attached_managed_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn())
-                .map(str::to_string)
-                .collect();
-            let tags: BTreeMap<String, String> = detail
-                .tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect();
-            live_from(role, attached, tags, None).map(Some)
+            let attached = attached_arns(detail.attached_managed_policies());
+            live_from(role, attached, tag_map(detail.tags()), None).map(Some)
         })
         .collect()
 }
 
 #[async_trait]
 impl ResourceKind for IamRole {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let name = attr_str(desired, "name")?;
         let path = attr_opt_str(desired, "path").unwrap_or("/");
         let description = attr_opt_str(desired, "description").filter(|d| !d.is_empty());
-        let trust = trust_text(desired)?;
+        let trust = document_text(desired, TRUST)?;
         let max = max_session(desired)?;
         let policies = desired_policy_arns(desired)?;
         let tags = attr_tags(desired);
@@ -691,23 +569,23 @@ impl ResourceKind for IamRole {
                 Some(m) => m,
                 None => max_session(&prior.attrs)?.unwrap_or(DEFAULT_MAX_SESSION),
             };
-            self.iam()
-                .update_role()
-                .role_name(name)
-                .set_description(description)
-                .max_session_duration(max)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("UpdateRole", e))?;
+            send!(
+                self.iam()
+                    .update_role()
+                    .role_name(name)
+                    .set_description(description)
+                    .max_session_duration(max),
+                "UpdateRole"
+            )?;
         }
         if has("assume_role_policy") {
-            self.iam()
-                .update_assume_role_policy()
-                .role_name(name)
-                .policy_document(trust_text(desired)?)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("UpdateAssumeRolePolicy", e))?;
+            send!(
+                self.iam()
+                    .update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(document_text(desired, TRUST)?),
+                "UpdateAssumeRolePolicy"
+            )?;
         }
         if has("managed_policy_arns") {
             let want = desired_policy_arns(desired)?;
@@ -732,53 +610,32 @@ impl ResourceKind for IamRole {
         let Some(attached) = unless_gone(self.attached(name).await)? else {
             return Ok(());
         };
-        for arn in &attached {
-            unless_gone(
-                self.iam()
-                    .detach_role_policy()
-                    .role_name(name)
-                    .policy_arn(arn)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::aws("DetachRolePolicy", e)),
-            )?;
-        }
+        self.sync_attachments(name, &attached, &BTreeSet::new()).await?;
         let Some(inline) = unless_gone(self.inline_policies(name).await)? else {
             return Ok(());
         };
         for policy in &inline {
-            unless_gone(
+            unless_gone(send!(
                 self.iam()
                     .delete_role_policy()
                     .role_name(name)
-                    .policy_name(policy)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::aws("DeleteRolePolicy", e)),
-            )?;
+                    .policy_name(policy),
+                "DeleteRolePolicy"
+            ))?;
         }
         let Some(profiles) = unless_gone(self.instance_profiles(name).await)? else {
             return Ok(());
         };
         for profile in &profiles {
-            unless_gone(
+            unless_gone(send!(
                 self.iam()
                     .remove_role_from_instance_profile()
                     .role_name(name)
-                    .instance_profile_name(profile)
-                    .send()
-                    .await
-                    .map_err(|e| ProviderError::aws("RemoveRoleFromInstanceProfile", e)),
-            )?;
+                    .instance_profile_name(profile),
+                "RemoveRoleFromInstanceProfile"
+            ))?;
         }
-        unless_gone(
-            self.iam()
-                .delete_role()
-                .role_name(name)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("DeleteRole", e)),
-        )?;
+        unless_gone(send!(self.iam().delete_role().role_name(name), "DeleteRole"))?;
         Ok(())
     }
 

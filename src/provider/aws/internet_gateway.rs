@@ -9,15 +9,11 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 
 use super::toolkit::ec2::{Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible};
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::InternetGatewayReads;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.internet_gateway`.
 pub static DEF: KindDef = KindDef {
@@ -29,10 +25,7 @@ pub static DEF: KindDef = KindDef {
         "The account that owns the gateway.",
     )],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.internet_gateway`.

@@ -3,21 +3,14 @@
 //! an `available` (or `attached`) attachment to that VPC. An attachment
 //! carries no tags: it is found again by its natural key.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-
-use super::toolkit::ec2::{all_pages, filters_in_chunks};
+use super::toolkit::distinct;
+use super::toolkit::ec2::filters_in_chunks;
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::{Poll, VISIBLE_TIMEOUT};
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::InternetGatewayReads;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
-};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.internet_gateway_attachment`.
 pub static DEF: KindDef = KindDef {
@@ -32,11 +25,8 @@ pub static DEF: KindDef = KindDef {
         .force_new(),
         AttrSchema::required("vpc_id", AttrType::String, "The VPC to attach it to.").force_new(),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["vpc_id"], &["internet_gateway_id"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.internet_gateway_attachment`.
@@ -120,10 +110,6 @@ impl InternetGatewayAttachment {
 
 #[async_trait]
 impl ResourceKind for InternetGatewayAttachment {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let igw = attr_str(desired, "internet_gateway_id")?;
         let vpc = attr_str(desired, "vpc_id")?;
@@ -153,12 +139,7 @@ impl ResourceKind for InternetGatewayAttachment {
             return Ok(Vec::new());
         }
         let keys = keys(requests)?;
-        let igw_ids: Vec<String> = keys
-            .iter()
-            .map(|(igw, _)| igw.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let igw_ids = distinct(keys.iter().map(|(igw, _)| igw.clone()));
         let gateways = self.describe(&igw_ids).await?;
         Ok(keys
             .iter()
@@ -223,15 +204,14 @@ impl ResourceKind for InternetGatewayAttachment {
         let (igw, vpc) = key(&prior.id, &prior.attrs).ok_or_else(|| {
             ProviderError::invalid("id", format!("`{}` is not <igw-id>:<vpc-id>", prior.id))
         })?;
-        let detached = self
-            .0
-            .ec2
-            .detach_internet_gateway()
-            .internet_gateway_id(&igw)
-            .vpc_id(&vpc)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DetachInternetGateway", e));
+        let detached = send!(
+            self.0
+                .ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(&igw)
+                .vpc_id(&vpc),
+            "DetachInternetGateway"
+        );
         // Gone gateway or VPC (NotFound), or no longer attached.
         match gone_is_done(Service::Ec2, detached) {
             Err(e) if e.code() == Some("Gateway.NotAttached") => Ok(()),

@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use aws_config::retry::RetryConfig;
 
-use crate::provider::{Kinds, ProviderError, RegionFacts, schema::KindDef};
+use crate::provider::{Kinds, ProviderError, RegionFacts, Schema, schema::KindDef};
+use toolkit::send;
 
 /// The per-operation configuration of a call that must be made at most once
 /// per attempt of the engine: the SDK's own retries off.
@@ -107,12 +108,18 @@ where
 }
 
 /// The AWS kinds, declared once: each `module::Type` gives the kind's
-/// schema (`module::DEF`, in [`KIND_DEFS`]) and its operations (built from
-/// the clients by [`AwsClients::kinds`]).
+/// schema (`module::DEF`, in [`KIND_DEFS`] and as the type's [`Schema`])
+/// and its operations (built from the clients by [`AwsClients::kinds`]).
 macro_rules! registry {
     ($($module:ident :: $kind:ident),* $(,)?) => {
         /// Static definitions of every AWS kind.
         pub static KIND_DEFS: &[&KindDef] = &[$(&$module::DEF),*];
+
+        $(impl Schema for $module::$kind {
+            fn def(&self) -> &'static KindDef {
+                &$module::DEF
+            }
+        })*
 
         /// Every AWS kind, operating through `clients`.
         fn build_kinds(clients: &Arc<AwsClients>) -> Kinds {
@@ -211,18 +218,15 @@ impl AwsClients {
 
     /// Reads the region's available availability zones, sorted by name.
     pub async fn region_facts(&self) -> Result<RegionFacts, ProviderError> {
-        let out = self
-            .ec2
-            .describe_availability_zones()
-            .filters(
+        let out = send!(
+            self.ec2.describe_availability_zones().filters(
                 aws_sdk_ec2::types::Filter::builder()
                     .name("state")
                     .values("available")
                     .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeAvailabilityZones", e))?;
+            ),
+            "DescribeAvailabilityZones"
+        )?;
         let mut azs: Vec<String> = out
             .availability_zones()
             .iter()

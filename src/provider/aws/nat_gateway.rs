@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{ConnectivityType, NatGateway as SdkNatGateway, NatGatewayState, ResourceType};
 
 use super::toolkit::ec2::{
@@ -20,10 +19,7 @@ use super::toolkit::ec2::{
 };
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::Poll;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, attr_opt_str, attr_str};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Schema of `aws.ec2.nat_gateway`.
 pub static DEF: KindDef = KindDef {
@@ -63,10 +59,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("vpc_id", AttrType::String, "The VPC of the subnet."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a gateway may take to become `available`.

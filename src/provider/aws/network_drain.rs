@@ -87,19 +87,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     IpPermission, NetworkInterface, NetworkInterfaceStatus, SecurityGroup, UserIdGroupPair,
 };
 
-use super::AwsClients;
-use super::toolkit::ec2::{all_pages, filter, filters_in_chunks};
+use super::toolkit::distinct;
+use super::toolkit::ec2::{filter, filters_in_chunks};
 use super::toolkit::errors::Service;
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ResourceKind, TAG_STACK, attr_opt_str, attr_str,
-};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
+use crate::provider::TAG_STACK;
 
 /// The default of `timeout_seconds`: 20 minutes.
 const DEFAULT_TIMEOUT_SECONDS: i64 = 1200;
@@ -142,11 +138,7 @@ pub static DEF: KindDef = KindDef {
         )
         .default(Default::Int(DEFAULT_TIMEOUT_SECONDS)),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.network_drain`.
@@ -547,12 +539,10 @@ impl NetworkDrain {
     async fn elbv2_tags(&self, arns: &[String]) -> Result<HashMap<String, Tags>, ProviderError> {
         let client = &self.0.elbv2;
         tags_in_batches(arns, |chunk| async move {
-            let out = client
-                .describe_tags()
-                .set_resource_arns(Some(chunk))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeTags", e))?;
+            let out = send!(
+                client.describe_tags().set_resource_arns(Some(chunk)),
+                "DescribeTags"
+            )?;
             Ok(out
                 .tag_descriptions()
                 .iter()
@@ -574,12 +564,10 @@ impl NetworkDrain {
     async fn classic_tags(&self, names: &[String]) -> Result<HashMap<String, Tags>, ProviderError> {
         let client = &self.0.elb;
         tags_in_batches(names, |chunk| async move {
-            let out = client
-                .describe_tags()
-                .set_load_balancer_names(Some(chunk))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("DescribeTags (classic)", e))?;
+            let out = send!(
+                client.describe_tags().set_load_balancer_names(Some(chunk)),
+                "DescribeTags (classic)"
+            )?;
             Ok(out
                 .tag_descriptions()
                 .iter()
@@ -660,17 +648,12 @@ impl NetworkDrain {
         cluster: &str,
         swept_lbs: &HashSet<String>,
     ) -> Result<Vec<Item>, ProviderError> {
-        let enis: Vec<NetworkInterface> = self
+        let call = self
             .0
             .ec2
             .describe_network_interfaces()
-            .filters(filter("vpc-id", [vpc_id]))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeNetworkInterfaces", e))?;
+            .filters(filter("vpc-id", [vpc_id]));
+        let enis: Vec<NetworkInterface> = all_pages!(call, "DescribeNetworkInterfaces")?;
         Ok(enis
             .iter()
             .filter(|e| belongs_to_cluster(e, cluster))
@@ -687,16 +670,12 @@ impl NetworkDrain {
 
     /// Every security group in `vpc_id`.
     async fn security_groups(&self, vpc_id: &str) -> Result<Vec<SecurityGroup>, ProviderError> {
-        self.0
+        let call = self
+            .0
             .ec2
             .describe_security_groups()
-            .filters(filter("vpc-id", [vpc_id]))
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeSecurityGroups", e))
+            .filters(filter("vpc-id", [vpc_id]));
+        all_pages!(call, "DescribeSecurityGroups")
     }
 
     /// One look at the VPC: what to sweep and wait for, in deletion order.
@@ -743,15 +722,14 @@ impl NetworkDrain {
             if rules.is_empty() {
                 continue;
             }
-            let result = self
-                .0
-                .ec2
-                .revoke_security_group_ingress()
-                .group_id(group_id)
-                .set_ip_permissions(Some(rules))
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("RevokeSecurityGroupIngress", e));
+            let result = send!(
+                self.0
+                    .ec2
+                    .revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(rules)),
+                "RevokeSecurityGroupIngress"
+            );
             match result {
                 Ok(_) => cx.progress.report(&format!(
                     "revoked the rules of security group {group_id} that admit {}",
@@ -774,47 +752,33 @@ impl NetworkDrain {
     ) -> Result<Option<String>, ProviderError> {
         let c = &self.0;
         let result = match item.kind {
-            Kind::LoadBalancer => c
-                .elbv2
-                .delete_load_balancer()
-                .load_balancer_arn(&item.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteLoadBalancer", e)),
-            Kind::ClassicLoadBalancer => c
-                .elb
-                .delete_load_balancer()
-                .load_balancer_name(&item.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteLoadBalancer (classic)", e)),
-            Kind::TargetGroup => c
-                .elbv2
-                .delete_target_group()
-                .target_group_arn(&item.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteTargetGroup", e)),
-            Kind::NetworkInterface => c
-                .ec2
-                .delete_network_interface()
-                .network_interface_id(&item.id)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteNetworkInterface", e)),
+            Kind::LoadBalancer => send!(
+                c.elbv2.delete_load_balancer().load_balancer_arn(&item.id),
+                "DeleteLoadBalancer"
+            )
+            .map(|_| ()),
+            Kind::ClassicLoadBalancer => send!(
+                c.elb.delete_load_balancer().load_balancer_name(&item.id),
+                "DeleteLoadBalancer (classic)"
+            )
+            .map(|_| ()),
+            Kind::TargetGroup => send!(
+                c.elbv2.delete_target_group().target_group_arn(&item.id),
+                "DeleteTargetGroup"
+            )
+            .map(|_| ()),
+            Kind::NetworkInterface => send!(
+                c.ec2.delete_network_interface().network_interface_id(&item.id),
+                "DeleteNetworkInterface"
+            )
+            .map(|_| ()),
             Kind::SecurityGroup => {
                 self.revoke_rules_admitting(cx, groups, item).await?;
-                c.ec2
-                    .delete_security_group()
-                    .group_id(&item.id)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| ProviderError::aws("DeleteSecurityGroup", e))
+                send!(
+                    c.ec2.delete_security_group().group_id(&item.id),
+                    "DeleteSecurityGroup"
+                )
+                .map(|_| ())
             }
         };
         match result {
@@ -834,10 +798,6 @@ impl NetworkDrain {
 
 #[async_trait]
 impl ResourceKind for NetworkDrain {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     /// Checks that the VPC exists; creates nothing in AWS.
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let live = live_from_desired(desired)?;
@@ -859,13 +819,7 @@ impl ResourceKind for NetworkDrain {
             .iter()
             .map(|r| vpc_and_cluster(&r.id, &r.attrs))
             .collect();
-        let vpc_ids: Vec<String> = keys
-            .iter()
-            .flatten()
-            .map(|(v, _)| v.to_string())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let vpc_ids = distinct(keys.iter().flatten().map(|(v, _)| v.to_string()));
         let existing = self.existing_vpcs(&vpc_ids).await?;
         Ok(requests
             .iter()

@@ -4,22 +4,16 @@
 //! Routes have no id of their own in EC2: meshform names a route
 //! `<route-table-id>_<destination>` and finds it again through its table.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteOrigin;
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::route_tables_where;
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::RouteTableReads;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
-};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route`.
 pub static DEF: KindDef = KindDef {
@@ -50,11 +44,8 @@ pub static DEF: KindDef = KindDef {
             "Target NAT gateway (nat-...).",
         ),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["route_table_id", "destination_cidr_block"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.route`.
@@ -116,11 +107,7 @@ fn natural_key(req: &ReadRequest) -> Result<(String, String), ProviderError> {
 
 /// The distinct route tables of `keys` (table, destination).
 fn table_ids(keys: &[(String, String)]) -> Vec<String> {
-    keys.iter()
-        .map(|(t, _)| t.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+    distinct(keys.iter().map(|(t, _)| t.clone()))
 }
 
 /// The route of each key (table, destination) found in `described`.
@@ -171,10 +158,6 @@ impl Route {
 
 #[async_trait]
 impl ResourceKind for Route {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let table = attr_str(desired, "route_table_id")?;
         let destination = attr_str(desired, "destination_cidr_block")?;
@@ -220,12 +203,8 @@ impl ResourceKind for Route {
         if tables.is_empty() {
             return Ok(Vec::new());
         }
-        let described: Vec<_> = session
-            .shared::<RouteTableReads>()
-            .tables(&self.0.ec2, &tables)
-            .await?
-            .into_values()
-            .collect();
+        let reads = session.shared::<RouteTableReads>();
+        let described = reads.table_list(&self.0.ec2, &tables).await?;
         Ok(routes_in(&keys, &described))
     }
 
@@ -264,15 +243,14 @@ impl ResourceKind for Route {
             attrs: prior.attrs.clone(),
         };
         let (table, destination) = natural_key(&req)?;
-        let result = self
-            .0
-            .ec2
-            .delete_route()
-            .route_table_id(table)
-            .destination_cidr_block(destination)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DeleteRoute", e));
+        let result = send!(
+            self.0
+                .ec2
+                .delete_route()
+                .route_table_id(table)
+                .destination_cidr_block(destination),
+            "DeleteRoute"
+        );
         gone_is_done(Service::Ec2, result)
     }
 

@@ -4,18 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::ResourceType;
 
 use super::toolkit::ec2::{
-    Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible,
+    Ec2Kind, Recorded, created_id, delete_once_free, ec2_described, tagged, tags_attr, visible,
 };
-use super::toolkit::poll::Poll;
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::RouteTableReads;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession, attr_opt_str, attr_str};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route_table`.
 pub static DEF: KindDef = KindDef {
@@ -27,10 +22,7 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("owner_id", AttrType::String, "The AWS account owning the table."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.route_table`.
@@ -106,15 +98,6 @@ impl Ec2Kind for RouteTable {
     /// A dependent being deleted (an association, a route to a gateway)
     /// keeps the table for a while: `DependencyViolation` is retried.
     async fn remove(&self, id: &str) -> Result<(), ProviderError> {
-        Poll::new(
-            format!("route table {id} to be deletable"),
-            Duration::from_secs(60),
-        )
-        .pauses(Duration::from_secs(1), Duration::from_secs(10))
-        .retry_while(
-            |e| e.code() == Some("DependencyViolation"),
-            || self.send_delete(id),
-        )
-        .await
+        delete_once_free(self, "route table", id, Duration::from_secs(60)).await
     }
 }

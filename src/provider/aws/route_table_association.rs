@@ -8,19 +8,14 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::RouteTableAssociationStateCode;
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::{filter, route_tables, route_tables_where};
 use super::toolkit::errors::{Service, gone_is_done};
 use super::toolkit::poll::read_until;
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::RouteTableReads;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_opt_str, attr_str,
-};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.route_table_association`.
 pub static DEF: KindDef = KindDef {
@@ -31,11 +26,8 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::required("route_table_id", AttrType::String, "The route table."),
         AttrSchema::required("subnet_id", AttrType::String, "The subnet.").force_new(),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["subnet_id"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.route_table_association`.
@@ -74,12 +66,17 @@ fn table_is(live: &Live, table: &str) -> bool {
     attr_opt_str(&live.attrs, "route_table_id") == Some(table)
 }
 
+/// The route tables the requests were recorded in, each once.
+fn recorded_tables<'a>(requests: impl IntoIterator<Item = &'a ReadRequest>) -> Vec<String> {
+    distinct(
+        requests
+            .into_iter()
+            .filter_map(|r| attr_opt_str(&r.attrs, "route_table_id").map(str::to_string)),
+    )
+}
+
 #[async_trait]
 impl ResourceKind for RouteTableAssociation {
-    fn def(&self) -> &'static KindDef {
-        &DEF
-    }
-
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let table = attr_str(desired, "route_table_id")?;
         let subnet = attr_str(desired, "subnet_id")?;
@@ -123,13 +120,7 @@ impl ResourceKind for RouteTableAssociation {
         // table holding an association that was not asked about can be
         // missed. Look again, by recorded table, for what seems gone: on AWS
         // this only costs a call when something really was deleted.
-        let missing_tables: Vec<String> = requests
-            .iter()
-            .filter(|r| !found.iter().any(|l| l.id == r.id))
-            .filter_map(|r| attr_opt_str(&r.attrs, "route_table_id").map(str::to_string))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let missing_tables = recorded_tables(requests.iter().filter(|r| !found.iter().any(|l| l.id == r.id)));
         if !missing_tables.is_empty() {
             let more = route_tables_where(&self.0.ec2, "route-table-id", &missing_tables).await?;
             found.extend(subnet_associations(&more));
@@ -159,18 +150,9 @@ impl ResourceKind for RouteTableAssociation {
         session: &ReadSession,
         requests: &[ReadRequest],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let tables: Vec<String> = requests
-            .iter()
-            .filter_map(|r| attr_opt_str(&r.attrs, "route_table_id").map(str::to_string))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let described: Vec<_> = session
-            .shared::<RouteTableReads>()
-            .tables(&self.0.ec2, &tables)
-            .await?
-            .into_values()
-            .collect();
+        let tables = recorded_tables(requests);
+        let reads = session.shared::<RouteTableReads>();
+        let described = reads.table_list(&self.0.ec2, &tables).await?;
         let found = subnet_associations(&described);
         let mut out: Vec<Option<Live>> = requests
             .iter()
@@ -202,15 +184,14 @@ impl ResourceKind for RouteTableAssociation {
         let table = attr_str(desired, "route_table_id")?;
         let mut id = prior.id.clone();
         if changed.iter().any(|c| c == "route_table_id") && !table_is(prior, table) {
-            let out = self
-                .0
-                .ec2
-                .replace_route_table_association()
-                .association_id(&prior.id)
-                .route_table_id(table)
-                .send()
-                .await
-                .map_err(|e| ProviderError::aws("ReplaceRouteTableAssociation", e))?;
+            let out = send!(
+                self.0
+                    .ec2
+                    .replace_route_table_association()
+                    .association_id(&prior.id)
+                    .route_table_id(table),
+                "ReplaceRouteTableAssociation"
+            )?;
             id = out
                 .new_association_id()
                 .ok_or_else(|| {
@@ -222,14 +203,10 @@ impl ResourceKind for RouteTableAssociation {
     }
 
     async fn delete(&self, _cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
-        let result = self
-            .0
-            .ec2
-            .disassociate_route_table()
-            .association_id(&prior.id)
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DisassociateRouteTable", e));
+        let result = send!(
+            self.0.ec2.disassociate_route_table().association_id(&prior.id),
+            "DisassociateRouteTable"
+        );
         gone_is_done(Service::Ec2, result)
     }
 

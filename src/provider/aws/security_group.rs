@@ -22,17 +22,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair};
 
 use super::toolkit::ec2::{
-    Ec2Described, Ec2Kind, Recorded, created_id, ec2_described, filter, tagged, tags_attr, visible,
+    Ec2Described, Ec2Kind, Recorded, created_id, delete_once_free, ec2_described, filter, tagged, tags_attr,
+    visible,
 };
-use super::toolkit::poll::Poll;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, attr_opt_str, attr_str};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Description given to a group when none is set.
 const DEFAULT_DESCRIPTION: &str = "Managed by meshform";
@@ -79,10 +75,8 @@ pub static DEF: KindDef = KindDef {
         AttrSchema::computed("owner_id", AttrType::String, "The AWS account owning the group."),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["vpc_id", "name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Operations of `aws.ec2.security_group`.
@@ -560,15 +554,6 @@ impl Ec2Kind for SecurityGroup {
     /// gateways keep a group in use for a few minutes: `DependencyViolation`
     /// is retried.
     async fn remove(&self, id: &str) -> Result<(), ProviderError> {
-        Poll::new(
-            format!("security group {id} to be deletable"),
-            Duration::from_secs(300),
-        )
-        .pauses(Duration::from_secs(1), Duration::from_secs(10))
-        .retry_while(
-            |e| e.code() == Some("DependencyViolation"),
-            || self.send_delete(id),
-        )
-        .await
+        delete_once_free(self, "security group", id, Duration::from_secs(300)).await
     }
 }

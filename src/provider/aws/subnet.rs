@@ -6,16 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, SubnetState};
 
 use super::toolkit::ec2::{
     Ec2Kind, Recorded, created_id, ec2_described, tagged, tags_attr, visible, wait_state,
 };
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, attr_bool, attr_str};
-use crate::{Attrs, Value};
+use super::toolkit::prelude::*;
 
 /// Schema of `aws.ec2.subnet`.
 pub static DEF: KindDef = KindDef {
@@ -49,10 +45,8 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
     identity: &[&["vpc_id", "cidr_block"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a new subnet may stay `pending`.
@@ -99,14 +93,14 @@ fn live(s: &aws_sdk_ec2::types::Subnet) -> Result<Live, ProviderError> {
 
 impl Subnet {
     async fn set_map_public_ip(&self, id: &str, value: bool) -> Result<(), ProviderError> {
-        self.0
-            .ec2
-            .modify_subnet_attribute()
-            .subnet_id(id)
-            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(value).build())
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("ModifySubnetAttribute", e))?;
+        send!(
+            self.0
+                .ec2
+                .modify_subnet_attribute()
+                .subnet_id(id)
+                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(value).build()),
+            "ModifySubnetAttribute"
+        )?;
         Ok(())
     }
 }

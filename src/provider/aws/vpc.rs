@@ -10,23 +10,20 @@
 //! VPCs are listed with a `vpc-id` filter rather than `VpcIds`, which fails
 //! the whole call when one id no longer exists.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName, VpcState};
 
+use super::toolkit::distinct;
 use super::toolkit::ec2::{
-    Ec2Kind, Recorded, all_pages, created_id, describe_ids, ec2_described, filter, filters_in_chunks, tagged,
-    tags_attr, visible, wait_state,
+    Ec2Kind, Recorded, created_id, describe_ids, ec2_described, filter, filters_in_chunks, tagged, tags_attr,
+    visible, wait_state,
 };
 use super::toolkit::errors::{Service, unless_gone};
+use super::toolkit::prelude::*;
 use super::toolkit::shared_reads::RouteTableReads;
-use super::{AwsClients, send_once};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ReadSession, attr_opt_str, attr_str};
-use crate::{Attrs, Value};
 
 /// Schema of `aws.ec2.vpc`.
 pub static DEF: KindDef = KindDef {
@@ -59,10 +56,7 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     taggable: true,
-    normalize: None,
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a new VPC may stay `pending`.
@@ -140,15 +134,14 @@ impl Vpc {
 
     /// One DNS attribute of a VPC; `None` when the VPC no longer exists.
     async fn dns_attr(&self, vpc_id: &str, name: VpcAttributeName) -> Result<Option<bool>, ProviderError> {
-        let out = self
-            .0
-            .ec2
-            .describe_vpc_attribute()
-            .vpc_id(vpc_id)
-            .attribute(name.clone())
-            .send()
-            .await
-            .map_err(|e| ProviderError::aws("DescribeVpcAttribute", e));
+        let out = send!(
+            self.0
+                .ec2
+                .describe_vpc_attribute()
+                .vpc_id(vpc_id)
+                .attribute(name.clone()),
+            "DescribeVpcAttribute"
+        );
         let Some(out) = unless_gone(Service::Ec2, out)? else {
             return Ok(None);
         };
@@ -298,12 +291,7 @@ impl Ec2Kind for Vpc {
         session: &ReadSession,
         requests: &[ReadRequest],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
-        let ids: Vec<String> = requests
-            .iter()
-            .map(|r| r.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let ids = distinct(requests.iter().map(|r| r.id.clone()));
         let tables = session.shared::<RouteTableReads>();
         let mut main_route_tables = HashMap::new();
         for id in ids.iter().filter(|id| tables.covers_vpc(id)) {

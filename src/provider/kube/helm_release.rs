@@ -84,7 +84,8 @@ use super::helm_version::HelmVersion;
 use crate::kubeconfig::{EksCluster, ExecCommand};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
-    Live, OpContext, Progress, ProviderError, ReadRequest, ResourceKind, attr_bool, attr_opt_str, attr_str,
+    Live, OpContext, Progress, ProviderError, ReadRequest, ResourceKind, Schema, attr_bool, attr_opt_str,
+    attr_str,
 };
 use crate::{Attrs, Value};
 
@@ -157,11 +158,10 @@ pub static DEF: KindDef = KindDef {
         ),
         AttrSchema::computed("chart_version", AttrType::String, "The deployed chart's version."),
     ],
-    taggable: false,
     normalize: Some(normalize),
     preflight: Some(preflight),
     identity: &[&["cluster", "namespace", "name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// Default of `wait_timeout_seconds`.
@@ -603,12 +603,14 @@ impl HelmReleaseWithProgram {
 /// Implements [`ResourceKind`] for a type with `async fn ops(&self) -> Result<Ops, ProviderError>`.
 macro_rules! helm_release_kind {
     ($ty:ty) => {
-        #[async_trait]
-        impl ResourceKind for $ty {
+        impl Schema for $ty {
             fn def(&self) -> &'static KindDef {
                 &DEF
             }
+        }
 
+        #[async_trait]
+        impl ResourceKind for $ty {
             async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
                 self.ops().await?.install(cx, desired).await
             }

@@ -36,7 +36,7 @@ use super::objects::{
 };
 use super::wait;
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind};
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema};
 use crate::{Attrs, Value};
 
 /// Schema of `kube.manifest`.
@@ -72,11 +72,8 @@ pub static DEF: KindDef = KindDef {
             "The objects last applied, in file order: a list of { apiVersion, kind, namespace, name }.",
         ),
     ],
-    taggable: false,
     normalize: Some(normalize),
-    preflight: None,
-    identity: &[],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// The field manager meshform applies as.
@@ -394,12 +391,14 @@ impl Manifest {
     }
 }
 
-#[async_trait]
-impl ResourceKind for Manifest {
+impl Schema for Manifest {
     fn def(&self) -> &'static KindDef {
         &DEF
     }
+}
 
+#[async_trait]
+impl ResourceKind for Manifest {
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.apply_desired(cx, desired, None).await
     }

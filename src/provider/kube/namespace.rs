@@ -28,7 +28,7 @@ use super::manifest::FIELD_MANAGER;
 use super::objects::api_error;
 use super::wait;
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, attr_str};
+use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema, attr_str};
 use crate::{Attrs, Value};
 
 /// Schema of `kube.namespace`.
@@ -57,11 +57,8 @@ pub static DEF: KindDef = KindDef {
         ),
         AttrSchema::computed("uid", AttrType::String, "The namespace's uid."),
     ],
-    taggable: false,
-    normalize: None,
-    preflight: None,
     identity: &[&["cluster", "name"]],
-    hosts_objects: false,
+    ..KindDef::BASE
 };
 
 /// How long a delete waits for the namespace to go.
@@ -180,12 +177,14 @@ impl Namespace {
     }
 }
 
-#[async_trait]
-impl ResourceKind for Namespace {
+impl Schema for Namespace {
     fn def(&self) -> &'static KindDef {
         &DEF
     }
+}
 
+#[async_trait]
+impl ResourceKind for Namespace {
     async fn create(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.apply(desired, false).await
     }

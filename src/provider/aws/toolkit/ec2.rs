@@ -9,7 +9,7 @@
 //! the read-back after a change, "already gone" deletes and the lookup by
 //! ownership tags come from here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -22,9 +22,10 @@ use super::errors::{Service, gone_is_done};
 use super::ownership;
 use super::poll::{Poll, VISIBLE_PAUSES, VISIBLE_TIMEOUT};
 use super::tags;
+use super::{all_pages, distinct, send};
 use crate::provider::schema::KindDef;
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, TAG_ADDRESS, TAG_STACK,
+    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, Schema, TAG_ADDRESS, TAG_STACK,
     attr_tags, tags_value,
 };
 use crate::{Attrs, Value};
@@ -62,21 +63,6 @@ pub trait Ec2Described: Send + Sync + 'static {
     /// A described resource's tags.
     fn item_tags(item: &Self::Item) -> &[Tag];
 }
-
-/// Every item of a paginated describe call (a fluent builder), or its
-/// error named `$op`.
-macro_rules! all_pages {
-    ($call:expr, $op:literal) => {
-        $call
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
-    };
-}
-pub(crate) use all_pages;
 
 /// Implements [`Ec2Described`] for a kind type holding `Arc<AwsClients>`:
 ///
@@ -136,7 +122,7 @@ macro_rules! ec2_described {
         $crate::provider::aws::toolkit::ec2::ec2_described!(@impl $kind: $item, $id, $filter, $noun,
             |k: &$kind, filters: Vec<aws_sdk_ec2::types::Filter>| {
                 let call = k.0.ec2.$call().$setter(Some(filters));
-                async move { $crate::provider::aws::toolkit::ec2::all_pages!(call, $op) }
+                async move { $crate::provider::aws::toolkit::all_pages!(call, $op) }
             }, $($delete)*);
     };
     ($kind:ident: $item:ty, id $id:ident, filter $filter:literal, noun $noun:literal,
@@ -222,11 +208,7 @@ pub trait Ec2Kind: Ec2Described {
 }
 
 #[async_trait]
-impl<K: Ec2Kind> ResourceKind for K {
-    fn def(&self) -> &'static KindDef {
-        K::DEF
-    }
-
+impl<K: Ec2Kind + Schema> ResourceKind for K {
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         self.make(cx, desired).await
     }
@@ -286,12 +268,7 @@ pub async fn read_batched<K: Ec2Kind + ?Sized>(
     if requests.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<String> = requests
-        .iter()
-        .map(|r| r.id.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let ids = distinct(requests.iter().map(|r| r.id.clone()));
     let recorded: Recorded = requests.iter().map(|r| (r.id.clone(), r.attrs.clone())).collect();
     let items = describe_ids(kind, &ids).await?;
     let lives: HashMap<String, Live> = kind
@@ -369,6 +346,33 @@ pub async fn wait_state<K: Ec2Described + ?Sized>(
     Poll::new(format!("{} {id} to {what}", K::DEF.type_name), timeout)
         .until(|| async { Ok(describe_one(kind, id).await?.filter(|i| reached(i)).map(|_| ())) })
         .await
+}
+
+/// Deletes `id`, retrying under `poll` while the delete fails with error
+/// code `busy` (something still holds the resource for a while).
+pub async fn delete_retrying<K: Ec2Described + ?Sized>(
+    kind: &K,
+    id: &str,
+    busy: &str,
+    poll: Poll,
+) -> Result<(), ProviderError> {
+    poll.retry_while(|e| e.code() == Some(busy), || kind.send_delete(id))
+        .await
+}
+
+/// Deletes `id` (a `what`, for progress), retrying for up to `timeout`
+/// while dependents being deleted still hold it (`DependencyViolation`):
+/// an association or route going away keeps its table for a while, an
+/// interface its security group.
+pub async fn delete_once_free<K: Ec2Described + ?Sized>(
+    kind: &K,
+    what: &str,
+    id: &str,
+    timeout: Duration,
+) -> Result<(), ProviderError> {
+    let poll = Poll::new(format!("{what} {id} to be deletable"), timeout)
+        .pauses(Duration::from_secs(1), Duration::from_secs(10));
+    delete_retrying(kind, id, "DependencyViolation", poll).await
 }
 
 /// The first resource carrying `cx`'s ownership tags (checked here too:
@@ -467,26 +471,22 @@ pub async fn sync_tags(
         desired,
         |removed| async move {
             let keys = removed.iter().map(|k| Tag::builder().key(k).build()).collect();
-            ec2.delete_tags()
-                .resources(resource_id)
-                .set_tags(Some(keys))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("DeleteTags", e))
+            send!(
+                ec2.delete_tags().resources(resource_id).set_tags(Some(keys)),
+                "DeleteTags"
+            )
+            .map(|_| ())
         },
         |set| async move {
             let tags = set
                 .iter()
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
                 .collect();
-            ec2.create_tags()
-                .resources(resource_id)
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| ProviderError::aws("CreateTags", e))
+            send!(
+                ec2.create_tags().resources(resource_id).set_tags(Some(tags)),
+                "CreateTags"
+            )
+            .map(|_| ())
         },
     )
     .await

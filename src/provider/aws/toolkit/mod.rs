@@ -23,8 +23,47 @@ pub mod iam;
 pub mod iam_details;
 pub mod ownership;
 pub mod poll;
+pub mod prelude;
 pub mod shared_reads;
 pub mod tags;
+
+/// Every item of a paginated list or describe call of any service (a
+/// fluent builder), or its error named `$op`.
+macro_rules! all_pages {
+    ($call:expr, $op:literal) => {
+        $call
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
+    };
+}
+pub(crate) use all_pages;
+
+/// Sends a call (a fluent builder) with the SDK's retries, mapping its
+/// error to [`crate::provider::ProviderError::Api`] named `$op` (primary
+/// creates use `send_once!` instead).
+macro_rules! send {
+    ($call:expr, $op:literal) => {
+        $call
+            .send()
+            .await
+            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
+    };
+}
+pub(crate) use send;
+
+/// The items each once, in order: the ids to ask about when several
+/// requests name the same resource.
+pub fn distinct(items: impl IntoIterator<Item = String>) -> Vec<String> {
+    items
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
 
 /// Helpers shared by the toolkit's unit tests.
 #[cfg(test)]

@@ -22,7 +22,8 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_ec2::types::{InternetGateway, RouteTable};
 use tokio::sync::OnceCell;
 
-use super::ec2::{all_pages, filters_in_chunks, route_tables_where};
+use super::all_pages;
+use super::ec2::{filters_in_chunks, route_tables_where};
 use crate::provider::ProviderError;
 
 /// One shared answer: the described objects by id.
@@ -80,6 +81,16 @@ impl RouteTableReads {
             })
             .await
             .clone()
+    }
+
+    /// The tables `tables` gives, without their ids (for kinds that read
+    /// what the tables hold: routes, associations).
+    pub async fn table_list(
+        &self,
+        ec2: &aws_sdk_ec2::Client,
+        ids: &[String],
+    ) -> Result<Vec<RouteTable>, ProviderError> {
+        Ok(self.tables(ec2, ids).await?.into_values().collect())
     }
 
     /// The tables among `ids` that exist, by id: from the shared answer,
