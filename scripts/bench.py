@@ -46,6 +46,18 @@ class Proxy:
         return json.loads(urllib.request.urlopen(f"{self.base}/__counts").read())
 
 
+def moto_cpu(pid):
+    """CPU seconds (user + system) the moto server has used so far; 0 if unknown."""
+    if not pid:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 class Run:
     """One meshform command: wall time, exit code, peak RSS and timestamped events."""
 
@@ -85,6 +97,8 @@ class Run:
             r.join()
         self.code = proc.returncode
         self.rss_mib = usage.ru_maxrss / 1024.0
+        # meshform's own CPU time: what the emulator spends is apart (moto_cpu).
+        self.cpu_s = usage.ru_utime + usage.ru_stime
 
     def check(self, *ok):
         if self.code not in (ok or (0,)):
@@ -98,6 +112,7 @@ class Bench:
         self.bin = args.meshform
         self.proxy = Proxy(args.proxy_port)
         self.parallelism = args.parallelism
+        self.moto_pid = args.moto_pid
         # State files and generated stacks; bench.sh passes a directory it removes.
         self.work = args.work or tempfile.mkdtemp(prefix="meshform-bench-")
         os.makedirs(self.work, exist_ok=True)
@@ -112,7 +127,10 @@ class Bench:
         })
 
     def meshform(self, *argv):
-        return Run([self.bin, *argv], self.env, self.work)
+        before = moto_cpu(self.moto_pid)
+        run = Run([self.bin, *argv], self.env, self.work)
+        run.moto_cpu_s = moto_cpu(self.moto_pid) - before
+        return run
 
     def state(self, label):
         return os.path.join(self.work, f"{label}.json")
@@ -153,6 +171,10 @@ class Bench:
             "plan_calls_by_op": plan_calls,
             "destroy_s": destroy.wall,
             "destroy_calls": sum(destroy_calls.values()),
+            "apply_cpu_s": apply.cpu_s,
+            "apply_moto_cpu_s": apply.moto_cpu_s,
+            "plan_cpu_s": plan.cpu_s,
+            "plan_moto_cpu_s": plan.moto_cpu_s,
             "rss_apply_mib": apply.rss_mib,
             "rss_plan_mib": plan.rss_mib,
             "rss_destroy_mib": destroy.rss_mib,
@@ -247,9 +269,14 @@ def report(results, latency, sizes, parallelism, delay_ms):
         out.append("|---|---:|")
         for key, name in [("apply_s", "apply time"), ("apply_calls", "apply calls"),
                           ("plan_s", "no-op plan time"), ("plan_calls", "no-op plan calls"),
+                          ("apply_cpu_s", "apply CPU time, meshform"),
+                          ("apply_moto_cpu_s", "apply CPU time, moto (the emulator)"),
+                          ("plan_cpu_s", "no-op plan CPU time, meshform"),
+                          ("plan_moto_cpu_s", "no-op plan CPU time, moto (the emulator)"),
                           ("destroy_s", "destroy time"), ("rss_apply_mib", "peak RSS (apply)"),
                           ("rss_plan_mib", "peak RSS (plan)")]:
-            out.append(f"| {name} | {fmt(large[key] / small[key])} |")
+            if small[key] > 0:
+                out.append(f"| {name} | {fmt(large[key] / small[key])} |")
     out.append("")
     out.append("No-op plan calls by service:operation:")
     out.append("")
@@ -285,6 +312,7 @@ def main():
     p.add_argument("--latency-ms", type=int, default=150)
     p.add_argument("--parallelism", type=int, default=10)
     p.add_argument("--json")
+    p.add_argument("--moto-pid", type=int, default=0, help="moto's pid, to report its CPU time")
     p.add_argument("--work", help="scratch directory (default: a new one under $TMPDIR, kept)")
     args = p.parse_args()
     bench = Bench(args)

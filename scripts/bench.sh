@@ -98,7 +98,7 @@ proxy_pid=$!
 wait_port "$proxy_port" "$scratch/proxy.log"
 echo "[bench] moto on 127.0.0.1:$moto_port (pid $moto_pid), proxy on 127.0.0.1:$proxy_port (pid $proxy_pid)" >&2
 
-args=(--meshform "$meshform" --proxy-port "$proxy_port" --work "$scratch/work"
+args=(--meshform "$meshform" --proxy-port "$proxy_port" --work "$scratch/work" --moto-pid "$moto_pid"
   --sizes "${BENCH_SIZES:-500,2000}"
   --latency-sizes "${BENCH_LATENCY_SIZES-200}"
   --latency-ms "${BENCH_LATENCY_MS:-150}"
