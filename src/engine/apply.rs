@@ -1,7 +1,7 @@
 //! Executing a plan: its step graph walked concurrently; every step records
 //! itself in state as it happens.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use super::{Engine, EngineError};
 use crate::config::Stack;
 use crate::graph::{CancelFlag, Outcome, walk};
 use crate::plan::eval::{Lookup, Scope, desired_attrs, eval, normalize_attr};
-use crate::plan::{Action, Detach, Plan, ReplaceOrder};
+use crate::plan::{Action, Detach, Plan, ReplaceOrder, ResourceChange};
 use crate::provider::{KindDef, Live, OpContext, ProviderError, ResourceKind};
 use crate::state::{PendingCreate, ResourceState, State, StateStore};
 use crate::{Attrs, Value};
@@ -111,6 +111,10 @@ impl Scope for StateScope<'_> {
 struct Run {
     stack: Option<Stack>,
     plan: Plan,
+    /// The position of each address's change in `plan.resources`: steps
+    /// look their change up by address, and a scan each time would make an
+    /// apply quadratic in the plan's size.
+    positions: HashMap<String, usize>,
     store: Arc<Mutex<StateStore>>,
     azs: Vec<String>,
     /// Resources that host others (see [`KindDef::hosts_objects`]) and are
@@ -134,6 +138,13 @@ struct Run {
 }
 
 impl Run {
+    /// The plan's change of `address`.
+    fn change(&self, address: &str) -> Option<&ResourceChange> {
+        self.positions
+            .get(address)
+            .and_then(|&i| self.plan.resources.get(i))
+    }
+
     /// Fails with [`EngineError::Stopped`] once the run is stopping, so that
     /// a step that started but has not yet called the cloud calls nothing.
     fn check_going(&self) -> Result<(), EngineError> {
@@ -183,6 +194,12 @@ impl Engine {
         let run = Arc::new(Run {
             stack: stack.cloned(),
             plan: plan.clone(),
+            positions: plan
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.address.clone(), i))
+                .collect(),
             store: store.clone(),
             azs: azs.to_vec(),
             deleted_hosts,
@@ -279,7 +296,7 @@ impl Engine {
     async fn delete_step(&self, step_address: &str, run: &Run) -> Result<Option<String>, EngineError> {
         // A create-before-destroy replacement deletes the old object, which
         // its create step moved to a deposed address.
-        let replaced_first = run.plan.change(step_address).is_some_and(|c| {
+        let replaced_first = run.change(step_address).is_some_and(|c| {
             c.action == Action::Replace && c.replace_order == Some(ReplaceOrder::CreateBeforeDestroy)
         });
         let deposed = lock(&run.deposed).get(step_address).cloned();
@@ -378,7 +395,7 @@ impl Engine {
     /// Removes from the resource's lists the references the plan says it
     /// must let go of before their objects are deleted.
     async fn detach_step(&self, address: &str, run: &Run) -> Result<Option<String>, EngineError> {
-        let change = run.plan.change(address).ok_or_else(|| {
+        let change = run.change(address).ok_or_else(|| {
             EngineError::Internal(format!("{address}: detach of a resource not in the plan"))
         })?;
         let recorded = run.store.lock().await.state().resources.get(address).cloned();
@@ -433,7 +450,6 @@ impl Engine {
         };
         let kind = self.kind(resource.kind.type_name)?.clone();
         let dependencies = run
-            .plan
             .change(address)
             .map(|c| c.dependencies.clone())
             .unwrap_or_default();
@@ -452,7 +468,7 @@ impl Engine {
                 desired: desired.clone(),
                 dependencies: dependencies.clone(),
             };
-            let replaces_first = run.plan.change(address).is_some_and(|c| {
+            let replaces_first = run.change(address).is_some_and(|c| {
                 c.action == Action::Replace && c.replace_order == Some(ReplaceOrder::CreateBeforeDestroy)
             });
             let mut cx = self.op_context(address, &token);
