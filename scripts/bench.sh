@@ -20,7 +20,7 @@
 # (one VPC plus equal numbers of subnets, security groups, IAM policies and
 # ECR repositories): apply, a no-op plan, destroy, each timed (wall clock of
 # the command), the calls of each counted, and each command's peak RSS taken
-# from wait4(2)'s rusage.
+# from wait4(2)'s rusage, with its CPU time and the moto server's over it.
 #
 # The latency figure: the baseline (and the BENCH_LATENCY_SIZES stacks) are
 # applied with every call delayed BENCH_LATENCY_MS. The makespan (first step
