@@ -14,7 +14,7 @@ use crate::config::Stack;
 use crate::graph::{CancelFlag, Outcome, walk};
 use crate::plan::eval::{Lookup, Scope, desired_attrs, eval, normalize_attr};
 use crate::plan::{Action, Detach, Plan, ReplaceOrder, ResourceChange};
-use crate::provider::{KindDef, Live, OpContext, ProviderError, ResourceKind};
+use crate::provider::{InPlace, KindDef, Live, OpContext, ProviderError, ResourceKind};
 use crate::state::{PendingCreate, ResourceState, State, StateStore};
 use crate::{Attrs, Value};
 
@@ -552,8 +552,13 @@ impl Engine {
         let cx = self.op_context(address, "");
         run.check_going()?;
         failpoint("before-update", address).await?;
+        let change = InPlace {
+            prior: &prior,
+            desired,
+            changed,
+        };
         let live = kind
-            .update(&cx, &prior, desired, changed)
+            .update(&cx, change)
             .await
             .map_err(|source| EngineError::Provider {
                 address: address.to_string(),
@@ -623,7 +628,12 @@ impl Engine {
                 if changed.is_empty() || !in_place {
                     return Ok(found);
                 }
-                return kind.update(cx, &found, desired, &changed).await.map_err(failed);
+                let change = InPlace {
+                    prior: &found,
+                    desired,
+                    changed: &changed,
+                };
+                return kind.update(cx, change).await.map_err(failed);
             }
             if attempt >= CREATE_ATTEMPTS || stop.is_cancelled() {
                 return Err(failed(source));

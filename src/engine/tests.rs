@@ -482,7 +482,7 @@ mod in_process {
 
     use crate::engine::{Engine, EngineError, no_events};
     use crate::provider::{
-        KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema,
+        InPlace, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema,
     };
     use crate::state::MemoryState;
     use crate::testing::{FakeCloud, fake_kinds};
@@ -530,17 +530,11 @@ mod in_process {
             }
             Ok(answers)
         }
-        async fn update(
-            &self,
-            cx: &OpContext,
-            prior: &Live,
-            desired: &Attrs,
-            changed: &[String],
-        ) -> Result<Live, ProviderError> {
+        async fn update(&self, cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
             if let Ok(mut updates) = self.script.updates.lock() {
-                updates.push(changed.to_vec());
+                updates.push(change.changed.to_vec());
             }
-            self.inner.update(cx, prior, desired, changed).await
+            self.inner.update(cx, change).await
         }
         async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
             self.inner.delete(cx, prior).await

@@ -344,14 +344,9 @@ pub trait ResourceKind: Schema + Send + Sync {
         self.read(requests).await
     }
 
-    /// Applies in-place changes; `changed` names the attributes that differ.
-    async fn update(
-        &self,
-        cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError>;
+    /// Applies the in-place change `change` describes and returns the
+    /// resource as it then is.
+    async fn update(&self, cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError>;
 
     /// Deletes the resource and waits until it is gone. Deleting a resource
     /// that is already gone succeeds.
@@ -371,6 +366,32 @@ pub trait ResourceKind: Schema + Send + Sync {
     /// (the default) when the kind has no such preview.
     async fn preview(&self, _prior: Option<&Live>, _desired: &Attrs) -> Result<Option<Attrs>, ProviderError> {
         Ok(None)
+    }
+}
+
+/// An in-place change the engine asks a kind to make. Only attributes that
+/// change in place are in `changed`: the engine replaces a resource whose
+/// force-new attribute changes instead of updating it. `Copy`, so that a
+/// kind can pass it on to its helpers.
+#[derive(Debug, Clone, Copy)]
+pub struct InPlace<'a> {
+    /// The resource as recorded (or as found, after a create in doubt).
+    pub prior: &'a Live,
+    /// The attributes wanted, fully known.
+    pub desired: &'a Attrs,
+    /// The names of the attributes whose desired value differs from `prior`.
+    pub changed: &'a [String],
+}
+
+impl InPlace<'_> {
+    /// Whether attribute `attr` changes.
+    pub fn has(&self, attr: &str) -> bool {
+        self.changed.iter().any(|c| c == attr)
+    }
+
+    /// Whether any of `attrs` changes.
+    pub fn has_any(&self, attrs: &[&str]) -> bool {
+        attrs.iter().any(|a| self.has(a))
     }
 }
 

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use super::cloud::FakeCloud;
 use crate::Attrs;
 use crate::provider::{
-    AttrSchema, AttrType, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema,
+    AttrSchema, AttrType, InPlace, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind,
+    Schema,
 };
 
 /// `test.named`: a taggable object with a unique `name`.
@@ -118,14 +119,10 @@ impl ResourceKind for FakeKind {
         self.cloud.read(self.def, requests).await
     }
 
-    async fn update(
-        &self,
-        cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        _changed: &[String],
-    ) -> Result<Live, ProviderError> {
-        self.cloud.update(self.def, cx, prior, desired).await
+    async fn update(&self, cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        self.cloud
+            .update(self.def, cx, change.prior, change.desired)
+            .await
     }
 
     async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
@@ -209,29 +206,29 @@ mod tests {
             Some("DependencyViolation")
         );
         // Force-new attributes do not change in place.
-        let e = n
-            .update(&cx("b"), &b, &named("z", "b", json!({})), &["name".into()])
-            .await
-            .unwrap_err();
+        let renamed = named("z", "b", json!({}));
+        let change = InPlace {
+            prior: &b,
+            desired: &renamed,
+            changed: &["name".into()],
+        };
+        let e = n.update(&cx("b"), change).await.unwrap_err();
         assert_eq!(code(&e), Some("ImmutableAttribute"));
         // Detach, then deletes succeed, and deleting again succeeds.
-        k.update(
-            &cx("k"),
-            &kv,
-            &attrs(json!({ "key": "k1", "target": "none" })),
-            &[],
-        )
-        .await
-        .expect("detach k");
-        let b2 = n
-            .update(
-                &cx("b"),
-                &b,
-                &named("y", "b", json!({ "refs": [] })),
-                &["refs".into()],
-            )
-            .await
-            .expect("detach b");
+        let detached = attrs(json!({ "key": "k1", "target": "none" }));
+        let change = InPlace {
+            prior: &kv,
+            desired: &detached,
+            changed: &[],
+        };
+        k.update(&cx("k"), change).await.expect("detach k");
+        let unreferenced = named("y", "b", json!({ "refs": [] }));
+        let change = InPlace {
+            prior: &b,
+            desired: &unreferenced,
+            changed: &["refs".into()],
+        };
+        let b2 = n.update(&cx("b"), change).await.expect("detach b");
         assert_eq!(b2.attrs["refs"], json!([]));
         n.delete(&cx("b"), &b).await.expect("delete b");
         n.delete(&cx("a"), &a).await.expect("delete a");

@@ -957,7 +957,7 @@ async fn secondary_calls_survive_dropped_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_version_calls_survive_dropped_answers_at_the_version_limit() {
     use meshform::provider::aws::iam_policy::IamPolicy;
-    use meshform::provider::{OpContext, ResourceKind, ownership_tags};
+    use meshform::provider::{InPlace, OpContext, ResourceKind, ownership_tags};
 
     let moto = Moto::start();
     let cx = OpContext {
@@ -987,9 +987,11 @@ async fn policy_version_calls_survive_dropped_answers_at_the_version_limit() {
         live = direct
             .update(
                 &cx,
-                &live,
-                &desired(&format!("s3:Action{i}")),
-                &["policy".to_string()],
+                InPlace {
+                    prior: &live,
+                    desired: &desired(&format!("s3:Action{i}")),
+                    changed: &["policy".to_string()],
+                },
             )
             .await
             .unwrap();
@@ -1014,7 +1016,14 @@ async fn policy_version_calls_survive_dropped_answers_at_the_version_limit() {
     );
     let faulty = IamPolicy(proxy.clients().await);
     let updated = faulty
-        .update(&cx, &live, &desired("s3:Action5"), &["policy".to_string()])
+        .update(
+            &cx,
+            InPlace {
+                prior: &live,
+                desired: &desired("s3:Action5"),
+                changed: &["policy".to_string()],
+            },
+        )
         .await
         .expect("update despite the lost answers");
     assert_eq!(

@@ -26,7 +26,7 @@ use meshform::provider::kube::connection::Clients;
 use meshform::provider::kube::helm_release::{
     DEF, HelmRelease, HelmReleaseWithProgram, NOT_ON_PATH, PROGRAM_ENV, locate_helm,
 };
-use meshform::provider::{Live, OpContext, ReadRequest, ResourceKind, Schema};
+use meshform::provider::{InPlace, Live, OpContext, ReadRequest, ResourceKind, Schema};
 use serde_json::{Value, json};
 
 use crate::support::chart_repo::ChartRepo;
@@ -479,7 +479,14 @@ async fn a_values_change_is_an_in_place_upgrade(tool: Tool) {
 
     let desired = s.desired(json!({"values": {"region": "eu-west-1", "replicaCount": 2.0}}));
     let updated = kind
-        .update(&cx(), &live, &desired, &["values".to_string()])
+        .update(
+            &cx(),
+            InPlace {
+                prior: &live,
+                desired: &desired,
+                changed: &["values".to_string()],
+            },
+        )
         .await
         .expect("upgrade");
     assert_eq!(updated.attrs["revision"], json!(2));
@@ -511,7 +518,14 @@ async fn a_values_change_is_an_in_place_upgrade(tool: Tool) {
     // defaults apply again.
     let desired = s.desired(json!({"values": null}));
     let emptied = kind
-        .update(&cx(), &updated, &desired, &["values".to_string()])
+        .update(
+            &cx(),
+            InPlace {
+                prior: &updated,
+                desired: &desired,
+                changed: &["values".to_string()],
+            },
+        )
         .await
         .expect("upgrade");
     assert_eq!(emptied.attrs["revision"], json!(3));
@@ -523,7 +537,14 @@ async fn a_values_change_is_an_in_place_upgrade(tool: Tool) {
     // A change of how long to wait changes nothing in the cluster.
     let desired = s.desired(json!({"values": null, "wait_timeout_seconds": 300}));
     let same = kind
-        .update(&cx(), &emptied, &desired, &["wait_timeout_seconds".to_string()])
+        .update(
+            &cx(),
+            InPlace {
+                prior: &emptied,
+                desired: &desired,
+                changed: &["wait_timeout_seconds".to_string()],
+            },
+        )
         .await
         .expect("update");
     assert_eq!(same.attrs["revision"], json!(3));

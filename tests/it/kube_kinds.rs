@@ -17,7 +17,7 @@ use meshform::provider::kube::connection::Clients;
 use meshform::provider::kube::manifest::{self, Manifest};
 use meshform::provider::kube::namespace::{self, Namespace};
 use meshform::provider::kube::wait::with_delete_timeout;
-use meshform::provider::{Live, OpContext, Progress, ReadRequest, ResourceKind};
+use meshform::provider::{InPlace, Live, OpContext, Progress, ReadRequest, ResourceKind};
 use serde_json::{Value, json};
 
 use fake_kube::FakeKube;
@@ -168,7 +168,14 @@ async fn namespace_labels_apply_read_update_and_delete() {
     let mut desired2 = desired.clone();
     desired2.insert("labels".into(), json!({"team": "b", "keep": "1"}));
     let updated = kind
-        .update(&cx, &created, &desired2, &["labels".to_string()])
+        .update(
+            &cx,
+            InPlace {
+                prior: &created,
+                desired: &desired2,
+                changed: &["labels".to_string()],
+            },
+        )
         .await
         .expect("update");
     assert_eq!(updated.attrs["labels"], json!({"team": "b", "keep": "1"}));
@@ -197,9 +204,16 @@ async fn namespace_labels_apply_read_update_and_delete() {
         "the changed managed label shows as drift"
     );
     // Re-applying fixes it and leaves their label alone.
-    kind.update(&cx, &read, &desired2, &["labels".to_string()])
-        .await
-        .expect("update");
+    kind.update(
+        &cx,
+        InPlace {
+            prior: &read,
+            desired: &desired2,
+            changed: &["labels".to_string()],
+        },
+    )
+    .await
+    .expect("update");
     let stored = cluster.fake.object("v1", "namespaces", None, "team").unwrap();
     assert_eq!(labels(&stored)["keep"], "1");
     assert_eq!(labels(&stored)["theirs"], "x");
@@ -486,10 +500,20 @@ async fn manifest_waits_for_deployments_and_updates_in_place() {
     let desired2 = manifest_desired(&cluster, &web_yaml("nginx:1.28"), None);
     let changed = ["yaml".to_string()];
     let started = Instant::now();
-    let (updated, ()) = tokio::join!(kind.update(&cx, &read, &desired2, &changed), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        cluster.fake.complete_deployments();
-    });
+    let (updated, ()) = tokio::join!(
+        kind.update(
+            &cx,
+            InPlace {
+                prior: &read,
+                desired: &desired2,
+                changed: &changed
+            }
+        ),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            cluster.fake.complete_deployments();
+        }
+    );
     let updated = updated.expect("update");
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(image_of(&cluster), "nginx:1.28");
@@ -615,7 +639,14 @@ async fn manifest_update_deletes_objects_no_longer_listed() {
     let without_b = CONFIGMAPS_YAML.rsplit_once("---").unwrap().0;
     let desired2 = manifest_desired(&cluster, without_b, None);
     let updated = kind
-        .update(&cx, &read, &desired2, &["yaml".to_string()])
+        .update(
+            &cx,
+            InPlace {
+                prior: &read,
+                desired: &desired2,
+                changed: &["yaml".to_string()],
+            },
+        )
         .await
         .expect("update");
     assert!(

@@ -14,7 +14,7 @@ use meshform::provider::aws::internet_gateway_attachment::InternetGatewayAttachm
 use meshform::provider::aws::nat_gateway::NatGateway;
 use meshform::provider::aws::subnet::Subnet;
 use meshform::provider::aws::vpc::Vpc;
-use meshform::provider::{Live, OpContext, ReadRequest, ResourceKind, ownership_tags};
+use meshform::provider::{InPlace, Live, OpContext, ReadRequest, ResourceKind, ownership_tags};
 use serde_json::json;
 
 use crate::support::moto::{Moto, REGION};
@@ -192,9 +192,11 @@ async fn vpc_create_read_update_find_delete() {
     let updated = kind
         .update(
             &cx(address),
-            &live,
-            &desired2,
-            &["enable_dns_hostnames".into(), "tags".into()],
+            InPlace {
+                prior: &live,
+                desired: &desired2,
+                changed: &["enable_dns_hostnames".into(), "tags".into()],
+            },
         )
         .await
         .expect("update");
@@ -221,7 +223,14 @@ async fn vpc_create_read_update_find_delete() {
     let mut desired3 = desired2.clone();
     desired3.insert("enable_dns_support".into(), json!(false));
     let updated = kind
-        .update(&cx(address), &updated, &desired3, &["enable_dns_support".into()])
+        .update(
+            &cx(address),
+            InPlace {
+                prior: &updated,
+                desired: &desired3,
+                changed: &["enable_dns_support".into()],
+            },
+        )
         .await
         .expect("update");
     assert_eq!(updated.attrs["enable_dns_support"], json!(false));
@@ -324,9 +333,11 @@ async fn subnet_create_read_update_find_delete() {
     let updated = kind
         .update(
             &cx(address),
-            &live,
-            &desired2,
-            &["map_public_ip_on_launch".into(), "tags".into()],
+            InPlace {
+                prior: &live,
+                desired: &desired2,
+                changed: &["map_public_ip_on_launch".into(), "tags".into()],
+            },
         )
         .await
         .expect("update");
@@ -453,7 +464,14 @@ async fn internet_gateway_and_attachment() {
     // Gateway tags update in place; find_existing by tags.
     let desired2 = attrs(json!({"tags": tags(address, &[("Name", "igw-renamed")])}));
     let updated = igws
-        .update(&cx(address), &igw, &desired2, &["tags".into()])
+        .update(
+            &cx(address),
+            InPlace {
+                prior: &igw,
+                desired: &desired2,
+                changed: &["tags".into()],
+            },
+        )
         .await
         .expect("update");
     assert_eq!(updated.attrs["tags"], tags(address, &[("Name", "igw-renamed")]));
@@ -677,7 +695,14 @@ async fn eip_and_nat_gateway() {
         d
     };
     let nat_updated = nats
-        .update(&cx(nat_address), &nat, &nat_desired2, &["tags".into()])
+        .update(
+            &cx(nat_address),
+            InPlace {
+                prior: &nat,
+                desired: &nat_desired2,
+                changed: &["tags".into()],
+            },
+        )
         .await
         .expect("update");
     assert_eq!(
@@ -696,7 +721,14 @@ async fn eip_and_nat_gateway() {
     );
     let eip_desired2 = attrs(json!({"domain": "vpc", "tags": tags(eip_address, &[])}));
     let eip_updated = eips
-        .update(&cx(eip_address), &eip, &eip_desired2, &["tags".into()])
+        .update(
+            &cx(eip_address),
+            InPlace {
+                prior: &eip,
+                desired: &eip_desired2,
+                changed: &["tags".into()],
+            },
+        )
         .await
         .expect("update");
     assert_eq!(eip_updated.attrs["tags"], tags(eip_address, &[]));

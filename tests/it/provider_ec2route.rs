@@ -9,7 +9,9 @@ use meshform::provider::aws::route::Route;
 use meshform::provider::aws::route_table::RouteTable;
 use meshform::provider::aws::route_table_association::RouteTableAssociation;
 use meshform::provider::aws::security_group::SecurityGroup;
-use meshform::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, ownership_tags};
+use meshform::provider::{
+    InPlace, Live, OpContext, ProviderError, ReadRequest, ResourceKind, ownership_tags,
+};
 use meshform::{Attrs, Value};
 use serde_json::json;
 
@@ -212,7 +214,14 @@ async fn route_tables_and_routes() {
     // Tag update in place.
     let retagged = attrs(json!({"vpc_id": vpc, "tags": tags(addr, &[("Name", "public-2"), ("env", "t")])}));
     let updated = tables
-        .update(&cx(addr), &public, &retagged, &["tags".to_string()])
+        .update(
+            &cx(addr),
+            InPlace {
+                prior: &public,
+                desired: &retagged,
+                changed: &["tags".to_string()],
+            },
+        )
         .await
         .unwrap();
     assert_eq!(updated.id, public.id);
@@ -304,9 +313,11 @@ async fn route_tables_and_routes() {
     let moved = routes
         .update(
             &cx("aws.ec2.route.public_default"),
-            &default_public,
-            &public_to_nat,
-            &changed,
+            InPlace {
+                prior: &default_public,
+                desired: &public_to_nat,
+                changed: &changed,
+            },
         )
         .await
         .unwrap();
@@ -317,7 +328,14 @@ async fn route_tables_and_routes() {
         Some((None, Some(nat.clone())))
     );
     let back = routes
-        .update(&cx("aws.ec2.route.public_default"), &moved, &to_igw, &changed)
+        .update(
+            &cx("aws.ec2.route.public_default"),
+            InPlace {
+                prior: &moved,
+                desired: &to_igw,
+                changed: &changed,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(back.attrs, to_igw);
@@ -440,9 +458,11 @@ async fn route_table_associations() {
     let moved = assocs
         .update(
             &cx("aws.ec2.route_table_association.a"),
-            &a,
-            &a_to_2,
-            &["route_table_id".to_string()],
+            InPlace {
+                prior: &a,
+                desired: &a_to_2,
+                changed: &["route_table_id".to_string()],
+            },
         )
         .await
         .unwrap();
@@ -652,7 +672,17 @@ async fn security_groups() {
         "egress": [{"protocol": "-1", "cidr_blocks": ["0.0.0.0/0"]}],
     }));
     let changed = vec!["ingress".to_string(), "egress".to_string()];
-    let web2 = groups.update(&cx(addr), &web, &desired2, &changed).await.unwrap();
+    let web2 = groups
+        .update(
+            &cx(addr),
+            InPlace {
+                prior: &web,
+                desired: &desired2,
+                changed: &changed,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(web2.id, web.id);
     let seen = describe_group(&ec2, &web.id).await.unwrap();
     assert_eq!(
@@ -686,7 +716,14 @@ async fn security_groups() {
     );
     let changed = vec!["ingress".to_string(), "egress".to_string(), "tags".to_string()];
     let web3 = groups
-        .update(&cx(addr), &web2, &desired3, &changed)
+        .update(
+            &cx(addr),
+            InPlace {
+                prior: &web2,
+                desired: &desired3,
+                changed: &changed,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(web3.attrs["tags"], tags(addr, &[("team", "edge")]));

@@ -15,7 +15,9 @@ use meshform::Attrs;
 use meshform::provider::aws::AwsClients;
 use meshform::provider::aws::eks_cluster::EksCluster;
 use meshform::provider::aws::eks_node_group::EksNodeGroup;
-use meshform::provider::{Live, OpContext, Progress, ReadRequest, ResourceKind, Schema, ownership_tags};
+use meshform::provider::{
+    InPlace, Live, OpContext, Progress, ReadRequest, ResourceKind, Schema, ownership_tags,
+};
 use serde_json::{Value, json};
 
 use crate::support::fault_proxy::FaultProxy;
@@ -259,7 +261,14 @@ async fn cluster_create_read_update_delete() {
     let mut desired2 = desired.clone();
     desired2.insert("tags".into(), tags(address, &[("env", "test")]));
     let updated = kind
-        .update(&cx(address), &live, &desired2, &["tags".into()])
+        .update(
+            &cx(address),
+            InPlace {
+                prior: &live,
+                desired: &desired2,
+                changed: &["tags".into()],
+            },
+        )
         .await
         .expect("update tags");
     assert_eq!(updated.attrs["tags"], tags(address, &[("env", "test")]));
@@ -272,9 +281,11 @@ async fn cluster_create_read_update_delete() {
     let updated = kind
         .update(
             &cx(address),
-            &updated,
-            &desired3,
-            &["endpoint_private_access".into()],
+            InPlace {
+                prior: &updated,
+                desired: &desired3,
+                changed: &["endpoint_private_access".into()],
+            },
         )
         .await
         .expect("update endpoint access");
@@ -295,7 +306,14 @@ async fn cluster_create_read_update_delete() {
     let mut down = desired3.clone();
     down.insert("version".into(), json!("1.0"));
     let err = kind
-        .update(&cx(address), &updated, &down, &["version".into()])
+        .update(
+            &cx(address),
+            InPlace {
+                prior: &updated,
+                desired: &down,
+                changed: &["version".into()],
+            },
+        )
         .await
         .expect_err("downgrade");
     assert!(err.to_string().contains("cannot downgrade"), "{err}");
@@ -304,7 +322,14 @@ async fn cluster_create_read_update_delete() {
     let mut up = desired3.clone();
     up.insert("version".into(), json!(next));
     let err = kind
-        .update(&cx(address), &updated, &up, &["version".into()])
+        .update(
+            &cx(address),
+            InPlace {
+                prior: &updated,
+                desired: &up,
+                changed: &["version".into()],
+            },
+        )
         .await
         .expect_err("moto has no UpdateClusterVersion");
     let msg = err.to_string();
@@ -393,7 +418,14 @@ async fn node_group_create_update_delete() {
     let mut desired2 = desired.clone();
     desired2.insert("desired_size".into(), json!(4));
     let updated = kind
-        .update(&cx(address), &live, &desired2, &["desired_size".into()])
+        .update(
+            &cx(address),
+            InPlace {
+                prior: &live,
+                desired: &desired2,
+                changed: &["desired_size".into()],
+            },
+        )
         .await
         .expect("scale");
     assert_eq!(updated.attrs["desired_size"], json!(4));
@@ -412,9 +444,11 @@ async fn node_group_create_update_delete() {
     let updated = kind
         .update(
             &cx(address),
-            &updated,
-            &desired3,
-            &["labels".into(), "taints".into(), "min_size".into()],
+            InPlace {
+                prior: &updated,
+                desired: &desired3,
+                changed: &["labels".into(), "taints".into(), "min_size".into()],
+            },
         )
         .await
         .expect("labels and taints");
@@ -445,7 +479,14 @@ async fn node_group_create_update_delete() {
     let mut desired4 = desired3.clone();
     desired4.insert("labels".into(), json!({}));
     let updated = kind
-        .update(&cx(address), &updated, &desired4, &["labels".into()])
+        .update(
+            &cx(address),
+            InPlace {
+                prior: &updated,
+                desired: &desired4,
+                changed: &["labels".into()],
+            },
+        )
         .await
         .expect("remove labels");
     assert_eq!(updated.attrs["labels"], json!({}));
@@ -454,7 +495,14 @@ async fn node_group_create_update_delete() {
     let mut bad = desired4.clone();
     bad.insert("desired_size".into(), json!(9));
     let err = kind
-        .update(&cx(address), &updated, &bad, &["desired_size".into()])
+        .update(
+            &cx(address),
+            InPlace {
+                prior: &updated,
+                desired: &bad,
+                changed: &["desired_size".into()],
+            },
+        )
         .await
         .expect_err("desired above max");
     assert!(err.to_string().contains("outside"), "{err}");

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use meshform::Attrs;
 use meshform::plan::eval::normalize_attr;
 use meshform::provider::aws::iam_role::{DEF, IamRole};
-use meshform::provider::{Live, OpContext, ReadRequest, ResourceKind, Schema, ownership_tags};
+use meshform::provider::{InPlace, Live, OpContext, ReadRequest, ResourceKind, Schema, ownership_tags};
 use serde_json::{Value, json};
 
 use crate::support::moto::Moto;
@@ -226,7 +226,14 @@ async fn iam_role_create_read_update_delete() {
         json!(["AmazonEKSClusterPolicy", "AmazonEKSServicePolicy"]),
     );
     let updated = kind
-        .update(&cx, &live, &want2, &["managed_policy_arns".to_string()])
+        .update(
+            &cx,
+            InPlace {
+                prior: &live,
+                desired: &want2,
+                changed: &["managed_policy_arns".to_string()],
+            },
+        )
         .await
         .unwrap();
     let both = set(&[&aws("AmazonEKSClusterPolicy"), &aws("AmazonEKSServicePolicy")]);
@@ -253,7 +260,17 @@ async fn iam_role_create_read_update_delete() {
         "tags",
     ]
     .map(String::from);
-    let updated = kind.update(&cx, &updated, &want3, &changed).await.unwrap();
+    let updated = kind
+        .update(
+            &cx,
+            InPlace {
+                prior: &updated,
+                desired: &want3,
+                changed: &changed,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(updated.attrs["description"], json!("EKS control plane, v2"));
     assert_eq!(updated.attrs["max_session_duration"], json!(7200));
     assert_eq!(updated.attrs["assume_role_policy"], trust("ec2.amazonaws.com"));

@@ -5,7 +5,7 @@
 use meshform::Attrs;
 use meshform::provider::aws::ecr_repository::EcrRepository;
 use meshform::provider::aws::iam_policy::IamPolicy;
-use meshform::provider::{Live, OpContext, ReadRequest, ResourceKind, ownership_tags};
+use meshform::provider::{InPlace, Live, OpContext, ReadRequest, ResourceKind, ownership_tags};
 use serde_json::{Value, json};
 
 use crate::support::moto::{Moto, REGION};
@@ -160,7 +160,14 @@ async fn iam_policy_create_read_update_delete() {
     tags.remove("team");
     tags.insert("owner".into(), json!("me"));
     let updated = kind
-        .update(&cx, &live, &want2, &["policy".to_string(), "tags".to_string()])
+        .update(
+            &cx,
+            InPlace {
+                prior: &live,
+                desired: &want2,
+                changed: &["policy".to_string(), "tags".to_string()],
+            },
+        )
         .await
         .unwrap();
     assert_eq!(updated.attrs["default_version_id"], json!("v2"));
@@ -207,7 +214,14 @@ async fn iam_policy_update_keeps_at_most_five_versions() {
     for i in 1..=7 {
         let want = policy_desired("busy", doc(&format!("s3:Action{i}")), &cx);
         live = kind
-            .update(&cx, &live, &want, &["policy".to_string()])
+            .update(
+                &cx,
+                InPlace {
+                    prior: &live,
+                    desired: &want,
+                    changed: &["policy".to_string()],
+                },
+            )
             .await
             .unwrap();
     }
@@ -454,7 +468,17 @@ async fn ecr_repository_create_read_update() {
         .unwrap()
         .insert("team".into(), json!("platform"));
     let changed = ["image_tag_mutability", "scan_on_push", "tags"].map(String::from);
-    let updated = kind.update(&cx, &live, &want, &changed).await.unwrap();
+    let updated = kind
+        .update(
+            &cx,
+            InPlace {
+                prior: &live,
+                desired: &want,
+                changed: &changed,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(updated.attrs["image_tag_mutability"], json!("IMMUTABLE"));
     assert_eq!(updated.attrs["scan_on_push"], json!(true));
     let described = ecr

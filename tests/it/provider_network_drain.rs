@@ -21,7 +21,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 use meshform::Attrs;
 use meshform::provider::aws::network_drain::NetworkDrain;
-use meshform::provider::{Live, OpContext, Progress, ProviderError, ReadRequest, ResourceKind};
+use meshform::provider::{InPlace, Live, OpContext, Progress, ProviderError, ReadRequest, ResourceKind};
 use serde_json::{Value, json};
 
 use crate::support::moto::{Moto, REGION};
@@ -485,7 +485,14 @@ async fn drain_create_read_delete_waits_for_cluster_interfaces() {
     // Read, find_existing and update.
     let desired = attrs(json!({"vpc_id": vpc, "cluster_name": CLUSTER, "timeout_seconds": 3}));
     let live = kind
-        .update(&cx(), &live, &desired, &["timeout_seconds".to_string()])
+        .update(
+            &cx(),
+            InPlace {
+                prior: &live,
+                desired: &desired,
+                changed: &["timeout_seconds".to_string()],
+            },
+        )
         .await
         .expect("update");
     assert_eq!(live.attrs["timeout_seconds"], json!(3));

@@ -327,19 +327,13 @@ impl ResourceKind for EcrRepository {
             .collect())
     }
 
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, _cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let InPlace { prior, desired, .. } = change;
         let name = prior.id.as_str();
         let mut live = prior.clone();
         // The name never reaches an update: the engine replaces the
         // repository for a change of a force-new attribute.
-        let has = |attr: &str| changed.iter().any(|c| c == attr);
-        if has("image_tag_mutability") {
+        if change.has("image_tag_mutability") {
             let m = mutability(desired)?;
             send!(
                 self.ecr()
@@ -353,7 +347,7 @@ impl ResourceKind for EcrRepository {
                 Value::String(m.as_str().to_string()),
             );
         }
-        if has("scan_on_push") {
+        if change.has("scan_on_push") {
             let scan = attr_bool(desired, "scan_on_push");
             send!(
                 self.ecr()
@@ -366,7 +360,7 @@ impl ResourceKind for EcrRepository {
             )?;
             live.attrs.insert("scan_on_push".into(), Value::Bool(scan));
         }
-        if has("tags") {
+        if change.has("tags") {
             let arn = attr_str(&prior.attrs, "arn")?;
             let desired_tags = attr_tags(desired);
             self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)

@@ -512,29 +512,23 @@ impl ResourceKind for EksCluster {
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
-        let name = prior.id.as_str();
-        let has = |attr: &str| changed.iter().any(|c| c == attr);
+    async fn update(&self, cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let name = change.prior.id.as_str();
+        let desired = change.desired;
         // Only attributes that change in place reach an update: the engine
         // replaces the cluster for a change of a force-new one.
         // EKS runs one update at a time: wait out one already running.
         let current = self
             .wait_active(cx, name, "UpdateCluster", UPDATE_TIMEOUT)
             .await?;
-        if has("tags") {
+        if change.has("tags") {
             sync_tags(self.eks(), &current.attrs, desired).await?;
         }
         // Each update below waits for the last to finish.
-        if has("endpoint_public_access") || has("endpoint_private_access") {
+        if change.has_any(&["endpoint_public_access", "endpoint_private_access"]) {
             self.update_endpoint_access(cx, name, desired).await?;
         }
-        if has("version")
+        if change.has("version")
             && let Some(to) = attr_opt_str(desired, "version")
         {
             let from = attr_opt_str(&current.attrs, "version").unwrap_or_default();

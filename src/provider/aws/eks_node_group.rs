@@ -603,15 +603,9 @@ impl ResourceKind for EksNodeGroup {
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
-        let (cluster, name) = split_id(&prior.id)?;
-        let has = |attr: &str| changed.iter().any(|c| c == attr);
+    async fn update(&self, cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let (cluster, name) = split_id(&change.prior.id)?;
+        let desired = change.desired;
         // Only attributes that change in place reach an update: the engine
         // replaces the node group for a change of a force-new one.
         // EKS runs one update at a time: wait out one already running, and
@@ -619,16 +613,16 @@ impl ResourceKind for EksNodeGroup {
         let current = self
             .wait_active(cx, cluster, name, "UpdateNodegroupConfig", true, UPDATE_TIMEOUT)
             .await?;
-        if has("tags") {
+        if change.has("tags") {
             sync_tags(self.eks(), &current.attrs, desired).await?;
         }
-        let scaling_changed = has("desired_size") || has("min_size") || has("max_size");
-        let labels = if has("labels") {
+        let scaling_changed = change.has_any(&["desired_size", "min_size", "max_size"]);
+        let labels = if change.has("labels") {
             label_changes(&str_map(&current.attrs, "labels"), &str_map(desired, "labels"))
         } else {
             None
         };
-        let taints = if has("taints") {
+        let taints = if change.has("taints") {
             taint_changes(&taints_of(&current.attrs), &desired_taints(desired)?)
         } else {
             None

@@ -536,27 +536,21 @@ impl ResourceKind for IamPolicy {
         self.read_from(&details, requests).await
     }
 
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, _cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let InPlace { prior, desired, .. } = change;
         let arn = prior.id.as_str();
         let mut live = prior.clone();
         // Only `policy` and `tags` reach an update: the engine replaces the
         // policy for a change of a force-new attribute (name, path,
         // description).
-        let has = |name: &str| changed.iter().any(|c| c == name);
-        if has("policy") {
+        if change.has("policy") {
             let version_id = self.put_document(arn, document_text(desired, DOCUMENT)?).await?;
             live.attrs
                 .insert("policy".into(), document_value(desired, DOCUMENT)?);
             live.attrs
                 .insert("default_version_id".into(), Value::String(version_id));
         }
-        if has("tags") {
+        if change.has("tags") {
             let desired_tags = attr_tags(desired);
             self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)
                 .await?;

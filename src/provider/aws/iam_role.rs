@@ -385,7 +385,12 @@ impl IamRole {
         if changed.is_empty() {
             return Ok(live);
         }
-        self.update(cx, &live, desired, &changed).await
+        let change = InPlace {
+            prior: &live,
+            desired,
+            changed: &changed,
+        };
+        self.update(cx, change).await
     }
 }
 
@@ -547,19 +552,12 @@ impl ResourceKind for IamRole {
         lives_from(requests, &listed, &details)
     }
 
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, _cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let InPlace { prior, desired, .. } = change;
         let name = prior.id.as_str();
         // Only attributes in IN_PLACE reach an update: the engine replaces
         // the role for a change of a force-new one.
-        let has = |attr: &str| changed.iter().any(|c| c == attr);
-
-        if has("description") || has("max_session_duration") {
+        if change.has_any(&["description", "max_session_duration"]) {
             // UpdateRole sets both (an emulator resets what is left out):
             // an attribute the stack does not set keeps its live value.
             let description = attr_opt_str(desired, "description")
@@ -578,7 +576,7 @@ impl ResourceKind for IamRole {
                 "UpdateRole"
             )?;
         }
-        if has("assume_role_policy") {
+        if change.has("assume_role_policy") {
             send!(
                 self.iam()
                     .update_assume_role_policy()
@@ -587,12 +585,12 @@ impl ResourceKind for IamRole {
                 "UpdateAssumeRolePolicy"
             )?;
         }
-        if has("managed_policy_arns") {
+        if change.has("managed_policy_arns") {
             let want = desired_policy_arns(desired)?;
             let current = self.attached(name).await?;
             self.sync_attachments(name, &current, &want).await?;
         }
-        if has("tags") {
+        if change.has("tags") {
             let current = self.tags(name).await?;
             self.sync_tags(name, &current, &attr_tags(desired)).await?;
         }

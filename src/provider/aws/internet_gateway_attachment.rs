@@ -182,13 +182,8 @@ impl ResourceKind for InternetGatewayAttachment {
 
     /// Nothing is updatable in place (both attributes force replacement):
     /// returns the attachment as it is.
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        _desired: &Attrs,
-        _changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, _cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let prior = change.prior;
         let (igw, vpc) = key(&prior.id, &prior.attrs).ok_or_else(|| {
             ProviderError::invalid("id", format!("`{}` is not <igw-id>:<vpc-id>", prior.id))
         })?;

@@ -834,14 +834,8 @@ impl ResourceKind for NetworkDrain {
     }
 
     /// Only `timeout_seconds` changes in place, and it lives in state only.
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        _prior: &Live,
-        desired: &Attrs,
-        _changed: &[String],
-    ) -> Result<Live, ProviderError> {
-        live_from_desired(desired)
+    async fn update(&self, _cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        live_from_desired(change.desired)
     }
 
     /// Sweeps what the cluster's controllers left in the VPC and waits until

@@ -208,17 +208,12 @@ impl ResourceKind for Route {
         Ok(routes_in(&keys, &described))
     }
 
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        _prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, _cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let desired = change.desired;
         let table = attr_str(desired, "route_table_id")?;
         let destination = attr_str(desired, "destination_cidr_block")?;
         let target = Target::from_attrs(desired)?;
-        if changed.iter().any(|c| c == "gateway_id" || c == "nat_gateway_id") {
+        if change.has_any(&["gateway_id", "nat_gateway_id"]) {
             let mut call = self
                 .0
                 .ec2

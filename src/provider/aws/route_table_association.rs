@@ -174,16 +174,11 @@ impl ResourceKind for RouteTableAssociation {
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, _cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let InPlace { prior, desired, .. } = change;
         let table = attr_str(desired, "route_table_id")?;
         let mut id = prior.id.clone();
-        if changed.iter().any(|c| c == "route_table_id") && !table_is(prior, table) {
+        if change.has("route_table_id") && !table_is(prior, table) {
             let out = send!(
                 self.0
                     .ec2

@@ -535,11 +535,12 @@ impl Ec2Kind for SecurityGroup {
         visible(self, &id, &Recorded::new(), |live| Self::shows(live, desired)).await
     }
 
-    async fn change(&self, id: &str, desired: &Attrs, changed: &[String]) -> Result<(), ProviderError> {
+    async fn change(&self, change: InPlace<'_>) -> Result<(), ProviderError> {
+        let desired = change.desired;
         validate_rules(desired, "ingress")?;
         validate_rules(desired, "egress")?;
-        if changed.iter().any(|c| c == "ingress" || c == "egress") {
-            self.apply_rules(id, desired).await?;
+        if change.has_any(&["ingress", "egress"]) {
+            self.apply_rules(&change.prior.id, desired).await?;
         }
         Ok(())
     }

@@ -133,10 +133,10 @@ impl Ec2Kind for Subnet {
         visible(self, &id, &Recorded::new(), |_| true).await
     }
 
-    async fn change(&self, id: &str, desired: &Attrs, changed: &[String]) -> Result<(), ProviderError> {
-        if changed.iter().any(|c| c == "map_public_ip_on_launch") {
-            self.set_map_public_ip(id, attr_bool(desired, "map_public_ip_on_launch"))
-                .await?;
+    async fn change(&self, change: InPlace<'_>) -> Result<(), ProviderError> {
+        if change.has("map_public_ip_on_launch") {
+            let on = attr_bool(change.desired, "map_public_ip_on_launch");
+            self.set_map_public_ip(&change.prior.id, on).await?;
         }
         Ok(())
     }

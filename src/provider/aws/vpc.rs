@@ -340,21 +340,22 @@ impl Ec2Kind for Vpc {
         visible(self, &id, &Recorded::new(), |_| true).await
     }
 
-    async fn change(&self, id: &str, desired: &Attrs, changed: &[String]) -> Result<(), ProviderError> {
-        let has = |name: &str| changed.iter().any(|c| c == name);
+    async fn change(&self, change: InPlace<'_>) -> Result<(), ProviderError> {
+        let InPlace { prior, desired, .. } = change;
+        let id = prior.id.as_str();
         // DNS hostnames need DNS support: turn support on before and off
         // after changing hostnames.
         let support = bool_or(desired, "enable_dns_support", true);
-        if has("enable_dns_support") && support {
+        if change.has("enable_dns_support") && support {
             self.set_dns_attr(id, VpcAttributeName::EnableDnsSupport, true)
                 .await?;
         }
-        if has("enable_dns_hostnames") {
+        if change.has("enable_dns_hostnames") {
             let hostnames = bool_or(desired, "enable_dns_hostnames", false);
             self.set_dns_attr(id, VpcAttributeName::EnableDnsHostnames, hostnames)
                 .await?;
         }
-        if has("enable_dns_support") && !support {
+        if change.has("enable_dns_support") && !support {
             self.set_dns_attr(id, VpcAttributeName::EnableDnsSupport, false)
                 .await?;
         }

@@ -84,8 +84,8 @@ use super::helm_version::HelmVersion;
 use crate::kubeconfig::{EksCluster, ExecCommand};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
-    Live, OpContext, Progress, ProviderError, ReadRequest, ResourceKind, Schema, attr_bool, attr_opt_str,
-    attr_str,
+    InPlace, Live, OpContext, Progress, ProviderError, ReadRequest, ResourceKind, Schema, attr_bool,
+    attr_opt_str, attr_str,
 };
 use crate::{Attrs, Value};
 
@@ -514,19 +514,14 @@ impl Ops {
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        cx: &OpContext,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
         // A force-new attribute never reaches an update: the engine replaces
         // the release instead.
-        if changed.iter().any(|c| UPGRADE_ON.contains(&c.as_str())) {
-            return self.install(cx, desired).await;
+        if change.has_any(UPGRADE_ON) {
+            return self.install(cx, change.desired).await;
         }
-        let target = Target::from_attrs(desired)?;
-        self.live(desired).await?.ok_or_else(|| {
+        let target = Target::from_attrs(change.desired)?;
+        self.live(change.desired).await?.ok_or_else(|| {
             ProviderError::unexpected(
                 "helm get metadata",
                 format!("release {} disappeared during the update", target.id()),
@@ -622,14 +617,8 @@ macro_rules! helm_release_kind {
                 self.ops().await?.read(requests).await
             }
 
-            async fn update(
-                &self,
-                cx: &OpContext,
-                _prior: &Live,
-                desired: &Attrs,
-                changed: &[String],
-            ) -> Result<Live, ProviderError> {
-                self.ops().await?.update(cx, desired, changed).await
+            async fn update(&self, cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+                self.ops().await?.update(cx, change).await
             }
 
             async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {

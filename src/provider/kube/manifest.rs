@@ -36,7 +36,7 @@ use super::objects::{
 };
 use super::wait;
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema};
+use crate::provider::{InPlace, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema};
 use crate::{Attrs, Value};
 
 /// Schema of `kube.manifest`.
@@ -441,13 +441,8 @@ impl ResourceKind for Manifest {
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        _changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let InPlace { prior, desired, .. } = change;
         // A force-new attribute never reaches an update: the engine replaces
         // the manifest instead.
         let updated = self.apply_desired(cx, desired, Some(prior.id.clone())).await?;

@@ -28,7 +28,7 @@ use super::manifest::FIELD_MANAGER;
 use super::objects::api_error;
 use super::wait;
 use crate::provider::schema::{AttrSchema, AttrType, KindDef};
-use crate::provider::{Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema, attr_str};
+use crate::provider::{InPlace, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema, attr_str};
 use crate::{Attrs, Value};
 
 /// Schema of `kube.namespace`.
@@ -212,16 +212,10 @@ impl ResourceKind for Namespace {
         Ok(out)
     }
 
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        _prior: &Live,
-        desired: &Attrs,
-        _changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, _cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
         // A force-new attribute never reaches an update: the engine replaces
         // the namespace instead.
-        self.apply(desired, false).await
+        self.apply(change.desired, false).await
     }
 
     async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {

@@ -25,8 +25,8 @@ use super::tags;
 use super::{all_pages, distinct, send};
 use crate::provider::schema::KindDef;
 use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, Schema, TAG_ADDRESS, TAG_STACK,
-    attr_tags, tags_value,
+    InPlace, Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, Schema, TAG_ADDRESS,
+    TAG_STACK, attr_tags, tags_value,
 };
 use crate::{Attrs, Value};
 
@@ -183,8 +183,9 @@ pub trait Ec2Kind: Ec2Described {
     /// it once usable.
     async fn make(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError>;
 
-    /// Applies in-place changes other than tags (the toolkit syncs those).
-    async fn change(&self, _id: &str, _desired: &Attrs, _changed: &[String]) -> Result<(), ProviderError> {
+    /// Applies in-place changes other than tags (the toolkit syncs those)
+    /// to the resource `change.prior` names.
+    async fn change(&self, _change: InPlace<'_>) -> Result<(), ProviderError> {
         Ok(())
     }
 
@@ -229,16 +230,11 @@ impl<K: Ec2Kind + Schema> ResourceKind for K {
         self.read_shared(session, requests).await
     }
 
-    async fn update(
-        &self,
-        _cx: &OpContext,
-        prior: &Live,
-        desired: &Attrs,
-        changed: &[String],
-    ) -> Result<Live, ProviderError> {
+    async fn update(&self, _cx: &OpContext, change: InPlace<'_>) -> Result<Live, ProviderError> {
+        let InPlace { prior, desired, .. } = change;
         let id = prior.id.as_str();
-        self.change(id, desired, changed).await?;
-        let tags_changed = changed.iter().any(|c| c == "tags");
+        self.change(change).await?;
+        let tags_changed = change.has("tags");
         let desired_tags = attr_tags(desired);
         if tags_changed {
             sync_tags(self.ec2(), id, &attr_tags(&prior.attrs), &desired_tags).await?;

@@ -9,7 +9,7 @@ pub use crate::provider::aws::AwsClients;
 pub(crate) use crate::provider::aws::send_once;
 pub use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 pub use crate::provider::{
-    Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_bool, attr_opt_str,
+    InPlace, Live, OpContext, ProviderError, ReadRequest, ReadSession, ResourceKind, attr_bool, attr_opt_str,
     attr_str, attr_str_list, attr_tags, tags_value,
 };
 pub use crate::{Attrs, Value};
