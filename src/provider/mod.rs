@@ -206,9 +206,8 @@ pub enum ProviderError {
     },
 }
 
-/// Service error codes that mean "try again later": throttling and server
-/// faults. The request may or may not have been carried out.
-const TRANSIENT_CODES: &[&str] = &[
+/// Service error codes by which AWS services say "slow down".
+const THROTTLING_CODES: &[&str] = &[
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
@@ -216,8 +215,14 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestThrottled",
     "RequestThrottledException",
     "TooManyRequestsException",
+    "TooManyRequests",
     "ProvisionedThroughputExceededException",
     "SlowDown",
+];
+
+/// Service error codes of server faults: with throttling, what means "try
+/// again later". The request may or may not have been carried out.
+const SERVER_FAULT_CODES: &[&str] = &[
     "InternalError",
     "InternalFailure",
     "InternalServerError",
@@ -261,9 +266,16 @@ impl ProviderError {
     pub fn is_transient(&self) -> bool {
         match self {
             ProviderError::Api { code: None, .. } => true,
-            ProviderError::Api { code: Some(code), .. } => TRANSIENT_CODES.contains(&code.as_str()),
+            ProviderError::Api { code: Some(code), .. } => {
+                THROTTLING_CODES.contains(&code.as_str()) || SERVER_FAULT_CODES.contains(&code.as_str())
+            }
             _ => false,
         }
+    }
+
+    /// Whether the service said it was throttling the caller.
+    pub fn is_throttling(&self) -> bool {
+        self.code().is_some_and(|c| THROTTLING_CODES.contains(&c))
     }
 
     /// Whether the failure is that the resource's cloud cannot be reached.

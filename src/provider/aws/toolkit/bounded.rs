@@ -29,24 +29,6 @@ pub const LONGEST_THROTTLE_PAUSE: Duration = Duration::from_secs(20);
 /// Attempts of one call while it is throttled.
 pub const THROTTLE_ATTEMPTS: u32 = 6;
 
-/// Error codes by which AWS services say "slow down".
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "TooManyRequestsException",
-    "TooManyRequests",
-    "SlowDown",
-];
-
-/// Whether `err` is the service throttling meshform.
-pub fn is_throttling(err: &ProviderError) -> bool {
-    err.code().is_some_and(|c| THROTTLING_CODES.contains(&c))
-}
-
 /// When the calls of a batch may go again, and how long the next pause is.
 struct Backoff {
     resume_at: Option<Instant>,
@@ -86,7 +68,7 @@ where
                     tokio::time::sleep_until(at).await;
                 }
                 match call(item.clone()).await {
-                    Err(e) if is_throttling(&e) && attempt < THROTTLE_ATTEMPTS => {
+                    Err(e) if e.is_throttling() && attempt < THROTTLE_ATTEMPTS => {
                         let mut b = backoff.lock().unwrap_or_else(|p| p.into_inner());
                         let at = Instant::now() + b.pause;
                         if b.resume_at.is_none_or(|r| r < at) {
@@ -196,7 +178,7 @@ mod tests {
         })
         .await
         .unwrap_err();
-        assert!(is_throttling(&err));
+        assert!(err.is_throttling());
         assert_eq!(sent.load(Ordering::SeqCst), THROTTLE_ATTEMPTS as usize);
     }
 }
