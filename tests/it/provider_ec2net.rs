@@ -14,7 +14,7 @@ use meshform::provider::aws::internet_gateway_attachment::InternetGatewayAttachm
 use meshform::provider::aws::nat_gateway::NatGateway;
 use meshform::provider::aws::subnet::Subnet;
 use meshform::provider::aws::vpc::Vpc;
-use meshform::provider::{InPlace, Live, OpContext, ReadRequest, ResourceKind, ownership_tags};
+use meshform::provider::{InPlace, Live, OpContext, ReadRequest, ReadSession, ResourceKind, ownership_tags};
 use serde_json::json;
 
 use crate::support::moto::{Moto, REGION};
@@ -181,6 +181,36 @@ async fn vpc_create_read_update_find_delete() {
         .expect("delete other");
     let read = kind.read(&[req(&live), req(&other)]).await.expect("read");
     assert_eq!(read, vec![Some(live.clone()), None]);
+
+    // A refresh's read: the main route table comes from the route tables
+    // the session describes once for every kind (the call count is
+    // refresh_calls' business); the view is the same as a plain read's,
+    // whose main table was checked against moto above. A second, non-main
+    // table in the VPC: only the main one may be taken.
+    let extra = ec2
+        .create_route_table()
+        .vpc_id(&live.id)
+        .send()
+        .await
+        .expect("a non-main route table");
+    let extra = extra
+        .route_table()
+        .and_then(|t| t.route_table_id())
+        .expect("its id")
+        .to_string();
+    let session = ReadSession::new();
+    let requests = [req(&live), req(&other)];
+    kind.announce(&session, &requests);
+    let read = kind
+        .read_in(&session, &requests)
+        .await
+        .expect("read in a session");
+    assert_eq!(read, vec![Some(live.clone()), None]);
+    ec2.delete_route_table()
+        .route_table_id(&extra)
+        .send()
+        .await
+        .expect("delete the non-main table");
 
     // Update in place: DNS hostnames off, tags changed.
     let mut desired2 = desired.clone();

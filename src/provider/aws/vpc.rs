@@ -292,18 +292,10 @@ impl Ec2Kind for Vpc {
         requests: &[ReadRequest],
     ) -> Result<Vec<Option<Live>>, ProviderError> {
         let ids = distinct(requests.iter().map(|r| r.id.clone()));
-        let tables = session.shared::<RouteTableReads>();
-        let mut main_route_tables = HashMap::new();
-        for id in ids.iter().filter(|id| tables.covers_vpc(id)) {
-            let main = tables
-                .of_vpc(&self.0.ec2, id)
-                .await?
-                .into_iter()
-                .find(|t| t.associations().iter().any(|a| a.main() == Some(true)));
-            if let Some(rt) = main.as_ref().and_then(|t| t.route_table_id()) {
-                main_route_tables.insert(id.clone(), rt.to_string());
-            }
-        }
+        let main_route_tables = session
+            .shared::<RouteTableReads>()
+            .main_tables(&self.0.ec2)
+            .await?;
         let recorded: Recorded = requests.iter().map(|r| (r.id.clone(), r.attrs.clone())).collect();
         let vpcs = describe_ids(self, &ids).await?;
         let lives: HashMap<String, Live> = self

@@ -120,27 +120,22 @@ impl RouteTableReads {
         Ok(out)
     }
 
-    /// The shared answer's tables of `vpc_id` (the VPC must have been
-    /// announced with [`RouteTableReads::want_vpcs`]).
-    pub async fn of_vpc(
+    /// The main route table of each announced VPC (see
+    /// [`RouteTableReads::want_vpcs`]) that has one, by VPC id, from the
+    /// shared answer: one pass over it, no call of its own.
+    pub async fn main_tables(
         &self,
         ec2: &aws_sdk_ec2::Client,
-        vpc_id: &str,
-    ) -> Result<Vec<RouteTable>, ProviderError> {
-        Ok(self
-            .all(ec2)
-            .await?
-            .values()
-            .filter(|t| t.vpc_id() == Some(vpc_id))
-            .cloned()
-            .collect())
-    }
-
-    /// Whether the VPC was announced (so that [`RouteTableReads::of_vpc`]
-    /// holds all its tables).
-    pub fn covers_vpc(&self, vpc_id: &str) -> bool {
+    ) -> Result<HashMap<String, String>, ProviderError> {
+        let all = self.all(ec2).await?;
         let w = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
-        w.vpcs.contains(vpc_id)
+        Ok(all
+            .values()
+            .filter(|t| t.associations().iter().any(|a| a.main() == Some(true)))
+            .filter_map(|t| Some((t.vpc_id()?, t.route_table_id()?)))
+            .filter(|(vpc, _)| w.vpcs.contains(*vpc))
+            .map(|(vpc, id)| (vpc.to_string(), id.to_string()))
+            .collect())
     }
 }
 
