@@ -57,8 +57,8 @@ impl RouteTableReads {
     }
 
     /// Every announced table that exists (and every other table of the
-    /// announced VPCs), by id.
-    pub async fn all(&self, ec2: &aws_sdk_ec2::Client) -> Described<RouteTable> {
+    /// announced VPCs), by id: described once, on first use.
+    async fn all(&self, ec2: &aws_sdk_ec2::Client) -> Described<RouteTable> {
         self.described
             .get_or_init(|| async {
                 let (vpcs, ids) = {
@@ -83,8 +83,8 @@ impl RouteTableReads {
             .clone()
     }
 
-    /// The tables `tables` gives, without their ids (for kinds that read
-    /// what the tables hold: routes, associations).
+    /// [`RouteTableReads::tables`] as a list, for the kinds that read what
+    /// the tables hold (routes, associations).
     pub async fn table_list(
         &self,
         ec2: &aws_sdk_ec2::Client,
