@@ -142,6 +142,37 @@ impl AttrSchema {
     }
 }
 
+/// Declares a kind's attributes: each is its doc comment, then its mode
+/// (`required`, `optional` or `computed`), `name: Type` (an [`AttrType`]
+/// variant), for an optional one `= Default` (a [`Default`] variant), and
+/// `, force_new` when a change replaces the object. For example:
+///
+/// ```ignore
+/// attrs: attrs! {
+///     /// Repository name, unique in the registry.
+///     required name: String, force_new;
+///     /// Scan each image for vulnerabilities when pushed.
+///     optional scan_on_push: Bool = Bool(false);
+/// },
+/// ```
+macro_rules! attrs {
+    ($(
+        $(#[doc = $doc:literal])+
+        $mode:ident $name:ident : $ty:ident $(($inner:expr))? $(= $dk:ident($dv:expr))? $(, $flag:ident)*;
+    )*) => {
+        &[$(
+            $crate::provider::schema::AttrSchema::$mode(
+                stringify!($name),
+                $crate::provider::schema::AttrType::$ty $(($inner))?,
+                concat!($($doc),+).trim_ascii_start(),
+            )
+            $(.default($crate::provider::schema::Default::$dk($dv)))?
+            $(.$flag())*
+        ),*]
+    };
+}
+pub(crate) use attrs;
+
 /// The static definition of a resource kind: its type name and attributes.
 #[derive(Debug)]
 pub struct KindDef {
@@ -172,6 +203,15 @@ pub struct KindDef {
     /// deleted first; otherwise the replacement may be created first. Empty
     /// when any number of objects may exist with the same attributes.
     pub identity: &'static [&'static [&'static str]],
+    /// Make-before-break: from the attributes an object has (`prior`) and
+    /// those an update gives it (`desired`), the attributes of an interim
+    /// object that serves both what used the prior one and what will use
+    /// the desired one (a DestinationRule with the old subsets and the new).
+    /// When an update removes something and resources that depend on this
+    /// one change in the same apply, the engine applies the interim first,
+    /// then the dependents, and only then the update. `None` for kinds
+    /// whose updates never take away what a dependent may name. Pure.
+    pub expand: Option<fn(&crate::Attrs, &crate::Attrs) -> crate::Attrs>,
     /// Objects of other kinds live inside this one and go when it is
     /// deleted (a Kubernetes cluster and what was applied to it): when a
     /// dependent's cloud cannot be reached, it is dropped from state once
@@ -192,6 +232,7 @@ impl KindDef {
         normalize: None,
         preflight: None,
         identity: &[],
+        expand: None,
         hosts_objects: false,
     };
 

@@ -23,33 +23,20 @@ use crate::provider::{TAG_ADDRESS, TAG_STACK};
 pub static DEF: KindDef = KindDef {
     type_name: "aws.ecr.repository",
     doc: "A private ECR repository. The id is the repository name.",
-    attrs: &[
-        AttrSchema::required(
-            "name",
-            AttrType::String,
-            "Repository name, unique in the registry.",
-        )
-        .force_new(),
-        AttrSchema::optional(
-            "image_tag_mutability",
-            AttrType::String,
-            "`MUTABLE` or `IMMUTABLE`: whether an image tag may be moved to another image.",
-        )
-        .default(Default::Str("MUTABLE")),
-        AttrSchema::optional(
-            "scan_on_push",
-            AttrType::Bool,
-            "Scan each image for vulnerabilities when pushed.",
-        )
-        .default(Default::Bool(false)),
-        AttrSchema::computed("arn", AttrType::String, "The repository ARN."),
-        AttrSchema::computed(
-            "repository_uri",
-            AttrType::String,
-            "The URI to push to: `<registry>.dkr.ecr.<region>.amazonaws.com/<name>`.",
-        ),
-        AttrSchema::computed("registry_id", AttrType::String, "The registry (account) id."),
-    ],
+    attrs: attrs! {
+        /// Repository name, unique in the registry.
+        required name: String, force_new;
+        /// `MUTABLE` or `IMMUTABLE`: whether an image tag may be moved to another image.
+        optional image_tag_mutability: String = Str("MUTABLE");
+        /// Scan each image for vulnerabilities when pushed.
+        optional scan_on_push: Bool = Bool(false);
+        /// The repository ARN.
+        computed arn: String;
+        /// The URI to push to: `<registry>.dkr.ecr.<region>.amazonaws.com/<name>`.
+        computed repository_uri: String;
+        /// The registry (account) id.
+        computed registry_id: String;
+    },
     taggable: true,
     identity: &[&["name"]],
     ..KindDef::BASE
@@ -61,11 +48,6 @@ const BATCH: usize = 100;
 
 /// Operations of `aws.ecr.repository`.
 pub struct EcrRepository(pub Arc<AwsClients>);
-
-/// True when an ECR error means the repository does not exist.
-fn is_not_found(err: &ProviderError) -> bool {
-    super::toolkit::errors::is_not_found(Service::Ecr, err)
-}
 
 /// The desired tag mutability, checked.
 fn mutability(desired: &Attrs) -> Result<ImageTagMutability, ProviderError> {
@@ -168,7 +150,7 @@ impl EcrRepository {
                 Ok(repos) => found.extend(repos),
                 // One missing name fails the whole call: list everything
                 // instead and pick the names out.
-                Err(e) if is_not_found(&e) => {
+                Err(e) if Service::Ecr.is_not_found(&e) => {
                     found = self.describe_all().await?;
                     break;
                 }
@@ -188,25 +170,6 @@ impl EcrRepository {
     /// All tags of a repository.
     async fn tags(&self, arn: &str) -> Result<BTreeMap<String, String>, ProviderError> {
         repository_tags(self.ecr(), arn).await
-    }
-
-    /// Makes the repository's tags equal to `desired` (`aws:` keys aside).
-    async fn sync_tags(
-        &self,
-        arn: &str,
-        prior: &BTreeMap<String, String>,
-        desired: &BTreeMap<String, String>,
-    ) -> Result<(), ProviderError> {
-        let ecr = self.ecr();
-        sync_with!(
-            prior,
-            desired,
-            ecr.untag_resource().resource_arn(arn),
-            "UntagResource",
-            ecr.tag_resource().resource_arn(arn),
-            "TagResource",
-            ecr_tags
-        )
     }
 
     /// Deletes every image of the repository (by digest, which removes all
@@ -309,7 +272,7 @@ impl ResourceKind for EcrRepository {
                 match repository_tags(&ecr, &arn).await {
                     Ok(t) => Ok(Some((name, t))),
                     // Deleted between the describe and now.
-                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) if Service::Ecr.is_not_found(&e) => Ok(None),
                     Err(e) => Err(e),
                 }
             }
@@ -363,8 +326,13 @@ impl ResourceKind for EcrRepository {
         if change.has("tags") {
             let arn = attr_str(&prior.attrs, "arn")?;
             let desired_tags = attr_tags(desired);
-            self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)
-                .await?;
+            let ecr = self.ecr();
+            sync_with! {
+                &attr_tags(&prior.attrs) => &desired_tags;
+                untag ecr.untag_resource().resource_arn(arn), "UntagResource";
+                tag ecr.tag_resource().resource_arn(arn), "TagResource";
+                ecr_tags
+            }?;
             live.attrs.insert("tags".into(), tags_value(desired_tags));
         }
         Ok(live)

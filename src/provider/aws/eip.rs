@@ -20,17 +20,14 @@ use super::toolkit::prelude::*;
 pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.eip",
     doc: "An Elastic IP address (for example for a NAT gateway).",
-    attrs: &[
-        AttrSchema::optional("domain", AttrType::String, "`vpc` (or the legacy `standard`).")
-            .force_new()
-            .default(Default::Str("vpc")),
-        AttrSchema::computed(
-            "allocation_id",
-            AttrType::String,
-            "The allocation id (also the resource id).",
-        ),
-        AttrSchema::computed("public_ip", AttrType::String, "The public IPv4 address."),
-    ],
+    attrs: attrs! {
+        /// `vpc` (or the legacy `standard`).
+        optional domain: String = Str("vpc"), force_new;
+        /// The allocation id (also the resource id).
+        computed allocation_id: String;
+        /// The public IPv4 address.
+        computed public_ip: String;
+    },
     taggable: true,
     ..KindDef::BASE
 };

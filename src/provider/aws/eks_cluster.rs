@@ -28,85 +28,51 @@ use std::time::Duration;
 
 use aws_sdk_eks::types::{Cluster, ClusterStatus, Update, VpcConfigRequest};
 
+use super::eks_lifecycle::{self as lifecycle, EksObject, Lifecycle, Until};
 use super::eks_util::{
-    Backoff, IAM_PROPAGATION_TIMEOUT, Step, is_in_use, issues_line, retry_iam_propagation, set_value,
-    sorted_set, sync_tags, tag_map, unless_gone, wait_for, wait_update, waiting_on,
+    Backoff, IAM_PROPAGATION_TIMEOUT, is_in_use, issues_line, retry_iam_propagation, set_value, sorted_set,
+    sync_tags, tag_map, unless_gone, wait_update,
 };
-use super::toolkit::ownership::{owned_by, owner_of};
 use super::toolkit::prelude::*;
 
 /// Schema of `aws.eks.cluster`.
 pub static DEF: KindDef = KindDef {
     type_name: "aws.eks.cluster",
     doc: "An EKS cluster (control plane). The id is the cluster name. Creation takes 10-15 minutes.",
-    attrs: &[
-        AttrSchema::required("name", AttrType::String, "Cluster name, unique in the region.").force_new(),
-        AttrSchema::optional(
-            "version",
-            AttrType::String,
-            "Kubernetes version, for example `1.31`; AWS's default when unset. Upgraded in place, one \
-             minor version at a time.",
-        ),
-        AttrSchema::required(
-            "role_arn",
-            AttrType::String,
-            "The IAM role the control plane assumes (trusting `eks.amazonaws.com`).",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "subnet_ids",
-            AttrType::StringList,
-            "Subnets for the control plane's network interfaces, in at least two availability zones. \
-             A set: order does not matter.",
-        )
-        .force_new(),
-        AttrSchema::optional(
-            "security_group_ids",
-            AttrType::StringList,
-            "Additional security groups for the control plane's network interfaces. A set.",
-        )
-        .force_new(),
-        AttrSchema::optional(
-            "endpoint_public_access",
-            AttrType::Bool,
-            "Whether the Kubernetes API endpoint is reachable from the internet.",
-        )
-        .default(Default::Bool(true)),
-        AttrSchema::optional(
-            "endpoint_private_access",
-            AttrType::Bool,
-            "Whether the Kubernetes API endpoint is reachable from inside the VPC.",
-        )
-        .default(Default::Bool(false)),
-        AttrSchema::computed("arn", AttrType::String, "The cluster ARN."),
-        AttrSchema::computed("endpoint", AttrType::String, "The Kubernetes API server URL."),
-        AttrSchema::computed(
-            "connection",
-            AttrType::Json,
-            "How in-cluster resources reach this cluster: `cluster = \"${cluster.connection}\"`.",
-        ),
-        AttrSchema::computed(
-            "certificate_authority_data",
-            AttrType::String,
-            "The cluster CA certificate, base64-encoded (for a kubeconfig).",
-        ),
-        AttrSchema::computed(
-            "cluster_security_group_id",
-            AttrType::String,
-            "The security group EKS created for the cluster.",
-        ),
-        AttrSchema::computed(
-            "oidc_issuer",
-            AttrType::String,
-            "The OpenID Connect issuer URL (for IAM roles for service accounts).",
-        ),
-        AttrSchema::computed(
-            "status",
-            AttrType::String,
-            "The cluster status, `ACTIVE` once usable.",
-        ),
-        AttrSchema::computed("platform_version", AttrType::String, "The EKS platform version."),
-    ],
+    attrs: attrs! {
+        /// Cluster name, unique in the region.
+        required name: String, force_new;
+        /// Kubernetes version, for example `1.31`; AWS's default when unset. Upgraded in place, one
+        /// minor version at a time.
+        optional version: String;
+        /// The IAM role the control plane assumes (trusting `eks.amazonaws.com`).
+        required role_arn: String, force_new;
+        /// Subnets for the control plane's network interfaces, in at least two availability zones. A
+        /// set: order does not matter.
+        required subnet_ids: StringList, force_new;
+        /// Additional security groups for the control plane's network interfaces. A set.
+        optional security_group_ids: StringList, force_new;
+        /// Whether the Kubernetes API endpoint is reachable from the internet.
+        optional endpoint_public_access: Bool = Bool(true);
+        /// Whether the Kubernetes API endpoint is reachable from inside the VPC.
+        optional endpoint_private_access: Bool = Bool(false);
+        /// The cluster ARN.
+        computed arn: String;
+        /// The Kubernetes API server URL.
+        computed endpoint: String;
+        /// How in-cluster resources reach this cluster: `cluster = "${cluster.connection}"`.
+        computed connection: Json;
+        /// The cluster CA certificate, base64-encoded (for a kubeconfig).
+        computed certificate_authority_data: String;
+        /// The security group EKS created for the cluster.
+        computed cluster_security_group_id: String;
+        /// The OpenID Connect issuer URL (for IAM roles for service accounts).
+        computed oidc_issuer: String;
+        /// The cluster status, `ACTIVE` once usable.
+        computed status: String;
+        /// The EKS platform version.
+        computed platform_version: String;
+    },
     taggable: true,
     normalize: Some(normalize),
     identity: &[&["name"]],
@@ -237,7 +203,33 @@ fn check_upgrade(name: &str, from: &str, to: &str) -> Result<(), ProviderError> 
     Err(ProviderError::invalid("version", message))
 }
 
+/// A wait for `ACTIVE` ends there, or fails on these.
+const UNTIL_ACTIVE: Until = Until {
+    done: &["ACTIVE"],
+    broken: &["FAILED", "DELETING"],
+};
+
+/// How the lifecycle the EKS kinds share reads a cluster.
+static LIFECYCLE: Lifecycle<Cluster> = Lifecycle {
+    create_op: "CreateCluster",
+    delete_op: "DeleteCluster",
+    status: |x| x.status().map(ClusterStatus::as_str),
+    tags: |x| tag_map(x.tags()),
+    health: health_issues,
+    live,
+};
+
 impl EksCluster {
+    /// One object, for the lifecycle the EKS kinds share.
+    fn object<'a>(&'a self, name: &'a str) -> EksObject<'a, Cluster> {
+        EksObject {
+            kind: &LIFECYCLE,
+            what: format!("EKS cluster {name}"),
+            taken: format!("an EKS cluster named {name} already exists"),
+            describe: Box::new(move || Box::pin(self.describe(name))),
+        }
+    }
+
     fn eks(&self) -> &aws_sdk_eks::Client {
         &self.0.eks
     }
@@ -258,57 +250,7 @@ impl EksCluster {
         operation: &str,
         timeout: Duration,
     ) -> Result<Live, ProviderError> {
-        wait_for(&format!("EKS cluster {name}"), &cx.progress, timeout, || async {
-            let Some(c) = self.describe(name).await? else {
-                return Err(ProviderError::unexpected(
-                    "DescribeCluster",
-                    format!("EKS cluster {name} disappeared while meshform waited for it to become ACTIVE"),
-                ));
-            };
-            match c.status() {
-                Some(ClusterStatus::Active) => live(&c).map(Step::Done),
-                Some(s @ (ClusterStatus::Failed | ClusterStatus::Deleting)) => Err(ProviderError::Api {
-                    operation: operation.to_string(),
-                    code: None,
-                    message: format!("EKS cluster {name} is {}: {}", s.as_str(), health_issues(&c)),
-                }),
-                s => Ok(waiting_on(s.map(ClusterStatus::as_str))),
-            }
-        })
-        .await
-    }
-
-    /// After a create found the name taken: the existing cluster if this
-    /// stack and address own it (waiting until it is `ACTIVE`), an error
-    /// naming its owner otherwise.
-    async fn adopt(&self, cx: &OpContext, name: &str, taken: ProviderError) -> Result<Live, ProviderError> {
-        let Some(c) = self.describe(name).await? else {
-            // Gone again between the two calls: report the original error.
-            return Err(taken);
-        };
-        let tags = tag_map(c.tags());
-        if !owned_by(&tags, cx) {
-            return Err(ProviderError::Api {
-                operation: "CreateCluster".to_string(),
-                code: taken.code().map(str::to_string),
-                message: format!(
-                    "an EKS cluster named {name} already exists and is not owned by stack {:?} address \
-                     {:?}: {}; pick another name or delete that cluster",
-                    cx.stack,
-                    cx.address,
-                    owner_of(&tags)
-                ),
-            });
-        }
-        if c.status() == Some(&ClusterStatus::Deleting) {
-            return Err(ProviderError::Api {
-                operation: "CreateCluster".to_string(),
-                code: taken.code().map(str::to_string),
-                message: format!("EKS cluster {name} is still being deleted; apply again once it is gone"),
-            });
-        }
-        tracing::info!(cluster = %name, address = %cx.address, "adopting the existing EKS cluster this resource owns");
-        self.wait_active(cx, name, "CreateCluster", CREATE_TIMEOUT).await
+        lifecycle::wait_active(&self.object(name), cx, operation, &UNTIL_ACTIVE, timeout).await
     }
 
     /// Creates the cluster like [`ResourceKind::create`], but retries IAM
@@ -355,7 +297,9 @@ impl EksCluster {
         .await;
         match created {
             Ok(_) => self.wait_active(cx, name, "CreateCluster", CREATE_TIMEOUT).await,
-            Err(e) if is_in_use(&e) => self.adopt(cx, name, e).await,
+            Err(e) if is_in_use(&e) => {
+                lifecycle::adopt(&self.object(name), cx, e, &UNTIL_ACTIVE, CREATE_TIMEOUT).await
+            }
             Err(e) => Err(e),
         }
     }
@@ -467,29 +411,6 @@ impl EksCluster {
         wait_update(self.eks(), &cx.progress, what, name, None, update, UPDATE_TIMEOUT).await
     }
 
-    /// Waits until DescribeCluster no longer finds the cluster.
-    async fn wait_deleted(&self, cx: &OpContext, name: &str) -> Result<(), ProviderError> {
-        wait_for(
-            &format!("EKS cluster {name}"),
-            &cx.progress,
-            DELETE_TIMEOUT,
-            || async {
-                let Some(c) = self.describe(name).await? else {
-                    return Ok(Step::Done(()));
-                };
-                match c.status() {
-                    Some(ClusterStatus::Failed) => Err(ProviderError::Api {
-                        operation: "DeleteCluster".to_string(),
-                        code: None,
-                        message: format!("deleting EKS cluster {name} failed: {}", health_issues(&c)),
-                    }),
-                    s => Ok(waiting_on(s.map(ClusterStatus::as_str))),
-                }
-            },
-        )
-        .await
-    }
-
     /// The names of the cluster's node groups.
     async fn nodegroups(&self, name: &str) -> Result<Vec<String>, ProviderError> {
         all_pages!(self.eks().list_nodegroups().cluster_name(name), "ListNodegroups")
@@ -562,22 +483,14 @@ impl ResourceKind for EksCluster {
                 return Ok(());
             }
         }
-        self.wait_deleted(cx, name).await
+        lifecycle::wait_deleted(&self.object(name), cx, "FAILED", DELETE_TIMEOUT).await
     }
 
     async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        let name = attr_str(desired, "name")?;
-        let Some(c) = self.describe(name).await? else {
-            return Ok(None);
-        };
-        if !owned_by(&tag_map(c.tags()), cx) || c.status() == Some(&ClusterStatus::Deleting) {
-            return Ok(None);
-        }
         // A cluster found while still being created is returned once usable,
         // as a create would.
-        self.wait_active(cx, name, "CreateCluster", CREATE_TIMEOUT)
-            .await
-            .map(Some)
+        let name = attr_str(desired, "name")?;
+        lifecycle::find_owned(&self.object(name), cx, &UNTIL_ACTIVE, CREATE_TIMEOUT).await
     }
 }
 

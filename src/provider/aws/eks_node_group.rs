@@ -26,23 +26,22 @@ use aws_sdk_eks::types::{
     UpdateLabelsPayload, UpdateTaintsPayload,
 };
 
+use super::eks_lifecycle::{self as lifecycle, EksObject, Lifecycle, Until};
 use super::eks_util::{
-    Backoff, IAM_PROPAGATION_TIMEOUT, Step, attr_i32, is_in_use, issues_line, retry_iam_propagation,
-    set_value, sorted_set, sync_tags, tag_map, unless_gone, wait_for, wait_update, waiting_on,
+    Backoff, IAM_PROPAGATION_TIMEOUT, attr_i32, is_in_use, issues_line, retry_iam_propagation, set_value,
+    sorted_set, sync_tags, tag_map, unless_gone, wait_update,
 };
-use super::toolkit::ownership::{owned_by, owner_of};
 use super::toolkit::prelude::*;
 
 /// Attributes of one taint in `taints`.
-static TAINT_ATTRS: &[AttrSchema] = &[
-    AttrSchema::required("key", AttrType::String, "The taint key."),
-    AttrSchema::optional("value", AttrType::String, "The taint value.").default(Default::Str("")),
-    AttrSchema::required(
-        "effect",
-        AttrType::String,
-        "`NO_SCHEDULE`, `NO_EXECUTE` or `PREFER_NO_SCHEDULE`.",
-    ),
-];
+static TAINT_ATTRS: &[AttrSchema] = attrs! {
+    /// The taint key.
+    required key: String;
+    /// The taint value.
+    optional value: String = Str("");
+    /// `NO_SCHEDULE`, `NO_EXECUTE` or `PREFER_NO_SCHEDULE`.
+    required effect: String;
+};
 
 /// Default `capacity_type`.
 const DEFAULT_CAPACITY_TYPE: &str = "ON_DEMAND";
@@ -56,78 +55,38 @@ pub static DEF: KindDef = KindDef {
     type_name: "aws.eks.node_group",
     doc: "An EKS managed node group. The id is `<cluster>:<nodegroup>`. Scaling, labels and taints \
           change in place.",
-    attrs: &[
-        AttrSchema::required(
-            "cluster_name",
-            AttrType::String,
-            "The cluster the group belongs to.",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "name",
-            AttrType::String,
-            "Node group name, unique in the cluster.",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "node_role_arn",
-            AttrType::String,
-            "The IAM role the nodes run as (trusting `ec2.amazonaws.com`).",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "subnet_ids",
-            AttrType::StringList,
-            "Subnets the nodes are launched in. A set: order does not matter.",
-        )
-        .force_new(),
-        AttrSchema::optional(
-            "instance_types",
-            AttrType::StringList,
-            "Instance types, in order of preference (AWS's default, `t3.medium`, when unset).",
-        )
-        .force_new(),
-        AttrSchema::optional("capacity_type", AttrType::String, "`ON_DEMAND` or `SPOT`.")
-            .force_new()
-            .default(Default::Str(DEFAULT_CAPACITY_TYPE)),
-        AttrSchema::optional("ami_type", AttrType::String, "The AMI family of the nodes.")
-            .force_new()
-            .default(Default::Str(DEFAULT_AMI_TYPE)),
-        AttrSchema::optional(
-            "disk_size",
-            AttrType::Int,
-            "Root volume size of each node, in GiB.",
-        )
-        .force_new()
-        .default(Default::Int(DEFAULT_DISK_SIZE)),
-        AttrSchema::required("desired_size", AttrType::Int, "How many nodes to run."),
-        AttrSchema::required(
-            "min_size",
-            AttrType::Int,
-            "The fewest nodes the group may scale to.",
-        ),
-        AttrSchema::required(
-            "max_size",
-            AttrType::Int,
-            "The most nodes the group may scale to.",
-        ),
-        AttrSchema::optional(
-            "labels",
-            AttrType::StringMap,
-            "Kubernetes labels put on every node.",
-        ),
-        AttrSchema::optional(
-            "taints",
-            AttrType::ObjectList(TAINT_ATTRS),
-            "Kubernetes taints put on every node.",
-        ),
-        AttrSchema::computed("arn", AttrType::String, "The node group ARN."),
-        AttrSchema::computed(
-            "status",
-            AttrType::String,
-            "The group status, `ACTIVE` once usable.",
-        ),
-    ],
+    attrs: attrs! {
+        /// The cluster the group belongs to.
+        required cluster_name: String, force_new;
+        /// Node group name, unique in the cluster.
+        required name: String, force_new;
+        /// The IAM role the nodes run as (trusting `ec2.amazonaws.com`).
+        required node_role_arn: String, force_new;
+        /// Subnets the nodes are launched in. A set: order does not matter.
+        required subnet_ids: StringList, force_new;
+        /// Instance types, in order of preference (AWS's default, `t3.medium`, when unset).
+        optional instance_types: StringList, force_new;
+        /// `ON_DEMAND` or `SPOT`.
+        optional capacity_type: String = Str(DEFAULT_CAPACITY_TYPE), force_new;
+        /// The AMI family of the nodes.
+        optional ami_type: String = Str(DEFAULT_AMI_TYPE), force_new;
+        /// Root volume size of each node, in GiB.
+        optional disk_size: Int = Int(DEFAULT_DISK_SIZE), force_new;
+        /// How many nodes to run.
+        required desired_size: Int;
+        /// The fewest nodes the group may scale to.
+        required min_size: Int;
+        /// The most nodes the group may scale to.
+        required max_size: Int;
+        /// Kubernetes labels put on every node.
+        optional labels: StringMap;
+        /// Kubernetes taints put on every node.
+        optional taints: ObjectList(TAINT_ATTRS);
+        /// The node group ARN.
+        computed arn: String;
+        /// The group status, `ACTIVE` once usable.
+        computed status: String;
+    },
     taggable: true,
     normalize: Some(normalize),
     identity: &[&["cluster_name", "name"]],
@@ -428,7 +387,39 @@ fn health_issues(n: &Nodegroup) -> String {
     )
 }
 
+/// A wait for `ACTIVE` after a create ends there, or fails on these.
+const UNTIL_ACTIVE: Until = Until {
+    done: &["ACTIVE"],
+    broken: &["CREATE_FAILED", "DEGRADED", "DELETING", "DELETE_FAILED"],
+};
+
+/// A wait after an update also accepts `DEGRADED` (with a warning).
+const UNTIL_UPDATED: Until = Until {
+    done: &["ACTIVE", "DEGRADED"],
+    broken: &["CREATE_FAILED", "DELETING", "DELETE_FAILED"],
+};
+
+/// How the lifecycle the EKS kinds share reads a node group.
+static LIFECYCLE: Lifecycle<Nodegroup> = Lifecycle {
+    create_op: "CreateNodegroup",
+    delete_op: "DeleteNodegroup",
+    status: |x| x.status().map(NodegroupStatus::as_str),
+    tags: |x| tag_map(x.tags()),
+    health: health_issues,
+    live,
+};
+
 impl EksNodeGroup {
+    /// One object, for the lifecycle the EKS kinds share.
+    fn object<'a>(&'a self, cluster: &'a str, name: &'a str) -> EksObject<'a, Nodegroup> {
+        EksObject {
+            kind: &LIFECYCLE,
+            what: format!("EKS node group {name} of cluster {cluster}"),
+            taken: format!("an EKS node group named {name} already exists in cluster {cluster}"),
+            describe: Box::new(move || Box::pin(self.describe(cluster, name))),
+        }
+    }
+
     fn eks(&self) -> &aws_sdk_eks::Client {
         &self.0.eks
     }
@@ -458,75 +449,12 @@ impl EksNodeGroup {
         degraded_ok: bool,
         timeout: Duration,
     ) -> Result<Live, ProviderError> {
-        let what = format!("EKS node group {name} of cluster {cluster}");
-        wait_for(&what, &cx.progress, timeout, || async {
-            let Some(n) = self.describe(cluster, name).await? else {
-                return Err(ProviderError::unexpected(
-                    "DescribeNodegroup",
-                    format!("{what} disappeared while meshform waited for it to become ACTIVE"),
-                ));
-            };
-            match n.status() {
-                Some(NodegroupStatus::Active) => live(&n).map(Step::Done),
-                Some(NodegroupStatus::Degraded) if degraded_ok => {
-                    tracing::warn!(%cluster, nodegroup = %name, issues = %health_issues(&n), "EKS node group is DEGRADED");
-                    live(&n).map(Step::Done)
-                }
-                Some(
-                    s @ (NodegroupStatus::CreateFailed
-                    | NodegroupStatus::Degraded
-                    | NodegroupStatus::Deleting
-                    | NodegroupStatus::DeleteFailed),
-                ) => Err(ProviderError::Api {
-                    operation: operation.to_string(),
-                    code: None,
-                    message: format!("{what} is {}: {}", s.as_str(), health_issues(&n)),
-                }),
-                s => Ok(waiting_on(s.map(NodegroupStatus::as_str))),
-            }
-        })
-        .await
-    }
-
-    /// After a create found the name taken: the existing group if this stack
-    /// and address own it (once `ACTIVE`), an error naming its owner otherwise.
-    async fn adopt(
-        &self,
-        cx: &OpContext,
-        cluster: &str,
-        name: &str,
-        taken: ProviderError,
-    ) -> Result<Live, ProviderError> {
-        let Some(n) = self.describe(cluster, name).await? else {
-            return Err(taken);
+        let until = if degraded_ok {
+            &UNTIL_UPDATED
+        } else {
+            &UNTIL_ACTIVE
         };
-        let tags = tag_map(n.tags());
-        if !owned_by(&tags, cx) {
-            return Err(ProviderError::Api {
-                operation: "CreateNodegroup".to_string(),
-                code: taken.code().map(str::to_string),
-                message: format!(
-                    "an EKS node group named {name} already exists in cluster {cluster} and is not owned \
-                     by stack {:?} address {:?}: {}; pick another name or delete that node group",
-                    cx.stack,
-                    cx.address,
-                    owner_of(&tags)
-                ),
-            });
-        }
-        if n.status() == Some(&NodegroupStatus::Deleting) {
-            return Err(ProviderError::Api {
-                operation: "CreateNodegroup".to_string(),
-                code: taken.code().map(str::to_string),
-                message: format!(
-                    "EKS node group {name} of cluster {cluster} is still being deleted; apply again once \
-                     it is gone"
-                ),
-            });
-        }
-        tracing::info!(%cluster, nodegroup = %name, address = %cx.address, "adopting the existing EKS node group this resource owns");
-        self.wait_active(cx, cluster, name, "CreateNodegroup", false, CREATE_TIMEOUT)
-            .await
+        lifecycle::wait_active(&self.object(cluster, name), cx, operation, until, timeout).await
     }
 
     /// Creates the node group like [`ResourceKind::create`], but retries
@@ -574,7 +502,10 @@ impl EksNodeGroup {
                 self.wait_active(cx, cluster, name, "CreateNodegroup", false, CREATE_TIMEOUT)
                     .await
             }
-            Err(e) if is_in_use(&e) => self.adopt(cx, cluster, name, e).await,
+            Err(e) if is_in_use(&e) => {
+                let group = self.object(cluster, name);
+                lifecycle::adopt(&group, cx, e, &UNTIL_ACTIVE, CREATE_TIMEOUT).await
+            }
             Err(e) => Err(e),
         }
     }
@@ -677,35 +608,14 @@ impl ResourceKind for EksNodeGroup {
                 return Ok(());
             }
         }
-        let what = format!("EKS node group {name} of cluster {cluster}");
-        wait_for(&what, &cx.progress, DELETE_TIMEOUT, || async {
-            let Some(n) = self.describe(cluster, name).await? else {
-                return Ok(Step::Done(()));
-            };
-            match n.status() {
-                Some(NodegroupStatus::DeleteFailed) => Err(ProviderError::Api {
-                    operation: "DeleteNodegroup".to_string(),
-                    code: None,
-                    message: format!("deleting {what} failed: {}", health_issues(&n)),
-                }),
-                s => Ok(waiting_on(s.map(NodegroupStatus::as_str))),
-            }
-        })
-        .await
+        let group = self.object(cluster, name);
+        lifecycle::wait_deleted(&group, cx, "DELETE_FAILED", DELETE_TIMEOUT).await
     }
 
     async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let cluster = attr_str(desired, "cluster_name")?;
         let name = attr_str(desired, "name")?;
-        let Some(n) = self.describe(cluster, name).await? else {
-            return Ok(None);
-        };
-        if !owned_by(&tag_map(n.tags()), cx) || n.status() == Some(&NodegroupStatus::Deleting) {
-            return Ok(None);
-        }
-        self.wait_active(cx, cluster, name, "CreateNodegroup", false, CREATE_TIMEOUT)
-            .await
-            .map(Some)
+        lifecycle::find_owned(&self.object(cluster, name), cx, &UNTIL_ACTIVE, CREATE_TIMEOUT).await
     }
 }
 

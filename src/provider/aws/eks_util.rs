@@ -310,15 +310,12 @@ pub async fn sync_tags(eks: &Client, current: &Attrs, desired: &Attrs) -> Result
     let as_map = |set: &BTreeMap<String, String>| {
         Ok::<_, ProviderError>(set.clone().into_iter().collect::<HashMap<_, _>>())
     };
-    sync_with!(
-        prior,
-        desired,
-        eks.untag_resource().resource_arn(arn),
-        "UntagResource",
-        eks.tag_resource().resource_arn(arn),
-        "TagResource",
+    sync_with! {
+        prior => desired;
+        untag eks.untag_resource().resource_arn(arn), "UntagResource";
+        tag eks.tag_resource().resource_arn(arn), "TagResource";
         as_map
-    )
+    }
 }
 
 /// A list of strings meaning a set, in canonical form: sorted, without

@@ -31,30 +31,22 @@ use super::toolkit::tags::sync_with;
 pub static DEF: KindDef = KindDef {
     type_name: "aws.iam.policy",
     doc: "A customer managed IAM policy. The id is the policy ARN.",
-    attrs: &[
-        AttrSchema::required("name", AttrType::String, "Policy name, unique in the account.").force_new(),
-        AttrSchema::optional("path", AttrType::String, "Path the policy is created under.")
-            .force_new()
-            .default(Default::Str("/")),
-        AttrSchema::optional(
-            "description",
-            AttrType::String,
-            "Description; IAM cannot change it later.",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "policy",
-            AttrType::Json,
-            "The policy document; a change creates a new default policy version.",
-        ),
-        AttrSchema::computed("arn", AttrType::String, "The policy ARN (same as the id)."),
-        AttrSchema::computed("policy_id", AttrType::String, "The stable policy id (ANPA...)."),
-        AttrSchema::computed(
-            "default_version_id",
-            AttrType::String,
-            "The default version (v1, v2, ...).",
-        ),
-    ],
+    attrs: attrs! {
+        /// Policy name, unique in the account.
+        required name: String, force_new;
+        /// Path the policy is created under.
+        optional path: String = Str("/"), force_new;
+        /// Description; IAM cannot change it later.
+        optional description: String, force_new;
+        /// The policy document; a change creates a new default policy version.
+        required policy: Json;
+        /// The policy ARN (same as the id).
+        computed arn: String;
+        /// The stable policy id (ANPA...).
+        computed policy_id: String;
+        /// The default version (v1, v2, ...).
+        computed default_version_id: String;
+    },
     taggable: true,
     identity: &[&["name"]],
     ..KindDef::BASE
@@ -65,11 +57,6 @@ const MAX_POLICY_VERSIONS: usize = 5;
 
 /// Operations of `aws.iam.policy`.
 pub struct IamPolicy(pub Arc<AwsClients>);
-
-/// True when an IAM error means the entity does not exist.
-fn is_not_found(err: &ProviderError) -> bool {
-    super::toolkit::errors::is_not_found(Service::Iam, err)
-}
 
 /// The attribute holding the policy document.
 const DOCUMENT: &str = "policy";
@@ -193,7 +180,7 @@ impl IamPolicy {
                 match policy_tags(&iam, &arn).await {
                     Ok(t) => Ok(Some(t)),
                     // Deleted since the listing.
-                    Err(e) if is_not_found(&e) => Ok(None),
+                    Err(e) if Service::Iam.is_not_found(&e) => Ok(None),
                     Err(e) => Err(e),
                 }
             }
@@ -279,7 +266,7 @@ impl IamPolicy {
         let document = parse_document(text)?;
         let tags = match self.tags(arn).await {
             Ok(t) => t,
-            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) if Service::Iam.is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e),
         };
 
@@ -307,25 +294,6 @@ impl IamPolicy {
             id: arn.to_string(),
             attrs,
         }))
-    }
-
-    /// Makes the policy's tags equal to `desired` (`aws:` keys aside).
-    async fn sync_tags(
-        &self,
-        arn: &str,
-        prior: &BTreeMap<String, String>,
-        desired: &BTreeMap<String, String>,
-    ) -> Result<(), ProviderError> {
-        let iam = self.iam();
-        sync_with!(
-            prior,
-            desired,
-            iam.untag_policy().policy_arn(arn),
-            "UntagPolicy",
-            iam.tag_policy().policy_arn(arn),
-            "TagPolicy",
-            iam_tags
-        )
     }
 
     /// Deletes one version of a policy; one already gone (the answer to a
@@ -552,8 +520,13 @@ impl ResourceKind for IamPolicy {
         }
         if change.has("tags") {
             let desired_tags = attr_tags(desired);
-            self.sync_tags(arn, &attr_tags(&prior.attrs), &desired_tags)
-                .await?;
+            let iam = self.iam();
+            sync_with! {
+                &attr_tags(&prior.attrs) => &desired_tags;
+                untag iam.untag_policy().policy_arn(arn), "UntagPolicy";
+                tag iam.tag_policy().policy_arn(arn), "TagPolicy";
+                iam_tags
+            }?;
             live.attrs.insert("tags".into(), tags_value(desired_tags));
         }
         Ok(live)

@@ -41,32 +41,25 @@ use crate::provider::{TAG_ADDRESS, TAG_STACK};
 pub static DEF: KindDef = KindDef {
     type_name: "aws.iam.role",
     doc: "An IAM role with its trust policy and managed policy attachments. The id is the role name.",
-    attrs: &[
-        AttrSchema::required("name", AttrType::String, "Role name, unique in the account.").force_new(),
-        AttrSchema::optional("path", AttrType::String, "Path the role is created under.")
-            .force_new()
-            .default(Default::Str("/")),
-        AttrSchema::optional("description", AttrType::String, "Description; changes in place."),
-        AttrSchema::required(
-            "assume_role_policy",
-            AttrType::Json,
-            "The trust policy: who may assume the role. Changes in place.",
-        ),
-        AttrSchema::optional(
-            "max_session_duration",
-            AttrType::Int,
-            "Maximum session duration in seconds (3600 to 43200); changes in place.",
-        )
-        .default(Default::Int(DEFAULT_MAX_SESSION as i64)),
-        AttrSchema::optional(
-            "managed_policy_arns",
-            AttrType::StringList,
-            "Managed policies attached to the role: ARNs, or AWS managed policy names such as \
-             `AmazonEKSClusterPolicy` or `service-role/Name`. A set; changes in place.",
-        ),
-        AttrSchema::computed("arn", AttrType::String, "The role ARN."),
-        AttrSchema::computed("unique_id", AttrType::String, "The stable role id (AROA...)."),
-    ],
+    attrs: attrs! {
+        /// Role name, unique in the account.
+        required name: String, force_new;
+        /// Path the role is created under.
+        optional path: String = Str("/"), force_new;
+        /// Description; changes in place.
+        optional description: String;
+        /// The trust policy: who may assume the role. Changes in place.
+        required assume_role_policy: Json;
+        /// Maximum session duration in seconds (3600 to 43200); changes in place.
+        optional max_session_duration: Int = Int(DEFAULT_MAX_SESSION as i64);
+        /// Managed policies attached to the role: ARNs, or AWS managed policy names such as
+        /// `AmazonEKSClusterPolicy` or `service-role/Name`. A set; changes in place.
+        optional managed_policy_arns: StringList;
+        /// The role ARN.
+        computed arn: String;
+        /// The stable role id (AROA...).
+        computed unique_id: String;
+    },
     taggable: true,
     normalize: Some(normalize),
     identity: &[&["name"]],
@@ -350,25 +343,6 @@ impl IamRole {
         Ok(())
     }
 
-    /// Makes the role's tags equal to `desired` (`aws:` keys aside).
-    async fn sync_tags(
-        &self,
-        name: &str,
-        current: &BTreeMap<String, String>,
-        desired: &BTreeMap<String, String>,
-    ) -> Result<(), ProviderError> {
-        let iam = self.iam();
-        sync_with!(
-            current,
-            desired,
-            iam.untag_role().role_name(name),
-            "UntagRole",
-            iam.tag_role().role_name(name),
-            "TagRole",
-            iam_tags
-        )
-    }
-
     /// A create found the name taken: adopts the role when its tags name
     /// this stack and address (bringing its in-place attributes to
     /// `desired`), fails otherwise.
@@ -592,7 +566,13 @@ impl ResourceKind for IamRole {
         }
         if change.has("tags") {
             let current = self.tags(name).await?;
-            self.sync_tags(name, &current, &attr_tags(desired)).await?;
+            let iam = self.iam();
+            sync_with! {
+                &current => &attr_tags(desired);
+                untag iam.untag_role().role_name(name), "UntagRole";
+                tag iam.tag_role().role_name(name), "TagRole";
+                iam_tags
+            }?;
         }
 
         let gone =

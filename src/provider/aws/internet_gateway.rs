@@ -19,11 +19,10 @@ use super::toolkit::shared_reads::InternetGatewayReads;
 pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.internet_gateway",
     doc: "An internet gateway; attach it to a VPC with `aws.ec2.internet_gateway_attachment`.",
-    attrs: &[AttrSchema::computed(
-        "owner_id",
-        AttrType::String,
-        "The account that owns the gateway.",
-    )],
+    attrs: attrs! {
+        /// The account that owns the gateway.
+        computed owner_id: String;
+    },
     taggable: true,
     ..KindDef::BASE
 };

@@ -16,15 +16,12 @@ use super::toolkit::shared_reads::InternetGatewayReads;
 pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.internet_gateway_attachment",
     doc: "Attaches an internet gateway to a VPC.",
-    attrs: &[
-        AttrSchema::required(
-            "internet_gateway_id",
-            AttrType::String,
-            "The internet gateway to attach.",
-        )
-        .force_new(),
-        AttrSchema::required("vpc_id", AttrType::String, "The VPC to attach it to.").force_new(),
-    ],
+    attrs: attrs! {
+        /// The internet gateway to attach.
+        required internet_gateway_id: String, force_new;
+        /// The VPC to attach it to.
+        required vpc_id: String, force_new;
+    },
     identity: &[&["vpc_id"], &["internet_gateway_id"]],
     ..KindDef::BASE
 };

@@ -8,6 +8,7 @@
 pub mod ecr_repository;
 pub mod eip;
 pub mod eks_cluster;
+mod eks_lifecycle;
 pub mod eks_node_group;
 mod eks_util;
 pub mod iam_policy;

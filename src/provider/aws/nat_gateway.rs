@@ -25,39 +25,22 @@ use super::toolkit::prelude::*;
 pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.nat_gateway",
     doc: "A NAT gateway, giving private subnets outbound access.",
-    attrs: &[
-        AttrSchema::required(
-            "subnet_id",
-            AttrType::String,
-            "The (public) subnet the gateway lives in.",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "allocation_id",
-            AttrType::String,
-            "The Elastic IP's allocation id.",
-        )
-        .force_new(),
-        AttrSchema::optional("connectivity_type", AttrType::String, "`public` or `private`.")
-            .force_new()
-            .default(Default::Str("public")),
-        AttrSchema::computed(
-            "private_ip",
-            AttrType::String,
-            "The gateway's private IPv4 address.",
-        ),
-        AttrSchema::computed(
-            "public_ip",
-            AttrType::String,
-            "The gateway's public IPv4 address.",
-        ),
-        AttrSchema::computed(
-            "network_interface_id",
-            AttrType::String,
-            "The gateway's network interface.",
-        ),
-        AttrSchema::computed("vpc_id", AttrType::String, "The VPC of the subnet."),
-    ],
+    attrs: attrs! {
+        /// The (public) subnet the gateway lives in.
+        required subnet_id: String, force_new;
+        /// The Elastic IP's allocation id.
+        required allocation_id: String, force_new;
+        /// `public` or `private`.
+        optional connectivity_type: String = Str("public"), force_new;
+        /// The gateway's private IPv4 address.
+        computed private_ip: String;
+        /// The gateway's public IPv4 address.
+        computed public_ip: String;
+        /// The gateway's network interface.
+        computed network_interface_id: String;
+        /// The VPC of the subnet.
+        computed vpc_id: String;
+    },
     taggable: true,
     ..KindDef::BASE
 };

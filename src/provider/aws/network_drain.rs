@@ -123,21 +123,14 @@ pub static DEF: KindDef = KindDef {
     doc: "Creates nothing in AWS; when deleted, deletes the load balancers, target groups, \
           network interfaces and security groups tagged for a Kubernetes cluster in its VPC, \
           then waits until they and any other load balancer there are gone.",
-    attrs: &[
-        AttrSchema::required("vpc_id", AttrType::String, "The VPC to sweep and watch.").force_new(),
-        AttrSchema::required(
-            "cluster_name",
-            AttrType::String,
-            "The Kubernetes (EKS) cluster whose load balancers and network resources are swept.",
-        )
-        .force_new(),
-        AttrSchema::optional(
-            "timeout_seconds",
-            AttrType::Int,
-            "How long a delete waits for the VPC to be free of them before it fails.",
-        )
-        .default(Default::Int(DEFAULT_TIMEOUT_SECONDS)),
-    ],
+    attrs: attrs! {
+        /// The VPC to sweep and watch.
+        required vpc_id: String, force_new;
+        /// The Kubernetes (EKS) cluster whose load balancers and network resources are swept.
+        required cluster_name: String, force_new;
+        /// How long a delete waits for the VPC to be free of them before it fails.
+        optional timeout_seconds: Int = Int(DEFAULT_TIMEOUT_SECONDS);
+    },
     ..KindDef::BASE
 };
 

@@ -20,30 +20,16 @@ pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.route",
     doc: "A route in a route table. Exactly one of `gateway_id` and `nat_gateway_id` must be \
           set; changing the target is done in place.",
-    attrs: &[
-        AttrSchema::required(
-            "route_table_id",
-            AttrType::String,
-            "The route table holding the route.",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "destination_cidr_block",
-            AttrType::Cidr,
-            "The IPv4 destination, for example `0.0.0.0/0`.",
-        )
-        .force_new(),
-        AttrSchema::optional(
-            "gateway_id",
-            AttrType::String,
-            "Target internet gateway (igw-...).",
-        ),
-        AttrSchema::optional(
-            "nat_gateway_id",
-            AttrType::String,
-            "Target NAT gateway (nat-...).",
-        ),
-    ],
+    attrs: attrs! {
+        /// The route table holding the route.
+        required route_table_id: String, force_new;
+        /// The IPv4 destination, for example `0.0.0.0/0`.
+        required destination_cidr_block: Cidr, force_new;
+        /// Target internet gateway (igw-...).
+        optional gateway_id: String;
+        /// Target NAT gateway (nat-...).
+        optional nat_gateway_id: String;
+    },
     identity: &[&["route_table_id", "destination_cidr_block"]],
     ..KindDef::BASE
 };

@@ -17,10 +17,12 @@ pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.route_table",
     doc: "A route table in a VPC. Routes and subnet associations are separate resources \
           (`aws.ec2.route`, `aws.ec2.route_table_association`).",
-    attrs: &[
-        AttrSchema::required("vpc_id", AttrType::String, "The VPC the table belongs to.").force_new(),
-        AttrSchema::computed("owner_id", AttrType::String, "The AWS account owning the table."),
-    ],
+    attrs: attrs! {
+        /// The VPC the table belongs to.
+        required vpc_id: String, force_new;
+        /// The AWS account owning the table.
+        computed owner_id: String;
+    },
     taggable: true,
     ..KindDef::BASE
 };

@@ -22,10 +22,12 @@ pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.route_table_association",
     doc: "Associates a subnet with a route table. Changing the table is done in place \
           (the association id changes).",
-    attrs: &[
-        AttrSchema::required("route_table_id", AttrType::String, "The route table."),
-        AttrSchema::required("subnet_id", AttrType::String, "The subnet.").force_new(),
-    ],
+    attrs: attrs! {
+        /// The route table.
+        required route_table_id: String;
+        /// The subnet.
+        required subnet_id: String, force_new;
+    },
     identity: &[&["subnet_id"]],
     ..KindDef::BASE
 };

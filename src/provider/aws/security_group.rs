@@ -37,25 +37,19 @@ const DEFAULT_DESCRIPTION: &str = "Managed by meshform";
 const PROTOCOLS: &[&str] = &["tcp", "udp", "icmp", "-1"];
 
 /// Schema of one ingress or egress rule.
-pub static RULE_ATTRS: &[AttrSchema] = &[
-    AttrSchema::required(
-        "protocol",
-        AttrType::String,
-        "`tcp`, `udp`, `icmp` or `-1` (all protocols).",
-    ),
-    AttrSchema::optional("from_port", AttrType::Int, "First port (ICMP type for `icmp`).")
-        .default(Default::Int(0)),
-    AttrSchema::optional("to_port", AttrType::Int, "Last port (ICMP code for `icmp`).")
-        .default(Default::Int(0)),
-    AttrSchema::optional(
-        "cidr_blocks",
-        AttrType::StringList,
-        "Sources (ingress) or destinations (egress): IPv4 or IPv6 CIDR blocks. Rules added \
-         outside meshform that name a security group or prefix list read back with its id here.",
-    ),
-    AttrSchema::optional("description", AttrType::String, "Description of the rule.")
-        .default(Default::Str("")),
-];
+pub static RULE_ATTRS: &[AttrSchema] = attrs! {
+    /// `tcp`, `udp`, `icmp` or `-1` (all protocols).
+    required protocol: String;
+    /// First port (ICMP type for `icmp`).
+    optional from_port: Int = Int(0);
+    /// Last port (ICMP code for `icmp`).
+    optional to_port: Int = Int(0);
+    /// Sources (ingress) or destinations (egress): IPv4 or IPv6 CIDR blocks. Rules added outside
+    /// meshform that name a security group or prefix list read back with its id here.
+    optional cidr_blocks: StringList;
+    /// Description of the rule.
+    optional description: String = Str("");
+};
 
 /// Schema of `aws.ec2.security_group`.
 pub static DEF: KindDef = KindDef {
@@ -63,17 +57,22 @@ pub static DEF: KindDef = KindDef {
     doc: "A VPC security group. Rules are updated in place. Without `egress`, the group keeps \
           whatever egress rules it has (AWS's default allows all outbound traffic); with it, \
           egress is exactly the rules given.",
-    attrs: &[
-        AttrSchema::required("name", AttrType::String, "Group name, unique in the VPC.").force_new(),
-        AttrSchema::optional("description", AttrType::String, "Group description.")
-            .default(Default::Str(DEFAULT_DESCRIPTION))
-            .force_new(),
-        AttrSchema::required("vpc_id", AttrType::String, "The VPC of the group.").force_new(),
-        AttrSchema::optional("ingress", AttrType::ObjectList(RULE_ATTRS), "Inbound rules."),
-        AttrSchema::optional("egress", AttrType::ObjectList(RULE_ATTRS), "Outbound rules."),
-        AttrSchema::computed("arn", AttrType::String, "The group's ARN."),
-        AttrSchema::computed("owner_id", AttrType::String, "The AWS account owning the group."),
-    ],
+    attrs: attrs! {
+        /// Group name, unique in the VPC.
+        required name: String, force_new;
+        /// Group description.
+        optional description: String = Str(DEFAULT_DESCRIPTION), force_new;
+        /// The VPC of the group.
+        required vpc_id: String, force_new;
+        /// Inbound rules.
+        optional ingress: ObjectList(RULE_ATTRS);
+        /// Outbound rules.
+        optional egress: ObjectList(RULE_ATTRS);
+        /// The group's ARN.
+        computed arn: String;
+        /// The AWS account owning the group.
+        computed owner_id: String;
+    },
     taggable: true,
     identity: &[&["vpc_id", "name"]],
     ..KindDef::BASE

@@ -17,33 +17,20 @@ use super::toolkit::prelude::*;
 pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.subnet",
     doc: "A subnet of a VPC in one availability zone.",
-    attrs: &[
-        AttrSchema::required("vpc_id", AttrType::String, "The VPC the subnet belongs to.").force_new(),
-        AttrSchema::required(
-            "cidr_block",
-            AttrType::Cidr,
-            "The subnet's IPv4 CIDR block, inside the VPC's.",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "availability_zone",
-            AttrType::String,
-            "The availability zone, e.g. `${az[0]}`.",
-        )
-        .force_new(),
-        AttrSchema::optional(
-            "map_public_ip_on_launch",
-            AttrType::Bool,
-            "Whether instances launched in the subnet get a public IPv4 address.",
-        )
-        .default(Default::Bool(false)),
-        AttrSchema::computed("arn", AttrType::String, "The subnet's ARN."),
-        AttrSchema::computed(
-            "availability_zone_id",
-            AttrType::String,
-            "The availability zone's id (e.g. `usw2-az1`).",
-        ),
-    ],
+    attrs: attrs! {
+        /// The VPC the subnet belongs to.
+        required vpc_id: String, force_new;
+        /// The subnet's IPv4 CIDR block, inside the VPC's.
+        required cidr_block: Cidr, force_new;
+        /// The availability zone, e.g. `${az[0]}`.
+        required availability_zone: String, force_new;
+        /// Whether instances launched in the subnet get a public IPv4 address.
+        optional map_public_ip_on_launch: Bool = Bool(false);
+        /// The subnet's ARN.
+        computed arn: String;
+        /// The availability zone's id (e.g. `usw2-az1`).
+        computed availability_zone_id: String;
+    },
     taggable: true,
     identity: &[&["vpc_id", "cidr_block"]],
     ..KindDef::BASE

@@ -29,32 +29,20 @@ use super::toolkit::shared_reads::RouteTableReads;
 pub static DEF: KindDef = KindDef {
     type_name: "aws.ec2.vpc",
     doc: "A virtual private cloud (VPC).",
-    attrs: &[
-        AttrSchema::required("cidr_block", AttrType::Cidr, "The VPC's IPv4 CIDR block.").force_new(),
-        AttrSchema::optional(
-            "enable_dns_support",
-            AttrType::Bool,
-            "Whether the Amazon-provided DNS server resolves names in the VPC.",
-        )
-        .default(Default::Bool(true)),
-        AttrSchema::optional(
-            "enable_dns_hostnames",
-            AttrType::Bool,
-            "Whether instances with public IP addresses get public DNS hostnames.",
-        )
-        .default(Default::Bool(false)),
-        AttrSchema::computed("owner_id", AttrType::String, "The account that owns the VPC."),
-        AttrSchema::computed(
-            "main_route_table_id",
-            AttrType::String,
-            "The VPC's main route table.",
-        ),
-        AttrSchema::computed(
-            "default_security_group_id",
-            AttrType::String,
-            "The VPC's default security group.",
-        ),
-    ],
+    attrs: attrs! {
+        /// The VPC's IPv4 CIDR block.
+        required cidr_block: Cidr, force_new;
+        /// Whether the Amazon-provided DNS server resolves names in the VPC.
+        optional enable_dns_support: Bool = Bool(true);
+        /// Whether instances with public IP addresses get public DNS hostnames.
+        optional enable_dns_hostnames: Bool = Bool(false);
+        /// The account that owns the VPC.
+        computed owner_id: String;
+        /// The VPC's main route table.
+        computed main_route_table_id: String;
+        /// The VPC's default security group.
+        computed default_security_group_id: String;
+    },
     taggable: true,
     ..KindDef::BASE
 };

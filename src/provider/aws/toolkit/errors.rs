@@ -57,6 +57,13 @@ pub fn is_not_found(service: Service, err: &ProviderError) -> bool {
         .any(|c| c.matches(code))
 }
 
+impl Service {
+    /// True when `err` is this service saying the resource does not exist.
+    pub fn is_not_found(self, err: &ProviderError) -> bool {
+        is_not_found(self, err)
+    }
+}
+
 /// `Ok(None)` when `result` failed because the resource is not there; the
 /// value, or any other error, unchanged. For reads of one resource.
 pub fn unless_gone<T>(

@@ -73,13 +73,14 @@ pub fn tag_list<T, E: std::fmt::Display>(
         .collect()
 }
 
-/// Runs [`sync`] through a service's two tag calls: `$untag` is the
-/// remove call's builder with the resource set (it gets `set_tag_keys`),
-/// `$tag` the set call's (it gets `set_tags` with `$list` of the tags to
-/// set); `$untag_op` and `$tag_op` name them in errors. One macro rather
-/// than one function per service, since each SDK has its own builder types.
+/// Runs [`sync`] from tag map `$prior` to `$desired` through a service's
+/// two tag calls: `untag` is the remove call's builder with the resource
+/// set (it gets `set_tag_keys`), `tag` the set call's (it gets `set_tags`
+/// with `$list` of the tags to set); the literals name them in errors. One
+/// macro rather than one function per service, since each SDK has its own
+/// builder types.
 macro_rules! sync_with {
-    ($prior:expr, $desired:expr, $untag:expr, $untag_op:literal, $tag:expr, $tag_op:literal, $list:expr) => {
+    ($prior:expr => $desired:expr; untag $untag:expr, $untag_op:literal; tag $tag:expr, $tag_op:literal; $list:expr) => {
         $crate::provider::aws::toolkit::tags::sync(
             $prior,
             $desired,
