@@ -14,6 +14,7 @@ fn verb(op: Op) -> (&'static str, &'static str) {
         Op::Update => ("updating", "updated"),
         Op::Delete => ("deleting", "deleted"),
         Op::Detach => ("detaching", "detached"),
+        Op::Expand => ("expanding", "expanded"),
     }
 }
 

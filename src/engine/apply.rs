@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use super::events::{Event, Op};
 use super::steps::{Step, step_graph_omitting};
 use super::{Engine, EngineError};
-use crate::config::Stack;
+use crate::config::{Resource, Stack};
 use crate::graph::{CancelFlag, Outcome, walk};
 use crate::plan::eval::{Lookup, Scope, desired_attrs, eval, normalize_attr};
 use crate::plan::{Action, Detach, Plan, ReplaceOrder, ResourceChange};
@@ -289,6 +289,7 @@ impl Engine {
         match step.op {
             Op::Delete => self.delete_step(&step.address, run).await,
             Op::Detach => self.detach_step(&step.address, run).await,
+            Op::Expand => self.expand_step(&step.address, run).await,
             Op::Create | Op::Update => self.forward_step(step, run).await,
         }
     }
@@ -420,8 +421,13 @@ impl Engine {
         .await
     }
 
-    async fn forward_step(&self, step: &Step, run: &Run) -> Result<Option<String>, EngineError> {
-        let address = step.address.as_str();
+    /// The stack's resource at `address` and its desired attributes,
+    /// evaluated over state as it is now (what it depends on is applied).
+    async fn desired_now<'r>(
+        &self,
+        address: &str,
+        run: &'r Run,
+    ) -> Result<(&'r Resource, Attrs), EngineError> {
         let stack = run
             .stack
             .as_ref()
@@ -430,24 +436,61 @@ impl Engine {
             .resources
             .get(address)
             .ok_or_else(|| EngineError::Internal(format!("{address}: not in the stack")))?;
-        let desired = {
-            let guard = run.store.lock().await;
-            let scope = StateScope {
-                state: guard.state(),
-                azs: &run.azs,
-            };
-            let (known, unknown) =
-                desired_attrs(resource, &stack.name, &scope).map_err(|source| EngineError::Eval {
-                    address: address.to_string(),
-                    source,
-                })?;
-            if let Some(name) = unknown.iter().next() {
-                return Err(EngineError::Internal(format!(
-                    "{address}: `{name}` is still unknown at apply time"
-                )));
-            }
-            known
+        let guard = run.store.lock().await;
+        let scope = StateScope {
+            state: guard.state(),
+            azs: &run.azs,
         };
+        let (known, unknown) =
+            desired_attrs(resource, &stack.name, &scope).map_err(|source| EngineError::Eval {
+                address: address.to_string(),
+                source,
+            })?;
+        if let Some(name) = unknown.iter().next() {
+            return Err(EngineError::Internal(format!(
+                "{address}: `{name}` is still unknown at apply time"
+            )));
+        }
+        Ok((resource, known))
+    }
+
+    /// Make-before-break's interim update: the object gets what its update
+    /// adds and keeps what the update removes, so that dependents changing
+    /// next find both (see `plan::make_before_break`).
+    async fn expand_step(&self, address: &str, run: &Run) -> Result<Option<String>, EngineError> {
+        let (resource, desired) = self.desired_now(address, run).await?;
+        let recorded = run.store.lock().await.state().resources.get(address).cloned();
+        let recorded = recorded
+            .ok_or_else(|| EngineError::Internal(format!("{address}: expand of a resource not in state")))?;
+        let expand = resource.kind.expand.ok_or_else(|| {
+            EngineError::Internal(format!(
+                "{address}: {} has no interim form",
+                resource.kind.type_name
+            ))
+        })?;
+        let interim = expand(&recorded.attributes, &desired);
+        let changed = changed_attrs(resource.kind, &recorded.attributes, &interim);
+        if changed.is_empty() {
+            return Ok(Some(recorded.id));
+        }
+        let kind = self.kind(resource.kind.type_name)?.clone();
+        let dependencies = recorded.dependencies.clone();
+        self.update_recorded(
+            run,
+            address,
+            "expand",
+            kind.as_ref(),
+            recorded,
+            &interim,
+            &changed,
+            dependencies,
+        )
+        .await
+    }
+
+    async fn forward_step(&self, step: &Step, run: &Run) -> Result<Option<String>, EngineError> {
+        let address = step.address.as_str();
+        let (resource, desired) = self.desired_now(address, run).await?;
         let kind = self.kind(resource.kind.type_name)?.clone();
         let dependencies = run
             .change(address)

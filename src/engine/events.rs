@@ -17,6 +17,9 @@ pub enum Op {
     /// Removes from the resource's lists references to objects about to be
     /// deleted, before its full update.
     Detach,
+    /// Make-before-break: an interim update adding what the update adds
+    /// while keeping what it removes, before the dependents change.
+    Expand,
 }
 
 impl std::fmt::Display for Op {
@@ -26,6 +29,7 @@ impl std::fmt::Display for Op {
             Op::Update => "update",
             Op::Delete => "delete",
             Op::Detach => "detach",
+            Op::Expand => "expand",
         })
     }
 }

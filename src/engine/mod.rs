@@ -6,6 +6,8 @@
 
 mod apply;
 pub mod events;
+#[cfg(test)]
+mod make_before_break_tests;
 mod refresh;
 mod steps;
 #[cfg(test)]

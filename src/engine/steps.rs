@@ -79,6 +79,8 @@ fn checked(graph: WorkGraph<Step>) -> Result<WorkGraph<Step>, EngineError> {
 /// - a replacement's delete and create go in the plan's `replace_order`;
 /// - a create waits for the deletes in its `after_delete_of`;
 /// - a detach goes before the delete it is for, and before its own update;
+/// - make-before-break: an update with `contract_after` goes after those
+///   dependents' changes, which wait only for its interim (`expand_first`);
 /// - a resource that state records as depending on a deleted one is
 ///   deleted before it, or detaches first, or (unless that one is deleted
 ///   early, see `early_delete`) is updated before it.
@@ -87,6 +89,7 @@ fn build(plan: &Plan, state: &State, omit: Omit) -> WorkGraph<Step> {
     let mut forward: BTreeMap<&str, Step> = BTreeMap::new();
     let mut deletes: BTreeMap<&str, Step> = BTreeMap::new();
     let mut detaches: BTreeMap<&str, Step> = BTreeMap::new();
+    let mut expands: BTreeMap<&str, Step> = BTreeMap::new();
     for r in &plan.resources {
         let a = r.address.as_str();
         match r.action {
@@ -99,6 +102,9 @@ fn build(plan: &Plan, state: &State, omit: Omit) -> WorkGraph<Step> {
                 if !r.detach_from.is_empty() {
                     detaches.insert(a, Step::new(a, Op::Detach));
                 }
+                if r.expand_first && !r.contract_after.is_empty() {
+                    expands.insert(a, Step::new(a, Op::Expand));
+                }
             }
             Action::Delete => {
                 deletes.insert(a, Step::new(a, Op::Delete));
@@ -109,9 +115,26 @@ fn build(plan: &Plan, state: &State, omit: Omit) -> WorkGraph<Step> {
             }
         }
     }
-    for s in detaches.values().chain(deletes.values()).chain(forward.values()) {
+    for s in detaches
+        .values()
+        .chain(deletes.values())
+        .chain(forward.values())
+        .chain(expands.values())
+    {
         g.add(s.clone());
     }
+    // Make-before-break: (dependency, dependent) pairs where the dependency's
+    // update waits for the dependent's change instead of going before it.
+    let contracts: std::collections::HashSet<(&str, &str)> = plan
+        .resources
+        .iter()
+        .filter(|r| forward.contains_key(r.address.as_str()))
+        .flat_map(|r| {
+            r.contract_after
+                .iter()
+                .map(move |d| (r.address.as_str(), d.as_str()))
+        })
+        .collect();
     // Looked up once per edge: an index, not a scan of the plan each time.
     let early_deletes: std::collections::HashSet<&str> = plan
         .resources
@@ -123,9 +146,30 @@ fn build(plan: &Plan, state: &State, omit: Omit) -> WorkGraph<Step> {
     for r in &plan.resources {
         let a = r.address.as_str();
         if let Some(s) = forward.get(a) {
+            let own_expand = expands.get(a);
+            if let Some(e) = own_expand {
+                g.order(e, s);
+            }
             for dep in &r.dependencies {
-                if let Some(d) = forward.get(dep.as_str()) {
-                    g.order(d, s);
+                let Some(d) = forward.get(dep.as_str()) else {
+                    continue;
+                };
+                // What this step (and its interim) wait for of the
+                // dependency: its interim only, when the dependency's
+                // update waits for this one.
+                let contracted = contracts.contains(&(dep.as_str(), a));
+                if contracted {
+                    g.order(s, d);
+                }
+                let before = if contracted {
+                    expands.get(dep.as_str())
+                } else {
+                    Some(d)
+                };
+                for step in std::iter::once(s).chain(own_expand) {
+                    if let Some(b) = before {
+                        g.order(b, step);
+                    }
                 }
             }
             if let Some(detach) = detaches.get(a) {

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::eval::{EvalError, Lookup, Scope, desired_attrs, eval, normalize_attr};
+use super::make_before_break;
 use super::model::{Action, AttrChange, OutputChange, PLAN_FORMAT_VERSION, Plan, ResourceChange, Summary};
 use super::order::{self, Desired, Promotion};
 use super::partial::{Partial, partial_attr};
@@ -126,6 +127,7 @@ pub fn plan(
         let (mut plan, desired) = diff(stack, graph, prior, facts, &forced)?;
         let promotions = order::order(&mut plan.resources, &desired, stack, prior)?;
         if promotions.is_empty() {
+            make_before_break::order(&mut plan.resources, &desired, stack, prior);
             plan.summarize();
             return Ok(plan);
         }
@@ -183,6 +185,8 @@ fn diff(
             detach_from: Vec::new(),
             after_delete_of: Vec::new(),
             early_delete: false,
+            contract_after: Vec::new(),
+            expand_first: false,
             not_refreshed: existing.and_then(|e| e.not_refreshed.clone()),
         };
         let live = match existing {
@@ -382,6 +386,8 @@ fn deletions(gone: &BTreeMap<&String, &PriorResource>) -> Vec<ResourceChange> {
                 detach_from: Vec::new(),
                 after_delete_of: Vec::new(),
                 early_delete: false,
+                contract_after: Vec::new(),
+                expand_first: false,
                 not_refreshed: r.not_refreshed.clone(),
             })
         })

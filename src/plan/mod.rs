@@ -3,6 +3,7 @@
 
 mod diff;
 pub mod eval;
+mod make_before_break;
 mod model;
 mod order;
 pub mod partial;

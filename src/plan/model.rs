@@ -11,7 +11,10 @@ use crate::Value;
 /// (`replace_order`), updates may detach first (`detach_from`), creates may
 /// wait for deletions (`after_delete_of`, `early_delete`), and resources
 /// that could not be refreshed say so (`not_refreshed`).
-pub const PLAN_FORMAT_VERSION: u32 = 2;
+/// Version 3: an update that takes something away waits for the dependents
+/// that change with it (`contract_after`), after an interim update that
+/// keeps it (`expand_first`): make-before-break.
+pub const PLAN_FORMAT_VERSION: u32 = 3;
 
 /// A computed plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +110,17 @@ pub struct ResourceChange {
     /// depends on such an object. What refers to it detaches or goes first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub early_delete: bool,
+    /// For an update that takes away something a dependent may name (a
+    /// DestinationRule losing a subset): the dependents changed in the same
+    /// apply that are updated before it, so that none still names what it
+    /// removes when it goes. Make-before-break.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contract_after: Vec<String>,
+    /// With `contract_after`: an interim update goes first that adds what
+    /// the update adds while keeping what it removes (the kind's
+    /// `expand`), so that the dependents find what they will name.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expand_first: bool,
     /// Why the live object could not be read (for example its cluster is
     /// unreachable); the plan then compares the stack with the attributes
     /// state recorded.

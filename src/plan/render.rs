@@ -65,6 +65,18 @@ pub fn render(plan: &Plan) -> String {
                 r.after_delete_of.join(", ")
             );
         }
+        if !r.contract_after.is_empty() {
+            let first = if r.expand_first {
+                "first gains what it adds and keeps what it removes; "
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "      # make-before-break: {first}removes only after {} changed",
+                r.contract_after.join(", ")
+            );
+        }
         if r.early_delete && r.action == Action::Delete {
             let _ = writeln!(out, "      # deleted before anything is created");
         }
@@ -298,6 +310,8 @@ mod tests {
                 detach_from: vec![],
                 after_delete_of: vec![],
                 early_delete: false,
+                contract_after: vec![],
+                expand_first: false,
                 not_refreshed: None,
             }],
             outputs: vec![],

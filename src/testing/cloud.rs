@@ -61,14 +61,42 @@ impl FakeObject {
 }
 
 /// The id a string value refers to: the value itself when it is an id
-/// (`fk-12`), or the id at the end of an `arn` (`arn:fake:test.named/fk-12`).
+/// (`fk-12`), the id at the end of an `arn` (`arn:fake:test.named/fk-12`),
+/// or the id of a member reference (`fk-12#v2`, see [`member_ref`]).
 pub fn referenced_id(s: &str) -> Option<&str> {
+    let s = s.split_once('#').map_or(s, |(id, _)| id);
     let candidate = match s.strip_prefix("arn:fake:") {
         Some(rest) => rest.rsplit('/').next()?,
         None => s,
     };
     let digits = candidate.strip_prefix(ID_PREFIX)?;
     (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(candidate)
+}
+
+/// A reference to one member of an object's `members` list: `fk-12#v2`
+/// names member `v2` of `fk-12` (a route naming a subset of a rule).
+pub fn member_ref(s: &str) -> Option<(&str, &str)> {
+    let (id, member) = s.split_once('#')?;
+    referenced_id(id).filter(|i| *i == id).map(|id| (id, member))
+}
+
+/// Every member reference in `v`, at any depth, as `id#member`.
+fn collect_member_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if member_ref(s).is_some() => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|i| collect_member_refs(i, out)),
+        Value::Object(m) => m.values().for_each(|i| collect_member_refs(i, out)),
+        _ => {}
+    }
+}
+
+/// The strings of an object's `members` list.
+fn members(attrs: &Attrs) -> Vec<&str> {
+    attrs
+        .get("members")
+        .and_then(Value::as_array)
+        .map(|m| m.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 fn collect_refs(v: &Value, out: &mut Vec<String>) {
@@ -110,6 +138,9 @@ pub struct Refusal {
 ///   that does not exist fails with `InvalidReference.NotFound`;
 /// - deleting an object another object still refers to fails with
 ///   `DependencyViolation`; deleting a missing object succeeds;
+/// - a member reference (`fk-3#v2`) must name a member of the object's
+///   `members`, and an update cannot drop a member another object still
+///   names (`DependencyViolation`): make-before-break is checked;
 /// - an update cannot change a force-new attribute (`ImmutableAttribute`).
 ///
 /// Faults follow the [`FaultScript`] set with [`FakeCloud::set_faults`].
@@ -568,15 +599,25 @@ fn api_error(op: CallOp, code: &str, message: String) -> ProviderError {
 }
 
 impl World {
-    /// Ids referred to by `attrs` (tags aside) that no object has.
+    /// Ids referred to by `attrs` (tags aside) that no object has, and
+    /// member references naming a member their object lacks.
     fn missing_refs(&self, attrs: &Attrs) -> Vec<String> {
         let mut refs = Vec::new();
+        let mut member_refs = Vec::new();
         for (name, v) in attrs {
             if name != "tags" {
                 collect_refs(v, &mut refs);
+                collect_member_refs(v, &mut member_refs);
             }
         }
         refs.retain(|id| !self.objects.contains_key(id));
+        refs.extend(member_refs.into_iter().filter(|r| {
+            member_ref(r).is_some_and(|(id, member)| {
+                self.objects
+                    .get(id)
+                    .is_some_and(|o| !members(&o.attrs).contains(&member))
+            })
+        }));
         refs.sort();
         refs.dedup();
         refs
@@ -694,6 +735,38 @@ impl World {
                     "{target} would refer to {} which does not exist",
                     missing.join(", ")
                 ),
+            ));
+        }
+        let dropped: Vec<String> = members(&current.attrs)
+            .into_iter()
+            .filter(|m| {
+                !desired
+                    .get("members")
+                    .is_some_and(|_| members(desired).contains(m))
+            })
+            .map(|m| format!("{id}#{m}"))
+            .collect();
+        let still_named: Vec<String> = self
+            .objects
+            .values()
+            .filter(|o| o.id != id)
+            .flat_map(|o| {
+                let mut named = Vec::new();
+                o.attrs
+                    .iter()
+                    .filter(|(name, _)| name.as_str() != "tags")
+                    .for_each(|(_, v)| collect_member_refs(v, &mut named));
+                named
+                    .into_iter()
+                    .filter(|r| dropped.contains(r))
+                    .map(|r| format!("{r} (by {})", o.id))
+            })
+            .collect();
+        if !still_named.is_empty() {
+            return Err(api_error(
+                CallOp::Update,
+                "DependencyViolation",
+                format!("{target}: members still named: {}", still_named.join(", ")),
             ));
         }
         let Some(object) = self.objects.get_mut(id) else {

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::cloud::FakeCloud;
-use crate::Attrs;
 use crate::provider::{
     AttrSchema, AttrType, InPlace, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind,
     Schema,
 };
+use crate::{Attrs, Value};
 
 /// `test.named`: a taggable object with a unique `name`.
 pub static NAMED: KindDef = KindDef {
@@ -65,8 +65,46 @@ pub static KEYED: KindDef = KindDef {
     ..KindDef::BASE
 };
 
+/// `test.pool`: an object with named members that others name
+/// (`${pool.id}#member`), like a DestinationRule's subsets named by routes.
+pub static POOL: KindDef = KindDef {
+    type_name: "test.pool",
+    doc: "A fake object with members other objects name (in memory, for tests).",
+    attrs: &[
+        AttrSchema::optional(
+            "members",
+            AttrType::StringList,
+            "Member names; changes in place, but not to drop one still named.",
+        ),
+        AttrSchema::computed("arn", AttrType::String, "`arn:fake:test.pool/<id>`."),
+    ],
+    taggable: true,
+    expand: Some(pool_interim),
+    ..KindDef::BASE
+};
+
+/// `test.pool`'s interim between two updates: the desired members, then
+/// the prior ones the update drops.
+fn pool_interim(prior: &Attrs, desired: &Attrs) -> Attrs {
+    let list = |a: &Attrs| -> Vec<Value> {
+        a.get("members")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut members = list(desired);
+    for m in list(prior) {
+        if !members.contains(&m) {
+            members.push(m);
+        }
+    }
+    let mut out = desired.clone();
+    out.insert("members".into(), Value::Array(members));
+    out
+}
+
 /// Every fake kind's definition.
-pub static KIND_DEFS: &[&KindDef] = &[&NAMED, &ANON, &KEYED];
+pub static KIND_DEFS: &[&KindDef] = &[&NAMED, &ANON, &KEYED, &POOL];
 
 /// Makes the fake kinds known to stack loading and planning
 /// ([`crate::provider::register_kinds`]). Idempotent.

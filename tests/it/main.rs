@@ -20,6 +20,7 @@ mod kube_kinds;
 mod kubeconfig;
 mod kubectl_conformance;
 mod lock;
+mod make_before_break;
 mod progress_view;
 mod provider_ec2net;
 mod provider_ec2route;

@@ -73,6 +73,7 @@ pub static DEF: KindDef = KindDef {
         ),
     ],
     normalize: Some(normalize),
+    expand: Some(super::interim::interim),
     ..KindDef::BASE
 };
 

@@ -6,6 +6,7 @@ pub mod connection;
 mod helm_cli;
 pub mod helm_release;
 mod helm_version;
+mod interim;
 pub mod manifest;
 pub mod namespace;
 pub mod objects;
