@@ -329,7 +329,11 @@ impl Leftover {
         if let Some(sel) = &self.label_selector {
             what.push(format!("labelled {sel}"));
         }
-        let ns = self.namespace.as_deref().map(|n| format!(" in {n}")).unwrap_or_default();
+        let ns = self
+            .namespace
+            .as_deref()
+            .map(|n| format!(" in {n}"))
+            .unwrap_or_default();
         format!("{} {}{ns} {}", self.api_version, self.kind, what.join(", "))
     }
 }
@@ -428,7 +432,11 @@ fn release_load_balancer(services: &[Value], release: &str) -> String {
                 == Some(release)
         })
         .collect();
-    lbs.sort_by_key(|s| s.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default());
+    lbs.sort_by_key(|s| {
+        s.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    });
     lbs.first().and_then(|s| ingress_of(s)).unwrap_or_default()
 }
 
@@ -535,7 +543,13 @@ async fn connection_args(
 
 /// A release's attributes: what `recorded` (the desired or last applied
 /// attributes) says for those helm does not keep, the rest from helm.
-fn live_from(recorded: &Attrs, target: &Target, meta: &ReleaseMetadata, values: Value, lb_hostname: String) -> Live {
+fn live_from(
+    recorded: &Attrs,
+    target: &Target,
+    meta: &ReleaseMetadata,
+    values: Value,
+    lb_hostname: String,
+) -> Live {
     let mut attrs = Attrs::new();
     if let Some(cluster) = recorded.get("cluster") {
         attrs.insert("cluster".into(), cluster.clone());
@@ -593,7 +607,11 @@ impl Ops {
     async fn new(program: PathBuf, clients: Arc<Clients>) -> Result<Ops, ProviderError> {
         let helm = Helm { program };
         let version = helm.version().await?;
-        Ok(Ops { helm, version, clients })
+        Ok(Ops {
+            helm,
+            version,
+            clients,
+        })
     }
 
     /// The release's load balancer hostname ([`release_load_balancer`]
@@ -617,7 +635,12 @@ impl Ops {
 
     /// Deletes what `delete_after_uninstall` selects, waiting for each
     /// object to be gone.
-    async fn delete_leftovers(&self, cx: &OpContext, target: &Target, wanted: &[Leftover]) -> Result<(), ProviderError> {
+    async fn delete_leftovers(
+        &self,
+        cx: &OpContext,
+        target: &Target,
+        wanted: &[Leftover],
+    ) -> Result<(), ProviderError> {
         if wanted.is_empty() {
             return Ok(());
         }
@@ -635,7 +658,11 @@ impl Ops {
             let Some((ar, namespaced)) = resolver.resolve(&key).await? else {
                 continue;
             };
-            let scope = if namespaced { entry.namespace.as_deref() } else { None };
+            let scope = if namespaced {
+                entry.namespace.as_deref()
+            } else {
+                None
+            };
             let mut params = ListParams::default();
             if let Some(sel) = &entry.label_selector {
                 params = params.labels(sel);
@@ -658,10 +685,8 @@ impl Ops {
                     None => format!("{} {name}", entry.kind),
                 };
                 let api = dyn_api(&client, &ar, ns.as_deref());
-                cx.progress.report(&format!(
-                    "deleting {subject}, left by release {}",
-                    target.id()
-                ));
+                cx.progress
+                    .report(&format!("deleting {subject}, left by release {}", target.id()));
                 let uid = match api.delete(&name, &DeleteParams::default()).await {
                     Ok(either) => match either.left() {
                         Some(obj) => obj.metadata.uid,
@@ -994,7 +1019,10 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert!(got[0].selects("virtualservices.networking.istio.io"));
         assert!(!got[0].selects("meshes.appmesh.k8s.aws"));
-        assert!(got[1].selects("anything"), "the label selector does the selecting");
+        assert!(
+            got[1].selects("anything"),
+            "the label selector does the selecting"
+        );
         for bad in [
             json!({"kind": "X"}),
             json!([{"api_version": "v1", "kind": "ConfigMap"}]),
@@ -1016,8 +1044,18 @@ mod tests {
             })
         };
         let services = [
-            svc("other", "someone-else", "LoadBalancer", json!([{"hostname": "x.elb"}])),
-            svc("istio-ingress", "istio-ingress", "LoadBalancer", json!([{"hostname": "gw.elb"}])),
+            svc(
+                "other",
+                "someone-else",
+                "LoadBalancer",
+                json!([{"hostname": "x.elb"}]),
+            ),
+            svc(
+                "istio-ingress",
+                "istio-ingress",
+                "LoadBalancer",
+                json!([{"hostname": "gw.elb"}]),
+            ),
             svc("internal", "istio-ingress", "ClusterIP", json!([])),
         ];
         assert_eq!(release_load_balancer(&services, "istio-ingress"), "gw.elb");

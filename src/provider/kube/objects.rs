@@ -509,8 +509,14 @@ mod tests {
         assert!(name_matches("*.istio.io", "gateways.networking.istio.io"));
         assert!(!name_matches("*.istio.io", "gateways.networking.istio.io.evil"));
         assert!(name_matches("istio-*", "istio-sidecar-injector"));
-        assert!(name_matches("istiod-default-validator", "istiod-default-validator"));
-        assert!(!name_matches("istiod-default-validator", "istiod-default-validator2"));
+        assert!(name_matches(
+            "istiod-default-validator",
+            "istiod-default-validator"
+        ));
+        assert!(!name_matches(
+            "istiod-default-validator",
+            "istiod-default-validator2"
+        ));
         assert!(name_matches("istio*-validator*", "istio-validator-istio-system"));
         assert!(!name_matches("a*a", "a"));
         assert!(name_matches("a*a", "aa"));
