@@ -602,9 +602,58 @@ async fn bookinfo_installs_in_order_splits_reviews_and_tears_down_clean() {
     // Teardown: nothing of Istio, the app or AWS is left (not even
     // webhook configurations no release owned).
     add_stray_webhooks(&w).await;
-    let out = expect_code(
-        w.meshform(&with_vars(&["destroy", stack, "--auto-approve"], &all)),
-        0,
+    // The gateway's Service holds the finalizer a cloud's service
+    // controller keeps until its load balancer is gone: released 2 s
+    // after its deletion began. Istio's control plane goes only after.
+    let lb_finalizer = "service.kubernetes.io/load-balancer-cleanup";
+    w.kube.add_finalizer(
+        "v1",
+        "services",
+        Some("istio-ingress"),
+        "istio-ingress",
+        lb_finalizer,
+    );
+    let (out, lb_gone) = std::thread::scope(|scope| {
+        let releaser = scope.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(55);
+            loop {
+                let svc = w
+                    .kube
+                    .object("v1", "services", Some("istio-ingress"), "istio-ingress");
+                if svc
+                    .as_ref()
+                    .is_some_and(|s| s["metadata"]["deletionTimestamp"].is_string())
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the gateway's Service was never deleted"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_secs(2));
+            let at = Instant::now();
+            w.kube
+                .remove_finalizers("v1", "services", Some("istio-ingress"), "istio-ingress");
+            at
+        });
+        let out = expect_code(
+            w.meshform(&with_vars(&["destroy", stack, "--auto-approve"], &all)),
+            0,
+        );
+        (out, releaser.join().unwrap())
+    });
+    let istiod_deleted = w
+        .kube
+        .requests()
+        .iter()
+        .find(|r| r.method == "DELETE" && r.path.ends_with("/namespaces/istio-system/deployments/istiod"))
+        .map(|r| r.at)
+        .expect("helm deleted istiod's Deployment");
+    assert!(
+        istiod_deleted > lb_gone,
+        "istiod was uninstalled while the gateway's load balancer Service was still there"
     );
     let events = stderr(&out);
     assert_teardown_order(
