@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::in_cluster::plan_lines_for;
 use crate::support::cli::{expect_code, stderr, stdout};
 use crate::support::inventory::{Inventory, WalkthroughExtras};
 use crate::support::walkthrough::Walkthrough;
@@ -550,6 +551,25 @@ async fn bookinfo_installs_in_order_splits_reviews_and_tears_down_clean() {
         changes(&plan),
         pairs(&[("reviews_route", "update"), ("reviews_subsets", "update")])
     );
+    // Field by field: the route's destinations (a list changing length
+    // is shown whole) and the subsets, gaining v3.
+    let human = stdout(&expect_code(w.meshform(&with_vars(&["plan", stack], &half)), 0));
+    let route_lines = plan_lines_for(&human, "reviews_route");
+    assert_eq!(route_lines.len(), 1, "{human}");
+    assert!(
+        route_lines[0].starts_with("yaml[0].spec.http[0].route ")
+            && route_lines[0].ends_with(
+                r#"-> [{"destination":{"host":"reviews","subset":"v1"},"weight":50},{"destination":{"host":"reviews","subset":"v3"},"weight":50}]"#
+            ),
+        "{human}"
+    );
+    let subset_lines = plan_lines_for(&human, "reviews_subsets");
+    assert_eq!(subset_lines.len(), 1, "{human}");
+    assert!(
+        subset_lines[0].starts_with("yaml[0].spec.subsets ")
+            && subset_lines[0].ends_with(r#"{"labels":{"version":"v3"},"name":"v3"}]"#),
+        "{human}"
+    );
     expect_code(
         w.meshform(&with_vars(&["apply", stack, "--auto-approve"], &half)),
         0,
@@ -578,6 +598,17 @@ async fn bookinfo_installs_in_order_splits_reviews_and_tears_down_clean() {
     );
     let plan: Value = serde_json::from_str(&stdout(&plan)).unwrap();
     assert_eq!(changes(&plan), pairs(&[("reviews_route", "update")]));
+    let human = stdout(&expect_code(w.meshform(&with_vars(&["plan", stack], &all)), 0));
+    let route_lines = plan_lines_for(&human, "reviews_route");
+    assert_eq!(route_lines.len(), 2, "{human}");
+    assert!(
+        route_lines[0].contains("route[0].weight") && route_lines[0].contains("50 -> 0"),
+        "{human}"
+    );
+    assert!(
+        route_lines[1].contains("route[1].weight") && route_lines[1].contains("50 -> 100"),
+        "{human}"
+    );
     let reviews_route = plan["resources"]
         .as_array()
         .unwrap()
