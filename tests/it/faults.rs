@@ -257,16 +257,14 @@ async fn baseline_survives_dropped_answers() {
     baseline_under(Fault::DropResponse).await;
 }
 
-/// A copy of the EKS stack without its in-cluster layer (namespaces, helm
-/// release, manifests: they talk to Kubernetes, not AWS, and are tested in
-/// in_cluster.rs), with baseline.toml next to it. Returns its path.
+/// The AWS part of the EKS stack: stacks/eks.toml (what the walkthrough
+/// stack includes besides its in-cluster layer, which talks to Kubernetes,
+/// not AWS, and is tested in in_cluster.rs) under the walkthrough stack's
+/// name, with baseline.toml next to it. Returns its path.
 fn eks_aws_stack(dir: &Workdir) -> PathBuf {
-    let full = std::fs::read_to_string(project_root().join("stacks/appmesh-getting-started.toml")).unwrap();
-    let start = full
-        .find("[resource.appmesh_system_namespace]")
-        .expect("the in-cluster layer starts with the appmesh-system namespace");
-    let outputs = full.find("# --- outputs").expect("outputs section");
-    let text = format!("{}{}", &full[..start], &full[outputs..]);
+    let eks = std::fs::read_to_string(project_root().join("stacks/eks.toml")).unwrap();
+    let text = eks.replacen("name = \"eks\"", &format!("name = \"{FULL_STACK}\""), 1);
+    assert_ne!(text, eks, "stacks/eks.toml names its stack `eks`");
     assert!(!text.contains("kube.") && !text.contains("helm."), "{text}");
     std::fs::create_dir_all(dir.path.join("stacks")).unwrap();
     std::fs::copy(

@@ -36,7 +36,7 @@ fn changes(plan: &Value) -> Vec<(String, String)> {
 
 /// The leaf paths that differ in one resource's changes, as the human plan
 /// prints them (`yaml[4].spec...`).
-fn plan_lines_for(text: &str, address: &str) -> Vec<String> {
+pub(crate) fn plan_lines_for(text: &str, address: &str) -> Vec<String> {
     let mut lines = Vec::new();
     let mut inside = false;
     for line in text.lines() {

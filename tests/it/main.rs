@@ -15,6 +15,7 @@ mod faults;
 mod helm_conformance;
 mod helm_release;
 mod in_cluster;
+mod istio;
 mod kube_dry_run;
 mod kube_kinds;
 mod kubeconfig;

@@ -59,9 +59,35 @@
 //! chart came from.
 //!
 //! **Delete**: `helm uninstall NAME --namespace NS --wait --timeout Ns`
-//! (`--wait=watcher` for Helm 4); a
-//! release that is already gone is not an error. CRDs installed from a
-//! chart's `crds/` directory stay, as with helm itself.
+//! (`--wait=watcher` for Helm 4, so it returns once the release's objects
+//! are gone: a LoadBalancer Service whose cloud load balancer is still
+//! being deleted holds its finalizer until then); a release that is
+//! already gone is not an error. CRDs installed from a chart's `crds/`
+//! directory stay, as with helm itself, and so does whatever the chart
+//! marks `helm.sh/resource-policy: keep` (Istio's base chart keeps its
+//! CRDs that way).
+//!
+//! **Leftovers** (`delete_after_uninstall`): after the uninstall, meshform
+//! deletes what the release leaves behind on purpose or by accident, so
+//! that a later install starts clean: each entry names a kind
+//! (`api_version`, `kind`), optionally a `namespace`, and selects its
+//! objects by `names` (patterns where `*` matches any run of characters)
+//! and/or a `label_selector` (at least one of them: an entry never means
+//! every object of a kind). Each selected object is deleted and waited for
+//! until gone; a kind the cluster no longer serves has nothing left. It
+//! runs also when the release was already gone, so a destroy that failed
+//! half-way finishes the sweep when run again. The entries are checked
+//! before the first install (a bad entry fails the create before helm
+//! runs); changing them changes nothing in the cluster, only what the
+//! delete will sweep.
+//!
+//! **Load balancer** (`load_balancer_hostname`, computed): the ingress
+//! hostname (or IP) of the release's first LoadBalancer Service (by name;
+//! the Services carrying helm's `meta.helm.sh/release-name` annotation in
+//! the release's namespace), read from the API server after each install
+//! and at every refresh; empty while the cloud has not given it one yet
+//! (Helm 4's watcher does not wait for it), so an output built from it
+//! shows the hostname from the refresh after the load balancer exists.
 //!
 //! Helm releases carry no ownership tags: [`ResourceKind::find_existing`]
 //! finds a `deployed` release of the name in the namespace, and a create
@@ -73,6 +99,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kube::api::{DeleteParams, ListParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
 
 use super::connection::{Clients, Connection, server_override};
 use super::helm_cli::{
@@ -81,6 +110,8 @@ use super::helm_cli::{
 };
 pub use super::helm_cli::{NOT_ON_PATH, PROGRAM_ENV, locate as locate_helm};
 use super::helm_version::HelmVersion;
+use super::objects::{ObjectKey, Resolver, api_error, dyn_api, is_not_found, name_matches};
+use super::wait;
 use crate::kubeconfig::{EksCluster, ExecCommand};
 use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
 use crate::provider::{
@@ -141,6 +172,22 @@ pub static DEF: KindDef = KindDef {
             "How long helm waits for the release's resources to be ready (or gone, on delete).",
         )
         .default(Default::Int(DEFAULT_WAIT_SECONDS as i64)),
+        AttrSchema::optional(
+            "delete_after_uninstall",
+            AttrType::Json,
+            "What to delete after `helm uninstall` (and wait for until gone): a list of \
+             { api_version, kind, namespace (optional), names (patterns, `*` = any characters), \
+             label_selector }, each with `names` or `label_selector` or both. For what a chart keeps \
+             on purpose (`helm.sh/resource-policy: keep`, such as Istio's CRDs) or leaves behind \
+             (webhook configurations), so that a later install does not fail. Changes in place \
+             (only what a later delete sweeps).",
+        ),
+        AttrSchema::computed(
+            "load_balancer_hostname",
+            AttrType::String,
+            "Ingress hostname (or IP) of the release's first LoadBalancer Service, read from the \
+             API server after each install and at every refresh; empty until the cloud gives one.",
+        ),
         AttrSchema::computed(
             "revision",
             AttrType::Int,
@@ -184,6 +231,7 @@ const IN_PLACE: &[&str] = &[
     "create_namespace",
     "values",
     "wait_timeout_seconds",
+    "delete_after_uninstall",
 ];
 
 /// In-place attributes whose change needs a helm upgrade (the others only
@@ -253,6 +301,143 @@ fn desired_values(desired: &Attrs) -> Result<Value, ProviderError> {
         },
         Some(_) => Err(ProviderError::invalid("values", "must be a table")),
     }
+}
+
+/// One entry of `delete_after_uninstall`: objects of one kind to delete
+/// after the release is uninstalled.
+#[derive(Debug, Clone, PartialEq)]
+struct Leftover {
+    api_version: String,
+    kind: String,
+    namespace: Option<String>,
+    names: Vec<String>,
+    label_selector: Option<String>,
+}
+
+impl Leftover {
+    /// Whether an object of this entry's kind named `name` is selected
+    /// (the label selector is applied by the API server's list).
+    fn selects(&self, name: &str) -> bool {
+        self.names.is_empty() || self.names.iter().any(|p| name_matches(p, name))
+    }
+
+    fn describe(&self) -> String {
+        let mut what = vec![];
+        if !self.names.is_empty() {
+            what.push(format!("named {}", self.names.join(" or ")));
+        }
+        if let Some(sel) = &self.label_selector {
+            what.push(format!("labelled {sel}"));
+        }
+        let ns = self
+            .namespace
+            .as_deref()
+            .map(|n| format!(" in {n}"))
+            .unwrap_or_default();
+        format!("{} {}{ns} {}", self.api_version, self.kind, what.join(", "))
+    }
+}
+
+/// The entries of `delete_after_uninstall` (none when not set); `Err`
+/// names the entry and what is wrong with it.
+fn leftovers(attrs: &Attrs) -> Result<Vec<Leftover>, ProviderError> {
+    const ATTR: &str = "delete_after_uninstall";
+    let items = match attrs.get(ATTR) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items.clone(),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Array(items)) => items,
+            _ => return Err(ProviderError::invalid(ATTR, "must be a list of tables")),
+        },
+        Some(_) => return Err(ProviderError::invalid(ATTR, "must be a list of tables")),
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let bad = |msg: &str| ProviderError::invalid(ATTR, format!("entry {}: {msg}", i + 1));
+            let Some(table) = item.as_object() else {
+                return Err(bad("must be a table"));
+            };
+            if let Some(key) = table.keys().find(|k| {
+                !["api_version", "kind", "namespace", "names", "label_selector"].contains(&k.as_str())
+            }) {
+                return Err(bad(&format!(
+                    "unknown key `{key}` (keys: api_version, kind, namespace, names, label_selector)"
+                )));
+            }
+            let text = |key: &str| -> Result<Option<String>, ProviderError> {
+                match table.get(key) {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+                    Some(_) => Err(bad(&format!("`{key}` must be a non-empty string"))),
+                }
+            };
+            let api_version = text("api_version")?.ok_or_else(|| bad("`api_version` is required"))?;
+            let kind = text("kind")?.ok_or_else(|| bad("`kind` is required"))?;
+            let names = match table.get("names") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(names)) => names
+                    .iter()
+                    .map(|n| {
+                        n.as_str()
+                            .filter(|n| !n.is_empty())
+                            .map(str::to_string)
+                            .ok_or_else(|| bad("`names` holds non-empty strings"))
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(bad("`names` must be a list of strings")),
+            };
+            let label_selector = text("label_selector")?;
+            if names.is_empty() && label_selector.is_none() {
+                return Err(bad(
+                    "give `names` or `label_selector` (an entry never selects every object of a kind)",
+                ));
+            }
+            Ok(Leftover {
+                api_version,
+                kind,
+                namespace: text("namespace")?,
+                names,
+                label_selector,
+            })
+        })
+        .collect()
+}
+
+/// The ingress hostname (or IP) of a Service's load balancer, if it has one.
+fn ingress_of(service: &Value) -> Option<String> {
+    service
+        .pointer("/status/loadBalancer/ingress")?
+        .as_array()?
+        .iter()
+        .find_map(|i| {
+            i.get("hostname")
+                .or_else(|| i.get("ip"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
+}
+
+/// The hostname of the first (by name) LoadBalancer Service among
+/// `services` that helm's annotation assigns to `release`; empty if none.
+fn release_load_balancer(services: &[Value], release: &str) -> String {
+    let mut lbs: Vec<&Value> = services
+        .iter()
+        .filter(|s| s.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer"))
+        .filter(|s| {
+            s.pointer("/metadata/annotations/meta.helm.sh~1release-name")
+                .and_then(Value::as_str)
+                == Some(release)
+        })
+        .collect();
+    lbs.sort_by_key(|s| {
+        s.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    });
+    lbs.first().and_then(|s| ingress_of(s)).unwrap_or_default()
 }
 
 /// Which release an operation is about, and how to reach its cluster.
@@ -358,7 +543,13 @@ async fn connection_args(
 
 /// A release's attributes: what `recorded` (the desired or last applied
 /// attributes) says for those helm does not keep, the rest from helm.
-fn live_from(recorded: &Attrs, target: &Target, meta: &ReleaseMetadata, values: Value) -> Live {
+fn live_from(
+    recorded: &Attrs,
+    target: &Target,
+    meta: &ReleaseMetadata,
+    values: Value,
+    lb_hostname: String,
+) -> Live {
     let mut attrs = Attrs::new();
     if let Some(cluster) = recorded.get("cluster") {
         attrs.insert("cluster".into(), cluster.clone());
@@ -379,6 +570,10 @@ fn live_from(recorded: &Attrs, target: &Target, meta: &ReleaseMetadata, values: 
     );
     attrs.insert("values".into(), normalize("values", values));
     attrs.insert("wait_timeout_seconds".into(), Value::from(target.wait_seconds));
+    if let Some(v) = recorded.get("delete_after_uninstall").filter(|v| !v.is_null()) {
+        attrs.insert("delete_after_uninstall".into(), v.clone());
+    }
+    attrs.insert("load_balancer_hostname".into(), Value::String(lb_hostname));
     attrs.insert("revision".into(), Value::from(meta.revision));
     attrs.insert("status".into(), Value::String(meta.status.clone()));
     attrs.insert("app_version".into(), Value::String(meta.app_version.clone()));
@@ -402,14 +597,108 @@ fn unless_gone<T>(result: Result<T, ProviderError>) -> Result<Option<T>, Provide
 struct Ops {
     helm: Helm,
     version: HelmVersion,
+    /// Kubernetes clients, for what helm does not answer: the release's
+    /// load balancer and the leftovers to delete.
+    clients: Arc<Clients>,
 }
 
 impl Ops {
     /// Asks `program` its version, refusing an unsupported one.
-    async fn new(program: PathBuf) -> Result<Ops, ProviderError> {
+    async fn new(program: PathBuf, clients: Arc<Clients>) -> Result<Ops, ProviderError> {
         let helm = Helm { program };
         let version = helm.version().await?;
-        Ok(Ops { helm, version })
+        Ok(Ops {
+            helm,
+            version,
+            clients,
+        })
+    }
+
+    /// The release's load balancer hostname ([`release_load_balancer`]
+    /// over the Services of its namespace).
+    async fn load_balancer_hostname(&self, target: &Target) -> Result<String, ProviderError> {
+        let client = self.clients.client(&target.conn).await?;
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Service"));
+        let api = dyn_api(&client, &ar, Some(&target.namespace));
+        let operation = format!("list of Services in {}", target.namespace);
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| api_error(&operation, e))?;
+        let services = list
+            .items
+            .iter()
+            .map(|s| super::objects::to_value(s, &operation))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(release_load_balancer(&services, &target.name))
+    }
+
+    /// Deletes what `delete_after_uninstall` selects, waiting for each
+    /// object to be gone.
+    async fn delete_leftovers(
+        &self,
+        cx: &OpContext,
+        target: &Target,
+        wanted: &[Leftover],
+    ) -> Result<(), ProviderError> {
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let client = self.clients.client(&target.conn).await?;
+        let mut resolver = Resolver::new(client.clone());
+        let timeout = wait::delete_timeout(Duration::from_secs(target.wait_seconds));
+        for entry in wanted {
+            let key = ObjectKey {
+                api_version: entry.api_version.clone(),
+                kind: entry.kind.clone(),
+                namespace: entry.namespace.clone(),
+                name: String::new(),
+            };
+            // A kind no longer served has no objects left.
+            let Some((ar, namespaced)) = resolver.resolve(&key).await? else {
+                continue;
+            };
+            let scope = if namespaced {
+                entry.namespace.as_deref()
+            } else {
+                None
+            };
+            let mut params = ListParams::default();
+            if let Some(sel) = &entry.label_selector {
+                params = params.labels(sel);
+            }
+            let operation = format!("list of {}", entry.describe());
+            let list = dyn_api(&client, &ar, scope)
+                .list(&params)
+                .await
+                .map_err(|e| api_error(&operation, e))?;
+            let mut found: Vec<(Option<String>, String)> = list
+                .items
+                .iter()
+                .filter_map(|o| Some((o.metadata.namespace.clone(), o.metadata.name.clone()?)))
+                .filter(|(_, name)| entry.selects(name))
+                .collect();
+            found.sort();
+            for (ns, name) in found {
+                let subject = match &ns {
+                    Some(ns) => format!("{} {ns}/{name}", entry.kind),
+                    None => format!("{} {name}", entry.kind),
+                };
+                let api = dyn_api(&client, &ar, ns.as_deref());
+                cx.progress
+                    .report(&format!("deleting {subject}, left by release {}", target.id()));
+                let uid = match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(either) => match either.left() {
+                        Some(obj) => obj.metadata.uid,
+                        None => continue,
+                    },
+                    Err(e) if is_not_found(&e) => continue,
+                    Err(e) => return Err(api_error(&format!("delete of {subject}"), e)),
+                };
+                wait::wait_gone(api, &name, uid.as_deref(), &subject, timeout, &cx.progress).await?;
+            }
+        }
+        Ok(())
     }
 
     /// `helm upgrade --install` to the desired attributes, then a read.
@@ -417,6 +706,8 @@ impl Ops {
         let target = Target::from_attrs(desired)?;
         let chart = attr_str(desired, "chart")?;
         let values = desired_values(desired)?;
+        // Checked now so that a bad entry fails before anything is installed.
+        leftovers(desired)?;
         let values_json = serde_json::to_vec_pretty(&values)
             .map_err(|e| ProviderError::invalid("values", format!("cannot serialize: {e}")))?;
 
@@ -503,7 +794,8 @@ impl Ops {
             return Ok(None);
         };
         let values = parse_values(&out)?;
-        Ok(Some(live_from(recorded, &target, &meta, values)))
+        let lb = self.load_balancer_hostname(&target).await?;
+        Ok(Some(live_from(recorded, &target, &meta, values, lb)))
     }
 
     async fn read(&self, requests: &[ReadRequest]) -> Result<Vec<Option<Live>>, ProviderError> {
@@ -531,6 +823,7 @@ impl Ops {
 
     async fn delete(&self, cx: &OpContext, prior: &Live) -> Result<(), ProviderError> {
         let target = Target::from_attrs(&prior.attrs)?;
+        let sweep = leftovers(&prior.attrs)?;
         let scratch = Scratch::new()?;
         let mut args = os_args([
             "uninstall",
@@ -551,7 +844,8 @@ impl Ops {
                 .run("helm uninstall", &args, target.waiting_call_limit(), &cx.progress)
                 .await,
         )?;
-        Ok(())
+        drop(scratch);
+        self.delete_leftovers(cx, &target, &sweep).await
     }
 
     async fn find_existing(&self, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
@@ -575,15 +869,15 @@ impl HelmRelease {
 
     async fn ops(&self) -> Result<Ops, ProviderError> {
         let program = super::helm_cli::locate_from_env().map_err(ProviderError::Config)?;
-        Ops::new(program).await
+        Ops::new(program, self.0.clone()).await
     }
 }
 
 /// Operations of `helm.release` with a fixed helm program (see
 /// [`HelmRelease::with_program`]).
 pub struct HelmReleaseWithProgram {
-    /// The shared Kubernetes client cache (unused by helm calls; kept so
-    /// that both forms are built alike).
+    /// The shared Kubernetes client cache (for the reads and deletes helm
+    /// does not do).
     pub clients: Arc<Clients>,
     /// The helm program.
     pub program: PathBuf,
@@ -591,7 +885,7 @@ pub struct HelmReleaseWithProgram {
 
 impl HelmReleaseWithProgram {
     async fn ops(&self) -> Result<Ops, ProviderError> {
-        Ops::new(self.program.clone()).await
+        Ops::new(self.program.clone(), self.clients.clone()).await
     }
 }
 
@@ -706,6 +1000,70 @@ mod tests {
         let mut bad = ok.clone();
         bad.remove("cluster");
         assert!(Target::from_attrs(&bad).is_err());
+    }
+
+    #[test]
+    fn leftovers_are_checked_and_select_by_name_pattern() {
+        let attrs = |v: Value| -> Attrs {
+            let mut a = Attrs::new();
+            a.insert("delete_after_uninstall".into(), v);
+            a
+        };
+        assert_eq!(leftovers(&Attrs::new()).unwrap(), vec![]);
+        let got = leftovers(&attrs(json!([
+            {"api_version": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "names": ["*.istio.io"]},
+            {"api_version": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+             "label_selector": "app=istiod"},
+        ])))
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].selects("virtualservices.networking.istio.io"));
+        assert!(!got[0].selects("meshes.appmesh.k8s.aws"));
+        assert!(
+            got[1].selects("anything"),
+            "the label selector does the selecting"
+        );
+        for bad in [
+            json!({"kind": "X"}),
+            json!([{"api_version": "v1", "kind": "ConfigMap"}]),
+            json!([{"api_version": "v1", "names": ["a"]}]),
+            json!([{"api_version": "v1", "kind": "ConfigMap", "names": [""]}]),
+            json!([{"api_version": "v1", "kind": "ConfigMap", "names": ["a"], "nmae": 1}]),
+        ] {
+            assert!(leftovers(&attrs(bad.clone())).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn load_balancer_hostname_is_the_releases_first_with_an_ingress() {
+        let svc = |name: &str, release: &str, ty: &str, ingress: Value| {
+            json!({
+                "metadata": {"name": name, "annotations": {"meta.helm.sh/release-name": release}},
+                "spec": {"type": ty},
+                "status": {"loadBalancer": {"ingress": ingress}},
+            })
+        };
+        let services = [
+            svc(
+                "other",
+                "someone-else",
+                "LoadBalancer",
+                json!([{"hostname": "x.elb"}]),
+            ),
+            svc(
+                "istio-ingress",
+                "istio-ingress",
+                "LoadBalancer",
+                json!([{"hostname": "gw.elb"}]),
+            ),
+            svc("internal", "istio-ingress", "ClusterIP", json!([])),
+        ];
+        assert_eq!(release_load_balancer(&services, "istio-ingress"), "gw.elb");
+        assert_eq!(release_load_balancer(&services, "istiod"), "");
+        let pending = [svc("istio-ingress", "istio-ingress", "LoadBalancer", json!([]))];
+        assert_eq!(release_load_balancer(&pending, "istio-ingress"), "");
+        let by_ip = [svc("gw", "gw", "LoadBalancer", json!([{"ip": "192.0.2.1"}]))];
+        assert_eq!(release_load_balancer(&by_ip, "gw"), "192.0.2.1");
     }
 
     #[test]

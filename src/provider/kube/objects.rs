@@ -428,6 +428,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// Whether `name` matches `pattern`, in which `*` stands for any run of
+/// characters (none included) and everything else for itself.
+pub fn name_matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let [first, middle @ .., last] = parts.as_slice() else {
+        return pattern == name;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
 /// Whether the API answered 404 Not Found.
 pub fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
@@ -484,6 +503,25 @@ impl Resolver {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn name_patterns() {
+        assert!(name_matches("*.istio.io", "gateways.networking.istio.io"));
+        assert!(!name_matches("*.istio.io", "gateways.networking.istio.io.evil"));
+        assert!(name_matches("istio-*", "istio-sidecar-injector"));
+        assert!(name_matches(
+            "istiod-default-validator",
+            "istiod-default-validator"
+        ));
+        assert!(!name_matches(
+            "istiod-default-validator",
+            "istiod-default-validator2"
+        ));
+        assert!(name_matches("istio*-validator*", "istio-validator-istio-system"));
+        assert!(!name_matches("a*a", "a"));
+        assert!(name_matches("a*a", "aa"));
+        assert!(name_matches("*", ""));
+    }
 
     #[test]
     fn parses_documents_and_names_the_bad_one() {

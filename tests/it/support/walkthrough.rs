@@ -27,6 +27,8 @@ pub struct Walkthrough {
     pub helm: RealHelm,
     pub repo: ChartRepo,
     pub dir: Workdir,
+    /// The stack file this run is about, under the copied stacks/.
+    stack_file: String,
 }
 
 /// The chart repository the walkthrough stack names.
@@ -34,11 +36,23 @@ const UPSTREAM_REPO: &str = "https://aws.github.io/eks-charts";
 
 impl Walkthrough {
     pub fn start(name: &str) -> Walkthrough {
+        Walkthrough::start_stack(
+            name,
+            "appmesh-getting-started.toml",
+            &["appmesh-controller"],
+            UPSTREAM_REPO,
+        )
+    }
+
+    /// A run of `stacks/<stack_file>`, serving the chart fixtures `charts`
+    /// in place of the repository `upstream`, which the stack must name
+    /// exactly once (as its repository variable's default).
+    pub fn start_stack(name: &str, stack_file: &str, charts: &[&str], upstream: &str) -> Walkthrough {
         let moto = Moto::start();
         let kube = FakeKube::start();
         kube.set_auto_complete_deployments(true);
         let helm = RealHelm::install(Tool::Helm4);
-        let repo = ChartRepo::serve(&["appmesh-controller"]);
+        let repo = ChartRepo::serve(charts);
         let dir = Workdir::new(name);
         for sub in ["stacks", "manifests"] {
             std::fs::create_dir_all(dir.path.join(sub)).unwrap();
@@ -47,16 +61,17 @@ impl Walkthrough {
                 std::fs::copy(entry.path(), dir.path.join(sub).join(entry.file_name())).unwrap();
             }
         }
-        let stack = dir.path.join("stacks/appmesh-getting-started.toml");
+        let stack = dir.path.join("stacks").join(stack_file);
         let text = std::fs::read_to_string(&stack).unwrap();
         // The repository variable's default is the one place the stack
         // names it.
-        let upstream = format!("\"{UPSTREAM_REPO}\"");
+        let quoted = format!("\"{upstream}\"");
         assert_eq!(
-            text.matches(&upstream).count(),
+            text.matches(&quoted).count(),
             1,
-            "the stack names {UPSTREAM_REPO} once"
+            "the stack names {upstream} once"
         );
+        let upstream = quoted;
         let local = format!("\"{}\"", repo.url);
         std::fs::write(&stack, text.replace(&upstream, &local)).unwrap();
         Walkthrough {
@@ -65,6 +80,7 @@ impl Walkthrough {
             helm,
             repo,
             dir,
+            stack_file: stack_file.to_string(),
         }
     }
 
@@ -78,9 +94,9 @@ impl Walkthrough {
         path
     }
 
-    /// The copied full stack.
+    /// The copied stack this run is about.
     pub fn stack(&self) -> PathBuf {
-        self.dir.path.join("stacks/appmesh-getting-started.toml")
+        self.dir.path.join("stacks").join(&self.stack_file)
     }
 
     /// A copied manifest, for editing.

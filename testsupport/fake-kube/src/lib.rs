@@ -144,7 +144,10 @@
 //! rollout status` and `kubectl delete --wait` work.
 //!
 //! **Not there**: authentication and authorization (everything is allowed),
-//! admission webhooks and admission plugins, schema validation, pruning
+//! admission webhooks (Mutating- and ValidatingWebhookConfigurations are
+//! stored and served like any object, never called: an Istio install's
+//! `failurePolicy: Fail` injector changes nothing here) and admission
+//! plugins, schema validation, pruning
 //! and defaulting of custom resources (and `fieldValidation` is not
 //! enforced), conversion between CRD versions (one stored object is served
 //! under every version), the defaults and checks listed above as not done,
