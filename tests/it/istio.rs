@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::in_cluster::plan_lines_for;
+use crate::make_before_break::{assert_never_dangling, set, update_order, writes};
 use crate::support::cli::{expect_code, stderr, stdout};
 use crate::support::inventory::{Inventory, WalkthroughExtras};
 use crate::support::walkthrough::Walkthrough;
@@ -629,6 +630,31 @@ async fn bookinfo_installs_in_order_splits_reviews_and_tears_down_clean() {
         w.meshform(&with_vars(&["plan", stack, "--detailed-exitcode"], &all)),
         0,
     );
+
+    // v3 leaves the split and its subset goes, in one apply: the route
+    // stops naming v3 before the rule loses it (make-before-break), read
+    // from the API server's request log.
+    let plan = expect_code(w.meshform(&["plan", stack, "--json"]), 0);
+    let plan: Value = serde_json::from_str(&stdout(&plan)).unwrap();
+    assert_eq!(
+        changes(&plan),
+        pairs(&[("reviews_route", "update"), ("reviews_subsets", "update")])
+    );
+    assert_eq!(
+        update_order(&plan, "reviews_subsets"),
+        (vec!["reviews_route".to_string()], false)
+    );
+    let from = w.kube.requests().len();
+    expect_code(w.meshform(&["apply", stack, "--auto-approve"]), 0);
+    let seen = writes(&w, from);
+    let kinds: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["VirtualService", "DestinationRule"], "{seen:?}");
+    assert_never_dangling(set(&["v1", "v2", "v3"]), set(&["v1", "v3"]), &seen);
+    assert_eq!(
+        route_weights(&w, "bookinfo", "reviews"),
+        [("v1".to_string(), 100)]
+    );
+    expect_code(w.meshform(&["plan", stack, "--detailed-exitcode"]), 0);
 
     // Teardown: nothing of Istio, the app or AWS is left (not even
     // webhook configurations no release owned).

@@ -141,7 +141,7 @@ ${end}"#;
 
 /// The subsets a DestinationRule body declares, or a VirtualService body
 /// routes to.
-fn subsets(body: &Value) -> BTreeSet<String> {
+pub(crate) fn subsets(body: &Value) -> BTreeSet<String> {
     let names = |items: Option<&Value>, field: &str| -> BTreeSet<String> {
         items
             .and_then(Value::as_array)
@@ -161,9 +161,10 @@ fn subsets(body: &Value) -> BTreeSet<String> {
     }
 }
 
-/// The writes (not dry runs) to the rule and the route since request
-/// `from`, in order: (kind, subsets).
-fn writes(w: &Walkthrough, from: usize) -> Vec<(String, BTreeSet<String>)> {
+/// The writes (not dry runs) to the DestinationRule and the
+/// VirtualService named `reviews` since request `from`, in order: (kind,
+/// subsets).
+pub(crate) fn writes(w: &Walkthrough, from: usize) -> Vec<(String, BTreeSet<String>)> {
     w.kube
         .requests()
         .into_iter()
@@ -171,6 +172,7 @@ fn writes(w: &Walkthrough, from: usize) -> Vec<(String, BTreeSet<String>)> {
         .filter(|r| !r.dry_run && (200..300).contains(&r.status))
         .filter(|r| matches!(r.method.as_str(), "PATCH" | "PUT" | "POST"))
         .filter(|r| r.path.contains("/destinationrules/") || r.path.contains("/virtualservices/"))
+        .filter(|r| r.path.ends_with("/reviews"))
         .filter_map(|r| {
             let body = r.body?;
             Some((body["kind"].as_str()?.to_string(), subsets(&body)))
@@ -180,7 +182,7 @@ fn writes(w: &Walkthrough, from: usize) -> Vec<(String, BTreeSet<String>)> {
 
 /// Replays `writes` from the subsets the rule and the route had: no route
 /// ever names a subset the rule lacks at that moment.
-fn assert_never_dangling(
+pub(crate) fn assert_never_dangling(
     mut rule: BTreeSet<String>,
     mut route: BTreeSet<String>,
     writes: &[(String, BTreeSet<String>)],
@@ -197,16 +199,17 @@ fn assert_never_dangling(
     }
 }
 
-fn set(items: &[&str]) -> BTreeSet<String> {
+pub(crate) fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// The pool/route change of the plan JSON: (contract_after, expand_first).
-fn rules_order(plan: &Value) -> (Vec<String>, bool) {
+/// How the plan JSON orders the update of `address`: (contract_after,
+/// expand_first).
+pub(crate) fn update_order(plan: &Value, address: &str) -> (Vec<String>, bool) {
     let rules = plan["resources"]
         .as_array()
-        .and_then(|r| r.iter().find(|c| c["address"] == "rules"))
-        .expect("rules in the plan");
+        .and_then(|r| r.iter().find(|c| c["address"] == address))
+        .expect("the resource in the plan");
     let after = rules["contract_after"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
@@ -250,7 +253,7 @@ async fn subsets_exist_before_routes_name_them_and_go_after_routes_stop() {
     // v3 comes in at 50/50: the subset is made before the route names it
     // (plain dependency order; nothing is taken away).
     let step = ["v3=true", "w1=50", "w3=50"];
-    assert_eq!(rules_order(&plan_json(&step)), (vec![], false));
+    assert_eq!(update_order(&plan_json(&step), "rules"), (vec![], false));
     let from = w.kube.requests().len();
     apply(&step);
     let seen = writes(&w, from);
@@ -260,7 +263,10 @@ async fn subsets_exist_before_routes_name_them_and_go_after_routes_stop() {
     // Traffic moves from v3 to v2 in one apply: the rule gains v2 while
     // keeping v3, the route moves, then the rule drops v3.
     let step = ["v2=true", "w1=50", "w2=50"];
-    assert_eq!(rules_order(&plan_json(&step)), (vec!["route".to_string()], true));
+    assert_eq!(
+        update_order(&plan_json(&step), "rules"),
+        (vec!["route".to_string()], true)
+    );
     let from = w.kube.requests().len();
     apply(&step);
     let seen = writes(&w, from);
@@ -275,7 +281,10 @@ async fn subsets_exist_before_routes_name_them_and_go_after_routes_stop() {
 
     // v2 goes, route and subset in one apply: the route stops naming it
     // before the subset goes, with no interim write.
-    assert_eq!(rules_order(&plan_json(&[])), (vec!["route".to_string()], false));
+    assert_eq!(
+        update_order(&plan_json(&[]), "rules"),
+        (vec!["route".to_string()], false)
+    );
     let from = w.kube.requests().len();
     apply(&[]);
     let seen = writes(&w, from);
