@@ -6,9 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::cloud::FakeCloud;
+use crate::provider::schema::attrs;
 use crate::provider::{
-    AttrSchema, AttrType, InPlace, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind,
-    Schema,
+    InPlace, KindDef, Kinds, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema,
 };
 use crate::{Attrs, Value};
 
@@ -16,17 +16,18 @@ use crate::{Attrs, Value};
 pub static NAMED: KindDef = KindDef {
     type_name: "test.named",
     doc: "A fake object with a unique name (in memory, for tests).",
-    attrs: &[
-        AttrSchema::required("name", AttrType::String, "Unique among test.named objects.").force_new(),
-        AttrSchema::optional("size", AttrType::Int, "Any number; changes in place."),
-        AttrSchema::optional(
-            "refs",
-            AttrType::StringList,
-            "Ids of objects it refers to; changes in place.",
-        ),
-        AttrSchema::optional("parent", AttrType::String, "Id of an object it lives in.").force_new(),
-        AttrSchema::computed("arn", AttrType::String, "`arn:fake:test.named/<id>`."),
-    ],
+    attrs: attrs! {
+        /// Unique among test.named objects.
+        required name: String, force_new;
+        /// Any number; changes in place.
+        optional size: Int;
+        /// Ids of objects it refers to; changes in place.
+        optional refs: StringList;
+        /// Id of an object it lives in.
+        optional parent: String, force_new;
+        /// `arn:fake:test.named/<id>`.
+        computed arn: String;
+    },
     taggable: true,
     identity: &[&["name"]],
     ..KindDef::BASE
@@ -36,15 +37,14 @@ pub static NAMED: KindDef = KindDef {
 pub static ANON: KindDef = KindDef {
     type_name: "test.anon",
     doc: "A fake object any number of which may look alike (in memory, for tests).",
-    attrs: &[
-        AttrSchema::optional("label", AttrType::String, "Any text; changes in place."),
-        AttrSchema::optional("parent", AttrType::String, "Id of an object it lives in.").force_new(),
-        AttrSchema::optional(
-            "refs",
-            AttrType::StringList,
-            "Ids of objects it refers to; changes in place.",
-        ),
-    ],
+    attrs: attrs! {
+        /// Any text; changes in place.
+        optional label: String;
+        /// Id of an object it lives in.
+        optional parent: String, force_new;
+        /// Ids of objects it refers to; changes in place.
+        optional refs: StringList;
+    },
     taggable: true,
     ..KindDef::BASE
 };
@@ -53,14 +53,12 @@ pub static ANON: KindDef = KindDef {
 pub static KEYED: KindDef = KindDef {
     type_name: "test.keyed",
     doc: "A fake untagged object identified by its key (in memory, for tests).",
-    attrs: &[
-        AttrSchema::required("key", AttrType::String, "Unique among test.keyed objects.").force_new(),
-        AttrSchema::optional(
-            "target",
-            AttrType::String,
-            "Id of an object it points at; changes in place.",
-        ),
-    ],
+    attrs: attrs! {
+        /// Unique among test.keyed objects.
+        required key: String, force_new;
+        /// Id of an object it points at; changes in place.
+        optional target: String;
+    },
     identity: &[&["key"]],
     ..KindDef::BASE
 };
@@ -70,14 +68,12 @@ pub static KEYED: KindDef = KindDef {
 pub static POOL: KindDef = KindDef {
     type_name: "test.pool",
     doc: "A fake object with members other objects name (in memory, for tests).",
-    attrs: &[
-        AttrSchema::optional(
-            "members",
-            AttrType::StringList,
-            "Member names; changes in place, but not to drop one still named.",
-        ),
-        AttrSchema::computed("arn", AttrType::String, "`arn:fake:test.pool/<id>`."),
-    ],
+    attrs: attrs! {
+        /// Member names; changes in place, but not to drop one still named.
+        optional members: StringList;
+        /// `arn:fake:test.pool/<id>`.
+        computed arn: String;
+    },
     taggable: true,
     expand: Some(pool_interim),
     ..KindDef::BASE

@@ -113,7 +113,7 @@ use super::helm_version::HelmVersion;
 use super::objects::{ObjectKey, Resolver, api_error, dyn_api, is_not_found, name_matches};
 use super::wait;
 use crate::kubeconfig::{EksCluster, ExecCommand};
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
+use crate::provider::schema::{KindDef, attrs};
 use crate::provider::{
     InPlace, Live, OpContext, Progress, ProviderError, ReadRequest, ResourceKind, Schema, attr_bool,
     attr_opt_str, attr_str,
@@ -124,87 +124,46 @@ use crate::{Attrs, Value};
 pub static DEF: KindDef = KindDef {
     type_name: "helm.release",
     doc: "A Helm chart release, installed and upgraded with the `helm` program. The id is `<namespace>/<name>`.",
-    attrs: &[
-        AttrSchema::required(
-            "cluster",
-            AttrType::Json,
-            "The cluster: \"${cluster.connection}\" of an aws.eks.cluster, or \
-             { kubeconfig_context = \"name\", kubeconfig = \"path\" }.",
-        )
-        .force_new(),
-        AttrSchema::required("name", AttrType::String, "Release name.").force_new(),
-        AttrSchema::required(
-            "namespace",
-            AttrType::String,
-            "Namespace the release is installed in.",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "chart",
-            AttrType::String,
-            "Chart: a name with `repository`, `repo/name` of a repository helm knows, an OCI \
-             reference or a path. Changes in place (an upgrade).",
-        ),
-        AttrSchema::optional(
-            "repository",
-            AttrType::String,
-            "Chart repository URL (helm's --repo). Changes in place.",
-        ),
-        AttrSchema::optional(
-            "version",
-            AttrType::String,
-            "Chart version or version range; the latest when not set. Changes in place.",
-        ),
-        AttrSchema::optional(
-            "create_namespace",
-            AttrType::Bool,
-            "Create the namespace if it does not exist (helm's --create-namespace).",
-        )
-        .default(Default::Bool(false)),
-        AttrSchema::optional(
-            "values",
-            AttrType::Json,
-            "Chart values, as a table. Changes in place; the release's values are exactly these.",
-        ),
-        AttrSchema::optional(
-            "wait_timeout_seconds",
-            AttrType::Int,
-            "How long helm waits for the release's resources to be ready (or gone, on delete).",
-        )
-        .default(Default::Int(DEFAULT_WAIT_SECONDS as i64)),
-        AttrSchema::optional(
-            "delete_after_uninstall",
-            AttrType::Json,
-            "What to delete after `helm uninstall` (and wait for until gone): a list of \
-             { api_version, kind, namespace (optional), names (patterns, `*` = any characters), \
-             label_selector }, each with `names` or `label_selector` or both. For what a chart keeps \
-             on purpose (`helm.sh/resource-policy: keep`, such as Istio's CRDs) or leaves behind \
-             (webhook configurations), so that a later install does not fail. Changes in place \
-             (only what a later delete sweeps).",
-        ),
-        AttrSchema::computed(
-            "load_balancer_hostname",
-            AttrType::String,
-            "Ingress hostname (or IP) of the release's first LoadBalancer Service, read from the \
-             API server after each install and at every refresh; empty until the cloud gives one.",
-        ),
-        AttrSchema::computed(
-            "revision",
-            AttrType::Int,
-            "The release's revision: 1, then one more per upgrade.",
-        ),
-        AttrSchema::computed(
-            "status",
-            AttrType::String,
-            "The release's status, such as `deployed`.",
-        ),
-        AttrSchema::computed(
-            "app_version",
-            AttrType::String,
-            "The deployed chart's appVersion.",
-        ),
-        AttrSchema::computed("chart_version", AttrType::String, "The deployed chart's version."),
-    ],
+    attrs: attrs! {
+        /// The cluster: "${cluster.connection}" of an aws.eks.cluster, or { kubeconfig_context =
+        /// "name", kubeconfig = "path" }.
+        required cluster: Json, force_new;
+        /// Release name.
+        required name: String, force_new;
+        /// Namespace the release is installed in.
+        required namespace: String, force_new;
+        /// Chart: a name with `repository`, `repo/name` of a repository helm knows, an OCI reference or
+        /// a path. Changes in place (an upgrade).
+        required chart: String;
+        /// Chart repository URL (helm's --repo). Changes in place.
+        optional repository: String;
+        /// Chart version or version range; the latest when not set. Changes in place.
+        optional version: String;
+        /// Create the namespace if it does not exist (helm's --create-namespace).
+        optional create_namespace: Bool = Bool(false);
+        /// Chart values, as a table. Changes in place; the release's values are exactly these.
+        optional values: Json;
+        /// How long helm waits for the release's resources to be ready (or gone, on delete).
+        optional wait_timeout_seconds: Int = Int(DEFAULT_WAIT_SECONDS as i64);
+        /// What to delete after `helm uninstall` (and wait for until gone): a list of { api_version,
+        /// kind, namespace (optional), names (patterns, `*` = any characters), label_selector }, each
+        /// with `names` or `label_selector` or both. For what a chart keeps on purpose
+        /// (`helm.sh/resource-policy: keep`, such as Istio's CRDs) or leaves behind (webhook
+        /// configurations), so that a later install does not fail. Changes in place (only what a later
+        /// delete sweeps).
+        optional delete_after_uninstall: Json;
+        /// Ingress hostname (or IP) of the release's first LoadBalancer Service, read from the API
+        /// server after each install and at every refresh; empty until the cloud gives one.
+        computed load_balancer_hostname: String;
+        /// The release's revision: 1, then one more per upgrade.
+        computed revision: Int;
+        /// The release's status, such as `deployed`.
+        computed status: String;
+        /// The deployed chart's appVersion.
+        computed app_version: String;
+        /// The deployed chart's version.
+        computed chart_version: String;
+    },
     normalize: Some(normalize),
     preflight: Some(preflight),
     identity: &[&["cluster", "namespace", "name"]],

@@ -35,7 +35,7 @@ use super::objects::{
     scoped,
 };
 use super::wait;
-use crate::provider::schema::{AttrSchema, AttrType, Default, KindDef};
+use crate::provider::schema::{KindDef, attrs};
 use crate::provider::{InPlace, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema};
 use crate::{Attrs, Value};
 
@@ -44,34 +44,20 @@ pub static DEF: KindDef = KindDef {
     type_name: "kube.manifest",
     doc: "Kubernetes objects from YAML documents, applied with server-side apply and waited on until \
           ready (CRDs Established, Deployments rolled out). The id names the cluster and the first object.",
-    attrs: &[
-        AttrSchema::required(
-            "cluster",
-            AttrType::Json,
-            "The cluster: \"${cluster.connection}\" of an aws.eks.cluster, or \
-             { kubeconfig_context = \"name\" } with an optional `kubeconfig` path.",
-        )
-        .force_new(),
-        AttrSchema::required(
-            "yaml",
-            AttrType::String,
-            "One or more YAML documents separated by `---`, each a Kubernetes object with apiVersion, \
-             kind, metadata.name and, for namespaced kinds, metadata.namespace. Changes in place; \
-             objects no longer listed are deleted.",
-        ),
-        AttrSchema::optional(
-            "wait_timeout_seconds",
-            AttrType::Int,
-            "How long each wait may take, in seconds: a CRD becoming Established, a Deployment \
-             rolling out, an object being deleted. Changes in place.",
-        )
-        .default(Default::Int(DEFAULT_WAIT_SECONDS as i64)),
-        AttrSchema::computed(
-            "objects",
-            AttrType::Json,
-            "The objects last applied, in file order: a list of { apiVersion, kind, namespace, name }.",
-        ),
-    ],
+    attrs: attrs! {
+        /// The cluster: "${cluster.connection}" of an aws.eks.cluster, or { kubeconfig_context = "name"
+        /// } with an optional `kubeconfig` path.
+        required cluster: Json, force_new;
+        /// One or more YAML documents separated by `---`, each a Kubernetes object with apiVersion,
+        /// kind, metadata.name and, for namespaced kinds, metadata.namespace. Changes in place; objects
+        /// no longer listed are deleted.
+        required yaml: String;
+        /// How long each wait may take, in seconds: a CRD becoming Established, a Deployment rolling
+        /// out, an object being deleted. Changes in place.
+        optional wait_timeout_seconds: Int = Int(DEFAULT_WAIT_SECONDS as i64);
+        /// The objects last applied, in file order: a list of { apiVersion, kind, namespace, name }.
+        computed objects: Json;
+    },
     normalize: Some(normalize),
     expand: Some(super::interim::interim),
     ..KindDef::BASE

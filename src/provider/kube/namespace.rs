@@ -27,7 +27,7 @@ use super::connection::{Clients, Connection};
 use super::manifest::FIELD_MANAGER;
 use super::objects::api_error;
 use super::wait;
-use crate::provider::schema::{AttrSchema, AttrType, KindDef};
+use crate::provider::schema::{KindDef, attrs};
 use crate::provider::{InPlace, Live, OpContext, ProviderError, ReadRequest, ResourceKind, Schema, attr_str};
 use crate::{Attrs, Value};
 
@@ -36,27 +36,19 @@ pub static DEF: KindDef = KindDef {
     type_name: "kube.namespace",
     doc: "A Kubernetes namespace with the labels and annotations meshform manages (server-side apply). \
           The id is the name.",
-    attrs: &[
-        AttrSchema::required(
-            "cluster",
-            AttrType::Json,
-            "The cluster: \"${cluster.connection}\" of an aws.eks.cluster, or \
-             { kubeconfig_context = \"name\" } with an optional `kubeconfig` path.",
-        )
-        .force_new(),
-        AttrSchema::required("name", AttrType::String, "The namespace's name.").force_new(),
-        AttrSchema::optional(
-            "labels",
-            AttrType::StringMap,
-            "Labels meshform manages on the namespace; others' labels are left alone. Change in place.",
-        ),
-        AttrSchema::optional(
-            "annotations",
-            AttrType::StringMap,
-            "Annotations meshform manages on the namespace; others' are left alone. Change in place.",
-        ),
-        AttrSchema::computed("uid", AttrType::String, "The namespace's uid."),
-    ],
+    attrs: attrs! {
+        /// The cluster: "${cluster.connection}" of an aws.eks.cluster, or { kubeconfig_context = "name"
+        /// } with an optional `kubeconfig` path.
+        required cluster: Json, force_new;
+        /// The namespace's name.
+        required name: String, force_new;
+        /// Labels meshform manages on the namespace; others' labels are left alone. Change in place.
+        optional labels: StringMap;
+        /// Annotations meshform manages on the namespace; others' are left alone. Change in place.
+        optional annotations: StringMap;
+        /// The namespace's uid.
+        computed uid: String;
+    },
     identity: &[&["cluster", "name"]],
     ..KindDef::BASE
 };
