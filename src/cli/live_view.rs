@@ -152,7 +152,11 @@ impl LiveView {
                 }
                 self.scrolled.extend(plain_line(event));
             }
-            Event::PendingResolved { .. } | Event::Warning { .. } | Event::Dropped { .. } => {
+            Event::PendingResolved { .. }
+            | Event::Warning { .. }
+            | Event::Dropped { .. }
+            | Event::ShiftStep { .. }
+            | Event::GateChecked { .. } => {
                 self.scrolled.extend(plain_line(event));
             }
         }
