@@ -127,7 +127,12 @@ pub async fn shift_cmd(args: ShiftArgs, mode: ProgressMode) -> Result<ExitCode, 
                 ));
             }
         },
-        many => return Err(miette!("shift one variable at a time (got --var {})", many.join(", --var "))),
+        many => {
+            return Err(miette!(
+                "shift one variable at a time (got --var {})",
+                many.join(", --var ")
+            ));
+        }
     };
     let Some(start) = stack.vars.get(&variable) else {
         let help = config_help(&stack, &variable);
@@ -186,7 +191,9 @@ pub async fn shift_cmd(args: ShiftArgs, mode: ProgressMode) -> Result<ExitCode, 
         super::live_view::human(pause),
         plan.gates.len()
     );
-    let report = shift::run(&plan, &applier, &printer()).await.map_err(Report::new)?;
+    let report = shift::run(&plan, &applier, &printer())
+        .await
+        .map_err(Report::new)?;
     println!(
         "\nShift of `{variable}` complete: {} (every gate passed at every step).",
         report

@@ -195,7 +195,10 @@ impl Loader<'_> {
             } else {
                 let span = self.span(key.span());
                 let help = suggest(name, TOP_LEVEL.iter().copied()).map_or_else(
-                    || "a stack has [stack], [vars], [resource.<name>], [output.<name>] and [shift.<var>]".to_string(),
+                    || {
+                        "a stack has [stack], [vars], [resource.<name>], [output.<name>] and [shift.<var>]"
+                            .to_string()
+                    },
                     |s| format!("did you mean `{s}`?"),
                 );
                 self.diags

@@ -31,6 +31,9 @@ use super::vars::VarDecl;
 use crate::shift::spec::{self, GateSpec, ShiftDecl};
 
 type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
+type Range = std::ops::Range<usize>;
+/// A gate table's error: the message and, when one key is at fault, its span.
+type GateError = (String, Option<Range>);
 
 /// Reads the `[shift]` section of `file` into `out`, reporting problems
 /// (with their locations) to `diags`.
@@ -43,7 +46,10 @@ pub(super) fn section(
 ) {
     let at = |range: std::ops::Range<usize>| Span::new(file, range);
     let Some(table) = value.get_ref().as_table() else {
-        diags.at(&at(value.span()), "`shift` must be a table: write [shift.<variable>]");
+        diags.at(
+            &at(value.span()),
+            "`shift` must be a table: write [shift.<variable>]",
+        );
         return;
     };
     for (key, body) in table.iter() {
@@ -59,7 +65,10 @@ pub(super) fn section(
         if let Some(first) = out.get(&variable) {
             diags.at(
                 &span,
-                format!("[shift.{variable}] is already declared at {}", first.span.location()),
+                format!(
+                    "[shift.{variable}] is already declared at {}",
+                    first.span.location()
+                ),
             );
             continue;
         }
@@ -124,7 +133,7 @@ fn one(
                             Some(t) => match gate(t) {
                                 Ok(g) => gates.push(g),
                                 Err((e, key)) => {
-                                    let span = key.map_or(span, |r| at(r));
+                                    let span = key.map_or(span, &at);
                                     diags.at(&span, e)
                                 }
                             },
@@ -170,11 +179,11 @@ fn scalar_text(v: &DeValue<'_>) -> Option<String> {
 
 /// One `[[shift.<var>.gate]]` table; an error names the key at fault when
 /// there is one.
-fn gate(t: &DeTable<'_>) -> Result<GateSpec, (String, Option<std::ops::Range<usize>>)> {
+fn gate(t: &DeTable<'_>) -> Result<GateSpec, GateError> {
     let find = |name: &str| -> Option<(&Key<'_>, &Spanned<DeValue<'_>>)> {
         t.iter().find(|(k, _)| k.get_ref().as_ref() == name)
     };
-    let text = |name: &str| -> Result<Option<(String, std::ops::Range<usize>)>, (String, Option<std::ops::Range<usize>>)> {
+    let text = |name: &str| -> Result<Option<(String, Range)>, GateError> {
         match find(name) {
             None => Ok(None),
             Some((_, v)) => match v.get_ref().as_str() {
@@ -183,7 +192,7 @@ fn gate(t: &DeTable<'_>) -> Result<GateSpec, (String, Option<std::ops::Range<usi
             },
         }
     };
-    let required = |name: &str, kind: &str| -> Result<(String, std::ops::Range<usize>), (String, Option<std::ops::Range<usize>>)> {
+    let required = |name: &str, kind: &str| -> Result<(String, Range), GateError> {
         text(name)?.ok_or_else(|| (format!("a {kind} gate needs `{name}`"), None))
     };
     let (kind, kind_span) = required("type", "shift")?;
@@ -282,7 +291,10 @@ threshold = 1
         let decl = &stack.shifts["w"];
         assert_eq!(decl.steps, ["10", "50", "100"]);
         assert_eq!(decl.pause, Some(std::time::Duration::from_secs(2)));
-        assert!(matches!(&decl.gates[0], GateSpec::Deployment { cluster: None, .. }));
+        assert!(matches!(
+            &decl.gates[0],
+            GateSpec::Deployment { cluster: None, .. }
+        ));
         let GateSpec::Prometheus(p) = &decl.gates[1] else {
             panic!("{:?}", decl.gates);
         };
@@ -292,10 +304,22 @@ threshold = 1
     #[test]
     fn errors_are_located() {
         for (body, says) in [
-            ("[shift.x]\nsteps = [1]\n", "shift.toml:8:8: [shift.x] names no variable"),
-            ("[shift.w]\nsteps = []\n", "shift.toml:9:9: `steps` is a non-empty list"),
-            ("[shift.w]\nsteps = [1]\npause = \"1d\"\n", "shift.toml:10:9: pause `1d`: unknown unit"),
-            ("[shift.w]\nsteps = [1]\nspeed = 1\n", "shift.toml:10:1: unknown key `speed`"),
+            (
+                "[shift.x]\nsteps = [1]\n",
+                "shift.toml:8:8: [shift.x] names no variable",
+            ),
+            (
+                "[shift.w]\nsteps = []\n",
+                "shift.toml:9:9: `steps` is a non-empty list",
+            ),
+            (
+                "[shift.w]\nsteps = [1]\npause = \"1d\"\n",
+                "shift.toml:10:9: pause `1d`: unknown unit",
+            ),
+            (
+                "[shift.w]\nsteps = [1]\nspeed = 1\n",
+                "shift.toml:10:1: unknown key `speed`",
+            ),
             (
                 "[shift.w]\nsteps = [1]\n[[shift.w.gate]]\ntype = \"prometheus\"\nurl = \"http://x\"\nquery = \"up\"\nop = \"=>\"\nthreshold = 1\n",
                 "shift.toml:14:6: `=>` is not an operator",
@@ -304,7 +328,10 @@ threshold = 1
                 "[shift.w]\nsteps = [1]\n[[shift.w.gate]]\ntype = \"http\"\n",
                 "shift.toml:11:8: unknown gate type `http`",
             ),
-            ("[shift.w]\npause = \"1s\"\n", "shift.toml:8:8: [shift.w] needs `steps`"),
+            (
+                "[shift.w]\npause = \"1s\"\n",
+                "shift.toml:8:8: [shift.w] needs `steps`",
+            ),
         ] {
             let e = load(body).expect_err(body);
             assert!(e.contains(says), "{body}\n---\n{e}");

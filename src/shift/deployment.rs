@@ -115,7 +115,11 @@ mod tests {
         assert!(ok.passed, "{ok:?}");
         let mut stale = base.clone();
         stale["status"]["observedGeneration"] = 1.into();
-        assert!(g.judge(&(stale)).detail.contains("observedGeneration 1 < generation 2"));
+        assert!(
+            g.judge(&(stale))
+                .detail
+                .contains("observedGeneration 1 < generation 2")
+        );
         let mut down = base.clone();
         down["status"]["conditions"][0]["status"] = "False".into();
         assert!(!g.judge(&(down)).passed);

@@ -89,7 +89,9 @@ pub enum ShiftError {
         rolled_back: bool,
     },
     /// Interrupted during a pause: the step applied last stays.
-    #[error("shift of `{variable}` interrupted during the pause after {variable}={step}; that step stays applied")]
+    #[error(
+        "shift of `{variable}` interrupted during the pause after {variable}={step}; that step stays applied"
+    )]
     Interrupted {
         /// The variable shifted.
         variable: String,
@@ -288,7 +290,11 @@ mod tests {
         assert_eq!(applied(&a), ["10", "50", "100"]);
         let gates = seen
             .lock()
-            .map(|v| v.iter().filter(|e| matches!(e, Event::GateChecked { .. })).count())
+            .map(|v| {
+                v.iter()
+                    .filter(|e| matches!(e, Event::GateChecked { .. }))
+                    .count()
+            })
             .unwrap_or(0);
         assert_eq!(gates, 3);
     }
@@ -305,7 +311,8 @@ mod tests {
         assert_eq!(applied(&a), ["10", "50", "10"]);
         let text = e.to_string();
         assert!(
-            text.contains("w=50: gate watch failed, observed 0.5") && text.contains("returned to the last good w=10"),
+            text.contains("w=50: gate watch failed, observed 0.5")
+                && text.contains("returned to the last good w=10"),
             "{text}"
         );
     }
@@ -325,7 +332,16 @@ mod tests {
             fail_apply: Some("50"),
         };
         let e = run(&plan(&a, "none"), &failing, &sink).await.expect_err("fails");
-        assert!(matches!(e, ShiftError::ApplyFailed { rolled_back: true, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ShiftError::ApplyFailed {
+                    rolled_back: true,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         assert_eq!(applied(&a)[2..], ["10", "50", "10"]);
     }
 }

@@ -122,14 +122,21 @@ fn sample(status: u16, body: &[u8]) -> Result<f64, String> {
         "NaN" => Ok(f64::NAN),
         "+Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
-        t => t.parse().map_err(|_| format!("sample value `{t}` is not a number")),
+        t => t
+            .parse()
+            .map_err(|_| format!("sample value `{t}` is not a number")),
     }
 }
 
 #[async_trait::async_trait]
 impl Gate for PrometheusGate {
     fn name(&self) -> String {
-        format!("prometheus `{}` {} {}", self.query, self.op, format_value(self.threshold))
+        format!(
+            "prometheus `{}` {} {}",
+            self.query,
+            self.op,
+            format_value(self.threshold)
+        )
     }
 
     async fn check(&self) -> GateOutcome {

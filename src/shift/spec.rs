@@ -125,9 +125,12 @@ pub fn prometheus(
     }
     let op = Comparison::parse(op)
         .ok_or_else(|| err(format!("`{}` is not an operator (<, <=, >, >=, ==)", op.trim())))?;
-    let threshold = threshold
-        .filter(|t| !t.is_nan())
-        .ok_or_else(|| err(format!("the threshold `{}` is not a number", threshold_text.trim())))?;
+    let threshold = threshold.filter(|t| !t.is_nan()).ok_or_else(|| {
+        err(format!(
+            "the threshold `{}` is not a number",
+            threshold_text.trim()
+        ))
+    })?;
     Ok(GateSpec::Prometheus(PrometheusGate {
         url: url.to_string(),
         query: query.trim().to_string(),
@@ -140,7 +143,9 @@ pub fn prometheus(
 pub fn parse_steps(s: &str) -> Result<Vec<String>, SpecError> {
     let steps: Vec<String> = s.split(',').map(|p| p.trim().to_string()).collect();
     if steps.iter().any(String::is_empty) {
-        return Err(err(format!("steps `{s}`: write values separated by commas, like 10,50,100")));
+        return Err(err(format!(
+            "steps `{s}`: write values separated by commas, like 10,50,100"
+        )));
     }
     Ok(steps)
 }
@@ -149,7 +154,9 @@ pub fn parse_steps(s: &str) -> Result<Vec<String>, SpecError> {
 /// seconds).
 pub fn parse_pause(s: &str) -> Result<Duration, SpecError> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let n: f64 = number
         .parse()
@@ -316,7 +323,10 @@ mod tests {
             ("deployment:yelb", "NAMESPACE/NAME"),
             ("deployment:/x", "NAMESPACE/NAME"),
             ("deployment:a/b@", "nothing after"),
-            ("prometheus:http://x;up;>=", "write prometheus:URL;QUERY;OP;THRESHOLD"),
+            (
+                "prometheus:http://x;up;>=",
+                "write prometheus:URL;QUERY;OP;THRESHOLD",
+            ),
             ("prometheus:http://x;up;=>;1", "is not an operator"),
             ("prometheus:http://x;up;>=;high", "not a number"),
             ("prometheus:https://x;up;>=;1", "http://"),
@@ -331,7 +341,10 @@ mod tests {
 
     #[test]
     fn steps_and_pauses_parse() {
-        assert_eq!(parse_steps("10, 50,100"), Ok(vec!["10".into(), "50".into(), "100".into()]));
+        assert_eq!(
+            parse_steps("10, 50,100"),
+            Ok(vec!["10".into(), "50".into(), "100".into()])
+        );
         assert!(parse_steps("10,,100").is_err());
         assert_eq!(parse_pause("60s"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_pause("2m"), Ok(Duration::from_secs(120)));

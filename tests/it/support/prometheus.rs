@@ -82,7 +82,11 @@ pub struct Prometheus {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn binary() -> String {
@@ -112,9 +116,7 @@ impl Prometheus {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start prometheus (run scripts/prometheus.sh install): {e}")
-            });
+            .unwrap_or_else(|e| panic!("cannot start prometheus (run scripts/prometheus.sh install): {e}"));
         let mut p = Prometheus {
             url: format!("http://127.0.0.1:{port}"),
             child,
@@ -133,14 +135,21 @@ impl Prometheus {
                 panic!("prometheus exited ({status}):\n{}", self.log());
             }
             if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
-                let _ = write!(s, "GET /-/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+                let _ = write!(
+                    s,
+                    "GET /-/ready HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+                );
                 let mut answer = String::new();
                 let _ = s.read_to_string(&mut answer);
                 if answer.starts_with("HTTP/1.1 200") {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "prometheus not ready after 60s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "prometheus not ready after 60s:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
