@@ -257,4 +257,53 @@ async fn shift_steps_through_then_returns_to_the_last_good_step_when_a_gate_fail
         .map(|t| t["weight"].as_i64().unwrap_or(-1))
         .collect();
     assert_eq!(recorded, [90, 10], "state records the weights of step 10");
+
+    // 3. Steps and gates declared in the stack ([shift.v2_weight]), the
+    //    variable found from it; --pause overrides the stack's (an hour:
+    //    the command's timeout would kill the run if it were used).
+    metrics.set(1.0);
+    let declared = format!(
+        r#"
+[shift.v2_weight]
+steps = [50]
+pause = "1h"
+
+[[shift.v2_weight.gate]]
+type = "deployment"
+namespace = "yelb"
+name = "yelb-appserver-v2"
+cluster = "cluster"
+
+[[shift.v2_weight.gate]]
+type = "prometheus"
+url = "{}"
+query = "{GAUGE}"
+op = ">="
+threshold = 0.99
+"#,
+        prometheus.url
+    );
+    let text = std::fs::read_to_string(w.stack()).expect("stack");
+    std::fs::write(w.stack(), text + &declared).expect("stack written");
+    let argv = [
+        "shift",
+        stack,
+        "--var",
+        "appserver_v2=true",
+        "--var",
+        "v2_weight=10",
+        "--pause",
+        "1s",
+    ];
+    let (code, out, err) = run_watching(shift_cmd(&w, &argv), |_| {});
+    assert_eq!(code, Some(0), "--- stdout\n{out}\n--- stderr\n{err}");
+    assert!(
+        err.contains("shift v2_weight: 10 -> 50 (pause 1s, 2 gates)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("gate deployment yelb/yelb-appserver-v2: passed"),
+        "{err}"
+    );
+    assert_eq!(weights(&w), split(50, 50));
 }
