@@ -73,6 +73,63 @@ async fn prometheus_gate_passes_on_good_fails_on_bad_and_on_no_data() {
     assert!(!gone.passed && gone.detail.contains("cannot query"), "{gone:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_gate_waits_for_a_complete_rollout() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Api, PostParams};
+    use meshform::provider::kube::connection::Connection;
+    use meshform::shift::DeploymentGate;
+
+    let fake = fake_kube::FakeKube::start();
+    let dir = crate::support::cli::Workdir::new("deployment-gate");
+    let kubeconfig = dir.write("kubeconfig", &fake.kubeconfig());
+    let gate = DeploymentGate {
+        connection: Connection::Context {
+            context: "fake-kube".to_string(),
+            kubeconfig: Some(kubeconfig),
+        },
+        namespace: "app".to_string(),
+        name: "web".to_string(),
+    };
+    let missing = gate.check().await;
+    assert!(
+        !missing.passed && missing.detail.contains("does not exist"),
+        "{missing:?}"
+    );
+
+    let client = fake.client();
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "app"}})).expect("namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace created");
+    let dep: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web", "namespace": "app"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx"}]}
+            }
+        }
+    }))
+    .expect("deployment");
+    Api::<Deployment>::namespaced(client, "app")
+        .create(&PostParams::default(), &dep)
+        .await
+        .expect("deployment created");
+    // The fake's controller has started the rollout but not completed it.
+    let rolling = gate.check().await;
+    assert!(!rolling.passed, "{rolling:?}");
+    fake.complete_deployments();
+    let done = gate.check().await;
+    assert!(done.passed, "{done:?}");
+    assert_eq!(done.observed.as_deref(), Some("2 updated, 2 available of 2"));
+}
+
 fn weights(w: &Walkthrough) -> Vec<(String, i64)> {
     let router = w
         .kube
