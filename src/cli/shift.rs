@@ -11,7 +11,7 @@ use miette::{Report, miette};
 use super::StackArgs;
 use super::commands::{Applied, apply_stack, load, state_path};
 use super::progress::{ProgressMode, printer};
-use crate::shift::{self, ShiftPlan, StepApplier};
+use crate::shift::{self, ShiftError, ShiftPlan, StepApplier, StepError};
 
 /// The pause when neither the command line nor the stack gives one.
 pub const DEFAULT_PAUSE: Duration = Duration::from_secs(60);
@@ -70,13 +70,15 @@ impl CliApplier {
 
 #[async_trait::async_trait(?Send)]
 impl StepApplier for CliApplier {
-    async fn apply(&self, value: &str) -> Result<(), String> {
+    async fn apply(&self, value: &str) -> Result<(), StepError> {
         let args = self.stack_args(value);
         match apply_stack(&args, true, self.args.parallelism.into(), false, self.mode).await {
             Ok(Applied::Done) => Ok(()),
-            Ok(Applied::Interrupted) => Err("the apply was interrupted".to_string()),
-            Ok(_) => Err("the apply failed (see above)".to_string()),
-            Err(report) => Err(format!("{report}")),
+            Ok(Applied::Interrupted) => Err(StepError::Interrupted),
+            Ok(Applied::Failed | Applied::Declined) => Err(StepError::Failed(
+                "the apply failed (see its summary above)".to_string(),
+            )),
+            Err(report) => Err(StepError::Failed(format!("{report}"))),
         }
     }
 
@@ -191,9 +193,15 @@ pub async fn shift_cmd(args: ShiftArgs, mode: ProgressMode) -> Result<ExitCode, 
         super::live_view::human(pause),
         plan.gates.len()
     );
-    let report = shift::run(&plan, &applier, &printer())
-        .await
-        .map_err(Report::new)?;
+    let report = match shift::run(&plan, &applier, &printer()).await {
+        Ok(r) => r,
+        // Ctrl-C exits 130, as apply does.
+        Err(e @ ShiftError::Interrupted { .. }) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => return Err(Report::new(e)),
+    };
     println!(
         "\nShift of `{variable}` complete: {} (every gate passed at every step).",
         report

@@ -19,9 +19,8 @@ use crate::engine::{Event, EventSink};
 /// across awaits.
 #[async_trait::async_trait(?Send)]
 pub trait StepApplier: Send + Sync {
-    /// Applies with the variable at `value`; `Err` (a message) when the
-    /// apply did not complete.
-    async fn apply(&self, value: &str) -> Result<(), String>;
+    /// Applies with the variable at `value`.
+    async fn apply(&self, value: &str) -> Result<(), StepError>;
 
     /// Waits `pause`; `false` when the wait was interrupted (Ctrl-C) and
     /// the shift should stop where it is.
@@ -29,6 +28,16 @@ pub trait StepApplier: Send + Sync {
         tokio::time::sleep(pause).await;
         true
     }
+}
+
+/// Why a step's apply did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepError {
+    /// The apply failed (the message says why).
+    Failed(String),
+    /// The user interrupted it (Ctrl-C): the shift stops without applying
+    /// anything else.
+    Interrupted,
 }
 
 /// One shift to run.
@@ -88,15 +97,16 @@ pub enum ShiftError {
         /// Whether the last good value was applied again.
         rolled_back: bool,
     },
-    /// Interrupted during a pause: the step applied last stays.
-    #[error(
-        "shift of `{variable}` interrupted during the pause after {variable}={step}; that step stays applied"
-    )]
+    /// Interrupted during a pause (the step stays applied) or during an
+    /// apply (state records what it did); nothing else is applied.
+    #[error("shift of `{variable}` interrupted {when} {variable}={step}; nothing else was applied")]
     Interrupted {
         /// The variable shifted.
         variable: String,
-        /// The step applied last.
+        /// The step being applied, or applied last.
         step: String,
+        /// "during the pause after" or "while applying".
+        when: &'static str,
     },
 }
 
@@ -121,7 +131,17 @@ pub async fn run(
             of,
             rollback: false,
         });
-        if let Err(message) = applier.apply(step).await {
+        if let Err(error) = applier.apply(step).await {
+            let message = match error {
+                StepError::Failed(m) => m,
+                StepError::Interrupted => {
+                    return Err(ShiftError::Interrupted {
+                        variable,
+                        step: step.clone(),
+                        when: "while applying",
+                    });
+                }
+            };
             let (rollback, rolled_back) = roll_back(plan, applier, events, &last_good).await;
             return Err(ShiftError::ApplyFailed {
                 variable,
@@ -135,6 +155,7 @@ pub async fn run(
             return Err(ShiftError::Interrupted {
                 variable,
                 step: step.clone(),
+                when: "during the pause after",
             });
         }
         let mut outcomes = Vec::with_capacity(plan.gates.len());
@@ -185,9 +206,16 @@ async fn roll_back(
             format!("returned to the last good {}={last_good}", plan.variable),
             true,
         ),
-        Err(e) => (
+        Err(StepError::Failed(e)) => (
             format!(
                 "returning to the last good {}={last_good} FAILED too: {e}",
+                plan.variable
+            ),
+            false,
+        ),
+        Err(StepError::Interrupted) => (
+            format!(
+                "returning to the last good {}={last_good} was interrupted",
                 plan.variable
             ),
             false,
@@ -209,12 +237,12 @@ mod tests {
 
     #[async_trait::async_trait(?Send)]
     impl StepApplier for Recorder {
-        async fn apply(&self, value: &str) -> Result<(), String> {
+        async fn apply(&self, value: &str) -> Result<(), StepError> {
             if let Ok(mut a) = self.applied.lock() {
                 a.push(value.to_string());
             }
             if self.fail_apply == Some(value) {
-                return Err("boom".to_string());
+                return Err(StepError::Failed("boom".to_string()));
             }
             Ok(())
         }
@@ -315,6 +343,42 @@ mod tests {
                 && text.contains("returned to the last good w=10"),
             "{text}"
         );
+    }
+
+    /// Interrupted at the second apply.
+    struct Interrupter {
+        applied: Arc<Mutex<Vec<String>>>,
+    }
+
+    #[async_trait::async_trait(?Send)]
+    impl StepApplier for Interrupter {
+        async fn apply(&self, value: &str) -> Result<(), StepError> {
+            let n = self
+                .applied
+                .lock()
+                .map(|mut a| {
+                    a.push(value.to_string());
+                    a.len()
+                })
+                .unwrap_or(0);
+            if n == 2 {
+                return Err(StepError::Interrupted);
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_apply_stops_without_a_rollback() {
+        let a = Arc::new(Mutex::new(Vec::new()));
+        let (sink, _) = sink();
+        let r = Interrupter { applied: a.clone() };
+        let e = run(&plan(&a, "none"), &r, &sink).await.expect_err("stops");
+        assert!(
+            matches!(&e, ShiftError::Interrupted { step, when: "while applying", .. } if step == "50"),
+            "{e}"
+        );
+        assert_eq!(applied(&a), ["10", "50"]);
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ pub mod prometheus;
 pub mod spec;
 
 pub use deployment::DeploymentGate;
-pub use driver::{ShiftError, ShiftPlan, ShiftReport, StepApplier, run};
+pub use driver::{ShiftError, ShiftPlan, ShiftReport, StepApplier, StepError, run};
 pub use gate::{Comparison, Gate, GateOutcome};
 pub use prometheus::PrometheusGate;
 pub use spec::{GateSpec, ShiftDecl, SpecError, parse_gate, parse_pause, parse_steps};
