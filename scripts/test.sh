@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs moto server into .venv/
-# and real kubectl and helm into .tools/ (the tests start and stop their
+# and real kubectl and helm into .tools/, Debian's prometheus if missing
+# (the tests start and stop their
 # own servers), checks formatting and lints,
 # then runs every unit and integration test, every test binary even when one
 # fails. Always ends with the line `tests: N passed, M failed`, and exits
@@ -15,6 +16,8 @@ export no_proxy="$NO_PROXY"
 scripts/moto.sh install
 # Real kubectl and helm for the tests against the fake API server.
 scripts/kube-tools.sh install
+# A real Prometheus (Debian's package) for the shift gate tests.
+scripts/prometheus.sh install
 
 # What failed besides individual tests (a check, a build, a crashed binary).
 problems=()

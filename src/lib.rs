@@ -8,7 +8,8 @@
 //! operation in a locked, atomically written state file ([`state`]).
 //! Resource kinds live in [`provider`]; an in-memory fake cloud and kinds
 //! for tests live in [`testing`]. Access to a created EKS cluster:
-//! tokens in [`eks_auth`], kubeconfig entries in [`kubeconfig`].
+//! tokens in [`eks_auth`], kubeconfig entries in [`kubeconfig`]. Progressive
+//! traffic shifting with health gates: [`shift`].
 //!
 //! The `meshform` binary ([`cli`]) is a thin layer over this library.
 
@@ -23,6 +24,7 @@ pub mod graph;
 pub mod kubeconfig;
 pub mod plan;
 pub mod provider;
+pub mod shift;
 pub mod state;
 pub mod testing;
 

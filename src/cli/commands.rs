@@ -62,6 +62,7 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
             auto_approve,
             parallelism,
         } => apply_cmd(&stack, auto_approve, parallelism.into(), true, progress).await,
+        Command::Shift(args) => super::shift::shift_cmd(args, progress).await,
         Command::Output { stack, name, json } => output_cmd(&stack, name.as_deref(), json),
         Command::State { command } => match command {
             StateCommand::List(args) => state_list(&args),
@@ -78,7 +79,7 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
     }
 }
 
-fn load(args: &StackArgs) -> Result<Stack, Report> {
+pub(super) fn load(args: &StackArgs) -> Result<Stack, Report> {
     config::load(
         &args.stack,
         &LoadOptions {
@@ -88,7 +89,7 @@ fn load(args: &StackArgs) -> Result<Stack, Report> {
     .map_err(Report::new)
 }
 
-fn state_path(args: &StackArgs, stack: &Stack) -> PathBuf {
+pub(super) fn state_path(args: &StackArgs, stack: &Stack) -> PathBuf {
     args.state
         .clone()
         .unwrap_or_else(|| state::default_path(&stack.name))
@@ -150,6 +151,29 @@ async fn plan_cmd(
     })
 }
 
+/// How one apply (or destroy) ended, for `apply` and `shift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Applied {
+    /// Nothing to change, or every step done.
+    Done,
+    /// The user did not confirm.
+    Declined,
+    /// A step failed (already reported).
+    Failed,
+    /// Interrupted with Ctrl-C.
+    Interrupted,
+}
+
+impl Applied {
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Applied::Done => ExitCode::SUCCESS,
+            Applied::Declined | Applied::Failed => ExitCode::from(1),
+            Applied::Interrupted => ExitCode::from(130),
+        }
+    }
+}
+
 async fn apply_cmd(
     args: &StackArgs,
     auto_approve: bool,
@@ -157,6 +181,21 @@ async fn apply_cmd(
     destroy: bool,
     mode: ProgressMode,
 ) -> Result<ExitCode, Report> {
+    apply_stack(args, auto_approve, parallelism, destroy, mode)
+        .await
+        .map(Applied::exit_code)
+}
+
+/// The one plan/apply path: load, lock, refresh, plan, show, confirm,
+/// apply, record, summarize. `apply`, `destroy` and each step of `shift`
+/// run through it.
+pub(super) async fn apply_stack(
+    args: &StackArgs,
+    auto_approve: bool,
+    parallelism: usize,
+    destroy: bool,
+    mode: ProgressMode,
+) -> Result<Applied, Report> {
     let stack = load(args)?;
     let path = state_path(args, &stack);
     let mut store = open_store(args, &path, &stack)?;
@@ -179,14 +218,14 @@ async fn apply_cmd(
     progress.pause();
     print!("{}", plan::render(&plan));
     if !plan.has_changes() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Applied::Done);
     }
     if !auto_approve && !confirm(destroy)? {
         println!(
             "{} cancelled; nothing was changed.",
             if destroy { "Destroy" } else { "Apply" }
         );
-        return Ok(ExitCode::from(1));
+        return Ok(Applied::Declined);
     }
     let interrupt = {
         let cancel = cancel.clone();
@@ -233,11 +272,11 @@ async fn apply_cmd(
         }
     }
     Ok(if report.is_success() {
-        ExitCode::SUCCESS
+        Applied::Done
     } else if cancel.is_cancelled() {
-        ExitCode::from(130)
+        Applied::Interrupted
     } else {
-        ExitCode::from(1)
+        Applied::Failed
     })
 }
 

@@ -152,7 +152,11 @@ impl LiveView {
                 }
                 self.scrolled.extend(plain_line(event));
             }
-            Event::PendingResolved { .. } | Event::Warning { .. } | Event::Dropped { .. } => {
+            Event::PendingResolved { .. }
+            | Event::Warning { .. }
+            | Event::Dropped { .. }
+            | Event::ShiftStep { .. }
+            | Event::GateChecked { .. } => {
                 self.scrolled.extend(plain_line(event));
             }
         }
@@ -278,6 +282,42 @@ mod tests {
 
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
+    }
+
+    #[test]
+    fn shift_events_scroll_as_their_plain_lines() {
+        let mut view = LiveView::default();
+        let step = Event::ShiftStep {
+            variable: "w".into(),
+            value: "50".into(),
+            step: 2,
+            of: 3,
+            rollback: false,
+        };
+        let back = Event::ShiftStep {
+            variable: "w".into(),
+            value: "10".into(),
+            step: 0,
+            of: 3,
+            rollback: true,
+        };
+        let gate = Event::GateChecked {
+            gate: "g".into(),
+            passed: false,
+            observed: Some("0.5".into()),
+            detail: "low".into(),
+        };
+        for e in [&step, &gate, &back] {
+            view.event(e, secs(1));
+        }
+        assert_eq!(
+            view.scrolled,
+            [
+                "shift w: step 2/3: applying w=50",
+                "gate g: FAILED (observed 0.5): low",
+                "shift w: returning to the last good value: applying w=10",
+            ]
+        );
     }
 
     fn started(address: &str, op: Op) -> Event {

@@ -5,6 +5,7 @@ mod commands;
 mod live_term;
 mod live_view;
 mod progress;
+mod shift;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +88,11 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
         parallelism: u16,
     },
+    /// Progressive delivery: apply the stack once per value of one variable
+    /// (`--steps 10,50,100`), each through the apply path, pause, evaluate
+    /// the health gates; on a failed gate apply the last good value again
+    /// and exit non-zero naming the gate and the value it observed.
+    Shift(shift::ShiftArgs),
     /// Print the stack's outputs recorded by the last apply.
     Output {
         /// The stack and its variables and state.

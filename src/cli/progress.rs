@@ -147,6 +147,29 @@ pub fn plain_line(event: &Event) -> Option<String> {
         Event::Dropped { address, host } => format!(
             "{address}: warning: dropped from state without a delete: its cluster could not be reached, and {host}, which it lived in, was deleted"
         ),
+        Event::ShiftStep {
+            variable,
+            value,
+            rollback: true,
+            ..
+        } => format!("shift {variable}: returning to the last good value: applying {variable}={value}"),
+        Event::ShiftStep {
+            variable,
+            value,
+            step,
+            of,
+            ..
+        } => format!("shift {variable}: step {step}/{of}: applying {variable}={value}"),
+        Event::GateChecked {
+            gate,
+            passed,
+            observed,
+            detail,
+        } => format!(
+            "gate {gate}: {} (observed {}): {detail}",
+            if *passed { "passed" } else { "FAILED" },
+            observed.as_deref().unwrap_or("none")
+        ),
     })
 }
 

@@ -204,6 +204,11 @@ impl Diagnostics {
         self.errors.is_empty()
     }
 
+    /// How many errors have been recorded.
+    pub fn len(&self) -> usize {
+        self.errors.len()
+    }
+
     /// `Ok(())` if nothing was recorded, else every error in position order.
     pub fn finish(mut self, file: &Path) -> Result<(), ConfigError> {
         if self.errors.is_empty() {

@@ -28,7 +28,7 @@ pub struct LoadOptions {
     pub vars: Vec<(String, String)>,
 }
 
-const TOP_LEVEL: &[&str] = &["stack", "vars", "resource", "output"];
+const TOP_LEVEL: &[&str] = &["stack", "vars", "resource", "output", "shift"];
 const RESERVED_NAMES: &[&str] = &["var", "stack", "az", "self"];
 
 /// Reads, parses and validates a stack file.
@@ -195,7 +195,10 @@ impl Loader<'_> {
             } else {
                 let span = self.span(key.span());
                 let help = suggest(name, TOP_LEVEL.iter().copied()).map_or_else(
-                    || "a stack has [stack], [vars], [resource.<name>] and [output.<name>]".to_string(),
+                    || {
+                        "a stack has [stack], [vars], [resource.<name>], [output.<name>] and [shift.<var>]"
+                            .to_string()
+                    },
                     |s| format!("did you mean `{s}`?"),
                 );
                 self.diags
@@ -255,6 +258,13 @@ impl Loader<'_> {
         self.apply_overrides(options);
         self.check_required(options);
 
+        // `meshform shift` declarations (src/config/shift_decl.rs).
+        let mut shifts = BTreeMap::new();
+        for (file, sections) in files.iter().zip(&all_sections) {
+            if let Some((_, value)) = sections.get("shift") {
+                super::shift_decl::section(file, value, &self.decls, self.diags, &mut shifts);
+            }
+        }
         let mut resources: BTreeMap<String, Resource> = BTreeMap::new();
         let mut outputs: BTreeMap<String, Output> = BTreeMap::new();
         let mut broken = BTreeSet::new();
@@ -334,6 +344,7 @@ impl Loader<'_> {
                 resources,
                 outputs,
                 disabled: self.disabled.clone(),
+                shifts,
                 sources: files
                     .iter()
                     .rev()

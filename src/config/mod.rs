@@ -36,6 +36,7 @@ pub mod diagnostics;
 pub mod expr;
 mod load;
 pub mod model;
+mod shift_decl;
 mod validate;
 pub mod vars;
 

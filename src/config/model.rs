@@ -26,6 +26,8 @@ pub struct Stack {
     pub outputs: BTreeMap<String, Output>,
     /// Resources left out of this run with `enabled = false`.
     pub disabled: std::collections::BTreeSet<String>,
+    /// `[shift.<var>]` declarations for `meshform shift`, by variable.
+    pub shifts: BTreeMap<String, crate::shift::ShiftDecl>,
     /// The files the stack was read from: the root first, then the files it
     /// includes.
     pub sources: Vec<Arc<SourceFile>>,

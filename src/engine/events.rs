@@ -123,6 +123,30 @@ pub enum Event {
         /// What the step would have done.
         op: Op,
     },
+    /// `meshform shift` is about to apply one value of its variable.
+    ShiftStep {
+        /// The variable shifted.
+        variable: String,
+        /// The value applied.
+        value: String,
+        /// The step's number, from 1 (0 for a return to the last good value).
+        step: usize,
+        /// How many steps the shift has.
+        of: usize,
+        /// Whether this applies the last good value again after a failure.
+        rollback: bool,
+    },
+    /// A shift gate was evaluated.
+    GateChecked {
+        /// The gate's name.
+        gate: String,
+        /// Whether it passed.
+        passed: bool,
+        /// The value observed, if any.
+        observed: Option<String>,
+        /// Why it passed or failed.
+        detail: String,
+    },
 }
 
 /// Receives events; must be cheap and must not block.

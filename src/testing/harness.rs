@@ -396,6 +396,7 @@ fn event_line(e: &Event) -> Option<String> {
         Event::Cancelled { address, op } => format!("engine: never started {op} {address}"),
         Event::Warning { address, message } => format!("engine: warning on {address}: {message}"),
         Event::Dropped { address, host } => format!("engine: dropped {address} with {host}"),
+        Event::ShiftStep { .. } | Event::GateChecked { .. } => return None,
     })
 }
 

@@ -8,5 +8,6 @@ pub mod fault_proxy;
 pub mod inventory;
 pub mod kube_tools;
 pub mod moto;
+pub mod prometheus;
 pub mod real_helm;
 pub mod walkthrough;
