@@ -24,6 +24,7 @@ pub mod graph;
 pub mod kubeconfig;
 pub mod plan;
 pub mod provider;
+pub mod sensitive;
 pub mod shift;
 pub mod state;
 pub mod testing;

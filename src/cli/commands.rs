@@ -26,7 +26,7 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
     match command {
         Command::Validate(args) => {
             let stack = load(&args)?;
-            println!(
+            outln!(
                 "{}: stack `{}` is valid ({} resources, {} outputs)",
                 args.stack.display(),
                 stack.name,
@@ -44,7 +44,7 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
                 .values()
                 .map(|r| (r.name.clone(), r.kind.type_name.to_string()))
                 .collect();
-            print!("{}", graph.to_dot(&labels));
+            out!("{}", graph.to_dot(&labels));
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan {
@@ -113,9 +113,7 @@ fn open_store(args: &StackArgs, path: &Path, stack: &Stack) -> Result<StateStore
         other => other.map_err(Report::new)?,
     };
     if let Some(stale) = stale {
-        eprintln!(
-            "warning: the previous run ({stale}) ended without releasing the state lock; taking it over"
-        );
+        errln!("warning: the previous run ({stale}) ended without releasing the state lock; taking it over");
     }
     Ok(store)
 }
@@ -140,9 +138,10 @@ async fn plan_cmd(
     drop(store);
     drop(progress);
     if json {
-        println!("{}", serde_json::to_string_pretty(&plan).into_diagnostic()?);
+        let shown = crate::sensitive::redact_value(&serde_json::to_value(&plan).into_diagnostic()?);
+        outln!("{}", serde_json::to_string_pretty(&shown).into_diagnostic()?);
     } else {
-        print!("{}", plan::render(&plan));
+        out!("{}", plan::render(&plan));
     }
     Ok(if detailed && plan.has_changes() {
         ExitCode::from(2)
@@ -216,12 +215,12 @@ pub(super) async fn apply_stack(
         (plan, facts.azs)
     };
     progress.pause();
-    print!("{}", plan::render(&plan));
+    out!("{}", plan::render(&plan));
     if !plan.has_changes() {
         return Ok(Applied::Done);
     }
     if !auto_approve && !confirm(destroy)? {
-        println!(
+        outln!(
             "{} cancelled; nothing was changed.",
             if destroy { "Destroy" } else { "Apply" }
         );
@@ -258,16 +257,16 @@ pub(super) async fn apply_stack(
     if let Ok(store) = Arc::try_unwrap(store)
         && let Err(e) = store.into_inner().close()
     {
-        eprintln!("warning: {e}; the next run replays the state journal");
+        errln!("warning: {e}; the next run replays the state journal");
     }
     let report = result.map_err(Report::new)?;
     summarize(&plan, &report, cancel.is_cancelled(), destroy, started.elapsed());
     if report.is_success() && !outputs.is_empty() {
-        println!("\nOutputs:");
+        outln!("\nOutputs:");
         for (k, v) in &outputs {
             match v {
-                serde_json::Value::String(s) => println!("  {k} = {s}"),
-                other => println!("  {k} = {other}"),
+                serde_json::Value::String(s) => outln!("  {k} = {s}"),
+                other => outln!("  {k} = {other}"),
             }
         }
     }
@@ -288,9 +287,9 @@ fn confirm(destroy: bool) -> Result<bool, Report> {
     };
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        eprintln!("(reading the answer from standard input; use --auto-approve in scripts)");
+        errln!("(reading the answer from standard input; use --auto-approve in scripts)");
     }
-    print!("\n{question}");
+    out!("\n{question}");
     std::io::stdout().flush().into_diagnostic()?;
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer).into_diagnostic()?;
@@ -301,63 +300,66 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
     let (done, failed, skipped, cancelled) = report.counts();
     let what = if destroy { "Destroy" } else { "Apply" };
     if !report.dropped.is_empty() {
-        println!(
+        outln!(
             "\nWarning: {} resources were dropped from state without a delete call: their cluster could not be reached, and the cluster they lived in was deleted:",
             report.dropped.len()
         );
         for (address, host) in &report.dropped {
-            println!("  {address} (in {host})");
+            outln!("  {address} (in {host})");
         }
     }
     if let Some(f) = &report.state_failure {
-        println!(
+        outln!(
             "\n{what} stopped: state could not be written while recording `{}` (see the error above); nothing new was started after it. {done} done, {failed} failed, {skipped} skipped, {cancelled} not started.",
             f.step
         );
         if Path::new(&f.location).exists() {
-            println!(
+            outln!(
                 "State: {} holds the last version written; it may lack the result of `{}`, whose cloud call may have been made.",
-                f.location, f.step
+                f.location,
+                f.step
             );
         } else {
-            println!("State: nothing was written yet ({} does not exist).", f.location);
+            outln!("State: nothing was written yet ({} does not exist).", f.location);
         }
         if Path::new(&f.backup).exists() {
-            println!(
+            outln!(
                 "Backup: {} holds an earlier version (as of the run's start or a later compaction of the state journal).",
                 f.backup
             );
         }
-        println!(
+        outln!(
             "Fix the cause and run the command again: it reads the cloud first, tracks what an interrupted create made (found by its ownership tags or natural key) and forgets what was deleted, so nothing is made twice."
         );
         return;
     }
     if report.is_success() {
-        println!(
+        outln!(
             "\n{what} complete: {done} operations on stack `{}` in {}.",
             plan.stack,
             human(took)
         );
         return;
     }
-    println!(
+    outln!(
         "\n{what} {}: {done} done, {failed} failed, {skipped} skipped, {cancelled} not started (after {}).",
         if interrupted { "interrupted" } else { "failed" },
         human(took)
     );
     for (step, error) in report.failures() {
-        println!("  root cause: {} ({}): {error}", step.address, step.op);
+        outln!("  root cause: {} ({}): {error}", step.address, step.op);
     }
     for (step, outcome) in &report.outcomes {
         if let Outcome::Skipped { because } = outcome {
-            println!(
+            outln!(
                 "  skipped: {} ({}) because {} failed",
-                step.address, step.op, because.address
+                step.address,
+                step.op,
+                because.address
             );
         }
     }
-    println!("State records everything that was done; run the command again to continue.");
+    outln!("State records everything that was done; run the command again to continue.");
 }
 
 fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCode, Report> {
@@ -374,16 +376,16 @@ fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCo
                 miette!("no output `{name}` in {} (outputs: {known})", path.display())
             })?;
             match (json, value) {
-                (false, serde_json::Value::String(s)) => println!("{s}"),
-                _ => println!("{value}"),
+                (false, serde_json::Value::String(s)) => outln!("{s}"),
+                _ => outln!("{value}"),
             }
         }
-        None if json => println!("{}", serde_json::to_string_pretty(outputs).into_diagnostic()?),
+        None if json => outln!("{}", serde_json::to_string_pretty(outputs).into_diagnostic()?),
         None => {
             for (k, v) in outputs {
                 match v {
-                    serde_json::Value::String(s) => println!("{k} = {s}"),
-                    other => println!("{k} = {other}"),
+                    serde_json::Value::String(s) => outln!("{k} = {s}"),
+                    other => outln!("{k} = {other}"),
                 }
             }
         }
@@ -395,16 +397,17 @@ fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_path(args, &stack);
     let Some(state) = StateStore::read(&path, &stack.name).map_err(Report::new)? else {
-        println!("no state at {}", path.display());
+        outln!("no state at {}", path.display());
         return Ok(ExitCode::SUCCESS);
     };
     for (address, r) in &state.resources {
-        println!("{address}\t{}\t{}", r.kind, r.id);
+        outln!("{address}\t{}\t{}", r.kind, r.id);
     }
     for (address, p) in &state.pending {
-        println!(
+        outln!(
             "{address}\t{}\t(create interrupted at {}; resolved on the next run)",
-            p.kind, p.started_at
+            p.kind,
+            p.started_at
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -423,7 +426,7 @@ fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
     } else {
         return Err(unknown_address(&state, address, &path));
     };
-    println!("{}", serde_json::to_string_pretty(&shown).into_diagnostic()?);
+    outln!("{}", serde_json::to_string_pretty(&shown).into_diagnostic()?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -454,9 +457,9 @@ fn state_rm(args: &StackArgs, addresses: &[String]) -> Result<ExitCode, Report> 
         })
         .map_err(Report::new)?;
     for r in removed {
-        println!("removed {r}: meshform no longer tracks it; whatever exists in the cloud is left alone");
+        outln!("removed {r}: meshform no longer tracks it; whatever exists in the cloud is left alone");
     }
-    println!("the previous state is in {}", store.backup_location());
+    outln!("the previous state is in {}", store.backup_location());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -479,12 +482,12 @@ fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {
     let path = state_path(args, &stack);
     match state::force_unlock(&state::lock_path(&path), force).map_err(Report::new)? {
         ForceUnlock::WasStale(holder) => match holder {
-            Some(h) => println!("the lock was not held (last holder: {h}); cleared"),
-            None => println!("the state is not locked"),
+            Some(h) => outln!("the lock was not held (last holder: {h}); cleared"),
+            None => outln!("the state is not locked"),
         },
         ForceUnlock::Removed(holder) => match holder {
-            Some(h) => println!("removed the lock held by {h}"),
-            None => println!("removed the lock"),
+            Some(h) => outln!("removed the lock held by {h}"),
+            None => outln!("removed the lock"),
         },
     }
     Ok(ExitCode::SUCCESS)
@@ -494,7 +497,7 @@ async fn eks_token_cmd(cluster: &str, region: &str) -> Result<ExitCode, Report> 
     let credential = eks_auth::exec_credential(cluster, region)
         .await
         .map_err(Report::new)?;
-    println!("{}", serde_json::to_string(&credential).into_diagnostic()?);
+    outln!("{}", serde_json::to_string(&credential).into_diagnostic()?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -525,7 +528,7 @@ fn kubeconfig_cmd(
         .map_err(|e| e.wrap_err("cannot find the meshform executable for the exec entry"))?;
     let exec = kubeconfig::ExecCommand::eks_token(&program, &cluster);
     kubeconfig::write(&file, &cluster, &exec).map_err(Report::new)?;
-    println!(
+    outln!(
         "wrote context `{}` (cluster `{}`) to {} and made it the current context",
         cluster.entry_name(),
         cluster.name,
@@ -536,7 +539,7 @@ fn kubeconfig_cmd(
 
 fn types() {
     for kind in provider::kind_defs() {
-        println!(
+        outln!(
             "{}{}",
             kind.type_name,
             if kind.doc.is_empty() {
@@ -555,7 +558,7 @@ fn types() {
                     Mode::Computed => "computed",
                 };
                 let replace = if a.force_new { ", forces replacement" } else { "" };
-                println!("    {name}: {} ({mode}{replace})", a.ty.describe());
+                outln!("    {name}: {} ({mode}{replace})", a.ty.describe());
             }
         }
     }

@@ -62,7 +62,7 @@ impl Shared {
         }
         let out = redraw(screen.drawn, &scrolled, &live);
         let mut err = std::io::stderr().lock();
-        let _ = err.write_all(out.as_bytes());
+        let _ = err.write_all(crate::sensitive::redact(&out).as_bytes());
         let _ = err.flush();
         screen.drawn = live.len();
         screen.last_live = live;

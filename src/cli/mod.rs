@@ -1,5 +1,36 @@
 //! The `meshform` command line: argument parsing and rendering only; the
 //! work is done by the library.
+//!
+//! Everything it prints goes through [`crate::sensitive::redact`] (the
+//! `outln!`/`errln!` macros, the progress printers, the log writer), so no
+//! sensitive value shows.
+
+/// `println!`, with sensitive values shown as `(sensitive)`.
+macro_rules! outln {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", $crate::sensitive::redact(&format!($($arg)*)))
+    };
+}
+
+/// `print!`, with sensitive values shown as `(sensitive)`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        print!("{}", $crate::sensitive::redact(&format!($($arg)*)))
+    };
+}
+
+/// `eprintln!`, with sensitive values shown as `(sensitive)`.
+macro_rules! errln {
+    () => {
+        eprintln!()
+    };
+    ($($arg:tt)*) => {
+        eprintln!("{}", $crate::sensitive::redact(&format!($($arg)*)))
+    };
+}
 
 mod commands;
 mod live_term;
@@ -179,6 +210,22 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))
 }
 
+/// Log output on stderr, with sensitive values shown as `(sensitive)`.
+/// The formatter hands each event over in one write.
+struct RedactingStderr;
+
+impl std::io::Write for RedactingStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(crate::sensitive::redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -186,7 +233,7 @@ pub fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| RedactingStderr)
         .init();
     // Unwrapped lines keep messages (ids, paths, pids) greppable in logs.
     let _ = miette::set_hook(Box::new(|_| {
@@ -195,14 +242,14 @@ pub fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(commands::run(cli.command, cli.progress)) {
         Ok(code) => code,
         Err(report) => {
-            eprintln!("{report:?}");
+            errln!("{report:?}");
             ExitCode::from(1)
         }
     }

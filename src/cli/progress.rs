@@ -98,7 +98,7 @@ impl Progress {
         let live = self.live.as_ref().map(LiveTerm::notifier);
         move |line: &str| match &live {
             Some(note) => note(line),
-            None => eprintln!("{line}"),
+            None => errln!("{line}"),
         }
     }
 }
@@ -178,7 +178,7 @@ pub fn printer() -> EventSink {
     Arc::new(|event: &Event| {
         if let Some(line) = plain_line(event) {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{line}");
+            let _ = writeln!(err, "{}", crate::sensitive::redact(&line));
         }
     })
 }

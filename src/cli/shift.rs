@@ -83,7 +83,7 @@ impl StepApplier for CliApplier {
     }
 
     async fn wait(&self, pause: Duration) -> bool {
-        eprintln!("waiting {} before the gates", super::live_view::human(pause));
+        errln!("waiting {} before the gates", super::live_view::human(pause));
         tokio::select! {
             () = tokio::time::sleep(pause) => true,
             r = tokio::signal::ctrl_c() => r.is_err(),
@@ -167,7 +167,7 @@ pub async fn shift_cmd(args: ShiftArgs, mode: ProgressMode) -> Result<ExitCode, 
             .collect::<Result<Vec<_>, _>>()?
     };
     if specs.is_empty() {
-        eprintln!("warning: no gates: each step is applied after the pause without a health check");
+        errln!("warning: no gates: each step is applied after the pause without a health check");
     }
     let applier = CliApplier {
         args,
@@ -187,7 +187,7 @@ pub async fn shift_cmd(args: ShiftArgs, mode: ProgressMode) -> Result<ExitCode, 
         gates: specs.iter().map(|s| s.bind(&state, &stack.name)).collect(),
         start: start.clone(),
     };
-    eprintln!(
+    errln!(
         "shift {variable}: {start} -> {} (pause {}, {} gates)",
         steps.join(" -> "),
         super::live_view::human(pause),
@@ -197,12 +197,12 @@ pub async fn shift_cmd(args: ShiftArgs, mode: ProgressMode) -> Result<ExitCode, 
         Ok(r) => r,
         // Ctrl-C exits 130, as apply does.
         Err(e @ ShiftError::Interrupted { .. }) => {
-            eprintln!("{e}");
+            errln!("{e}");
             return Ok(ExitCode::from(130));
         }
         Err(e) => return Err(Report::new(e)),
     };
-    println!(
+    outln!(
         "\nShift of `{variable}` complete: {} (every gate passed at every step).",
         report
             .steps

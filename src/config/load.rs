@@ -336,11 +336,23 @@ impl Loader<'_> {
                 }
             }
         }
+        let sensitive_vars: std::collections::BTreeSet<String> = self
+            .decls
+            .values()
+            .filter(|d| d.sensitive)
+            .map(|d| d.name.clone())
+            .collect();
+        for name in &sensitive_vars {
+            if let Some(value) = self.vars.get(name) {
+                crate::sensitive::register(value);
+            }
+        }
         Some((
             Stack {
                 name: self.stack_name.clone(),
                 region: self.region.clone(),
                 vars: self.vars.clone(),
+                sensitive_vars,
                 resources,
                 outputs,
                 disabled: self.disabled.clone(),

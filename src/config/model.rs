@@ -20,6 +20,9 @@ pub struct Stack {
     pub region: String,
     /// Variables after `--var` overrides.
     pub vars: BTreeMap<String, Value>,
+    /// The variables declared `sensitive = true`: their values are
+    /// registered with [`crate::sensitive`] when the stack is loaded.
+    pub sensitive_vars: std::collections::BTreeSet<String>,
     /// Every resource of the stack and the files it includes, by name.
     pub resources: BTreeMap<String, Resource>,
     /// Every output of the stack and the files it includes, by name.

@@ -28,7 +28,15 @@ use super::diagnostics::{Diagnostics, SourceFile, Span, suggest};
 use crate::Value;
 
 /// Keys of a declaration table.
-const DECL_KEYS: &[&str] = &["default", "type", "min", "max", "allowed", "description"];
+const DECL_KEYS: &[&str] = &[
+    "default",
+    "type",
+    "min",
+    "max",
+    "allowed",
+    "description",
+    "sensitive",
+];
 
 /// The type of a variable's values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +178,10 @@ pub struct VarDecl {
     pub allowed: Vec<Value>,
     /// What the variable is for.
     pub description: Option<String>,
+    /// Its value is a secret (`sensitive = true`): never shown in plans,
+    /// progress, logs or errors, and kept out of state (see
+    /// [`crate::sensitive`]).
+    pub sensitive: bool,
     /// Where the variable is declared: its name in the declaration that
     /// last set its type or constraints (or its first plain default).
     pub span: Span,
@@ -312,6 +324,7 @@ pub fn declare(
                     max: None,
                     allowed: Vec::new(),
                     description: None,
+                    sensitive: false,
                     span: name_span,
                 }
             }
@@ -327,6 +340,7 @@ pub fn declare(
     let mut max: Option<(i64, Span)> = None;
     let mut allowed: Option<(Vec<Value>, Span)> = None;
     let mut description: Option<String> = None;
+    let mut sensitive = false;
     for (k, v) in table.iter() {
         let field = k.get_ref().as_ref();
         let vspan = Span::new(file, v.span());
@@ -402,6 +416,19 @@ pub fn declare(
                     ok = false;
                 }
             },
+            "sensitive" => match v.get_ref() {
+                DeValue::Boolean(b) => sensitive = *b,
+                other => {
+                    diags.at(
+                        &vspan,
+                        format!(
+                            "`sensitive` of `{name}` must be true or false, found {}",
+                            other.type_str()
+                        ),
+                    );
+                    ok = false;
+                }
+            },
             "description" => match v.get_ref().as_str() {
                 Some(s) => description = Some(s.to_string()),
                 None => {
@@ -463,6 +490,7 @@ pub fn declare(
                 max: None,
                 allowed: Vec::new(),
                 description: None,
+                sensitive: false,
                 span: name_span.clone(),
             }
         }
@@ -488,6 +516,8 @@ pub fn declare(
     if description.is_some() {
         decl.description = description;
     }
+    // Once a file says a variable is secret, no other file makes it less so.
+    decl.sensitive |= sensitive;
     if constrains {
         decl.span = name_span;
     }

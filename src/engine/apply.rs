@@ -767,7 +767,7 @@ fn changed_attrs(kind: &KindDef, current: &Attrs, desired: &Attrs) -> Vec<String
         .iter()
         .filter(|(name, v)| {
             let live = current.get(*name).cloned();
-            live.map(|l| normalize_attr(kind, name, l)).as_ref() != Some(*v)
+            !crate::sensitive::same(live.map(|l| normalize_attr(kind, name, l)).as_ref(), Some(*v))
         })
         .map(|(name, _)| name.clone())
         .collect()

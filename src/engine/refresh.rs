@@ -142,7 +142,14 @@ impl Engine {
             for (req, answer) in requests.into_iter().zip(answers) {
                 let recorded = &state.resources[&req.address];
                 let (live, not_refreshed) = match answer {
-                    Ok(live) => (live, None),
+                    Ok(live) => {
+                        // What state sealed is a secret as the cloud shows it
+                        // too (an old password, before the plan replaces it).
+                        if let Some(l) = &live {
+                            crate::sensitive::register_unsealed(&recorded.attributes, &l.attrs);
+                        }
+                        (live, None)
+                    }
                     Err(e) if e.is_unreachable() => {
                         (self.events)(&Event::Warning {
                             address: req.address.clone(),

@@ -227,7 +227,9 @@ fn diff(
                     .map(|v| normalize_attr(resource.kind, name, v));
                 let after = desired.get(name).cloned();
                 let after_unknown = unknown.contains(name);
-                if after_unknown || before != after {
+                // A sealed sensitive value (see `crate::sensitive`) matches
+                // the value it was made from.
+                if after_unknown || !crate::sensitive::same(before.as_ref(), after.as_ref()) {
                     let (after_partial, after_unknown_paths) = split(partials.get(name));
                     change.changes.push(AttrChange {
                         name: name.clone(),

@@ -50,6 +50,24 @@ pub enum EvalError {
         /// The reference as written inside `${...}`, such as `vpc.tags`.
         reference: String,
     },
+    /// A reference to a sensitive value, which state keeps only as a hash.
+    #[error(
+        "`${{{reference}}}` is sensitive and state keeps only its hash: refer to the variable it comes from instead"
+    )]
+    Sealed {
+        /// The reference as written inside `${...}`.
+        reference: String,
+    },
+}
+
+/// Whether `value` holds a sealed sensitive value anywhere.
+fn holds_marker(value: &Value) -> bool {
+    match value {
+        Value::String(s) => crate::sensitive::is_marker(s),
+        Value::Array(items) => items.iter().any(holds_marker),
+        Value::Object(m) => m.values().any(holds_marker),
+        _ => false,
+    }
 }
 
 /// Evaluates an expression: `Ok(None)` when its value is unknown until apply.
@@ -135,6 +153,9 @@ fn lookup(reference: &Reference, scope: &dyn Scope) -> Result<Lookup, EvalError>
             Lookup::Missing => Err(EvalError::Missing {
                 reference: reference.to_string(),
             }),
+            Lookup::Known(v) if holds_marker(&v) => Err(EvalError::Sealed {
+                reference: reference.to_string(),
+            }),
             other => Ok(other),
         },
     }
@@ -154,6 +175,10 @@ pub fn desired_attrs(
     for (name, attr) in &resource.attrs {
         match eval(&attr.expr, scope)? {
             Some(v) => {
+                if resource.kind.attr(name).is_some_and(|a| a.sensitive) {
+                    // Only what output hides changes (see `crate::sensitive`).
+                    crate::sensitive::register(&v);
+                }
                 known.insert(name.clone(), normalize_attr(resource.kind, name, v));
             }
             None => {

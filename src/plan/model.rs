@@ -207,7 +207,9 @@ impl OutputChange {
     /// Whether the output changes: its value is unknown until apply or differs
     /// from the recorded one.
     pub fn is_change(&self) -> bool {
-        self.after_unknown || self.before != self.after
+        // A recorded value state keeps sealed (see `crate::sensitive`)
+        // matches the value it was made from.
+        self.after_unknown || !crate::sensitive::same(self.before.as_ref(), self.after.as_ref())
     }
 }
 

@@ -93,6 +93,9 @@ pub struct AttrSchema {
     pub default: Option<Default>,
     /// One sentence saying what the attribute holds, for documentation.
     pub doc: &'static str,
+    /// A secret (an AUTH token): never shown, kept in state only as a
+    /// salted hash (see [`crate::sensitive`]).
+    pub sensitive: bool,
 }
 
 impl AttrSchema {
@@ -105,6 +108,7 @@ impl AttrSchema {
             force_new: false,
             default: None,
             doc,
+            sensitive: false,
         }
     }
     /// An attribute the stack may set; chain [`default`](Self::default()) to
@@ -117,6 +121,7 @@ impl AttrSchema {
             force_new: false,
             default: None,
             doc,
+            sensitive: false,
         }
     }
     /// An attribute the cloud sets and the stack cannot.
@@ -128,6 +133,7 @@ impl AttrSchema {
             force_new: false,
             default: None,
             doc,
+            sensitive: false,
         }
     }
     /// Marks the attribute as forcing replacement when it changes.
@@ -140,12 +146,18 @@ impl AttrSchema {
         self.default = Some(d);
         self
     }
+    /// Marks the attribute as a secret.
+    pub const fn sensitive(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
 }
 
 /// Declares a kind's attributes: each is its doc comment, then its mode
 /// (`required`, `optional` or `computed`), `name: Type` (an [`AttrType`]
 /// variant), for an optional one `= Default` (a [`Default`] variant), and
-/// `, force_new` when a change replaces the object. For example:
+/// `, force_new` when a change replaces the object, `, sensitive` when it
+/// holds a secret. For example:
 ///
 /// ```ignore
 /// attrs: attrs! {

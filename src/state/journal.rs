@@ -178,6 +178,33 @@ impl Change {
         }
     }
 
+    /// Replaces what is sensitive by salted hashes ([`crate::sensitive::seal`]),
+    /// so that neither the journal nor the snapshot holds a secret.
+    pub fn seal(&mut self) {
+        use crate::sensitive::{seal, seal_value};
+        let resource = |r: &mut ResourceState| r.attributes = seal(&r.kind, &r.attributes);
+        let pending = |p: &mut PendingCreate| p.desired = seal(&p.kind, &p.desired);
+        match self {
+            Change::BeginCreate { pending: p, .. } | Change::BeginReplacement { pending: p, .. } => {
+                pending(p)
+            }
+            Change::FinishCreate { resource: r, .. } | Change::PutResource { resource: r, .. } => resource(r),
+            Change::AbandonCreate { .. } | Change::Forget { .. } => {}
+            Change::SetOutputs { outputs } => outputs.values_mut().for_each(|v| *v = seal_value(v)),
+            Change::Diff {
+                resources,
+                pending: ps,
+                outputs,
+            } => {
+                resources.values_mut().flatten().for_each(resource);
+                ps.values_mut().flatten().for_each(pending);
+                if let Some(o) = outputs {
+                    o.values_mut().for_each(|v| *v = seal_value(v));
+                }
+            }
+        }
+    }
+
     /// Sorts the keys of every JSON object the change carries, as the
     /// snapshot does, so that a replayed state equals the written one.
     pub fn canonicalize(&mut self) {

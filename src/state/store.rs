@@ -382,6 +382,7 @@ impl StateStore {
     /// journal append, or a snapshot while there is no snapshot yet or the
     /// journal must not be appended to.
     fn record(&mut self, label: &str, mut change: Change) -> Result<(), StateError> {
+        change.seal();
         change.canonicalize();
         let location = self.backend.location();
         let serial = self.state.serial + 1;

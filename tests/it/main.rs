@@ -31,6 +31,7 @@ mod provider_iamecr;
 mod provider_network_drain;
 mod refresh_calls;
 mod replace_order;
+mod sensitive;
 mod shift;
 mod state_cmd;
 mod support;

@@ -11,8 +11,10 @@
 //! is rebuilt with a fresh token before the token's 15 minutes run out.
 //!
 //! Setting `MESHFORM_KUBE_SERVER=<url>` sends every in-cluster call to that
-//! API server instead, without authentication. The tests use it to point
-//! the in-cluster layer at their fake API server.
+//! API server instead, without authentication; `MESHFORM_KUBE_SERVER=
+//! <name>=<url>,<name>=<url>` does so per cluster, by EKS cluster name or
+//! kubeconfig context (a stack with two clusters, two API servers). The
+//! tests use it to point the in-cluster layer at their fake API servers.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -96,9 +98,42 @@ impl Connection {
     }
 }
 
-/// The override URL, when `MESHFORM_KUBE_SERVER` is set.
-pub fn server_override() -> Option<String> {
-    std::env::var(SERVER_OVERRIDE_ENV).ok().filter(|s| !s.is_empty())
+/// The URL `MESHFORM_KUBE_SERVER` sends `conn`'s calls to, if it is set;
+/// an error when it lists clusters by name and not this one (its calls
+/// must not go to the real endpoint while the others go to a test server).
+pub fn server_override(conn: &Connection) -> Result<Option<String>, ProviderError> {
+    let Some(value) = std::env::var(SERVER_OVERRIDE_ENV).ok().filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    override_for(&value, conn).map(Some)
+}
+
+/// The URL for `conn` in an override `value`: the value itself when it is
+/// one URL, else the URL of `conn`'s name in `name=url,name=url`. Pure.
+fn override_for(value: &str, conn: &Connection) -> Result<String, ProviderError> {
+    if value.starts_with("http://") || value.starts_with("https://") {
+        return Ok(value.to_string());
+    }
+    let name = match conn {
+        Connection::Eks { name, .. } => name,
+        Connection::Context { context, .. } => context,
+    };
+    let mut names = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let Some((key, url)) = entry.split_once('=') else {
+            return Err(ProviderError::Config(format!(
+                "{SERVER_OVERRIDE_ENV}: `{entry}` is neither a URL nor name=URL"
+            )));
+        };
+        if key.trim() == name {
+            return Ok(url.trim().to_string());
+        }
+        names.push(key.trim());
+    }
+    Err(ProviderError::Config(format!(
+        "{SERVER_OVERRIDE_ENV} names the clusters {} but not {name}",
+        names.join(", ")
+    )))
 }
 
 /// Kubernetes clients by connection, rebuilt before their token expires.
@@ -126,7 +161,7 @@ impl Clients {
 
 /// The kube-rs configuration for `conn`.
 pub async fn config_for(conn: &Connection) -> Result<kube::Config, ProviderError> {
-    if let Some(url) = server_override() {
+    if let Some(url) = server_override(conn)? {
         let uri = url
             .parse()
             .map_err(|e| ProviderError::Config(format!("{SERVER_OVERRIDE_ENV}={url} is not a URL: {e}")))?;
@@ -225,6 +260,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cluster.connection"), "{err}");
+    }
+
+    #[test]
+    fn a_server_override_is_one_url_or_one_per_cluster_and_never_skips_a_cluster() {
+        let eks = |name: &str| Connection::Eks {
+            name: name.into(),
+            endpoint: "https://real".into(),
+            certificate_authority_data: String::new(),
+            region: "us-west-2".into(),
+        };
+        let ctx = Connection::Context {
+            context: "kind".into(),
+            kubeconfig: None,
+        };
+        assert_eq!(
+            override_for("http://127.0.0.1:1", &eks("a")).unwrap(),
+            "http://127.0.0.1:1"
+        );
+        let two = "front=http://127.0.0.1:1, color=http://127.0.0.1:2,kind=http://127.0.0.1:3";
+        assert_eq!(override_for(two, &eks("front")).unwrap(), "http://127.0.0.1:1");
+        assert_eq!(override_for(two, &eks("color")).unwrap(), "http://127.0.0.1:2");
+        assert_eq!(override_for(two, &ctx).unwrap(), "http://127.0.0.1:3");
+        let err = override_for(two, &eks("other")).unwrap_err().to_string();
+        assert!(
+            err.contains("names the clusters front, color, kind but not other"),
+            "{err}"
+        );
+        let err = override_for("front", &eks("front")).unwrap_err().to_string();
+        assert!(err.contains("neither a URL nor name=URL"), "{err}");
     }
 
     #[test]

@@ -448,7 +448,7 @@ async fn connection_args(
     scratch: &Scratch,
     long: bool,
 ) -> Result<Vec<OsString>, ProviderError> {
-    let text = if let Some(server) = server_override() {
+    let text = if let Some(server) = server_override(conn)? {
         kubeconfig_yaml(&server, None, &UserAuth::Anonymous)?
     } else {
         match conn {
