@@ -98,6 +98,33 @@ where
         .collect()
 }
 
+/// The tags of each resource in `arns`, read one call per resource (for
+/// services with no batch tag read) through [`map_bounded`]; `fetch` makes
+/// the service's call. Resources whose call says they are gone (by
+/// `service`'s codes: deleted between a list and now) are left out.
+pub async fn tags_by_arn<F, Fut>(
+    service: super::errors::Service,
+    arns: Vec<String>,
+    fetch: F,
+) -> Result<std::collections::HashMap<String, std::collections::BTreeMap<String, String>>, ProviderError>
+where
+    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<std::collections::BTreeMap<String, String>, ProviderError>> + Send + 'static,
+{
+    let tagged = map_bounded(arns, move |arn: String| {
+        let fetch = fetch.clone();
+        async move {
+            match fetch(arn.clone()).await {
+                Ok(tags) => Ok(Some((arn, tags))),
+                Err(e) if service.is_not_found(&e) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await?;
+    Ok(tagged.into_iter().flatten().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

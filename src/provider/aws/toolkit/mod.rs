@@ -13,11 +13,17 @@
 //! - [`shared_reads`]: describes several EC2 kinds share in one refresh.
 //! - [`iam_details`]: IAM policies and roles from one paged
 //!   `GetAccountAuthorizationDetails` per refresh.
+//! - [`elasticache`]: ElastiCache tags (list, sync) and the tags of many
+//!   resources read under the bound.
+//! - [`cloudmap`]: Cloud Map's asynchronous operations (polled with
+//!   `GetOperation`) and its tags.
 //! - [`bounded`]: per-resource calls run concurrently under a limit that
 //!   backs off on throttling.
 
 pub mod bounded;
+pub mod cloudmap;
 pub mod ec2;
+pub mod elasticache;
 pub mod errors;
 pub mod iam;
 pub mod iam_details;
@@ -41,6 +47,26 @@ macro_rules! all_pages {
     };
 }
 pub(crate) use all_pages;
+
+/// [`all_pages!`] for paginators without an item stream (Cloud Map's):
+/// every page's `$items` list, concatenated.
+macro_rules! all_pages_of {
+    ($call:expr, $items:ident, $op:literal) => {
+        $call
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
+            .map(|pages| {
+                pages
+                    .into_iter()
+                    .flat_map(|p| p.$items().to_vec())
+                    .collect::<Vec<_>>()
+            })
+    };
+}
+pub(crate) use all_pages_of;
 
 /// Sends a call (a fluent builder) with the SDK's retries, mapping its
 /// error to [`crate::provider::ProviderError::Api`] named `$op` (primary
