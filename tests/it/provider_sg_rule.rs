@@ -60,7 +60,7 @@ async fn security_group_rules_create_read_update_find_and_delete() {
     // The Dapr sidecars' rule: TCP 4000 on the cluster group from itself.
     let (cx_self, _) = cx("sidecars");
     let want_self = desired(
-        json!({"security_group_id": cluster_sg, "type": "ingress", "protocol": "tcp",
+        json!({"security_group_id": cluster_sg, "direction": "ingress", "protocol": "tcp",
                "from_port": 4000, "to_port": 4000, "self": true, "description": "dapr sidecars",
                "tags": {"team": "platform"}}),
         &cx_self,
@@ -92,7 +92,7 @@ async fn security_group_rules_create_read_update_find_and_delete() {
     // From another group (the front cluster's nodes to colorapp on 8080).
     let (cx_group, _) = cx("colorapp");
     let want_group = desired(
-        json!({"security_group_id": cluster_sg, "type": "ingress", "protocol": "tcp",
+        json!({"security_group_id": cluster_sg, "direction": "ingress", "protocol": "tcp",
                "from_port": 8080, "to_port": 8080, "source_security_group_id": nodes_sg}),
         &cx_group,
     );
@@ -108,7 +108,7 @@ async fn security_group_rules_create_read_update_find_and_delete() {
     // Egress to a CIDR block.
     let (cx_egress, _) = cx("egress");
     let want_egress = desired(
-        json!({"security_group_id": nodes_sg, "type": "egress", "protocol": "tcp",
+        json!({"security_group_id": nodes_sg, "direction": "egress", "protocol": "tcp",
                "from_port": 443, "to_port": 443, "cidr_ipv4": "10.0.0.0/8"}),
         &cx_egress,
     );
@@ -116,7 +116,7 @@ async fn security_group_rules_create_read_update_find_and_delete() {
     let held = rule(&ec2, &egress_rule.id).await.expect("rule exists");
     assert_eq!(held.is_egress(), Some(true));
     assert_eq!(held.cidr_ipv4(), Some("10.0.0.0/8"));
-    assert_eq!(egress_rule.attrs["type"], json!("egress"));
+    assert_eq!(egress_rule.attrs["direction"], json!("egress"));
 
     // One batched read gives back what the creates returned.
     let read = kind

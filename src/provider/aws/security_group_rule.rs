@@ -34,8 +34,9 @@ pub static DEF: KindDef = KindDef {
     attrs: attrs! {
         /// The security group the rule belongs to.
         required security_group_id: String, force_new;
-        /// `ingress` or `egress`.
-        required type: String, force_new;
+        /// `ingress` or `egress`. (Called `direction`, not `type`: a resource's `type` key names
+        /// its kind in the stack language.)
+        required direction: String, force_new;
         /// `tcp`, `udp`, `icmp` or `-1` (all protocols).
         required protocol: String, force_new;
         /// First port (ICMP type for `icmp`); 0 for protocol `-1`.
@@ -152,12 +153,12 @@ struct Rule<'a> {
 
 /// Checks the desired attributes before any API call.
 fn rule_of(desired: &Attrs) -> Result<Rule<'_>, ProviderError> {
-    let egress = match attr_str(desired, "type")? {
+    let egress = match attr_str(desired, "direction")? {
         "ingress" => false,
         "egress" => true,
         other => {
             return Err(ProviderError::invalid(
-                "type",
+                "direction",
                 format!("must be \"ingress\" or \"egress\", not {other:?}"),
             ));
         }
@@ -256,7 +257,7 @@ fn live(r: &SdkRule, recorded: Option<&Attrs>) -> Option<Live> {
     let mut attrs = Attrs::new();
     attrs.insert("security_group_id".into(), Value::from(group));
     attrs.insert(
-        "type".into(),
+        "direction".into(),
         Value::from(if r.is_egress() == Some(true) {
             "egress"
         } else {
@@ -378,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_rule_needs_exactly_one_source() {
-        let base = json!({"security_group_id": "sg-1", "type": "ingress", "protocol": "tcp",
+        let base = json!({"security_group_id": "sg-1", "direction": "ingress", "protocol": "tcp",
                           "from_port": 4000, "to_port": 4000});
         let with = |extra: Value| {
             let mut a = attrs(base.clone());
@@ -397,10 +398,10 @@ mod tests {
         let rule = rule_of(&r).unwrap();
         assert_eq!(rule.source, Source::Itself);
         assert_eq!(rule.ports, Some((4000, 4000)));
-        let bad = with(json!({"self": true, "type": "sideways"}));
+        let bad = with(json!({"self": true, "direction": "sideways"}));
         assert!(rule_of(&bad).is_err());
         let all = attrs(
-            json!({"security_group_id": "sg-1", "type": "egress", "protocol": "-1",
+            json!({"security_group_id": "sg-1", "direction": "egress", "protocol": "-1",
                                "from_port": 1, "cidr_ipv4": "0.0.0.0/0"}),
         );
         assert!(rule_of(&all).is_err(), "ports with protocol -1 are refused");
