@@ -259,3 +259,75 @@ async fn namespace_and_service_create_read_update_find_and_delete() {
     namespaces.delete(&cx_ns, &forced).await.unwrap();
     assert_eq!(namespaces.read(&[request(&forced)]).await.unwrap(), vec![None]);
 }
+
+const DISCOVERY_STACK: &str = r#"[stack]
+name = "discovery"
+region = "us-west-2"
+
+[resource.vpc]
+type = "aws.ec2.vpc"
+cidr_block = "10.60.0.0/16"
+
+[resource.nodes]
+type = "aws.ec2.security_group"
+name = "nodes"
+vpc_id = "${vpc.id}"
+
+[resource.colorapp_from_front]
+type = "aws.ec2.security_group_rule"
+security_group_id = "${nodes.id}"
+direction = "ingress"
+protocol = "tcp"
+from_port = 8080
+to_port = 8080
+source_security_group_id = "${nodes.id}"
+
+[resource.namespace]
+type = "aws.servicediscovery.private_dns_namespace"
+name = "demo.pvt.aws.local"
+vpc_id = "${vpc.id}"
+
+[resource.colorapp]
+type = "aws.servicediscovery.service"
+name = "colorapp"
+namespace_id = "${namespace.id}"
+health_check_custom = true
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_stack_applies_plans_nothing_more_and_destroys() {
+    use crate::support::cli::{Workdir, expect_code, meshform};
+    let moto = Moto::start();
+    let dir = Workdir::new("discovery");
+    let sd = moto.servicediscovery().await;
+    let ec2 = moto.ec2().await;
+    let stack = dir.write("discovery.toml", DISCOVERY_STACK);
+    let stack = stack.to_str().unwrap();
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
+        0,
+    );
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"]),
+        0,
+    );
+    let namespaces = sd.list_namespaces().send().await.unwrap();
+    assert_eq!(namespaces.namespaces().len(), 1);
+    let services = sd.list_services().send().await.unwrap();
+    assert_eq!(services.services().len(), 1);
+    let rules = ec2.describe_security_group_rules().send().await.unwrap();
+    let on_8080 = |rules: &[aws_sdk_ec2::types::SecurityGroupRule]| {
+        rules.iter().filter(|r| r.from_port() == Some(8080)).count()
+    };
+    assert_eq!(on_8080(rules.security_group_rules()), 1);
+
+    // Destroy: the service before its namespace, the rule before its group.
+    expect_code(
+        meshform(&dir.path, Some(&moto), &["destroy", stack, "--auto-approve"]),
+        0,
+    );
+    assert!(sd.list_namespaces().send().await.unwrap().namespaces().is_empty());
+    assert!(sd.list_services().send().await.unwrap().services().is_empty());
+    let rules = ec2.describe_security_group_rules().send().await.unwrap();
+    assert_eq!(on_8080(rules.security_group_rules()), 0);
+}
