@@ -374,55 +374,38 @@ async fn cache_stack_applies_then_node_type_and_subnets_change_in_place() {
     let moto = Moto::start();
     let dir = Workdir::new("cache");
     let ec = moto.elasticache().await;
-    let stack = dir.write(
-        "cache.toml",
-        &cache_stack("cache.t3.micro", r#"["${subnet_a.id}"]"#),
-    );
+    let stack = dir.path.join("cache.toml");
     let stack = stack.to_str().unwrap();
-    expect_code(
-        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
-        0,
-    );
+    // Runs meshform with `args` (the stack after the command) and expects `code`.
+    let run = |args: &[&str], code: i32| {
+        let mut all = vec![args[0], stack];
+        all.extend(&args[1..]);
+        stdout(&expect_code(meshform(&dir.path, Some(&moto), &all), code))
+    };
+    // What a plan of the stack with `node_type` and `subnets` would change.
+    let planned = |node_type: &str, subnets: &str| {
+        dir.write("cache.toml", &cache_stack(node_type, subnets));
+        changes(&run(&["plan", "--json", "--detailed-exitcode"], 2))
+    };
+    let one_subnet = r#"["${subnet_a.id}"]"#;
+
+    dir.write("cache.toml", &cache_stack("cache.t3.micro", one_subnet));
+    run(&["apply", "--auto-approve"], 0);
     // Everything reads back as applied: the token echoed, the sets sorted.
-    expect_code(
-        meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"]),
-        0,
-    );
-    let out = expect_code(
-        meshform(&dir.path, Some(&moto), &["output", stack, "redis_host"]),
-        0,
-    );
-    assert!(
-        stdout(&out).contains(".cache.amazonaws.com:6379"),
-        "{}",
-        stdout(&out)
-    );
+    run(&["plan", "--detailed-exitcode"], 0);
+    let host = run(&["output", "redis_host"], 0);
+    assert!(host.contains(".cache.amazonaws.com:6379"), "{host}");
 
     // A new node type is an in-place update of the cache alone, and applies.
-    dir.write(
-        "cache.toml",
-        &cache_stack("cache.t3.small", r#"["${subnet_a.id}"]"#),
-    );
-    let out = expect_code(
-        meshform(
-            &dir.path,
-            Some(&moto),
-            &["plan", stack, "--json", "--detailed-exitcode"],
-        ),
-        2,
-    );
     assert_eq!(
-        changes(&stdout(&out)),
+        planned("cache.t3.small", one_subnet),
         vec![(
             "cache".to_string(),
             "update".to_string(),
             vec!["node_type".to_string()]
         )]
     );
-    expect_code(
-        meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]),
-        0,
-    );
+    run(&["apply", "--auto-approve"], 0);
     let held = ec
         .describe_replication_groups()
         .replication_group_id("state")
@@ -433,28 +416,13 @@ async fn cache_stack_applies_then_node_type_and_subnets_change_in_place() {
         held.replication_groups()[0].cache_node_type(),
         Some("cache.t3.small")
     );
-    expect_code(
-        meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"]),
-        0,
-    );
+    run(&["plan", "--detailed-exitcode"], 0);
 
     // More subnets change the subnet group in place (ModifyCacheSubnetGroup,
     // which moto does not implement: applying it is shown by the kind test's
     // request, not here).
-    dir.write(
-        "cache.toml",
-        &cache_stack("cache.t3.small", r#"["${subnet_a.id}", "${subnet_b.id}"]"#),
-    );
-    let out = expect_code(
-        meshform(
-            &dir.path,
-            Some(&moto),
-            &["plan", stack, "--json", "--detailed-exitcode"],
-        ),
-        2,
-    );
     assert_eq!(
-        changes(&stdout(&out)),
+        planned("cache.t3.small", r#"["${subnet_a.id}", "${subnet_b.id}"]"#),
         vec![(
             "cache_subnets".to_string(),
             "update".to_string(),

@@ -30,6 +30,7 @@ use super::toolkit::elasticache::{self as ec, claim, tag_list, tags_of_many};
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::poll::{Poll, Step, read_until};
 use super::toolkit::prelude::*;
+use super::toolkit::sorted_set;
 use crate::provider::Progress;
 
 /// Description given to a group when none is set.
@@ -86,13 +87,10 @@ pub static DEF: KindDef = KindDef {
 
 /// Security groups are a set: compared sorted.
 fn normalize(name: &str, value: Value) -> Value {
-    match (name, value) {
-        ("security_group_ids", Value::Array(mut items)) => {
-            items.sort_by_key(|v| v.as_str().unwrap_or_default().to_string());
-            items.dedup();
-            Value::Array(items)
-        }
-        (_, value) => value,
+    if name == "security_group_ids" {
+        sorted_set(value)
+    } else {
+        value
     }
 }
 

@@ -18,6 +18,7 @@ use super::toolkit::elasticache::{self as ec, claim, tag_list, tags_of_many};
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::poll::Poll;
 use super::toolkit::prelude::*;
+use super::toolkit::sorted_set;
 
 /// Description given to a group when none is set.
 const DEFAULT_DESCRIPTION: &str = "Managed by meshform";
@@ -48,13 +49,10 @@ pub static DEF: KindDef = KindDef {
 
 /// The subnets are a set: compared sorted.
 fn normalize(name: &str, value: Value) -> Value {
-    match (name, value) {
-        ("subnet_ids", Value::Array(mut items)) => {
-            items.sort_by_key(|v| v.as_str().unwrap_or_default().to_string());
-            items.dedup();
-            Value::Array(items)
-        }
-        (_, value) => value,
+    if name == "subnet_ids" {
+        sorted_set(value)
+    } else {
+        value
     }
 }
 

@@ -19,7 +19,7 @@ use aws_sdk_ec2::types::{
 };
 
 use super::toolkit::ec2::{
-    Ec2Described, Ec2Kind, Pending, Recorded, describe_one, tag_spec, tags_attr, visible,
+    Ec2Described, Ec2Kind, Pending, Recorded, describe_one, normalize_protocol, tag_spec, tags_attr, visible,
 };
 use super::toolkit::prelude::*;
 
@@ -119,17 +119,6 @@ impl Ec2Described for SecurityGroupRule {
 
     fn item_tags(item: &SdkRule) -> &[aws_sdk_ec2::types::Tag] {
         item.tags()
-    }
-}
-
-/// A protocol as meshform writes it (EC2 may answer with numbers).
-fn normalize_protocol(p: &str) -> String {
-    match p.to_ascii_lowercase().as_str() {
-        "6" => "tcp".into(),
-        "17" => "udp".into(),
-        "1" => "icmp".into(),
-        "all" => "-1".into(),
-        other => other.to_string(),
     }
 }
 

@@ -87,11 +87,12 @@ pub async fn tags_of_many(
     client: &Client,
     arns: Vec<String>,
 ) -> Result<HashMap<String, BTreeMap<String, String>>, ProviderError> {
-    let client = client.clone();
-    tags_by_arn(Service::CloudMap, arns, move |arn| {
-        let client = client.clone();
-        async move { tags(&client, &arn).await }
-    })
+    tags_by_arn(
+        Service::CloudMap,
+        client,
+        arns,
+        |c: Client, arn: String| async move { tags(&c, &arn).await },
+    )
     .await
 }
 

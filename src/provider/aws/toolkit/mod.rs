@@ -81,6 +81,19 @@ macro_rules! send {
 }
 pub(crate) use send;
 
+/// A list of strings that means a set, in canonical form (sorted, each
+/// once), for kinds' `normalize`; any other value unchanged.
+pub fn sorted_set(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Array(mut items) if items.iter().all(serde_json::Value::is_string) => {
+            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            items.dedup();
+            serde_json::Value::Array(items)
+        }
+        other => other,
+    }
+}
+
 /// The items each once, in order: the ids to ask about when several
 /// requests name the same resource.
 pub fn distinct(items: impl IntoIterator<Item = String>) -> Vec<String> {
