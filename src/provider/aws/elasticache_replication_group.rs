@@ -30,7 +30,7 @@ use super::toolkit::elasticache::{self as ec, claim, tag_list, tags_of_many};
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::poll::{Poll, Step, read_until};
 use super::toolkit::prelude::*;
-use super::toolkit::sorted_set;
+use super::toolkit::{lowercase, sorted_set};
 use crate::provider::Progress;
 
 /// Description given to a group when none is set.
@@ -85,12 +85,26 @@ pub static DEF: KindDef = KindDef {
     ..KindDef::BASE
 };
 
-/// Security groups are a set: compared sorted.
+/// Security groups are a set: compared sorted. ElastiCache stores the id
+/// lowercased.
 fn normalize(name: &str, value: Value) -> Value {
-    if name == "security_group_ids" {
-        sorted_set(value)
-    } else {
-        value
+    match name {
+        "security_group_ids" => sorted_set(value),
+        "replication_group_id" => lowercase(value),
+        _ => value,
+    }
+}
+
+/// The engine version to show: the recorded one when the described one is
+/// that version or a patch of it (`7.1` asked, `7.1.0` running: no
+/// drift), else what runs; the recorded one when nothing says.
+fn engine_version(described: Option<&str>, recorded: Option<&str>) -> Option<String> {
+    match (described, recorded) {
+        (Some(d), Some(r)) if d == r || d.strip_prefix(r).is_some_and(|rest| rest.starts_with('.')) => {
+            Some(r.to_string())
+        }
+        (Some(d), _) => Some(d.to_string()),
+        (None, r) => r.map(str::to_string),
     }
 }
 
@@ -121,11 +135,9 @@ fn live(
         Value::from(g.engine().or(member.and_then(|m| m.engine())).unwrap_or_default()),
     );
     let from_member = |name: &str, value: Option<Value>| value.or_else(|| recorded_value(name));
-    if let Some(v) = from_member(
-        "engine_version",
-        member.and_then(|m| m.engine_version()).map(Value::from),
-    ) {
-        attrs.insert("engine_version".into(), v);
+    let recorded_version = recorded.and_then(|r| attr_opt_str(r, "engine_version"));
+    if let Some(v) = engine_version(member.and_then(|m| m.engine_version()), recorded_version) {
+        attrs.insert("engine_version".into(), Value::from(v));
     }
     if let Some(v) = from_member(
         "subnet_group_name",
@@ -333,7 +345,7 @@ fn shows(live: &Live, desired: &Attrs) -> bool {
 #[async_trait]
 impl ResourceKind for ElastiCacheReplicationGroup {
     async fn create(&self, cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
-        let id = attr_str(desired, "replication_group_id")?;
+        let id = &attr_str(desired, "replication_group_id")?.to_ascii_lowercase();
         let tags = attr_tags(desired);
         let groups = attr_str_list(desired, "security_group_ids");
         let call = self
@@ -437,7 +449,7 @@ impl ResourceKind for ElastiCacheReplicationGroup {
     }
 
     async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
-        let id = attr_str(desired, "replication_group_id")?;
+        let id = &attr_str(desired, "replication_group_id")?.to_ascii_lowercase();
         let Some(g) = self.describe(id).await? else {
             return Ok(None);
         };
@@ -457,5 +469,39 @@ impl ResourceKind for ElastiCacheReplicationGroup {
         // Found while still being created: returned once usable, as a create would.
         self.wait_available(id, "to be created", &cx.progress).await?;
         self.read_back(id, desired.clone(), |_| true).await.map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_patch_of_the_asked_version_is_no_drift() {
+        assert_eq!(engine_version(Some("7.1.0"), Some("7.1")).as_deref(), Some("7.1"));
+        assert_eq!(engine_version(Some("7.1"), Some("7.1")).as_deref(), Some("7.1"));
+        assert_eq!(
+            engine_version(Some("7.10.0"), Some("7.1")).as_deref(),
+            Some("7.10.0")
+        );
+        assert_eq!(
+            engine_version(Some("8.0.1"), Some("7.1")).as_deref(),
+            Some("8.0.1")
+        );
+        assert_eq!(engine_version(None, Some("7.1")).as_deref(), Some("7.1"));
+        assert_eq!(engine_version(Some("7.1.0"), None).as_deref(), Some("7.1.0"));
+    }
+
+    #[test]
+    fn cache_clusters_are_one_to_six() {
+        let attrs = |n: i64| Attrs::from_iter([("num_cache_clusters".to_string(), Value::from(n))]);
+        assert_eq!(cache_clusters(&attrs(1)).ok(), Some(1));
+        assert_eq!(cache_clusters(&attrs(6)).ok(), Some(6));
+        assert!(cache_clusters(&attrs(0)).is_err());
+        assert!(cache_clusters(&attrs(7)).is_err());
+        assert_eq!(
+            normalize("replication_group_id", Value::from("Dapr")),
+            Value::from("dapr")
+        );
     }
 }

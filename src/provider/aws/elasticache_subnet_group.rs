@@ -18,7 +18,7 @@ use super::toolkit::elasticache::{self as ec, claim, tag_list, tags_of_many};
 use super::toolkit::errors::{Service, gone_is_done, unless_gone};
 use super::toolkit::poll::Poll;
 use super::toolkit::prelude::*;
-use super::toolkit::sorted_set;
+use super::toolkit::{lowercase, sorted_set};
 
 /// Description given to a group when none is set.
 const DEFAULT_DESCRIPTION: &str = "Managed by meshform";
@@ -47,12 +47,13 @@ pub static DEF: KindDef = KindDef {
     ..KindDef::BASE
 };
 
-/// The subnets are a set: compared sorted.
+/// The subnets are a set: compared sorted. ElastiCache stores the name
+/// lowercased.
 fn normalize(name: &str, value: Value) -> Value {
-    if name == "subnet_ids" {
-        sorted_set(value)
-    } else {
-        value
+    match name {
+        "subnet_ids" => sorted_set(value),
+        "name" => lowercase(value),
+        _ => value,
     }
 }
 

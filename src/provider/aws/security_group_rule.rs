@@ -10,6 +10,10 @@
 //! (batched, 200 ids a call) and revoked by id. Everything but the
 //! description and the tags forces replacement; the description changes
 //! with ModifySecurityGroupRules.
+//!
+//! An `aws.ec2.security_group` that sets `ingress` (or `egress`) manages
+//! that direction exactly and would revoke such a rule: put rules on a
+//! stack's own group either in the group or as rules, not both.
 
 use std::sync::Arc;
 

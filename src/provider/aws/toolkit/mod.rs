@@ -94,6 +94,15 @@ pub fn sorted_set(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// A string value lowercased (names a service stores lowercased, such as
+/// ElastiCache's), for kinds' `normalize`; any other value unchanged.
+pub fn lowercase(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(s) => serde_json::Value::String(s.to_ascii_lowercase()),
+        other => other,
+    }
+}
+
 /// The items each once, in order: the ids to ask about when several
 /// requests name the same resource.
 pub fn distinct(items: impl IntoIterator<Item = String>) -> Vec<String> {
