@@ -118,13 +118,26 @@ async fn cache_subnet_group_create_read_find_and_update_in_place() {
         result.is_err(),
         "moto now implements ModifyCacheSubnetGroup: read the effect back"
     );
+
+    // Delete: DeleteCacheSubnetGroup by name (moto: HTTP 500 again, so the
+    // group stays and the failure is reported, not taken for success).
+    let err = kind.delete(&cx1, &live).await.unwrap_err();
+    assert!(err.to_string().contains("DeleteCacheSubnetGroup"), "{err}");
+    let sent = proxy.calls("DeleteCacheSubnetGroup");
+    assert_eq!(
+        sent.first()
+            .and_then(|r| r.query_param("CacheSubnetGroupName"))
+            .as_deref(),
+        Some("dapr-cache")
+    );
     assert!(proxy.calls("CreateCacheSubnetGroup").len() == 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_group_create_read_update_find_and_delete() {
     let moto = Moto::start();
-    let kind = ElastiCacheReplicationGroup(moto.clients().await);
+    let (clients, proxy) = recorded_clients(&moto).await;
+    let kind = ElastiCacheReplicationGroup(clients);
     let subnet_kind = ElastiCacheSubnetGroup(moto.clients().await);
     let ec = moto.elasticache().await;
     let ec2 = moto.ec2().await;
@@ -212,6 +225,35 @@ async fn replication_group_create_read_update_find_and_delete() {
     let mut absent = want.clone();
     absent.insert("replication_group_id".into(), json!("absent"));
     assert_eq!(kind.find_existing(&cx_none, &absent).await.unwrap(), None);
+
+    // One more cache cluster is one more replica: IncreaseReplicaCount to
+    // 1, applied immediately. moto does not implement it (HTTP 500): the
+    // request is what can be checked, and the failure is reported.
+    let mut more = want.clone();
+    more.insert("num_cache_clusters".into(), json!(2));
+    let result = kind
+        .update(
+            &cx1,
+            InPlace {
+                prior: &live,
+                desired: &more,
+                changed: &["num_cache_clusters".to_string()],
+            },
+        )
+        .await;
+    assert!(
+        result.is_err(),
+        "moto now implements IncreaseReplicaCount: read the effect back"
+    );
+    let sent = proxy.calls("IncreaseReplicaCount");
+    assert!(!sent.is_empty(), "{:?}", proxy.actions());
+    assert_eq!(
+        sent[0].query_param("ReplicationGroupId").as_deref(),
+        Some("dapr-state")
+    );
+    assert_eq!(sent[0].query_param("NewReplicaCount").as_deref(), Some("1"));
+    assert_eq!(sent[0].query_param("ApplyImmediately").as_deref(), Some("true"));
+    assert!(proxy.calls("DecreaseReplicaCount").is_empty());
 
     // The node type changes in place, the group kept.
     let mut want2 = want.clone();

@@ -27,7 +27,7 @@ use aws_sdk_servicediscovery::types::{
 use super::toolkit::all_pages_of;
 use super::toolkit::cloudmap::{self as cm, operation_id, tag_list, tags_of_many, wait_operation};
 use super::toolkit::errors::{Service, unless_gone};
-use super::toolkit::ownership::{first_owned, owned_by, owner_of};
+use super::toolkit::ownership::{first_owned, owned_by};
 use super::toolkit::prelude::*;
 
 /// Schema of `aws.servicediscovery.private_dns_namespace`.
@@ -275,9 +275,9 @@ impl ResourceKind for PrivateDnsNamespace {
         .map(|_| ())
     }
 
-    /// The namespace of this name carrying the ownership tags; one of that
-    /// name owned by something else is an error naming its owner (Cloud Map
-    /// would refuse a second one on the VPC anyway).
+    /// The namespace of this name carrying the ownership tags. One of that
+    /// name without them is not this resource's (it may be another VPC's:
+    /// Cloud Map allows one name in several VPCs), so it is not adopted.
     async fn find_existing(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
         let name = attr_str(desired, "name")?;
         let named: Vec<NamespaceSummary> = self
@@ -288,26 +288,10 @@ impl ResourceKind for PrivateDnsNamespace {
             .collect();
         let arns = named.iter().filter_map(|n| n.arn().map(str::to_string)).collect();
         let tags = tags_of_many(self.client(), arns).await?;
-        let tagged = named.iter().filter_map(|n| Some((n, tags.get(n.arn()?)?)));
-        let owned = tagged.clone().filter(|(_, t)| owned_by(t, cx));
-        if let Some((n, t)) = first_owned(owned, cx, "namespaces", |(n, _)| n.id()) {
-            return Ok(live(n, t, desired));
-        }
-        if let Some((n, t)) = tagged
-            .into_iter()
-            .find(|(n, _)| !n.id().is_some_and(|i| cx.exclude.iter().any(|e| e == i)))
-        {
-            return Err(ProviderError::unexpected(
-                "CreatePrivateDnsNamespace",
-                format!(
-                    "namespace {name} ({}) exists and is not owned by stack {} address {} ({})",
-                    n.id().unwrap_or("?"),
-                    cx.stack,
-                    cx.address,
-                    owner_of(t)
-                ),
-            ));
-        }
-        Ok(None)
+        let owned = named
+            .iter()
+            .filter_map(|n| Some((n, tags.get(n.arn()?)?)))
+            .filter(|(_, t)| owned_by(t, cx));
+        Ok(first_owned(owned, cx, "namespaces", |(n, _)| n.id()).and_then(|(n, t)| live(n, t, desired)))
     }
 }
