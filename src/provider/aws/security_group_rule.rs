@@ -23,7 +23,8 @@ use aws_sdk_ec2::types::{
 };
 
 use super::toolkit::ec2::{
-    Ec2Described, Ec2Kind, Pending, Recorded, describe_one, normalize_protocol, tag_spec, tags_attr, visible,
+    Ec2Described, Ec2Kind, Pending, Recorded, describe_one, find_owned, normalize_protocol, read_one, tagged,
+    tags_attr, visible,
 };
 use super::toolkit::prelude::*;
 
@@ -285,9 +286,13 @@ impl Ec2Kind for SecurityGroupRule {
 
     async fn make(&self, _cx: &OpContext, desired: &Attrs) -> Result<Live, ProviderError> {
         let rule = rule_of(desired)?;
-        let tags = attr_tags(desired);
-        let spec = (!tags.is_empty()).then(|| vec![tag_spec(ResourceType::SecurityGroupRule, &tags)]);
+        let spec = tagged(ResourceType::SecurityGroupRule, desired);
         let ec2 = &self.0.ec2;
+        let operation = if rule.egress {
+            "AuthorizeSecurityGroupEgress"
+        } else {
+            "AuthorizeSecurityGroupIngress"
+        };
         let created: Vec<SdkRule> = if rule.egress {
             let call = ec2
                 .authorize_security_group_egress()
@@ -314,7 +319,7 @@ impl Ec2Kind for SecurityGroupRule {
         }
         .ok_or_else(|| {
             ProviderError::unexpected(
-                "AuthorizeSecurityGroupIngress",
+                operation,
                 format!("expected one rule in the response, got {}", created.len()),
             )
         })?;
@@ -353,6 +358,22 @@ impl Ec2Kind for SecurityGroupRule {
             "ModifySecurityGroupRules"
         )?;
         Ok(())
+    }
+
+    /// The rule carrying the ownership tags, read with `desired` standing
+    /// for what state would record: a rule naming its own group reads as
+    /// the stack wrote it (`self` or `source_security_group_id`), which EC2
+    /// alone cannot tell.
+    async fn find(&self, cx: &OpContext, desired: &Attrs) -> Result<Option<Live>, ProviderError> {
+        let Some(found) = find_owned(self, cx, Vec::new(), |_| true).await? else {
+            return Ok(None);
+        };
+        read_one(
+            self,
+            &found.id,
+            &Recorded::from([(found.id.clone(), desired.clone())]),
+        )
+        .await
     }
 
     fn shows(live: &Live, desired: &Attrs) -> bool {
