@@ -478,8 +478,8 @@ async fn cache_stack_applies_then_node_type_and_subnets_change_in_place() {
 /// ownership tags and adopted, made once, and a plan is empty after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_create_answers_of_the_cache_make_nothing_twice() {
-    use crate::support::cli::{Workdir, expect_code, meshform};
-    use crate::support::fault_proxy::{Fault, FaultPlan, FaultProxy};
+    use crate::support::cli::Workdir;
+    use crate::support::kind_ops::{apply_losing_answers, assert_no_changes};
     let moto = Moto::start();
     let dir = Workdir::new("cache-lost");
     let ec = moto.elasticache().await;
@@ -488,32 +488,15 @@ async fn lost_create_answers_of_the_cache_make_nothing_twice() {
         &cache_stack("cache.t3.micro", r#"["${subnet_a.id}"]"#),
     );
     let stack = stack.to_str().unwrap();
-    let creates = ["CreateCacheSubnetGroup", "CreateReplicationGroup"];
-    let plan = creates.iter().fold(FaultPlan::new(), |plan, call| {
-        plan.on_call(call, Fault::DropResponse, 1)
-    });
-    let proxy = FaultProxy::with_plan(moto.port, plan);
-    let mut apply = meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]);
-    apply.envs(proxy.env());
-    expect_code(apply, 0);
-    let mut faulted = proxy.faulted_calls();
-    faulted.sort();
-    assert_eq!(faulted, creates, "{:?}", proxy.actions());
-    for call in creates {
-        assert_eq!(proxy.calls(call).len(), 1, "{call}: {:?}", proxy.actions());
-    }
-    drop(proxy);
+    apply_losing_answers(
+        &moto,
+        &dir.path,
+        stack,
+        &["CreateCacheSubnetGroup", "CreateReplicationGroup"],
+    );
     let groups = ec.describe_cache_subnet_groups().send().await.unwrap();
     assert_eq!(groups.cache_subnet_groups().len(), 1);
     let caches = ec.describe_replication_groups().send().await.unwrap();
     assert_eq!(caches.replication_groups().len(), 1);
-    let out = meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_no_changes(&moto, &dir.path, stack);
 }

@@ -337,34 +337,24 @@ async fn discovery_stack_applies_plans_nothing_more_and_destroys() {
 /// tags and adopts it, so each exists exactly once and a plan is empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_create_answers_of_the_new_kinds_make_nothing_twice() {
-    use crate::support::cli::{Workdir, expect_code, meshform};
-    use crate::support::fault_proxy::{Fault, FaultPlan, FaultProxy};
+    use crate::support::cli::Workdir;
+    use crate::support::kind_ops::{apply_losing_answers, assert_no_changes};
     let moto = Moto::start();
     let dir = Workdir::new("discovery-lost");
     let sd = moto.servicediscovery().await;
     let ec2 = moto.ec2().await;
     let stack = dir.write("discovery.toml", DISCOVERY_STACK);
     let stack = stack.to_str().unwrap();
-    let creates = [
-        "AuthorizeSecurityGroupIngress",
-        "CreatePrivateDnsNamespace",
-        "CreateService",
-    ];
-    let plan = creates.iter().fold(FaultPlan::new(), |plan, call| {
-        plan.on_call(call, Fault::DropResponse, 1)
-    });
-    let proxy = FaultProxy::with_plan(moto.port, plan);
-    let mut apply = meshform(&dir.path, Some(&moto), &["apply", stack, "--auto-approve"]);
-    apply.envs(proxy.env());
-    expect_code(apply, 0);
-    let mut faulted = proxy.faulted_calls();
-    faulted.sort();
-    assert_eq!(faulted, creates, "{:?}", proxy.actions());
-    // Each create was sent once: the lost one was found, not sent again.
-    for call in creates {
-        assert_eq!(proxy.calls(call).len(), 1, "{call}: {:?}", proxy.actions());
-    }
-    drop(proxy);
+    apply_losing_answers(
+        &moto,
+        &dir.path,
+        stack,
+        &[
+            "AuthorizeSecurityGroupIngress",
+            "CreatePrivateDnsNamespace",
+            "CreateService",
+        ],
+    );
     assert_eq!(sd.list_namespaces().send().await.unwrap().namespaces().len(), 1);
     assert_eq!(sd.list_services().send().await.unwrap().services().len(), 1);
     let rules = ec2.describe_security_group_rules().send().await.unwrap();
@@ -374,13 +364,5 @@ async fn lost_create_answers_of_the_new_kinds_make_nothing_twice() {
         .filter(|r| r.from_port() == Some(8080))
         .count();
     assert_eq!(on_8080, 1);
-    let out = meshform(&dir.path, Some(&moto), &["plan", stack, "--detailed-exitcode"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_no_changes(&moto, &dir.path, stack);
 }

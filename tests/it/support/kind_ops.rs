@@ -103,3 +103,41 @@ pub async fn recorded_clients(moto: &Moto) -> (Arc<AwsClients>, FaultProxy) {
         .await;
     (Arc::new(AwsClients::from_sdk_config(&config)), proxy)
 }
+
+/// Applies `stack` (in `dir`) through a proxy that loses moto's answer to
+/// the first call of each of `creates` after moto carried it out, and
+/// checks that each was sent exactly once: the engine found what the lost
+/// call made instead of sending it again.
+pub fn apply_losing_answers(moto: &Moto, dir: &std::path::Path, stack: &str, creates: &[&str]) {
+    use super::cli::{expect_code, meshform};
+    use super::fault_proxy::Fault;
+    let plan = creates.iter().fold(FaultPlan::new(), |plan, call| {
+        plan.on_call(call, Fault::DropResponse, 1)
+    });
+    let proxy = FaultProxy::with_plan(moto.port, plan);
+    let mut apply = meshform(dir, Some(moto), &["apply", stack, "--auto-approve"]);
+    apply.envs(proxy.env());
+    expect_code(apply, 0);
+    let mut faulted = proxy.faulted_calls();
+    faulted.sort();
+    let mut expected: Vec<String> = creates.iter().map(|c| c.to_string()).collect();
+    expected.sort();
+    assert_eq!(faulted, expected, "{:?}", proxy.actions());
+    for call in creates {
+        assert_eq!(proxy.calls(call).len(), 1, "{call}: {:?}", proxy.actions());
+    }
+}
+
+/// Checks that a plan of `stack` (in `dir`) shows no change, printing it
+/// when it does.
+pub fn assert_no_changes(moto: &Moto, dir: &std::path::Path, stack: &str) {
+    let out = super::cli::meshform(dir, Some(moto), &["plan", stack, "--detailed-exitcode"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
