@@ -64,9 +64,10 @@ pub static DEF: KindDef = KindDef {
         computed connection: Json;
         /// The cluster CA certificate, base64-encoded (for a kubeconfig).
         computed certificate_authority_data: String;
-        /// The security group EKS created for the cluster.
+        /// The security group EKS created for the cluster (the one its managed nodes and control
+        /// plane share; rules between stacks go on it). Empty on moto, which makes none.
         computed cluster_security_group_id: String;
-        /// The OpenID Connect issuer URL (for IAM roles for service accounts).
+        /// The OpenID Connect issuer URL (for IAM roles for service accounts); moto gives one.
         computed oidc_issuer: String;
         /// The cluster status, `ACTIVE` once usable.
         computed status: String;

@@ -320,17 +320,7 @@ pub async fn sync_tags(eks: &Client, current: &Attrs, desired: &Attrs) -> Result
 
 /// A list of strings meaning a set, in canonical form: sorted, without
 /// duplicates. Other values are returned unchanged.
-pub fn sorted_set(value: Value) -> Value {
-    match value {
-        Value::Array(items) if items.iter().all(Value::is_string) => {
-            let mut items = items;
-            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-            items.dedup();
-            Value::Array(items)
-        }
-        other => other,
-    }
-}
+pub use super::toolkit::sorted_set;
 
 /// A sorted, deduplicated list value from strings.
 pub fn set_value<'a>(items: impl IntoIterator<Item = &'a String>) -> Value {

@@ -11,6 +11,8 @@ pub mod eks_cluster;
 mod eks_lifecycle;
 pub mod eks_node_group;
 mod eks_util;
+pub mod elasticache_replication_group;
+pub mod elasticache_subnet_group;
 pub mod iam_policy;
 pub mod iam_role;
 pub mod internet_gateway;
@@ -21,6 +23,9 @@ pub mod route;
 pub mod route_table;
 pub mod route_table_association;
 pub mod security_group;
+pub mod security_group_rule;
+pub mod servicediscovery_namespace;
+pub mod servicediscovery_service;
 pub mod subnet;
 pub(crate) mod toolkit;
 pub mod vpc;
@@ -61,7 +66,14 @@ macro_rules! single_attempt_for {
     };
 }
 
-single_attempt_for!(aws_sdk_ec2, aws_sdk_iam, aws_sdk_ecr, aws_sdk_eks);
+single_attempt_for!(
+    aws_sdk_ec2,
+    aws_sdk_iam,
+    aws_sdk_ecr,
+    aws_sdk_eks,
+    aws_sdk_elasticache,
+    aws_sdk_servicediscovery
+);
 
 /// How many times [`send_resolving_doubt`] sends its call in all, as the
 /// SDK's standard mode would.
@@ -142,6 +154,11 @@ registry!(
     route::Route,
     route_table_association::RouteTableAssociation,
     security_group::SecurityGroup,
+    security_group_rule::SecurityGroupRule,
+    elasticache_subnet_group::ElastiCacheSubnetGroup,
+    elasticache_replication_group::ElastiCacheReplicationGroup,
+    servicediscovery_namespace::PrivateDnsNamespace,
+    servicediscovery_service::CloudMapService,
     iam_policy::IamPolicy,
     iam_role::IamRole,
     ecr_repository::EcrRepository,
@@ -184,6 +201,10 @@ pub struct AwsClients {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     /// Classic Elastic Load Balancing (swept by the network drain).
     pub elb: aws_sdk_elasticloadbalancing::Client,
+    /// ElastiCache: cache subnet groups and replication groups.
+    pub elasticache: aws_sdk_elasticache::Client,
+    /// Cloud Map: private DNS namespaces and services.
+    pub servicediscovery: aws_sdk_servicediscovery::Client,
 }
 
 impl AwsClients {
@@ -209,6 +230,8 @@ impl AwsClients {
             eks: aws_sdk_eks::Client::new(config),
             elbv2: aws_sdk_elasticloadbalancingv2::Client::new(config),
             elb: aws_sdk_elasticloadbalancing::Client::new(config),
+            elasticache: aws_sdk_elasticache::Client::new(config),
+            servicediscovery: aws_sdk_servicediscovery::Client::new(config),
         }
     }
 

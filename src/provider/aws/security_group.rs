@@ -25,8 +25,8 @@ use std::time::Duration;
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair};
 
 use super::toolkit::ec2::{
-    Ec2Described, Ec2Kind, Recorded, created_id, delete_once_free, ec2_described, filter, tagged, tags_attr,
-    visible,
+    Ec2Described, Ec2Kind, Recorded, created_id, delete_once_free, ec2_described, filter, normalize_protocol,
+    tagged, tags_attr, visible,
 };
 use super::toolkit::prelude::*;
 
@@ -109,17 +109,6 @@ fn group(atoms: &BTreeSet<Atom>) -> Grouped {
             .push((a.source.clone(), a.description.clone()));
     }
     grouped
-}
-
-/// A protocol as meshform writes it.
-fn normalize_protocol(p: &str) -> String {
-    match p.to_ascii_lowercase().as_str() {
-        "6" => "tcp".into(),
-        "17" => "udp".into(),
-        "1" => "icmp".into(),
-        "all" => "-1".into(),
-        other => other.to_string(),
-    }
 }
 
 /// The atoms of an `ingress`/`egress` value (desired or read). Lenient:

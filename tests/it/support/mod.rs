@@ -6,6 +6,7 @@ pub mod chart_repo;
 pub mod cli;
 pub mod fault_proxy;
 pub mod inventory;
+pub mod kind_ops;
 pub mod kube_tools;
 pub mod moto;
 pub mod prometheus;

@@ -121,6 +121,12 @@ impl Moto {
     pub async fn elb(&self) -> aws_sdk_elasticloadbalancing::Client {
         aws_sdk_elasticloadbalancing::Client::new(&self.sdk_config().await)
     }
+    pub async fn elasticache(&self) -> aws_sdk_elasticache::Client {
+        aws_sdk_elasticache::Client::new(&self.sdk_config().await)
+    }
+    pub async fn servicediscovery(&self) -> aws_sdk_servicediscovery::Client {
+        aws_sdk_servicediscovery::Client::new(&self.sdk_config().await)
+    }
 
     /// meshform's AWS clients pointed at this server.
     pub async fn clients(&self) -> std::sync::Arc<meshform::provider::aws::AwsClients> {

@@ -98,6 +98,37 @@ where
         .collect()
 }
 
+/// The tags of each resource in `arns`, read one call per resource (for
+/// services with no batch tag read) through [`map_bounded`]; `fetch` makes
+/// the service's call with (a clone of) `client`. Resources whose call says
+/// they are gone (by `service`'s codes: deleted between a list and now)
+/// are left out.
+pub async fn tags_by_arn<C, F, Fut>(
+    service: super::errors::Service,
+    client: &C,
+    arns: Vec<String>,
+    fetch: F,
+) -> Result<std::collections::HashMap<String, std::collections::BTreeMap<String, String>>, ProviderError>
+where
+    C: Clone + Send + Sync + 'static,
+    F: Fn(C, String) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Result<std::collections::BTreeMap<String, String>, ProviderError>> + Send + 'static,
+{
+    let client = client.clone();
+    let tagged = map_bounded(arns, move |arn: String| {
+        let client = client.clone();
+        async move {
+            match fetch(client, arn.clone()).await {
+                Ok(tags) => Ok(Some((arn, tags))),
+                Err(e) if service.is_not_found(&e) => Ok(None),
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await?;
+    Ok(tagged.into_iter().flatten().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

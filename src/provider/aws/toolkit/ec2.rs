@@ -419,6 +419,18 @@ pub async fn route_tables_where(
     Ok(tables)
 }
 
+/// A security group rule's protocol as meshform writes it (EC2 may answer
+/// with protocol numbers or `all`).
+pub fn normalize_protocol(p: &str) -> String {
+    match p.to_ascii_lowercase().as_str() {
+        "6" => "tcp".into(),
+        "17" => "udp".into(),
+        "1" => "icmp".into(),
+        "all" => "-1".into(),
+        other => other.to_string(),
+    }
+}
+
 /// The id a create call answered with, or an error naming the call.
 pub fn created_id(id: Option<&str>, operation: &str) -> Result<String, ProviderError> {
     id.map(str::to_string)

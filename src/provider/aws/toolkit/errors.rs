@@ -16,6 +16,12 @@ pub enum Service {
     Ecr,
     /// EKS: `ResourceNotFoundException` (clusters, node groups, updates).
     Eks,
+    /// ElastiCache: `CacheSubnetGroupNotFoundFault`,
+    /// `ReplicationGroupNotFoundFault`, `CacheClusterNotFound`.
+    ElastiCache,
+    /// Cloud Map (servicediscovery): `NamespaceNotFound`, `ServiceNotFound`,
+    /// `OperationNotFound`, `InstanceNotFound`.
+    CloudMap,
 }
 
 /// How an error code is matched.
@@ -43,6 +49,11 @@ const NOT_FOUND: &[(Service, &[Code])] = &[
     (Service::Iam, &[Code::Exact("NoSuchEntity")]),
     (Service::Ecr, &[Code::Exact("RepositoryNotFoundException")]),
     (Service::Eks, &[Code::Exact("ResourceNotFoundException")]),
+    (
+        Service::ElastiCache,
+        &[Code::Suffix("NotFoundFault"), Code::Exact("CacheClusterNotFound")],
+    ),
+    (Service::CloudMap, &[Code::Suffix("NotFound")]),
 ];
 
 /// True when `err` is `service` saying the resource does not exist.
@@ -96,6 +107,21 @@ mod tests {
         assert!(is_not_found(Service::Iam, &api("NoSuchEntity")));
         assert!(is_not_found(Service::Ecr, &api("RepositoryNotFoundException")));
         assert!(is_not_found(Service::Eks, &api("ResourceNotFoundException")));
+        assert!(is_not_found(
+            Service::ElastiCache,
+            &api("CacheSubnetGroupNotFoundFault")
+        ));
+        assert!(is_not_found(
+            Service::ElastiCache,
+            &api("ReplicationGroupNotFoundFault")
+        ));
+        assert!(is_not_found(Service::CloudMap, &api("NamespaceNotFound")));
+        assert!(is_not_found(Service::CloudMap, &api("ServiceNotFound")));
+        assert!(!is_not_found(
+            Service::ElastiCache,
+            &api("InvalidReplicationGroupState")
+        ));
+        assert!(!is_not_found(Service::CloudMap, &api("ResourceInUse")));
         // Another service's code, or another failure, is not "not found".
         assert!(!is_not_found(Service::Iam, &api("ResourceNotFoundException")));
         assert!(!is_not_found(Service::Eks, &api("NoSuchEntity")));

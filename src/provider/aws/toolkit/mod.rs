@@ -13,11 +13,17 @@
 //! - [`shared_reads`]: describes several EC2 kinds share in one refresh.
 //! - [`iam_details`]: IAM policies and roles from one paged
 //!   `GetAccountAuthorizationDetails` per refresh.
+//! - [`elasticache`]: ElastiCache tags (list, sync) and the tags of many
+//!   resources read under the bound.
+//! - [`cloudmap`]: Cloud Map's asynchronous operations (polled with
+//!   `GetOperation`) and its tags.
 //! - [`bounded`]: per-resource calls run concurrently under a limit that
 //!   backs off on throttling.
 
 pub mod bounded;
+pub mod cloudmap;
 pub mod ec2;
+pub mod elasticache;
 pub mod errors;
 pub mod iam;
 pub mod iam_details;
@@ -42,6 +48,26 @@ macro_rules! all_pages {
 }
 pub(crate) use all_pages;
 
+/// [`all_pages!`] for paginators without an item stream (Cloud Map's):
+/// every page's `$items` list, concatenated.
+macro_rules! all_pages_of {
+    ($call:expr, $items:ident, $op:literal) => {
+        $call
+            .into_paginator()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| $crate::provider::ProviderError::aws($op, e))
+            .map(|pages| {
+                pages
+                    .into_iter()
+                    .flat_map(|p| p.$items().to_vec())
+                    .collect::<Vec<_>>()
+            })
+    };
+}
+pub(crate) use all_pages_of;
+
 /// Sends a call (a fluent builder) with the SDK's retries, mapping its
 /// error to [`crate::provider::ProviderError::Api`] named `$op` (primary
 /// creates use `send_once!` instead).
@@ -54,6 +80,28 @@ macro_rules! send {
     };
 }
 pub(crate) use send;
+
+/// A list of strings that means a set, in canonical form (sorted, each
+/// once), for kinds' `normalize`; any other value unchanged.
+pub fn sorted_set(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Array(mut items) if items.iter().all(serde_json::Value::is_string) => {
+            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            items.dedup();
+            serde_json::Value::Array(items)
+        }
+        other => other,
+    }
+}
+
+/// A string value lowercased (names a service stores lowercased, such as
+/// ElastiCache's), for kinds' `normalize`; any other value unchanged.
+pub fn lowercase(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(s) => serde_json::Value::String(s.to_ascii_lowercase()),
+        other => other,
+    }
+}
 
 /// The items each once, in order: the ids to ask about when several
 /// requests name the same resource.
