@@ -63,9 +63,10 @@ pub static DEF: KindDef = KindDef {
         optional num_cache_clusters: Int = Int(1);
         /// TLS between clients and the cache.
         optional transit_encryption_enabled: Bool = Bool(false), force_new;
-        /// The AUTH token (16-128 printable characters; needs transit encryption). Never returned
-        /// by ElastiCache: read echoes the recorded value.
-        optional auth_token: String, force_new;
+        /// The AUTH token (16-128 printable characters; needs transit encryption). Sensitive:
+        /// never shown, and state keeps only its salted hash. Never returned by ElastiCache: read
+        /// echoes what state recorded, which the planner compares by hashing.
+        optional auth_token: String, force_new, sensitive;
         /// VPC security groups of the nodes. A set.
         optional security_group_ids: StringList, force_new;
         /// The cache subnet group the nodes live in.
@@ -169,8 +170,8 @@ fn live(
         "transit_encryption_enabled".into(),
         Value::Bool(g.transit_encryption_enabled().unwrap_or(false)),
     );
-    // ElastiCache never returns the token: echo the recorded one while AUTH
-    // is on (a later change stores a salted hash here instead).
+    // ElastiCache never returns the token: echo the recorded one (a salted
+    // hash, see `crate::sensitive`) while AUTH is on.
     if g.auth_token_enabled() == Some(true)
         && let Some(token) = recorded_value("auth_token")
     {
