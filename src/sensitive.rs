@@ -231,6 +231,14 @@ pub fn same(before: Option<&Value>, after: Option<&Value>) -> bool {
     }
 }
 
+/// [`same`] for whole attribute maps: `recorded` may hold seals.
+pub fn same_attrs(recorded: &Attrs, other: &Attrs) -> bool {
+    recorded.len() == other.len()
+        && recorded
+            .iter()
+            .all(|(k, v)| other.get(k).is_some_and(|w| same_value(v, w)))
+}
+
 fn same_value(before: &Value, after: &Value) -> bool {
     match (before, after) {
         (Value::String(m), Value::String(plain)) if is_marker(m) => marker_matches(m, plain),

@@ -178,9 +178,16 @@ impl Engine {
         }
         let prior = self.read_live(store.state()).await?;
         let refreshed = apply::refreshed_state(store.state(), &prior);
-        let changed = refreshed
-            .iter()
-            .any(|(a, r)| store.state().resources.get(a) != Some(r));
+        // Sealed values (see `crate::sensitive`) match what they stand for:
+        // a refresh that finds nothing new writes nothing.
+        let changed = refreshed.iter().any(|(a, r)| {
+            store.state().resources.get(a).is_none_or(|stored| {
+                stored.kind != r.kind
+                    || stored.id != r.id
+                    || stored.dependencies != r.dependencies
+                    || !crate::sensitive::same_attrs(&stored.attributes, &r.attributes)
+            })
+        });
         if changed {
             store.update(|s| s.resources.extend(refreshed))?;
         }

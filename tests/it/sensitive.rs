@@ -158,8 +158,11 @@ async fn a_sensitive_value_shows_nowhere_and_stays_out_of_state() {
         });
     assert_eq!(stored.as_deref(), Some(SENTINEL));
 
-    // No change is no change, although state holds only hashes...
+    // No change is no change, although state holds only hashes (and the
+    // plan leaves every file as it was)...
+    let before = files(&w.dir.path);
     run(&["plan", stack, "--detailed-exitcode"], SENTINEL, 0);
+    assert_eq!(files(&w.dir.path), before, "a no-change plan rewrote state");
     // ...and a new password is a change, shown hidden.
     let text = run(&["plan", stack, "--detailed-exitcode"], CHANGED, 2);
     assert!(text.contains("(sensitive)"), "{text}");
