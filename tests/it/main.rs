@@ -4,6 +4,7 @@
 
 mod baseline;
 mod crash;
+mod dapr;
 mod drift;
 mod eks_auth;
 mod eks_stack;
