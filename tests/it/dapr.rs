@@ -439,3 +439,102 @@ async fn dapr_stack_applies_with_its_cache_and_tears_down_in_order() {
         Some(SUBNET_GROUP)
     );
 }
+
+/// Long and unlike anything else in the output.
+const SENTINEL: &str = "Sentinel-dapr-5c8e1f!tok";
+const CHANGED: &str = "Sentinel-dapr-9a0b7d!tok";
+
+/// The whole Dapr stack with a sentinel AUTH token: apply, a no-op plan, a
+/// plan of a new token (a replacement of the cache, planned only: moto
+/// cannot make a group under the id of one it keeps `deleting`), a change
+/// applied (the cache's node type, in place) and destroy, with trace logs;
+/// the token shows in no output and no file of the working directory, while
+/// the cache's create request and the Secret carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dapr_stack_never_shows_or_stores_the_auth_token() {
+    use crate::sensitive::{assert_hidden, files};
+    use crate::support::cli::stdout;
+    let w = start("dapr-sentinel");
+    let proxy = cache_proxy(&w);
+    let stack = w.stack();
+    let stack = stack.to_str().unwrap();
+    let go = |args: &[&str], token: &str, code: i32| -> String {
+        let mut cmd = run(&w, &proxy, args, token);
+        cmd.env("MESHFORM_LOG", "trace");
+        let out = cmd.output().expect("meshform runs");
+        let text = format!("{}\n{}", stdout(&out), stderr(&out));
+        assert_eq!(out.status.code(), Some(code), "meshform {args:?}:\n{text}");
+        text
+    };
+    let mut seen = Vec::new();
+
+    let text = go(&["plan", stack], SENTINEL, 0);
+    assert!(text.contains("(sensitive)"), "{text}");
+    seen.push(("plan", text));
+    seen.push(("plan --json", go(&["plan", stack, "--json"], SENTINEL, 0)));
+    let text = go(&["apply", stack, "--auto-approve"], SENTINEL, 0);
+    assert!(text.contains("TRACE") || text.contains("trace"), "no trace logs:\n{text}");
+    seen.push(("apply", text));
+
+    // The cloud and the cluster got it.
+    let create = proxy.calls("CreateReplicationGroup");
+    assert_eq!(create[0].query_param("AuthToken").as_deref(), Some(SENTINEL));
+    let secret = w
+        .kube
+        .object("v1", "secrets", Some("default"), "statestore-redis")
+        .expect("the Secret");
+    assert_eq!(secret_value(&secret, "redis-password").as_deref(), Some(SENTINEL));
+
+    seen.push((
+        "no-op plan",
+        go(&["plan", stack, "--detailed-exitcode"], SENTINEL, 0),
+    ));
+    // A new token replaces the cache (ElastiCache's AUTH token rotation is
+    // not modelled), and the Secret changes: shown hidden.
+    let text = go(&["plan", stack, "--detailed-exitcode"], CHANGED, 2);
+    assert!(text.contains("(sensitive)"), "{text}");
+    assert!(text.contains("cache"), "{text}");
+    seen.push(("plan of a new token", text));
+    // A change applied with the token in the stack.
+    let text = go(
+        &[
+            "apply",
+            stack,
+            "--auto-approve",
+            "--var",
+            "cache_node_type=cache.t3.small",
+        ],
+        SENTINEL,
+        0,
+    );
+    assert!(text.contains("cache: updated"), "{text}");
+    seen.push(("apply of a change", text));
+    seen.push(("output", go(&["output", stack], SENTINEL, 0)));
+    seen.push((
+        "state show",
+        go(&["state", "show", stack, "cache"], SENTINEL, 0),
+    ));
+    seen.push((
+        "destroy",
+        go(
+            &["destroy", stack, "--auto-approve", "--var", "cache_node_type=cache.t3.small"],
+            SENTINEL,
+            0,
+        ),
+    ));
+
+    for (what, text) in &seen {
+        assert_hidden(what, text, SENTINEL);
+        assert_hidden(what, text, CHANGED);
+    }
+    let files = files(&w.dir.path);
+    assert!(
+        files.iter().any(|(p, _)| p.ends_with("dapr-elasticache.json")),
+        "no state file among {:?}",
+        files.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+    for (path, content) in files {
+        assert_hidden(&path, &content, SENTINEL);
+        assert_hidden(&path, &content, CHANGED);
+    }
+}
