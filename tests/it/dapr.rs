@@ -463,7 +463,11 @@ async fn dapr_stack_never_shows_or_stores_the_auth_token() {
         cmd.env("MESHFORM_LOG", "trace");
         let out = cmd.output().expect("meshform runs");
         let text = format!("{}\n{}", stdout(&out), stderr(&out));
-        assert_eq!(out.status.code(), Some(code), "meshform {args:?}:\n{text}");
+        // Searched before the exit code is checked, so a leak fails first.
+        let what = format!("meshform {args:?}");
+        assert_hidden(&what, &text, SENTINEL);
+        assert_hidden(&what, &text, CHANGED);
+        assert_eq!(out.status.code(), Some(code), "{what}:\n{text}");
         text
     };
     let mut seen = Vec::new();
