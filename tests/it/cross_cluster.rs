@@ -181,7 +181,10 @@ async fn two_clusters_one_mesh_apply_and_tear_down() {
     repos.sort();
     assert_eq!(
         repos.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-        ["howto-k8s-cross-cluster/colorapp", "howto-k8s-cross-cluster/feapp"]
+        [
+            "howto-k8s-cross-cluster/colorapp",
+            "howto-k8s-cross-cluster/feapp"
+        ]
     );
     let account = repos[0].1.clone();
 
@@ -207,7 +210,9 @@ async fn two_clusters_one_mesh_apply_and_tear_down() {
         }
     };
     let colorapp_sg = group("cluster_group_stand_in").await.expect("colorapp's group");
-    let front_sg = group("front_cluster_group_stand_in").await.expect("front's group");
+    let front_sg = group("front_cluster_group_stand_in")
+        .await
+        .expect("front's group");
     let rules = ec2
         .describe_security_group_rules()
         .filters(
@@ -257,12 +262,20 @@ async fn two_clusters_one_mesh_apply_and_tear_down() {
             .object(MESH, "virtualnodes", Some(PROJECT), &format!("colorapp-{color}"))
             .unwrap();
         let cloud_map = &node["spec"]["serviceDiscovery"]["awsCloudMap"];
-        assert_eq!(cloud_map["namespaceName"], "howto-k8s-cross-cluster.pvt.aws.local");
+        assert_eq!(
+            cloud_map["namespaceName"],
+            "howto-k8s-cross-cluster.pvt.aws.local"
+        );
         assert_eq!(cloud_map["serviceName"], "colorapp");
         assert_eq!(cloud_map["attributes"][0]["value"], color);
         let d = w
             .kube
-            .object("apps/v1", "deployments", Some(PROJECT), &format!("colorapp-{color}"))
+            .object(
+                "apps/v1",
+                "deployments",
+                Some(PROJECT),
+                &format!("colorapp-{color}"),
+            )
             .unwrap();
         assert_eq!(
             d["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -295,7 +308,12 @@ async fn two_clusters_one_mesh_apply_and_tear_down() {
         serde_json::json!([])
     );
     let out = expect_code(
-        run(&w, &front, &proxy, &["output", stack, "colorapp_virtual_service_arn"]),
+        run(
+            &w,
+            &front,
+            &proxy,
+            &["output", stack, "colorapp_virtual_service_arn"],
+        ),
         0,
     );
     assert_eq!(stdout(&out).trim(), expected_arn);
@@ -303,11 +321,18 @@ async fn two_clusters_one_mesh_apply_and_tear_down() {
         .object("v1", "services", Some(PROJECT), "front")
         .expect("front's Service");
     assert_eq!(svc["spec"]["type"], "LoadBalancer");
-    assert!(front.object("v1", "services", Some(PROJECT), "colorapp").is_some());
+    assert!(
+        front
+            .object("v1", "services", Some(PROJECT), "colorapp")
+            .is_some()
+    );
     assert!(w.kube.object("v1", "services", Some(PROJECT), "front").is_none());
 
     // Applied is applied; the split is a variable.
-    expect_code(run(&w, &front, &proxy, &["plan", stack, "--detailed-exitcode"]), 0);
+    expect_code(
+        run(&w, &front, &proxy, &["plan", stack, "--detailed-exitcode"]),
+        0,
+    );
     expect_code(
         run(
             &w,

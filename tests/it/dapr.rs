@@ -164,7 +164,13 @@ async fn ingress_rules(ec2: &aws_sdk_ec2::Client, group: &str) -> Vec<(String, i
             let source = r
                 .referenced_group_info()
                 .and_then(|g| g.group_id())
-                .map(|g| if g == group { "self".to_string() } else { g.to_string() })
+                .map(|g| {
+                    if g == group {
+                        "self".to_string()
+                    } else {
+                        g.to_string()
+                    }
+                })
                 .unwrap_or_default();
             (
                 r.ip_protocol().unwrap_or_default().to_string(),
@@ -200,8 +206,12 @@ async fn dapr_stack_applies_with_its_cache_and_tears_down_in_order() {
     // The rules: 4000 on the (stand-in) cluster group from itself; 6379
     // into the cache's group from the nodes' (cluster) group.
     let ec2 = w.moto.ec2().await;
-    let cluster_sg = group_id(&ec2, "cluster_group_stand_in").await.expect("stand-in group");
-    let cache_sg = group_id(&ec2, "dapr-elasticache-eks-cache").await.expect("cache group");
+    let cluster_sg = group_id(&ec2, "cluster_group_stand_in")
+        .await
+        .expect("stand-in group");
+    let cache_sg = group_id(&ec2, "dapr-elasticache-eks-cache")
+        .await
+        .expect("cache group");
     assert_eq!(
         ingress_rules(&ec2, &cluster_sg).await,
         vec![("tcp".to_string(), 4000, 4000, "self".to_string())]
@@ -227,11 +237,7 @@ async fn dapr_stack_applies_with_its_cache_and_tears_down_in_order() {
     let endpoint = group.node_groups()[0]
         .primary_endpoint()
         .expect("primary endpoint");
-    let redis_host = format!(
-        "{}:{}",
-        endpoint.address().unwrap(),
-        endpoint.port().unwrap()
-    );
+    let redis_host = format!("{}:{}", endpoint.address().unwrap(), endpoint.port().unwrap());
     assert!(redis_host.ends_with(":6379"), "{redis_host}");
     // Its subnet group, on the two private subnets.
     let subnet_groups = ec
@@ -249,7 +255,12 @@ async fn dapr_stack_applies_with_its_cache_and_tears_down_in_order() {
     let by_cidr = Inventory::read_stack(&w.moto, STACK).await.subnet_ids();
     let mut private: Vec<String> = ["10.192.20.0/24", "10.192.21.0/24"]
         .iter()
-        .map(|c| by_cidr.get(*c).unwrap_or_else(|| panic!("subnet {c}: {by_cidr:?}")).clone())
+        .map(|c| {
+            by_cidr
+                .get(*c)
+                .unwrap_or_else(|| panic!("subnet {c}: {by_cidr:?}"))
+                .clone()
+        })
         .collect();
     private.sort();
     assert_eq!(subnets, private);
@@ -261,7 +272,9 @@ async fn dapr_stack_applies_with_its_cache_and_tears_down_in_order() {
         Some(SUBNET_GROUP)
     );
     assert_eq!(
-        create[0].query_param("SecurityGroupIds.SecurityGroupId.1").as_deref(),
+        create[0]
+            .query_param("SecurityGroupIds.SecurityGroupId.1")
+            .as_deref(),
         Some(cache_sg.as_str()),
         "{}",
         create[0].body
@@ -341,7 +354,10 @@ async fn dapr_stack_applies_with_its_cache_and_tears_down_in_order() {
     assert_eq!(secret_value(&secret, "redis-password").as_deref(), Some(TOKEN));
 
     // The apps, with Dapr's annotations.
-    for (name, app_id, port) in [("nodeapp", "nodeapp", Some("3000")), ("pythonapp", "pythonapp", None)] {
+    for (name, app_id, port) in [
+        ("nodeapp", "nodeapp", Some("3000")),
+        ("pythonapp", "pythonapp", None),
+    ] {
         let d = w
             .kube
             .object("apps/v1", "deployments", Some("default"), name)
@@ -360,10 +376,7 @@ async fn dapr_stack_applies_with_its_cache_and_tears_down_in_order() {
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 3000);
 
     // Applied is applied: nothing to change.
-    expect_code(
-        run(&w, &proxy, &["plan", stack, "--detailed-exitcode"], TOKEN),
-        0,
-    );
+    expect_code(run(&w, &proxy, &["plan", stack, "--detailed-exitcode"], TOKEN), 0);
 
     // Destroy, in the order the issue names.
     let out = expect_code(run(&w, &proxy, &["destroy", stack, "--auto-approve"], TOKEN), 0);
@@ -381,7 +394,8 @@ async fn dapr_stack_applies_with_its_cache_and_tears_down_in_order() {
         ("cache_from_nodes", "cluster"),
     ] {
         assert!(
-            line_of(&events, &format!("{first}: deleted")) < line_of(&events, &format!("{then}: deleting...")),
+            line_of(&events, &format!("{first}: deleted"))
+                < line_of(&events, &format!("{then}: deleting...")),
             "{first} before {then}:\n{events}"
         );
     }
@@ -477,7 +491,10 @@ async fn dapr_stack_never_shows_or_stores_the_auth_token() {
     seen.push(("plan", text));
     seen.push(("plan --json", go(&["plan", stack, "--json"], SENTINEL, 0)));
     let text = go(&["apply", stack, "--auto-approve"], SENTINEL, 0);
-    assert!(text.contains("TRACE") || text.contains("trace"), "no trace logs:\n{text}");
+    assert!(
+        text.contains("TRACE") || text.contains("trace"),
+        "no trace logs:\n{text}"
+    );
     seen.push(("apply", text));
 
     // The cloud and the cluster got it.
@@ -514,14 +531,17 @@ async fn dapr_stack_never_shows_or_stores_the_auth_token() {
     assert!(text.contains("cache: updated"), "{text}");
     seen.push(("apply of a change", text));
     seen.push(("output", go(&["output", stack], SENTINEL, 0)));
-    seen.push((
-        "state show",
-        go(&["state", "show", stack, "cache"], SENTINEL, 0),
-    ));
+    seen.push(("state show", go(&["state", "show", stack, "cache"], SENTINEL, 0)));
     seen.push((
         "destroy",
         go(
-            &["destroy", stack, "--auto-approve", "--var", "cache_node_type=cache.t3.small"],
+            &[
+                "destroy",
+                stack,
+                "--auto-approve",
+                "--var",
+                "cache_node_type=cache.t3.small",
+            ],
             SENTINEL,
             0,
         ),
