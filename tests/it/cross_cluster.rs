@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::dapr::stand_in_cluster_groups;
-use crate::support::cli::{expect_code, stdout};
+use crate::support::cli::{expect_code, stderr, stdout};
 use crate::support::fault_proxy::{FaultPlan, FaultProxy};
 use crate::support::inventory::Inventory;
 use crate::support::walkthrough::Walkthrough;
@@ -347,8 +347,10 @@ async fn two_clusters_one_mesh_apply_and_tear_down() {
         [("colorapp-blue".to_string(), 1), ("colorapp-red".to_string(), 0)]
     );
 
-    // Destroy leaves nothing in either cluster or in moto.
-    expect_code(
+    // Destroy leaves nothing in either cluster or in moto, in the
+    // walkthrough's order: the load balancer first, the apps and mesh
+    // objects, the controllers, then Cloud Map and the rule.
+    let out = expect_code(
         run(
             &w,
             &front,
@@ -357,6 +359,29 @@ async fn two_clusters_one_mesh_apply_and_tear_down() {
         ),
         0,
     );
+    let events = stderr(&out);
+    let line_of = |needle: &str| {
+        events
+            .lines()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{events}"))
+    };
+    for (first, then) in [
+        ("front_service", "front_app"),
+        ("front_node", "colorapp_route"),
+        ("colorapp_nodes", "colorapp_mesh"),
+        ("front_mesh", "front_appmesh_controller"),
+        ("colorapp_mesh", "colorapp_appmesh_controller"),
+        ("colorapp_appmesh_controller", "cloud_map_namespace"),
+        ("front_appmesh_controller", "cloud_map_namespace"),
+        ("front_appmesh_controller", "front_to_colorapp"),
+        ("front_to_colorapp", "front_cluster"),
+    ] {
+        assert!(
+            line_of(&format!("{first}: deleted")) < line_of(&format!("{then}: deleting...")),
+            "{first} before {then}:\n{events}"
+        );
+    }
     for (which, kube) in [("colorapp", &w.kube), ("front", &front)] {
         for plural in [
             "deployments",
