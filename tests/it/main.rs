@@ -4,6 +4,8 @@
 
 mod baseline;
 mod crash;
+mod cross_cluster;
+mod dapr;
 mod drift;
 mod eks_auth;
 mod eks_stack;

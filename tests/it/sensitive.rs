@@ -88,14 +88,14 @@ fn forms(secret: &str) -> Vec<String> {
 }
 
 /// Fails naming where `secret` (or its base64) shows in `text`.
-fn assert_hidden(what: &str, text: &str, secret: &str) {
+pub(crate) fn assert_hidden(what: &str, text: &str, secret: &str) {
     for form in forms(secret) {
         assert!(!text.contains(&form), "{what} shows {form}:\n{text}");
     }
 }
 
 /// Every file below `dir`, with its text (lossy).
-fn files(dir: &Path) -> Vec<(String, String)> {
+pub(crate) fn files(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;

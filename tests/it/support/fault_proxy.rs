@@ -55,6 +55,13 @@ pub enum Fault {
     /// and thrown away, and the connection is closed: the call succeeded
     /// but the caller never learns it.
     DropResponse,
+    /// The service's "does not exist" error with this code (HTTP 404), as
+    /// AWS answers once a deletion has finished and moto never does.
+    NotFound(&'static str),
+    /// A Query-protocol call answered as done (HTTP 200, an empty
+    /// `<CallResponse>`) without reaching moto: for a delete moto does not
+    /// implement (the test records that it was sent and says so).
+    Done,
 }
 
 /// Which requests a rule applies to.
@@ -66,6 +73,9 @@ enum Matcher {
     Call(String),
     /// Requests with this method whose path starts with the prefix.
     Path { method: String, prefix: String },
+    /// Requests of call type `call` once a request of call type `after`
+    /// has been seen (resolved in `Shared::decide`, which holds the log).
+    CallAfter { call: String, after: String },
 }
 
 impl Matcher {
@@ -74,6 +84,7 @@ impl Matcher {
             Matcher::Any => true,
             Matcher::Call(c) => c == call,
             Matcher::Path { method, prefix } => req.method == *method && req.path.starts_with(prefix),
+            Matcher::CallAfter { call: c, .. } => c == call,
         }
     }
 }
@@ -138,6 +149,22 @@ impl FaultPlan {
             },
             fault,
             first: n,
+            per_call_type: false,
+        });
+        self
+    }
+
+    /// Every request of call type `call` made after the first one of call
+    /// type `after` gets `fault` (such as `NotFound` for the describe of a
+    /// group once its delete was sent, which moto leaves `deleting`).
+    pub fn on_call_after(mut self, call: &str, after: &str, fault: Fault) -> FaultPlan {
+        self.rules.push(Rule {
+            matcher: Matcher::CallAfter {
+                call: call.to_string(),
+                after: after.to_string(),
+            },
+            fault,
+            first: usize::MAX,
             per_call_type: false,
         });
         self
@@ -228,6 +255,12 @@ impl Shared {
         for (i, rule) in self.plan.rules.iter().enumerate() {
             if !rule.matcher.matches(req, call) {
                 continue;
+            }
+            if let Matcher::CallAfter { after, .. } = &rule.matcher {
+                let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                if !seen.iter().any(|r| r.call == *after) {
+                    continue;
+                }
             }
             any = true;
             let key = (
@@ -613,6 +646,17 @@ fn fault_response(req: &Request, fault: Fault) -> Vec<u8> {
     if fault == Fault::IamPropagation {
         return iam_propagation_response(req);
     }
+    if fault == Fault::Done {
+        let call = req.call();
+        let body = format!(
+            "<{call}Response><ResponseMetadata><RequestId>fault-proxy</RequestId></ResponseMetadata></{call}Response>"
+        );
+        return format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nx-amzn-RequestId: fault-proxy\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes();
+    }
     let protocol = protocol(req);
     let (status, reason, code, message) = match (fault, &protocol) {
         (Fault::ServerError, Protocol::Ec2) => (
@@ -654,7 +698,8 @@ fn fault_response(req: &Request, fault: Fault) -> Vec<u8> {
             "ThrottlingException",
             "Rate exceeded (fault proxy)",
         ),
-        (Fault::IamPropagation | Fault::Reset | Fault::DropResponse, _) => {
+        (Fault::NotFound(code), _) => (404, "Not Found", code, "Not found (fault proxy)"),
+        (Fault::IamPropagation | Fault::Reset | Fault::DropResponse | Fault::Done, _) => {
             unreachable!("{fault:?} does not answer")
         }
     };
