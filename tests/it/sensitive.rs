@@ -114,6 +114,18 @@ pub(crate) fn files(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// The password the Secret in the cluster holds (the API server keeps
+/// `stringData` as base64 `data`).
+fn stored_password(w: &Walkthrough) -> Option<String> {
+    let secret = w.kube.object("v1", "secrets", Some("demo"), "cache-auth")?;
+    if let Some(plain) = secret.pointer("/stringData/password").and_then(|v| v.as_str()) {
+        return Some(plain.to_string());
+    }
+    let data = secret.pointer("/data/password")?.as_str()?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sensitive_value_shows_nowhere_and_stays_out_of_state() {
     let w = Walkthrough::start("sensitive");
@@ -143,20 +155,7 @@ async fn a_sensitive_value_shows_nowhere_and_stays_out_of_state() {
     assert_hidden("apply", &text, SENTINEL);
 
     // The cluster got the real value.
-    let secret = w
-        .kube
-        .object("v1", "secrets", Some("demo"), "cache-auth")
-        .expect("the Secret");
-    let stored = secret
-        .pointer("/stringData/password")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .or_else(|| {
-            let data = secret.pointer("/data/password")?.as_str()?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(data).ok()?;
-            String::from_utf8(bytes).ok()
-        });
-    assert_eq!(stored.as_deref(), Some(SENTINEL));
+    assert_eq!(stored_password(&w).as_deref(), Some(SENTINEL));
 
     // No change is no change, although state holds only hashes (and the
     // plan leaves every file as it was)...
@@ -170,6 +169,7 @@ async fn a_sensitive_value_shows_nowhere_and_stays_out_of_state() {
     assert_hidden("plan of a change", &text, SENTINEL);
     let text = run(&["apply", stack, "--auto-approve"], CHANGED, 0);
     assert_hidden("apply of a change", &text, CHANGED);
+    assert_eq!(stored_password(&w).as_deref(), Some(CHANGED));
     run(&["plan", stack, "--detailed-exitcode"], CHANGED, 0);
 
     let text = run(&["output", stack], CHANGED, 0);

@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use base64::Engine as _;
+
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
@@ -184,11 +186,41 @@ pub fn parse_documents(text: &str) -> Result<Vec<Value>, String> {
 pub fn normalize_yaml(value: Value) -> Value {
     match value {
         Value::String(text) => match parse_documents(&text) {
-            Ok(docs) => Value::Array(docs),
+            Ok(docs) => Value::Array(docs.into_iter().map(secret_string_data_as_data).collect()),
             Err(_) => Value::String(text),
         },
+        Value::Array(docs) => Value::Array(docs.into_iter().map(secret_string_data_as_data).collect()),
         other => other,
     }
+}
+
+/// A Secret's `stringData` as the API server stores it: base64-encoded
+/// into `data` (over any `data` entry of the same key), `stringData`
+/// dropped. The server never returns `stringData`, so a change of it could
+/// only be compared in this form; other objects are returned unchanged.
+fn secret_string_data_as_data(mut doc: Value) -> Value {
+    let is_secret = doc.get("apiVersion").and_then(Value::as_str) == Some("v1")
+        && doc.get("kind").and_then(Value::as_str) == Some("Secret");
+    let Some(obj) = doc.as_object_mut().filter(|_| is_secret) else {
+        return doc;
+    };
+    let Some(Value::Object(strings)) = obj.remove("stringData") else {
+        return doc;
+    };
+    let data = obj
+        .entry("data")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Value::Object(data) = data {
+        for (k, v) in strings {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            let encoded = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            data.insert(k, Value::String(encoded));
+        }
+    }
+    doc
 }
 
 /// The objects a manifest's `yaml` holds, with their keys as written:
@@ -501,6 +533,22 @@ impl Resolver {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_secrets_string_data_is_compared_as_the_data_the_server_stores() {
+        let yaml = "apiVersion: v1\nkind: Secret\nmetadata: {name: s, namespace: n}\n\
+                    data: {a: eA==, b: eA==}\nstringData: {b: pw, c: '42'}\n";
+        let got = normalize_yaml(Value::String(yaml.to_string()));
+        assert_eq!(
+            got[0]["data"],
+            serde_json::json!({"a": "eA==", "b": "cHc=", "c": "NDI="})
+        );
+        assert!(got[0].get("stringData").is_none());
+        // What state recorded goes through the same rule; a ConfigMap is left alone.
+        let cm = serde_json::json!([{"apiVersion": "v1", "kind": "ConfigMap", "stringData": {"x": "y"}}]);
+        assert_eq!(normalize_yaml(cm.clone()), cm);
+        assert_eq!(normalize_yaml(got.clone()), got);
+    }
     use super::*;
     use serde_json::json;
 
