@@ -182,41 +182,38 @@ impl Change {
     /// so that neither the journal nor the snapshot holds a secret.
     pub fn seal(&mut self) {
         use crate::sensitive::{seal, seal_value};
-        let resource = |r: &mut ResourceState| r.attributes = seal(&r.kind, &r.attributes);
-        let pending = |p: &mut PendingCreate| p.desired = seal(&p.kind, &p.desired);
-        match self {
-            Change::BeginCreate { pending: p, .. } | Change::BeginReplacement { pending: p, .. } => {
-                pending(p)
-            }
-            Change::FinishCreate { resource: r, .. } | Change::PutResource { resource: r, .. } => resource(r),
-            Change::AbandonCreate { .. } | Change::Forget { .. } => {}
-            Change::SetOutputs { outputs } => outputs.values_mut().for_each(|v| *v = seal_value(v)),
-            Change::Diff {
-                resources,
-                pending: ps,
-                outputs,
-            } => {
-                resources.values_mut().flatten().for_each(resource);
-                ps.values_mut().flatten().for_each(pending);
-                if let Some(o) = outputs {
-                    o.values_mut().for_each(|v| *v = seal_value(v));
-                }
-            }
-        }
+        self.rewrite(
+            |r| r.attributes = seal(&r.kind, &r.attributes),
+            |p| p.desired = seal(&p.kind, &p.desired),
+            |v| *v = seal_value(v),
+        );
     }
 
     /// Sorts the keys of every JSON object the change carries, as the
     /// snapshot does, so that a replayed state equals the written one.
     pub fn canonicalize(&mut self) {
-        let resource = |r: &mut ResourceState| sort_attrs(&mut r.attributes);
-        let pending = |p: &mut PendingCreate| sort_attrs(&mut p.desired);
+        self.rewrite(
+            |r| sort_attrs(&mut r.attributes),
+            |p| sort_attrs(&mut p.desired),
+            sort_value,
+        );
+    }
+
+    /// Runs `resource`, `pending` and `output` over every resource record,
+    /// pending create and output value the change carries.
+    fn rewrite(
+        &mut self,
+        resource: impl Fn(&mut ResourceState),
+        pending: impl Fn(&mut PendingCreate),
+        output: impl Fn(&mut Value),
+    ) {
         match self {
             Change::BeginCreate { pending: p, .. } | Change::BeginReplacement { pending: p, .. } => {
                 pending(p)
             }
             Change::FinishCreate { resource: r, .. } | Change::PutResource { resource: r, .. } => resource(r),
             Change::AbandonCreate { .. } | Change::Forget { .. } => {}
-            Change::SetOutputs { outputs } => outputs.values_mut().for_each(sort_value),
+            Change::SetOutputs { outputs } => outputs.values_mut().for_each(output),
             Change::Diff {
                 resources,
                 pending: ps,
@@ -225,7 +222,7 @@ impl Change {
                 resources.values_mut().flatten().for_each(resource);
                 ps.values_mut().flatten().for_each(pending);
                 if let Some(o) = outputs {
-                    o.values_mut().for_each(sort_value);
+                    o.values_mut().for_each(output);
                 }
             }
         }

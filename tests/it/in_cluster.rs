@@ -17,7 +17,8 @@ use crate::support::walkthrough::assert_cluster_emptied;
 
 const MESH: &str = "appmesh.k8s.aws/v1beta2";
 
-fn changes(plan: &Value) -> Vec<(String, String)> {
+/// The resources a plan changes, with their action, sorted.
+pub(crate) fn changes(plan: &Value) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = plan["resources"]
         .as_array()
         .unwrap()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::in_cluster::plan_lines_for;
+use crate::in_cluster::{changes, plan_lines_for};
 use crate::make_before_break::{assert_never_dangling, set, update_order, writes};
 use crate::support::cli::{expect_code, stderr, stdout};
 use crate::support::inventory::{Inventory, WalkthroughExtras};
@@ -52,24 +52,6 @@ fn start(name: &str, stack: &str) -> Walkthrough {
     w.kube.set_crd_establish_delay(CRD_DELAY);
     w.kube.set_auto_complete_load_balancers(true);
     w
-}
-
-/// The resources a plan changes, with their action, sorted.
-fn changes(plan: &Value) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = plan["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] != "no_op")
-        .map(|r| {
-            (
-                r["address"].as_str().unwrap().to_string(),
-                r["action"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
