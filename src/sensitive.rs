@@ -76,22 +76,18 @@ fn collect_strings(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-fn secrets() -> Vec<String> {
-    SECRETS.read().map(|s| s.clone()).unwrap_or_default()
+/// Runs `f` over the registered secrets without copying them: every
+/// printed line and every state write asks, so this stays cheap.
+fn with_secrets<R>(f: impl FnOnce(&[String]) -> R) -> R {
+    match SECRETS.read() {
+        Ok(guard) => f(&guard),
+        Err(poisoned) => f(&poisoned.into_inner()),
+    }
 }
 
 /// `text` with every secret long enough replaced by [`SHOWN`].
 pub fn redact(text: &str) -> Cow<'_, str> {
-    let secrets = secrets();
-    let mut out = Cow::Borrowed(text);
-    for s in secrets.iter().filter(|s| s.chars().count() >= MIN_SUBSTRING) {
-        if out.contains(s.as_str()) {
-            out = Cow::Owned(out.replace(s.as_str(), SHOWN));
-        }
-    }
-    if secrets.iter().any(|s| s == text) {
-        return Cow::Borrowed(SHOWN);
-    }
+    let mut out = with_secrets(|secrets| replace_secrets(text, secrets));
     // A sealed value reads as what it stands for.
     while let Some(start) = out.find(MARKER_PREFIX) {
         let Some(len) = out[start..].find(')') else { break };
@@ -102,11 +98,28 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     out
 }
 
+/// `text` with each of `secrets` replaced: inside it when long enough,
+/// or when it is the whole text.
+fn replace_secrets<'t>(text: &'t str, secrets: &[String]) -> Cow<'t, str> {
+    if secrets.iter().any(|s| s == text) {
+        return Cow::Borrowed(SHOWN);
+    }
+    let mut out = Cow::Borrowed(text);
+    for s in secrets.iter().filter(|s| s.chars().count() >= MIN_SUBSTRING) {
+        if out.contains(s.as_str()) {
+            out = Cow::Owned(out.replace(s.as_str(), SHOWN));
+        }
+    }
+    out
+}
+
 /// Whether `text` holds a secret (whole, or inside it when long enough).
 pub fn holds_secret(text: &str) -> bool {
-    secrets()
-        .iter()
-        .any(|s| s == text || (s.chars().count() >= MIN_SUBSTRING && text.contains(s.as_str())))
+    with_secrets(|secrets| {
+        secrets
+            .iter()
+            .any(|s| s == text || (s.chars().count() >= MIN_SUBSTRING && text.contains(s.as_str())))
+    })
 }
 
 /// `value` with every string [`redact`]ed, at any depth (object keys too).
@@ -198,26 +211,29 @@ pub fn seal_value(value: &Value) -> Value {
     }
 }
 
-/// Seals `attrs` of an object of type `kind` for state: every value of an
-/// attribute its schema marks sensitive becomes a marker of its JSON text
-/// (a string: of the string itself), and every other string holding a
-/// secret becomes a marker. Markers already there stay.
-pub fn seal(kind: &str, attrs: &Attrs) -> Attrs {
+/// Seals `attrs` of an object of type `kind` for state, in place: every
+/// value of an attribute its schema marks sensitive becomes a marker of its
+/// JSON text (a string: of the string itself), and every other string
+/// holding a secret becomes a marker. Markers already there stay. With no
+/// secret registered and no sensitive attribute, nothing is walked.
+pub fn seal(kind: &str, attrs: &mut Attrs) {
     let def = crate::provider::kind_def(kind);
-    attrs
-        .iter()
-        .map(|(name, v)| {
-            let sensitive = def.and_then(|d| d.attr(name)).is_some_and(|a| a.sensitive);
-            let sealed = match v {
-                Value::String(s) if is_marker(s) => v.clone(),
-                Value::Null => Value::Null,
-                Value::String(s) if sensitive => Value::String(marker(s)),
-                other if sensitive => Value::String(marker(&other.to_string())),
-                other => seal_value(other),
-            };
-            (name.clone(), sealed)
-        })
-        .collect()
+    let sensitive = |name: &str| def.and_then(|d| d.attr(name)).is_some_and(|a| a.sensitive);
+    let any_secret = with_secrets(|secrets| !secrets.is_empty());
+    if !any_secret && !attrs.keys().any(|name| sensitive(name)) {
+        return;
+    }
+    for (name, v) in attrs.iter_mut() {
+        let sealed = match &*v {
+            Value::String(s) if is_marker(s) => continue,
+            Value::Null => continue,
+            Value::String(s) if sensitive(name) => Value::String(marker(s)),
+            other if sensitive(name) => Value::String(marker(&other.to_string())),
+            other if any_secret => seal_value(other),
+            _ => continue,
+        };
+        *v = sealed;
+    }
 }
 
 /// Whether a recorded or live value `before` and a desired value `after`
@@ -287,7 +303,8 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap_or_default();
-        let sealed = seal("no.such.kind", &attrs);
+        let mut sealed = attrs.clone();
+        seal("no.such.kind", &mut sealed);
         let text = serde_json::to_string(&sealed).unwrap_or_default();
         assert!(!text.contains("s3nt1nel-seal"), "{text}");
         assert_eq!(sealed["yaml"][0]["kind"], "Secret");
@@ -295,7 +312,9 @@ mod tests {
         let changed = json!([{"stringData": {"password": "other"}, "kind": "Secret"}]);
         assert!(!same(sealed.get("yaml"), Some(&changed)));
         // Sealing again keeps the marker (and its salt).
-        assert_eq!(seal("no.such.kind", &sealed), sealed);
+        let mut again = sealed.clone();
+        seal("no.such.kind", &mut again);
+        assert_eq!(again, sealed);
         // Two seals of one value differ (fresh salt), both match it.
         let (a, b) = (marker("x"), marker("x"));
         assert_ne!(a, b);

@@ -183,8 +183,8 @@ impl Change {
     pub fn seal(&mut self) {
         use crate::sensitive::{seal, seal_value};
         self.rewrite(
-            |r| r.attributes = seal(&r.kind, &r.attributes),
-            |p| p.desired = seal(&p.kind, &p.desired),
+            |r| seal(&r.kind, &mut r.attributes),
+            |p| seal(&p.kind, &mut p.desired),
             |v| *v = seal_value(v),
         );
     }
