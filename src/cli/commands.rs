@@ -19,7 +19,7 @@ use crate::graph::{CancelFlag, Outcome, ResourceGraph};
 use crate::plan::{self, Plan};
 use crate::provider::aws::AwsClients;
 use crate::provider::{self, Mode};
-use crate::state::{self, ForceUnlock, LockHolder, StateStore};
+use crate::state::{self, ForceUnlock, LockHolder, StateLocation, StateStore};
 use crate::{eks_auth, kubeconfig};
 
 pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, Report> {
@@ -63,19 +63,19 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
             parallelism,
         } => apply_cmd(&stack, auto_approve, parallelism.into(), true, progress).await,
         Command::Shift(args) => super::shift::shift_cmd(args, progress).await,
-        Command::Output { stack, name, json } => output_cmd(&stack, name.as_deref(), json),
+        Command::Output { stack, name, json } => output_cmd(&stack, name.as_deref(), json).await,
         Command::State { command } => match command {
-            StateCommand::List(args) => state_list(&args),
-            StateCommand::Show { stack, address } => state_show(&stack, &address),
-            StateCommand::Rm { stack, addresses } => state_rm(&stack, &addresses),
+            StateCommand::List(args) => state_list(&args).await,
+            StateCommand::Show { stack, address } => state_show(&stack, &address).await,
+            StateCommand::Rm { stack, addresses } => state_rm(&stack, &addresses).await,
         },
-        Command::ForceUnlock { stack, force } => force_unlock_cmd(&stack, force),
+        Command::ForceUnlock { stack, force } => force_unlock_cmd(&stack, force).await,
         Command::Types => {
             types();
             Ok(ExitCode::SUCCESS)
         }
         Command::EksToken { cluster, region } => eks_token_cmd(&cluster, &region).await,
-        Command::Kubeconfig { stack, cluster, file } => kubeconfig_cmd(&stack, cluster.as_deref(), file),
+        Command::Kubeconfig { stack, cluster, file } => kubeconfig_cmd(&stack, cluster.as_deref(), file).await,
     }
 }
 
@@ -89,10 +89,11 @@ pub(super) fn load(args: &StackArgs) -> Result<Stack, Report> {
     .map_err(Report::new)
 }
 
-pub(super) fn state_path(args: &StackArgs, stack: &Stack) -> PathBuf {
-    args.state
-        .clone()
-        .unwrap_or_else(|| state::default_path(&stack.name))
+pub(super) fn state_location(args: &StackArgs, stack: &Stack) -> Result<StateLocation, Report> {
+    match &args.state {
+        Some(text) => StateLocation::parse(text).map_err(|e| miette!("--state {text}: {e}")),
+        None => Ok(StateLocation::default_for(&stack.name)),
+    }
 }
 
 fn command_line() -> String {
@@ -103,8 +104,8 @@ async fn connect(stack: &Stack) -> Arc<AwsClients> {
     Arc::new(AwsClients::connect(&stack.region).await)
 }
 
-fn open_store(args: &StackArgs, path: &Path, stack: &Stack) -> Result<StateStore, Report> {
-    let opened = StateStore::open(path, &stack.name, LockHolder::current(&command_line()));
+async fn open_store(args: &StackArgs, path: &StateLocation, stack: &Stack) -> Result<StateStore, Report> {
+    let opened = path.open(&stack.name, LockHolder::current(&command_line())).await;
     let (store, stale) = match opened {
         Err(e @ state::StateError::Locked { .. }) => {
             let help = format!("if it is dead: meshform force-unlock {}", args.stack.display());
@@ -125,9 +126,9 @@ async fn plan_cmd(
     mode: ProgressMode,
 ) -> Result<ExitCode, Report> {
     let stack = load(args)?;
-    let path = state_path(args, &stack);
+    let path = state_location(args, &stack)?;
     // Planning reads state under the lock, so it never sees a half-applied run.
-    let store = open_store(args, &path, &stack)?;
+    let store = open_store(args, &path, &stack).await?;
     let aws = connect(&stack).await;
     let progress = Progress::start(mode);
     let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress.sink());
@@ -196,8 +197,8 @@ pub(super) async fn apply_stack(
     mode: ProgressMode,
 ) -> Result<Applied, Report> {
     let stack = load(args)?;
-    let path = state_path(args, &stack);
-    let mut store = open_store(args, &path, &stack)?;
+    let path = state_location(args, &stack)?;
+    let mut store = open_store(args, &path, &stack).await?;
     let aws = connect(&stack).await;
     let cancel = CancelFlag::default();
     // Dropped on every way out, which clears the live area.
@@ -362,18 +363,18 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
     outln!("State records everything that was done; run the command again to continue.");
 }
 
-fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCode, Report> {
+async fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCode, Report> {
     let stack = load(args)?;
-    let path = state_path(args, &stack);
-    let state = StateStore::read(&path, &stack.name)
+    let path = state_location(args, &stack)?;
+    let state = path.read(&stack.name).await
         .map_err(Report::new)?
-        .ok_or_else(|| miette!("no state at {}: run `meshform apply` first", path.display()))?;
+        .ok_or_else(|| miette!("no state at {}: run `meshform apply` first", path))?;
     let outputs = &state.outputs;
     match name {
         Some(name) => {
             let value = outputs.get(name).ok_or_else(|| {
                 let known = outputs.keys().cloned().collect::<Vec<_>>().join(", ");
-                miette!("no output `{name}` in {} (outputs: {known})", path.display())
+                miette!("no output `{name}` in {} (outputs: {known})", path)
             })?;
             match (json, value) {
                 (false, serde_json::Value::String(s)) => outln!("{s}"),
@@ -393,11 +394,11 @@ fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
+async fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
     let stack = load(args)?;
-    let path = state_path(args, &stack);
-    let Some(state) = StateStore::read(&path, &stack.name).map_err(Report::new)? else {
-        outln!("no state at {}", path.display());
+    let path = state_location(args, &stack)?;
+    let Some(state) = path.read(&stack.name).await.map_err(Report::new)? else {
+        outln!("no state at {}", path);
         return Ok(ExitCode::SUCCESS);
     };
     for (address, r) in &state.resources {
@@ -413,12 +414,12 @@ fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
+async fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
     let stack = load(args)?;
-    let path = state_path(args, &stack);
-    let state = StateStore::read(&path, &stack.name)
+    let path = state_location(args, &stack)?;
+    let state = path.read(&stack.name).await
         .map_err(Report::new)?
-        .ok_or_else(|| miette!("no state at {}", path.display()))?;
+        .ok_or_else(|| miette!("no state at {}", path))?;
     let shown = if let Some(r) = state.resources.get(address) {
         serde_json::json!({ "address": address, "resource": r })
     } else if let Some(p) = state.pending.get(address) {
@@ -430,10 +431,10 @@ fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn state_rm(args: &StackArgs, addresses: &[String]) -> Result<ExitCode, Report> {
+async fn state_rm(args: &StackArgs, addresses: &[String]) -> Result<ExitCode, Report> {
     let stack = load(args)?;
-    let path = state_path(args, &stack);
-    let mut store = open_store(args, &path, &stack)?;
+    let path = state_location(args, &stack)?;
+    let mut store = open_store(args, &path, &stack).await?;
     // Check every address before changing anything.
     if let Some(missing) = addresses
         .iter()
@@ -464,7 +465,7 @@ fn state_rm(args: &StackArgs, addresses: &[String]) -> Result<ExitCode, Report> 
 }
 
 /// "state has no resource X", suggesting a close address.
-fn unknown_address(state: &state::State, address: &str, path: &Path) -> Report {
+fn unknown_address(state: &state::State, address: &str, path: &StateLocation) -> Report {
     let known = state
         .resources
         .keys()
@@ -474,13 +475,13 @@ fn unknown_address(state: &state::State, address: &str, path: &Path) -> Report {
         Some(s) => format!("did you mean `{s}`? (`meshform state list` shows them all)"),
         None => "`meshform state list` shows what state tracks".to_string(),
     };
-    miette!(help = help, "{} tracks no resource `{address}`", path.display())
+    miette!(help = help, "{} tracks no resource `{address}`", path)
 }
 
-fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {
+async fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {
     let stack = load(args)?;
-    let path = state_path(args, &stack);
-    match state::force_unlock(&state::lock_path(&path), force).map_err(Report::new)? {
+    let path = state_location(args, &stack)?;
+    match path.force_unlock(force).await.map_err(Report::new)? {
         ForceUnlock::WasStale(holder) => match holder {
             Some(h) => outln!("the lock was not held (last holder: {h}); cleared"),
             None => outln!("the state is not locked"),
@@ -501,20 +502,20 @@ async fn eks_token_cmd(cluster: &str, region: &str) -> Result<ExitCode, Report> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn kubeconfig_cmd(
+async fn kubeconfig_cmd(
     args: &StackArgs,
     cluster: Option<&str>,
     file: Option<PathBuf>,
 ) -> Result<ExitCode, Report> {
     let stack = load(args)?;
-    let path = state_path(args, &stack);
-    let state = StateStore::read(&path, &stack.name)
+    let path = state_location(args, &stack)?;
+    let state = path.read(&stack.name).await
         .map_err(Report::new)?
         .ok_or_else(|| {
             miette!(
                 help = format!("run `meshform apply {}` first", args.stack.display()),
                 "no state at {}: stack `{}` has no EKS cluster yet",
-                path.display(),
+                path,
                 stack.name
             )
         })?;

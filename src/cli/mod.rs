@@ -73,7 +73,7 @@ pub struct StackArgs {
     pub vars: Vec<(String, String)>,
     /// State file (default: `.meshform/<stack name>.json` under the current directory).
     #[arg(long, value_name = "PATH")]
-    pub state: Option<PathBuf>,
+    pub state: Option<String>,
 }
 
 /// The subcommands.

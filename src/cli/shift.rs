@@ -9,7 +9,7 @@ use std::time::Duration;
 use miette::{Report, miette};
 
 use super::StackArgs;
-use super::commands::{Applied, apply_stack, load, state_path};
+use super::commands::{Applied, apply_stack, load, state_location};
 use super::progress::{ProgressMode, printer};
 use crate::shift::{self, ShiftError, ShiftPlan, StepApplier, StepError};
 
@@ -30,7 +30,7 @@ pub struct ShiftArgs {
     pub vars: Vec<String>,
     /// State file (default: `.meshform/<stack name>.json` under the current directory).
     #[arg(long, value_name = "PATH")]
-    pub state: Option<PathBuf>,
+    pub state: Option<String>,
     /// The values to apply, in order: `10,50,100` (overrides the stack's `steps`).
     #[arg(long, value_name = "V1,V2,...")]
     pub steps: Option<String>,
@@ -179,7 +179,7 @@ pub async fn shift_cmd(args: ShiftArgs, mode: ProgressMode) -> Result<ExitCode, 
     for step in &steps {
         load(&applier.stack_args(step)).map_err(|e| e.wrap_err(format!("step {variable}={step}")))?;
     }
-    let state = state_path(&base, &stack);
+    let state = state_location(&base, &stack)?;
     let plan = ShiftPlan {
         variable: variable.clone(),
         steps: steps.clone(),

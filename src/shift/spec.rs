@@ -13,7 +13,6 @@
 //!   threshold and operator are the last two fields, so the query may itself
 //!   hold `;`.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::deployment::DeploymentGate;
@@ -21,7 +20,7 @@ use super::gate::{Comparison, Gate, GateOutcome};
 use super::prometheus::PrometheusGate;
 use crate::config::Span;
 use crate::provider::kube::connection::Connection;
-use crate::state::{State, StateStore};
+use crate::state::{State, StateLocation};
 
 /// A gate specification that cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -181,7 +180,7 @@ struct FromState {
     namespace: String,
     name: String,
     cluster: Option<String>,
-    state: PathBuf,
+    state: StateLocation,
     stack: String,
 }
 
@@ -193,9 +192,9 @@ impl Gate for FromState {
 
     async fn check(&self) -> GateOutcome {
         let fail = |why: String| GateOutcome::fail(self.name(), None, why);
-        let state = match StateStore::read(&self.state, &self.stack) {
+        let state = match self.state.read(&self.stack).await {
             Ok(Some(s)) => s,
-            Ok(None) => return fail(format!("no state at {}", self.state.display())),
+            Ok(None) => return fail(format!("no state at {}", self.state)),
             Err(e) => return fail(format!("cannot read state: {e}")),
         };
         let spec = GateSpec::Deployment {
@@ -213,7 +212,7 @@ impl Gate for FromState {
 impl GateSpec {
     /// A gate to evaluate whose cluster (for a Deployment gate) is looked
     /// up in the state file `state` of stack `stack` when it is checked.
-    pub fn bind(&self, state: &Path, stack: &str) -> Box<dyn Gate> {
+    pub fn bind(&self, state: &StateLocation, stack: &str) -> Box<dyn Gate> {
         match self {
             GateSpec::Prometheus(g) => Box::new(g.clone()),
             GateSpec::Deployment {
@@ -224,7 +223,7 @@ impl GateSpec {
                 namespace: namespace.clone(),
                 name: name.clone(),
                 cluster: cluster.clone(),
-                state: state.to_path_buf(),
+                state: state.clone(),
                 stack: stack.to_string(),
             }),
         }

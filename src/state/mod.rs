@@ -61,6 +61,7 @@
 //!   must stop.
 
 pub mod journal;
+pub mod location;
 pub mod lock;
 pub mod memory;
 pub mod model;
@@ -68,6 +69,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
+pub use location::StateLocation;
 pub use lock::{ForceUnlock, LockHolder, StateLock, force_unlock, lock_path};
 pub use memory::MemoryState;
 pub use model::{
