@@ -4,20 +4,16 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use miette::{IntoDiagnostic, Report, miette};
-use tokio::sync::Mutex;
 
-use super::live_view::human;
 use super::progress::{Progress, ProgressMode};
 use super::{Command, StackArgs, StateCommand};
+use crate::api::{ApiError, Options, RunReport, StackSource, Workspace};
 use crate::config::{self, LoadOptions, Stack};
-use crate::engine::{ApplyReport, Engine, step_graph};
-use crate::graph::{CancelFlag, Outcome, ResourceGraph};
-use crate::plan::{self, Plan};
-use crate::provider::aws::AwsClients;
+use crate::engine::EventSink;
+use crate::graph::{CancelFlag, ResourceGraph};
+use crate::plan;
 use crate::provider::{self, Mode};
 use crate::state::{self, ForceUnlock, LockHolder, StateLocation, StateStore};
 use crate::{eks_auth, kubeconfig};
@@ -75,7 +71,9 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
             Ok(ExitCode::SUCCESS)
         }
         Command::EksToken { cluster, region } => eks_token_cmd(&cluster, &region).await,
-        Command::Kubeconfig { stack, cluster, file } => kubeconfig_cmd(&stack, cluster.as_deref(), file).await,
+        Command::Kubeconfig { stack, cluster, file } => {
+            kubeconfig_cmd(&stack, cluster.as_deref(), file).await
+        }
     }
 }
 
@@ -100,22 +98,51 @@ fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-async fn connect(stack: &Stack) -> Arc<AwsClients> {
-    Arc::new(AwsClients::connect(&stack.region).await)
+/// Opens the stack as a library [`Workspace`] with the command's
+/// variables and state location, reporting to `events`.
+pub(super) fn workspace(
+    args: &StackArgs,
+    events: EventSink,
+    cancel: CancelFlag,
+    parallelism: usize,
+) -> Result<Workspace, Report> {
+    let state = match &args.state {
+        Some(text) => Some(StateLocation::parse(text).map_err(|e| miette!("--state {text}: {e}"))?),
+        None => None,
+    };
+    let options = Options {
+        vars: args.vars.clone(),
+        state,
+        parallelism,
+        events,
+        cancel,
+        command: command_line(),
+    };
+    Workspace::open(StackSource::File(args.stack.clone()), options).map_err(|e| api_report(args, e))
+}
+
+/// An API error as a report; a held lock says how to clear it.
+fn api_report(args: &StackArgs, error: ApiError) -> Report {
+    match error {
+        ApiError::State(e @ state::StateError::Locked { .. }) => {
+            let help = format!("if it is dead: meshform force-unlock {}", args.stack.display());
+            miette!(help = help, "{e}")
+        }
+        ApiError::Config(e) => Report::new(e),
+        other => Report::new(other),
+    }
+}
+
+fn warn_stale(stale: Option<&LockHolder>) {
+    if let Some(stale) = stale {
+        errln!("warning: the previous run ({stale}) ended without releasing the state lock; taking it over");
+    }
 }
 
 async fn open_store(args: &StackArgs, path: &StateLocation, stack: &Stack) -> Result<StateStore, Report> {
     let opened = path.open(&stack.name, LockHolder::current(&command_line())).await;
-    let (store, stale) = match opened {
-        Err(e @ state::StateError::Locked { .. }) => {
-            let help = format!("if it is dead: meshform force-unlock {}", args.stack.display());
-            return Err(miette!(help = help, "{e}"));
-        }
-        other => other.map_err(Report::new)?,
-    };
-    if let Some(stale) = stale {
-        errln!("warning: the previous run ({stale}) ended without releasing the state lock; taking it over");
-    }
+    let (store, stale) = opened.map_err(|e| api_report(args, ApiError::State(e)))?;
+    warn_stale(stale.as_ref());
     Ok(store)
 }
 
@@ -125,19 +152,13 @@ async fn plan_cmd(
     detailed: bool,
     mode: ProgressMode,
 ) -> Result<ExitCode, Report> {
-    let stack = load(args)?;
-    let path = state_location(args, &stack)?;
-    // Planning reads state under the lock, so it never sees a half-applied run.
-    let store = open_store(args, &path, &stack).await?;
-    let aws = connect(&stack).await;
     let progress = Progress::start(mode);
-    let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress.sink());
-    let facts = aws.region_facts().await.into_diagnostic()?;
-    let prior = engine.refresh(store.state()).await.map_err(Report::new)?;
-    let mut plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
-    engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
-    drop(store);
+    let ws = workspace(args, progress.sink(), CancelFlag::default(), 10)?;
+    // Planning reads state under the lock, so it never sees a half-applied run.
+    let planned = ws.plan().await.map_err(|e| api_report(args, e))?;
     drop(progress);
+    warn_stale(planned.stale_lock.as_ref());
+    let plan = planned.plan;
     if json {
         let shown = crate::sensitive::redact_value(&serde_json::to_value(&plan).into_diagnostic()?);
         outln!("{}", serde_json::to_string_pretty(&shown).into_diagnostic()?);
@@ -196,28 +217,25 @@ pub(super) async fn apply_stack(
     destroy: bool,
     mode: ProgressMode,
 ) -> Result<Applied, Report> {
-    let stack = load(args)?;
-    let path = state_location(args, &stack)?;
-    let mut store = open_store(args, &path, &stack).await?;
-    let aws = connect(&stack).await;
     let cancel = CancelFlag::default();
     // Dropped on every way out, which clears the live area.
     let progress = Progress::start(mode);
-    let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress.sink())
-        .with_parallelism(parallelism)
-        .with_cancel(cancel.clone());
-    let prior = engine.refresh_into(&mut store).await.map_err(Report::new)?;
-    let (plan, azs) = if destroy {
-        (plan::plan_destroy(&stack.name, &stack.region, &prior), Vec::new())
+    let ws = workspace(args, progress.sink(), cancel.clone(), parallelism)?;
+    let prepared = if destroy {
+        ws.prepare_destroy().await
     } else {
-        let facts = aws.region_facts().await.into_diagnostic()?;
-        let mut plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
-        engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
-        (plan, facts.azs)
-    };
+        ws.prepare_apply().await
+    }
+    .map_err(|e| api_report(args, e))?;
     progress.pause();
-    out!("{}", plan::render(&plan));
-    if !plan.has_changes() {
+    warn_stale(prepared.stale_lock());
+    out!("{}", plan::render(prepared.plan()));
+    if !prepared.plan().has_changes() {
+        // Nothing to do; an apply still says where things are.
+        if !destroy {
+            let run = prepared.run().await.map_err(|e| api_report(args, e))?;
+            summarize(&run, &args.stack);
+        }
         return Ok(Applied::Done);
     }
     if !auto_approve && !confirm(destroy)? {
@@ -240,40 +258,22 @@ pub(super) async fn apply_stack(
         })
     };
     // The step count heads the live view; a graph that cannot be built
-    // fails in apply itself, with its error.
-    let total = step_graph(&plan, store.state()).ok().map(|g| g.nodes().len());
-    let started = Instant::now();
-    progress.begin_steps(if destroy { "destroying" } else { "applying" }, total);
-    let store = Arc::new(Mutex::new(store));
-    let result = engine.apply(Some(&stack), &plan, store.clone(), &azs).await;
+    // fails in the run itself, with its error.
+    progress.begin_steps(
+        if destroy { "destroying" } else { "applying" },
+        prepared.step_count(),
+    );
+    let result = prepared.run().await;
     interrupt.abort();
     drop(progress);
-    let outputs = if destroy {
-        BTreeMap::new()
-    } else {
-        store.lock().await.state().outputs.clone()
-    };
-    // Compact the state journal before the summary names the files (if a
-    // task still held the store, dropping it compacts instead).
-    if let Ok(store) = Arc::try_unwrap(store)
-        && let Err(e) = store.into_inner().close()
-    {
+    let run = result.map_err(|e| api_report(args, e))?;
+    if let Some(e) = &run.close_error {
         errln!("warning: {e}; the next run replays the state journal");
     }
-    let report = result.map_err(Report::new)?;
-    summarize(&plan, &report, cancel.is_cancelled(), destroy, started.elapsed());
-    if report.is_success() && !outputs.is_empty() {
-        outln!("\nOutputs:");
-        for (k, v) in &outputs {
-            match v {
-                serde_json::Value::String(s) => outln!("  {k} = {s}"),
-                other => outln!("  {k} = {other}"),
-            }
-        }
-    }
-    Ok(if report.is_success() {
+    summarize(&run, &args.stack);
+    Ok(if run.is_success() {
         Applied::Done
-    } else if cancel.is_cancelled() {
+    } else if run.cancelled {
         Applied::Interrupted
     } else {
         Applied::Failed
@@ -297,76 +297,24 @@ fn confirm(destroy: bool) -> Result<bool, Report> {
     Ok(answer.trim() == "yes")
 }
 
-fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool, took: Duration) {
-    let (done, failed, skipped, cancelled) = report.counts();
-    let what = if destroy { "Destroy" } else { "Apply" };
-    if !report.dropped.is_empty() {
-        outln!(
-            "\nWarning: {} resources were dropped from state without a delete call: their cluster could not be reached, and the cluster they lived in was deleted:",
-            report.dropped.len()
-        );
-        for (address, host) in &report.dropped {
-            outln!("  {address} (in {host})");
-        }
+fn summarize(run: &RunReport, stack_path: &Path) {
+    // A remote location is no local file: say only what the run knows.
+    let exists = |location: &str| Path::new(location).exists();
+    let cx = super::summary::Context {
+        stack_path,
+        exists: &exists,
+    };
+    for line in super::summary::lines(run, &cx) {
+        outln!("{line}");
     }
-    if let Some(f) = &report.state_failure {
-        outln!(
-            "\n{what} stopped: state could not be written while recording `{}` (see the error above); nothing new was started after it. {done} done, {failed} failed, {skipped} skipped, {cancelled} not started.",
-            f.step
-        );
-        if Path::new(&f.location).exists() {
-            outln!(
-                "State: {} holds the last version written; it may lack the result of `{}`, whose cloud call may have been made.",
-                f.location,
-                f.step
-            );
-        } else {
-            outln!("State: nothing was written yet ({} does not exist).", f.location);
-        }
-        if Path::new(&f.backup).exists() {
-            outln!(
-                "Backup: {} holds an earlier version (as of the run's start or a later compaction of the state journal).",
-                f.backup
-            );
-        }
-        outln!(
-            "Fix the cause and run the command again: it reads the cloud first, tracks what an interrupted create made (found by its ownership tags or natural key) and forgets what was deleted, so nothing is made twice."
-        );
-        return;
-    }
-    if report.is_success() {
-        outln!(
-            "\n{what} complete: {done} operations on stack `{}` in {}.",
-            plan.stack,
-            human(took)
-        );
-        return;
-    }
-    outln!(
-        "\n{what} {}: {done} done, {failed} failed, {skipped} skipped, {cancelled} not started (after {}).",
-        if interrupted { "interrupted" } else { "failed" },
-        human(took)
-    );
-    for (step, error) in report.failures() {
-        outln!("  root cause: {} ({}): {error}", step.address, step.op);
-    }
-    for (step, outcome) in &report.outcomes {
-        if let Outcome::Skipped { because } = outcome {
-            outln!(
-                "  skipped: {} ({}) because {} failed",
-                step.address,
-                step.op,
-                because.address
-            );
-        }
-    }
-    outln!("State records everything that was done; run the command again to continue.");
 }
 
 async fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name).await
+    let state = path
+        .read(&stack.name)
+        .await
         .map_err(Report::new)?
         .ok_or_else(|| miette!("no state at {}: run `meshform apply` first", path))?;
     let outputs = &state.outputs;
@@ -417,7 +365,9 @@ async fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
 async fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name).await
+    let state = path
+        .read(&stack.name)
+        .await
         .map_err(Report::new)?
         .ok_or_else(|| miette!("no state at {}", path))?;
     let shown = if let Some(r) = state.resources.get(address) {
@@ -509,7 +459,9 @@ async fn kubeconfig_cmd(
 ) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name).await
+    let state = path
+        .read(&stack.name)
+        .await
         .map_err(Report::new)?
         .ok_or_else(|| {
             miette!(

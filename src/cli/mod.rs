@@ -37,6 +37,7 @@ mod live_term;
 mod live_view;
 mod progress;
 mod shift;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

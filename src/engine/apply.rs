@@ -26,7 +26,7 @@ const CREATE_ATTEMPTS: u32 = 4;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
 
 /// How each step of an apply ended.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ApplyReport {
     /// Every step of the plan and how it ended: a failure holds the error,
     /// a skip names the failed step that caused it.
