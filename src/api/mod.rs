@@ -92,6 +92,10 @@ pub struct Options {
     pub cancel: CancelFlag,
     /// What the state lock records as the holder's command.
     pub command: String,
+    /// The AWS configuration (endpoint, credentials) to use instead of the
+    /// standard chain (environment, profile, `AWS_ENDPOINT_URL`); its
+    /// region is replaced by the stack's.
+    pub aws: Option<aws_config::SdkConfig>,
 }
 
 impl Default for Options {
@@ -103,6 +107,7 @@ impl Default for Options {
             events: no_events(),
             cancel: CancelFlag::default(),
             command: "meshform library".to_string(),
+            aws: None,
         }
     }
 }
@@ -261,7 +266,15 @@ impl Workspace {
     }
 
     async fn connect(&self) -> Arc<AwsClients> {
-        Arc::new(AwsClients::connect(&self.stack.region).await)
+        Arc::new(match &self.options.aws {
+            Some(config) => AwsClients::from_sdk_config(
+                &config
+                    .to_builder()
+                    .region(aws_config::Region::new(self.stack.region.clone()))
+                    .build(),
+            ),
+            None => AwsClients::connect(&self.stack.region).await,
+        })
     }
 
     fn engine(&self, aws: &Arc<AwsClients>) -> Engine {

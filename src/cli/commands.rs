@@ -117,6 +117,7 @@ pub(super) fn workspace(
         events,
         cancel,
         command: command_line(),
+        aws: None,
     };
     Workspace::open(StackSource::File(args.stack.clone()), options).map_err(|e| api_report(args, e))
 }

@@ -22,6 +22,7 @@ mod kube_dry_run;
 mod kube_kinds;
 mod kubeconfig;
 mod kubectl_conformance;
+mod library;
 mod lock;
 mod make_before_break;
 mod progress_view;
