@@ -2,6 +2,10 @@
 //! successful apply, what a workshop attendee needs next (outputs, the
 //! `kubeconfig` command, the application URLs, the time taken). Pure: a
 //! run's report in, lines out.
+//!
+//! An application URL is an output named `url` or `<something>_url` whose
+//! value is an `http://` or `https://` address (so a cluster's API
+//! endpoint, also an https address, is not offered as something to open).
 
 use std::path::Path;
 
@@ -110,6 +114,7 @@ fn next_steps(run: &RunReport, cx: &Context<'_>, out: &mut Vec<String>) {
     let urls: Vec<(&String, &str)> = run
         .outputs
         .iter()
+        .filter(|(k, _)| *k == "url" || k.ends_with("_url"))
         .filter_map(|(k, v)| v.as_str().filter(|s| is_url(s)).map(|s| (k, s)))
         .collect();
     if run.eks_clusters.is_empty() && urls.is_empty() {
@@ -225,6 +230,28 @@ mod tests {
     }
 
     #[test]
+    fn only_outputs_named_as_urls_are_offered_to_open() {
+        let outputs = BTreeMap::from([
+            (
+                "cluster_endpoint".to_string(),
+                json!("https://ABC.eks.amazonaws.com/"),
+            ),
+            (
+                "product_page_url".to_string(),
+                json!("http://lb.example/productpage"),
+            ),
+            ("docs_url".to_string(), json!("not a url")),
+        ]);
+        let shown = text(&run(Operation::Apply, 1, outputs, &[]));
+        assert!(
+            shown.contains("  open product_page_url:  http://lb.example/productpage"),
+            "{shown}"
+        );
+        assert!(!shown.contains("open cluster_endpoint"), "{shown}");
+        assert!(!shown.contains("open docs_url"), "{shown}");
+    }
+
+    #[test]
     fn several_clusters_each_get_their_own_command() {
         let shown = text(&run(Operation::Apply, 1, BTreeMap::new(), &["east", "west"]));
         assert!(shown.contains("meshform kubeconfig stacks/appmesh-getting-started.toml --cluster east"));
@@ -241,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_destroy_shows_neither_outputs_nor_next_steps() {
-        let outputs = BTreeMap::from([("url".to_string(), json!("https://x"))]);
+        let outputs = BTreeMap::from([("app_url".to_string(), json!("https://x"))]);
         let shown = text(&run(Operation::Destroy, 2, outputs, &["c"]));
         assert!(shown.contains("Destroy complete"), "{shown}");
         assert!(!shown.contains("Outputs:") && !shown.contains("Next:"), "{shown}");
