@@ -21,6 +21,20 @@ pub enum ApiError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Engine(#[from] EngineError),
+    /// An address state does not track.
+    #[error("{location} tracks no resource `{address}`")]
+    #[diagnostic(help("{}", match suggestion {
+        Some(s) => format!("did you mean `{s}`? (`meshform state list` shows them all)"),
+        None => "`meshform state list` shows what state tracks".to_string(),
+    }))]
+    UnknownAddress {
+        /// The state's location.
+        location: String,
+        /// The address asked for.
+        address: String,
+        /// A tracked address close to it.
+        suggestion: Option<String>,
+    },
     /// The region's facts (availability zones) cannot be read.
     #[error("cannot read the region's availability zones: {0}")]
     Region(#[from] ProviderError),

@@ -30,6 +30,7 @@
 
 mod error;
 mod run;
+mod state_ops;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 
 pub use error::ApiError;
 pub use run::{Operation, Prepared, RunReport};
+pub use state_ops::Removed;
 
 use crate::Value;
 use crate::config::{self, LoadOptions, Stack};

@@ -15,7 +15,7 @@ use crate::engine::EventSink;
 use crate::graph::{CancelFlag, ResourceGraph};
 use crate::plan;
 use crate::provider::{self, Mode};
-use crate::state::{self, ForceUnlock, LockHolder, StateLocation, StateStore};
+use crate::state::{self, ForceUnlock, LockHolder, StateLocation};
 use crate::{eks_auth, kubeconfig};
 
 pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, Report> {
@@ -87,13 +87,6 @@ pub(super) fn load(args: &StackArgs) -> Result<Stack, Report> {
     .map_err(Report::new)
 }
 
-pub(super) fn state_location(args: &StackArgs, stack: &Stack) -> Result<StateLocation, Report> {
-    match &args.state {
-        Some(text) => StateLocation::parse(text).map_err(|e| miette!("--state {text}: {e}")),
-        None => Ok(StateLocation::default_for(&stack.name)),
-    }
-}
-
 fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
@@ -122,6 +115,11 @@ pub(super) fn workspace(
     Workspace::open(StackSource::File(args.stack.clone()), options).map_err(|e| api_report(args, e))
 }
 
+/// The workspace of a command that runs no plan (no progress events).
+pub(super) fn quiet_workspace(args: &StackArgs) -> Result<Workspace, Report> {
+    workspace(args, crate::engine::no_events(), CancelFlag::default(), 10)
+}
+
 /// An API error as a report; a held lock says how to clear it.
 fn api_report(args: &StackArgs, error: ApiError) -> Report {
     match error {
@@ -138,13 +136,6 @@ fn warn_stale(stale: Option<&LockHolder>) {
     if let Some(stale) = stale {
         errln!("warning: the previous run ({stale}) ended without releasing the state lock; taking it over");
     }
-}
-
-async fn open_store(args: &StackArgs, path: &StateLocation, stack: &Stack) -> Result<StateStore, Report> {
-    let opened = path.open(&stack.name, LockHolder::current(&command_line())).await;
-    let (store, stale) = opened.map_err(|e| api_report(args, ApiError::State(e)))?;
-    warn_stale(stale.as_ref());
-    Ok(store)
 }
 
 async fn plan_cmd(
@@ -311,10 +302,10 @@ fn summarize(run: &RunReport, stack_path: &Path) {
 }
 
 async fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCode, Report> {
-    let stack = load(args)?;
-    let path = state_location(args, &stack)?;
-    let state = path
-        .read(&stack.name)
+    let ws = quiet_workspace(args)?;
+    let path = ws.state_location();
+    let state = ws
+        .read_state()
         .await
         .map_err(Report::new)?
         .ok_or_else(|| miette!("no state at {}: run `meshform apply` first", path))?;
@@ -344,10 +335,9 @@ async fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<
 }
 
 async fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
-    let stack = load(args)?;
-    let path = state_location(args, &stack)?;
-    let Some(state) = path.read(&stack.name).await.map_err(Report::new)? else {
-        outln!("no state at {}", path);
+    let ws = quiet_workspace(args)?;
+    let Some(state) = ws.read_state().await.map_err(Report::new)? else {
+        outln!("no state at {}", ws.state_location());
         return Ok(ExitCode::SUCCESS);
     };
     for (address, r) in &state.resources {
@@ -364,75 +354,38 @@ async fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
 }
 
 async fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
-    let stack = load(args)?;
-    let path = state_location(args, &stack)?;
-    let state = path
-        .read(&stack.name)
+    let ws = quiet_workspace(args)?;
+    let state = ws
+        .read_state()
         .await
         .map_err(Report::new)?
-        .ok_or_else(|| miette!("no state at {}", path))?;
+        .ok_or_else(|| miette!("no state at {}", ws.state_location()))?;
     let shown = if let Some(r) = state.resources.get(address) {
         serde_json::json!({ "address": address, "resource": r })
     } else if let Some(p) = state.pending.get(address) {
         serde_json::json!({ "address": address, "interrupted_create": p })
     } else {
-        return Err(unknown_address(&state, address, &path));
+        return Err(Report::new(ws.unknown_address(&state, address)));
     };
     outln!("{}", serde_json::to_string_pretty(&shown).into_diagnostic()?);
     Ok(ExitCode::SUCCESS)
 }
 
 async fn state_rm(args: &StackArgs, addresses: &[String]) -> Result<ExitCode, Report> {
-    let stack = load(args)?;
-    let path = state_location(args, &stack)?;
-    let mut store = open_store(args, &path, &stack).await?;
-    // Check every address before changing anything.
-    if let Some(missing) = addresses
-        .iter()
-        .find(|a| !store.state().resources.contains_key(*a) && !store.state().pending.contains_key(*a))
-    {
-        return Err(unknown_address(store.state(), missing, &path));
+    let ws = quiet_workspace(args)?;
+    let done = ws.state_rm(addresses).await.map_err(|e| api_report(args, e))?;
+    for (address, what) in done.removed {
+        outln!(
+            "removed {address} ({what}): meshform no longer tracks it; whatever exists in the cloud is left alone"
+        );
     }
-    let removed: Vec<String> = addresses
-        .iter()
-        .map(|a| match store.state().resources.get(a) {
-            Some(r) => format!("{a} ({} {})", r.kind, r.id),
-            None => format!("{a} (an interrupted create)"),
-        })
-        .collect();
-    store
-        .update_labeled("state-rm", |s| {
-            for a in addresses {
-                s.resources.remove(a);
-                s.pending.remove(a);
-            }
-        })
-        .map_err(Report::new)?;
-    for r in removed {
-        outln!("removed {r}: meshform no longer tracks it; whatever exists in the cloud is left alone");
-    }
-    outln!("the previous state is in {}", store.backup_location());
+    outln!("the previous state is in {}", done.backup);
     Ok(ExitCode::SUCCESS)
 }
 
-/// "state has no resource X", suggesting a close address.
-fn unknown_address(state: &state::State, address: &str, path: &StateLocation) -> Report {
-    let known = state
-        .resources
-        .keys()
-        .chain(state.pending.keys())
-        .map(String::as_str);
-    let help = match config::suggest(address, known) {
-        Some(s) => format!("did you mean `{s}`? (`meshform state list` shows them all)"),
-        None => "`meshform state list` shows what state tracks".to_string(),
-    };
-    miette!(help = help, "{} tracks no resource `{address}`", path)
-}
-
 async fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {
-    let stack = load(args)?;
-    let path = state_location(args, &stack)?;
-    match path.force_unlock(force).await.map_err(Report::new)? {
+    let ws = quiet_workspace(args)?;
+    match ws.force_unlock(force).await.map_err(Report::new)? {
         ForceUnlock::WasStale(holder) => match holder {
             Some(h) => outln!("the lock was not held (last holder: {h}); cleared"),
             None => outln!("the state is not locked"),
@@ -458,20 +411,16 @@ async fn kubeconfig_cmd(
     cluster: Option<&str>,
     file: Option<PathBuf>,
 ) -> Result<ExitCode, Report> {
-    let stack = load(args)?;
-    let path = state_location(args, &stack)?;
-    let state = path
-        .read(&stack.name)
-        .await
-        .map_err(Report::new)?
-        .ok_or_else(|| {
-            miette!(
-                help = format!("run `meshform apply {}` first", args.stack.display()),
-                "no state at {}: stack `{}` has no EKS cluster yet",
-                path,
-                stack.name
-            )
-        })?;
+    let ws = quiet_workspace(args)?;
+    let stack = ws.stack();
+    let state = ws.read_state().await.map_err(Report::new)?.ok_or_else(|| {
+        miette!(
+            help = format!("run `meshform apply {}` first", args.stack.display()),
+            "no state at {}: stack `{}` has no EKS cluster yet",
+            ws.state_location(),
+            stack.name
+        )
+    })?;
     let cluster = kubeconfig::select_cluster(&state, cluster, &stack.region).map_err(Report::new)?;
     let file = match file {
         Some(f) => f,

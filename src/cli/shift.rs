@@ -9,7 +9,7 @@ use std::time::Duration;
 use miette::{Report, miette};
 
 use super::StackArgs;
-use super::commands::{Applied, apply_stack, load, state_location};
+use super::commands::{Applied, apply_stack, load, quiet_workspace};
 use super::progress::{ProgressMode, printer};
 use crate::shift::{self, ShiftError, ShiftPlan, StepApplier, StepError};
 
@@ -179,7 +179,7 @@ pub async fn shift_cmd(args: ShiftArgs, mode: ProgressMode) -> Result<ExitCode, 
     for step in &steps {
         load(&applier.stack_args(step)).map_err(|e| e.wrap_err(format!("step {variable}={step}")))?;
     }
-    let state = state_location(&base, &stack)?;
+    let state = quiet_workspace(&base)?.state_location().clone();
     let plan = ShiftPlan {
         variable: variable.clone(),
         steps: steps.clone(),
