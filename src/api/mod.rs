@@ -24,9 +24,8 @@
 //! Progress comes as [`Event`]s through [`Options::events`] (a callback;
 //! [`event_channel`] turns it into a channel). [`Options::cancel`] stops a
 //! run from starting new operations; those in flight finish and are
-//! recorded. Events carry attribute values as the engine sees them: a
-//! program that prints them should pass them through
-//! [`crate::sensitive::redact`], as the CLI does.
+//! recorded. Events come redacted (sensitive values read `(sensitive)`)
+//! unless [`Options::raw_events`] is set.
 
 mod error;
 mod run;
@@ -90,6 +89,10 @@ pub struct Options {
     pub parallelism: usize,
     /// Receives every progress event.
     pub events: EventSink,
+    /// Pass events on as the engine made them, sensitive values included.
+    /// By default every text an event carries goes through
+    /// [`crate::sensitive::redact`] first.
+    pub raw_events: bool,
     /// Set it to stop a run from starting new operations.
     pub cancel: CancelFlag,
     /// What the state lock records as the holder's command.
@@ -107,6 +110,7 @@ impl Default for Options {
             state: None,
             parallelism: 10,
             events: no_events(),
+            raw_events: false,
             cancel: CancelFlag::default(),
             command: "meshform library".to_string(),
             aws: None,

@@ -108,6 +108,8 @@ pub(super) fn workspace(
         state,
         parallelism,
         events,
+        // The progress printers redact what they print.
+        raw_events: true,
         cancel,
         command: command_line(),
         aws: None,

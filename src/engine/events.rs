@@ -152,7 +152,69 @@ pub enum Event {
 /// Receives events; must be cheap and must not block.
 pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 
+impl Event {
+    /// The event with every text it carries passed through
+    /// [`crate::sensitive::redact`]: what may be shown to a person or
+    /// written to a log.
+    pub fn redacted(&self) -> Event {
+        let r = |s: &String| crate::sensitive::redact(s).into_owned();
+        let mut e = self.clone();
+        match &mut e {
+            Event::Refreshing { .. } | Event::Started { .. } | Event::Cancelled { .. } => {}
+            Event::PendingResolved { found, .. } => *found = found.as_ref().map(r),
+            Event::Progress { message, .. } | Event::Warning { message, .. } => *message = r(message),
+            Event::Finished { id, .. } => *id = id.as_ref().map(r),
+            Event::Failed { error, .. } => *error = r(error),
+            Event::Skipped { .. } | Event::Dropped { .. } => {}
+            Event::ShiftStep { value, .. } => *value = r(value),
+            Event::GateChecked { observed, detail, .. } => {
+                *observed = observed.as_ref().map(r);
+                *detail = r(detail);
+            }
+        }
+        e
+    }
+}
+
+/// A sink forwarding every event to `inner` redacted (see
+/// [`Event::redacted`]).
+pub fn redacting(inner: EventSink) -> EventSink {
+    Arc::new(move |e: &Event| inner(&e.redacted()))
+}
+
 /// A sink that drops every event.
 pub fn no_events() -> EventSink {
     Arc::new(|_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_redacting_sink_hides_registered_secrets_in_every_text() {
+        crate::sensitive::register(&json!("s3nt1nel-events"));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let inner: EventSink = {
+            let seen = seen.clone();
+            Arc::new(move |e: &Event| seen.lock().expect("not poisoned").push(e.clone()))
+        };
+        let sink = redacting(inner);
+        sink(&Event::Failed {
+            address: "cache".into(),
+            op: Op::Create,
+            error: "AUTH s3nt1nel-events refused".into(),
+            elapsed: Duration::ZERO,
+        });
+        sink(&Event::Progress {
+            address: "cache".into(),
+            message: "token s3nt1nel-events".into(),
+        });
+        let seen = seen.lock().expect("not poisoned");
+        let text = format!("{seen:?}");
+        assert!(!text.contains("s3nt1nel-events"), "{text}");
+        assert!(text.contains("AUTH (sensitive) refused"), "{text}");
+    }
 }

@@ -16,7 +16,7 @@ mod tests;
 use std::sync::Arc;
 
 pub use apply::{ApplyReport, StateFailure};
-pub use events::{Event, EventSink, Op, no_events};
+pub use events::{Event, EventSink, Op, no_events, redacting};
 pub use refresh::Resolution;
 pub use steps::{Step, step_graph};
 
