@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 use super::live_view::human;
 use super::progress::{Progress, ProgressMode};
-use super::{Command, StackArgs, StateCommand};
+use super::{Command, StackArgs, StateCommand, day2};
 use crate::config::{self, LoadOptions, Stack};
 use crate::engine::{ApplyReport, Engine, step_graph};
 use crate::graph::{CancelFlag, Outcome, ResourceGraph};
@@ -51,23 +51,59 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
             stack,
             json,
             detailed_exitcode,
-        } => plan_cmd(&stack, json, detailed_exitcode, progress).await,
+            targets,
+            out,
+        } => {
+            plan_cmd(
+                &stack,
+                json,
+                detailed_exitcode,
+                progress,
+                &targets,
+                out.as_deref(),
+            )
+            .await
+        }
         Command::Apply {
             stack,
             auto_approve,
             parallelism,
-        } => apply_cmd(&stack, auto_approve, parallelism.into(), false, progress).await,
+            targets,
+        } => match day2::saved_plan_args(&stack, &targets)? {
+            // A saved plan was reviewed when it was made: applied as is.
+            Some((args, options)) => {
+                apply_cmd(&args, true, parallelism.into(), false, progress, &options).await
+            }
+            None => {
+                let options = day2::RunOptions { targets, saved: None };
+                apply_cmd(
+                    &stack,
+                    auto_approve,
+                    parallelism.into(),
+                    false,
+                    progress,
+                    &options,
+                )
+                .await
+            }
+        },
         Command::Destroy {
             stack,
             auto_approve,
             parallelism,
-        } => apply_cmd(&stack, auto_approve, parallelism.into(), true, progress).await,
+            targets,
+        } => {
+            let options = day2::RunOptions { targets, saved: None };
+            apply_cmd(&stack, auto_approve, parallelism.into(), true, progress, &options).await
+        }
+        Command::Import { stack, address, id } => day2::import_cmd(&stack, &address, &id).await,
         Command::Shift(args) => super::shift::shift_cmd(args, progress).await,
         Command::Output { stack, name, json } => output_cmd(&stack, name.as_deref(), json).await,
         Command::State { command } => match command {
             StateCommand::List(args) => state_list(&args).await,
             StateCommand::Show { stack, address } => state_show(&stack, &address).await,
             StateCommand::Rm { stack, addresses } => state_rm(&stack, &addresses).await,
+            StateCommand::Mv { stack, from, to } => day2::state_mv(&stack, &from, &to).await,
         },
         Command::ForceUnlock { stack, force } => force_unlock_cmd(&stack, force).await,
         Command::Types => {
@@ -75,7 +111,9 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
             Ok(ExitCode::SUCCESS)
         }
         Command::EksToken { cluster, region } => eks_token_cmd(&cluster, &region).await,
-        Command::Kubeconfig { stack, cluster, file } => kubeconfig_cmd(&stack, cluster.as_deref(), file).await,
+        Command::Kubeconfig { stack, cluster, file } => {
+            kubeconfig_cmd(&stack, cluster.as_deref(), file).await
+        }
     }
 }
 
@@ -100,11 +138,15 @@ fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-async fn connect(stack: &Stack) -> Arc<AwsClients> {
+pub(super) async fn connect(stack: &Stack) -> Arc<AwsClients> {
     Arc::new(AwsClients::connect(&stack.region).await)
 }
 
-async fn open_store(args: &StackArgs, path: &StateLocation, stack: &Stack) -> Result<StateStore, Report> {
+pub(super) async fn open_store(
+    args: &StackArgs,
+    path: &StateLocation,
+    stack: &Stack,
+) -> Result<StateStore, Report> {
     let opened = path.open(&stack.name, LockHolder::current(&command_line())).await;
     let (store, stale) = match opened {
         Err(e @ state::StateError::Locked { .. }) => {
@@ -124,6 +166,8 @@ async fn plan_cmd(
     json: bool,
     detailed: bool,
     mode: ProgressMode,
+    targets: &[String],
+    out: Option<&Path>,
 ) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
@@ -132,10 +176,25 @@ async fn plan_cmd(
     let aws = connect(&stack).await;
     let progress = Progress::start(mode);
     let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress.sink());
+    day2::check_targets(targets, &stack, store.state())?;
     let facts = aws.region_facts().await.into_diagnostic()?;
     let prior = engine.refresh(store.state()).await.map_err(Report::new)?;
     let mut plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
+    day2::restrict(&mut plan, targets, &stack)?;
     engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
+    if let Some(file) = out {
+        let refreshed = crate::engine::refreshed_state(store.state(), &prior);
+        day2::write_saved_plan(
+            file,
+            &plan,
+            &stack,
+            args,
+            &path,
+            store.state(),
+            refreshed,
+            &facts.azs,
+        )?;
+    }
     drop(store);
     drop(progress);
     if json {
@@ -180,8 +239,9 @@ async fn apply_cmd(
     parallelism: usize,
     destroy: bool,
     mode: ProgressMode,
+    options: &day2::RunOptions,
 ) -> Result<ExitCode, Report> {
-    apply_stack(args, auto_approve, parallelism, destroy, mode)
+    apply_stack(args, auto_approve, parallelism, destroy, mode, options)
         .await
         .map(Applied::exit_code)
 }
@@ -195,6 +255,7 @@ pub(super) async fn apply_stack(
     parallelism: usize,
     destroy: bool,
     mode: ProgressMode,
+    options: &day2::RunOptions,
 ) -> Result<Applied, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
@@ -206,14 +267,24 @@ pub(super) async fn apply_stack(
     let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress.sink())
         .with_parallelism(parallelism)
         .with_cancel(cancel.clone());
-    let prior = engine.refresh_into(&mut store).await.map_err(Report::new)?;
-    let (plan, azs) = if destroy {
-        (plan::plan_destroy(&stack.name, &stack.region, &prior), Vec::new())
+    let (plan, azs) = if let Some(saved) = &options.saved {
+        // No refresh: it would write state before the saved plan's check.
+        day2::prepare_saved(saved, &stack, &mut store)?
     } else {
-        let facts = aws.region_facts().await.into_diagnostic()?;
-        let mut plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
-        engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
-        (plan, facts.azs)
+        day2::check_targets(&options.targets, &stack, store.state())?;
+        let prior = engine.refresh_into(&mut store).await.map_err(Report::new)?;
+        let (mut plan, azs) = if destroy {
+            (plan::plan_destroy(&stack.name, &stack.region, &prior), Vec::new())
+        } else {
+            let facts = aws.region_facts().await.into_diagnostic()?;
+            let plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
+            (plan, facts.azs)
+        };
+        day2::restrict(&mut plan, &options.targets, &stack)?;
+        if !destroy {
+            engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
+        }
+        (plan, azs)
     };
     progress.pause();
     out!("{}", plan::render(&plan));
@@ -366,7 +437,9 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
 async fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name).await
+    let state = path
+        .read(&stack.name)
+        .await
         .map_err(Report::new)?
         .ok_or_else(|| miette!("no state at {}: run `meshform apply` first", path))?;
     let outputs = &state.outputs;
@@ -417,7 +490,9 @@ async fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
 async fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name).await
+    let state = path
+        .read(&stack.name)
+        .await
         .map_err(Report::new)?
         .ok_or_else(|| miette!("no state at {}", path))?;
     let shown = if let Some(r) = state.resources.get(address) {
@@ -509,7 +584,9 @@ async fn kubeconfig_cmd(
 ) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name).await
+    let state = path
+        .read(&stack.name)
+        .await
         .map_err(Report::new)?
         .ok_or_else(|| {
             miette!(
