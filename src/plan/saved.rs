@@ -392,7 +392,8 @@ cidr_block = "${var.cidr}"
         let base = stack_digest(&load(STACK, &[]));
         assert_eq!(base, stack_digest(&load(STACK, &[])), "deterministic");
         assert_eq!(base.len(), 64);
-        let cases: &[(&str, String, Vec<(&str, &str)>)] = &[
+        type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+        let cases: &[Case] = &[
             ("a comment", format!("{STACK}# note\n"), vec![]),
             ("a variable", STACK.to_string(), vec![("cidr", "10.1.0.0/16")]),
         ];
