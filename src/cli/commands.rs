@@ -176,7 +176,7 @@ async fn plan_cmd(
     let aws = connect(&stack).await;
     let progress = Progress::start(mode);
     let engine = Engine::new(&stack.name, provider::all_kinds(&aws), progress.sink());
-    day2::check_targets(targets, &stack, store.state())?;
+    day2::check_targets(targets, &stack, store.state(), false)?;
     let facts = aws.region_facts().await.into_diagnostic()?;
     let prior = engine.refresh(store.state()).await.map_err(Report::new)?;
     let mut plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
@@ -271,7 +271,7 @@ pub(super) async fn apply_stack(
         // No refresh: it would write state before the saved plan's check.
         day2::prepare_saved(saved, &stack, &mut store)?
     } else {
-        day2::check_targets(&options.targets, &stack, store.state())?;
+        day2::check_targets(&options.targets, &stack, store.state(), destroy)?;
         let prior = engine.refresh_into(&mut store).await.map_err(Report::new)?;
         let (mut plan, azs) = if destroy {
             (plan::plan_destroy(&stack.name, &stack.region, &prior), Vec::new())

@@ -32,12 +32,17 @@ fn target_error(e: plan::TargetError) -> Report {
     miette!(help = help, "{e}")
 }
 
-/// Checks the `--target` addresses against the stack and `state` before
+/// Checks the `--target` addresses against the stack and `state` (for a
+/// destroy, against state only: it deletes only what state tracks) before
 /// anything is refreshed or written (see [`plan::check_targets`]).
-pub(super) fn check_targets(targets: &[String], stack: &Stack, state: &State) -> Result<(), Report> {
-    let known = stack
-        .resources
-        .keys()
+pub(super) fn check_targets(
+    targets: &[String],
+    stack: &Stack,
+    state: &State,
+    destroy: bool,
+) -> Result<(), Report> {
+    let in_stack = stack.resources.keys().filter(|_| !destroy);
+    let known = in_stack
         .chain(state.resources.keys())
         .chain(state.pending.keys())
         .map(String::as_str);
