@@ -93,6 +93,12 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
             parallelism,
             targets,
         } => {
+            if day2::is_saved_plan(&stack.stack)? {
+                return Err(miette!(
+                    "{} is a saved plan: apply it with `meshform apply`; destroy takes a stack",
+                    stack.stack.display()
+                ));
+            }
             let options = day2::RunOptions { targets, saved: None };
             apply_cmd(&stack, auto_approve, parallelism.into(), true, progress, &options).await
         }

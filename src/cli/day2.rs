@@ -89,6 +89,11 @@ pub(super) fn saved_plan_args(
     )))
 }
 
+/// Whether `path` is a saved plan rather than a stack.
+pub(super) fn is_saved_plan(path: &Path) -> Result<bool, Report> {
+    Ok(SavedPlan::sniff(path).map_err(Report::new)?.is_some())
+}
+
 /// `plan --out FILE`: writes `plan` as a saved plan, with what it was made
 /// against.
 #[allow(clippy::too_many_arguments)]

@@ -450,6 +450,88 @@ cidr_block = "${var.cidr}"
     }
 
     #[test]
+    fn sensitive_values_are_not_saved_and_must_be_given_again() {
+        const SECRET: &str = "s3nt1nel-saved-plan";
+        let text = format!(
+            "{STACK}\n[vars.token]\ntype = \"string\"\nsensitive = true\n\n[resource.vpc2]\ntype = \"aws.ec2.vpc\"\ncidr_block = \"10.9.0.0/16\"\ntags = {{ Token = \"${{var.token}}\" }}\n"
+        );
+        let given = [("token", SECRET), ("cidr", "10.0.0.0/16")];
+        let stack = load(&text, &given);
+        let vars: Vec<(String, String)> = given
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut plan = Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            stack: "saved".into(),
+            region: "us-west-2".into(),
+            destroy: false,
+            resources: vec![],
+            outputs: vec![crate::plan::OutputChange {
+                name: "token".into(),
+                before: None,
+                after: Some(serde_json::json!(SECRET)),
+                after_unknown: false,
+            }],
+            summary: Default::default(),
+            targets: vec![],
+            partial: false,
+            left_out: vec![],
+        };
+        plan.summarize();
+        let mut state = State::new("saved");
+        state.serial = 1;
+        let refreshed = BTreeMap::from([(
+            "vpc2".to_string(),
+            ResourceState {
+                kind: "aws.ec2.vpc".into(),
+                id: "vpc-2".into(),
+                attributes: crate::Attrs::from_iter([(
+                    "tags".to_string(),
+                    serde_json::json!({"Token": SECRET}),
+                )]),
+                dependencies: vec![],
+            },
+        )]);
+        let saved = SavedPlan::new(
+            &plan,
+            &stack,
+            Path::new("saved.toml"),
+            &vars,
+            None,
+            &state,
+            refreshed,
+            &[],
+        )
+        .unwrap();
+        let written = serde_json::to_string(&saved).unwrap();
+        assert!(!written.contains(SECRET), "{written}");
+        assert_eq!(saved.sensitive_vars, ["token"]);
+        assert_eq!(saved.vars, [("cidr".to_string(), "10.0.0.0/16".to_string())]);
+        let err = saved.vars_with(&[]).unwrap_err();
+        assert!(
+            err.to_string().contains("give it again with --var token=..."),
+            "{err}"
+        );
+        let again = saved
+            .vars_with(&[("token".to_string(), SECRET.to_string())])
+            .unwrap();
+        saved
+            .check(
+                &load(&text, &[("cidr", "10.0.0.0/16"), ("token", SECRET)]),
+                &state,
+            )
+            .unwrap();
+        assert_eq!(again.len(), 2);
+        // Another secret is another stack.
+        let other = load(&text, &[("token", "an0ther-s3cret-value")]);
+        assert!(matches!(
+            saved.check(&other, &state),
+            Err(SavedPlanError::StackChanged { .. })
+        ));
+    }
+
+    #[test]
     fn sniff_tells_a_saved_plan_from_a_stack() {
         let dir = crate::state::test_support::TestDir::new("sniff");
         let stack_path = dir.path().join("s.toml");
