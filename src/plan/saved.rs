@@ -149,7 +149,7 @@ pub enum SavedPlanError {
     },
     /// State holds interrupted creates, which only a refreshing run resolves.
     #[error(
-        "state holds interrupted creates ({0}): a saved plan cannot resolve them; run `meshform apply` (or `plan` without --out after it) first"
+        "state holds interrupted creates ({0}), which only a refreshing run resolves: run `meshform apply STACK` first, then plan again"
     )]
     Pending(String),
     /// A sensitive variable the plan was made with was not given again.
