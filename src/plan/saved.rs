@@ -447,6 +447,17 @@ cidr_block = "${var.cidr}"
             saved.check(&edited, &state),
             Err(SavedPlanError::StackChanged { .. })
         ));
+        // Interrupted creates: no saved plan is made, none applies.
+        let mut pending = state.clone();
+        pending.pending.insert(
+            "vpc".into(),
+            crate::state::PendingCreate::new("aws.ec2.vpc", crate::Attrs::new(), vec![]),
+        );
+        let err = saved.check(&stack, &pending).unwrap_err();
+        assert!(matches!(err, SavedPlanError::Pending(_)), "{err}");
+        let err =
+            SavedPlan::new(&empty, &stack, path, &[], None, &pending, BTreeMap::new(), &[]).unwrap_err();
+        assert!(err.to_string().contains("interrupted creates (vpc)"), "{err}");
     }
 
     #[test]
