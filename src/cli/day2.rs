@@ -134,28 +134,14 @@ pub(super) fn write_saved_plan(
     Ok(())
 }
 
-/// `apply FILE` of a saved plan, once state is locked: checks that the
-/// stack and state are what the plan was made against (refusing, with
-/// nothing changed, if not), then records what the plan's refresh read,
-/// as an apply's own refresh would. Returns the plan and the AZs to apply.
+/// `apply FILE` of a saved plan, once state is locked: see
+/// [`SavedPlan::prepare`] (refuses, changing nothing, a stale plan).
 pub(super) fn prepare_saved(
     saved: &SavedPlan,
     stack: &Stack,
     store: &mut crate::state::StateStore,
 ) -> Result<(Plan, Vec<String>), Report> {
-    saved.check(stack, store.state()).map_err(Report::new)?;
-    let changed: Vec<(String, ResourceState)> = saved
-        .refreshed
-        .iter()
-        .filter(|(a, r)| store.state().resources.get(*a) != Some(*r))
-        .map(|(a, r)| (a.clone(), r.clone()))
-        .collect();
-    if !changed.is_empty() {
-        store
-            .update_labeled("saved-plan-refresh", |s| s.resources.extend(changed))
-            .map_err(Report::new)?;
-    }
-    Ok((saved.plan.clone(), saved.azs.clone()))
+    saved.prepare(stack, store).map_err(Report::new)
 }
 
 /// `meshform import STACK ADDRESS ID`.

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::model::{PLAN_FORMAT_VERSION, Plan};
 use crate::config::Stack;
-use crate::state::{ResourceState, State};
+use crate::state::{ResourceState, State, StateStore};
 
 /// The saved-plan file format this meshform writes and reads.
 pub const SAVED_PLAN_FORMAT: u32 = 1;
@@ -152,6 +152,9 @@ pub enum SavedPlanError {
         "state holds interrupted creates ({0}), which only a refreshing run resolves: run `meshform apply STACK` first, then plan again"
     )]
     Pending(String),
+    /// Recording what the plan's refresh read failed.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     /// A sensitive variable the plan was made with was not given again.
     #[error(
         "the saved plan was made with the sensitive variable `{0}`, whose value is not saved: give it again with --var {0}=..."
@@ -334,6 +337,31 @@ impl SavedPlan {
             return Err(SavedPlanError::MissingSensitiveVar(missing.clone()));
         }
         Ok(self.vars.iter().chain(given).cloned().collect())
+    }
+
+    /// Prepares `store` (locked) for applying the plan: [`check`]s that
+    /// `stack` and state are what it was made against (refusing with
+    /// nothing written), then records what the plan's refresh read, as an
+    /// apply's own refresh would have, in one write (none when state holds
+    /// it already). Returns the plan to apply and the AZs it used.
+    ///
+    /// [`check`]: SavedPlan::check
+    pub fn prepare(
+        &self,
+        stack: &Stack,
+        store: &mut StateStore,
+    ) -> Result<(Plan, Vec<String>), SavedPlanError> {
+        self.check(stack, store.state())?;
+        let changed: Vec<(String, ResourceState)> = self
+            .refreshed
+            .iter()
+            .filter(|(a, r)| store.state().resources.get(*a) != Some(*r))
+            .map(|(a, r)| (a.clone(), r.clone()))
+            .collect();
+        if !changed.is_empty() {
+            store.update_labeled("saved-plan-refresh", |s| s.resources.extend(changed))?;
+        }
+        Ok((self.plan.clone(), self.azs.clone()))
     }
 
     /// Checks that `stack` (re-loaded as the plan's was) and `state` (loaded
@@ -539,6 +567,77 @@ cidr_block = "${var.cidr}"
         assert!(matches!(
             saved.check(&other, &state),
             Err(SavedPlanError::StackChanged { .. })
+        ));
+    }
+
+    #[test]
+    fn prepare_checks_then_records_the_plans_refresh_and_a_plan_applies_once() {
+        let dir = crate::state::test_support::TestDir::new("prepare");
+        let path = dir.path().join("saved.json");
+        let holder = || crate::state::LockHolder::current("test");
+        let (mut store, _) = StateStore::open(&path, "saved", holder()).unwrap();
+        let recorded = ResourceState {
+            kind: "aws.ec2.vpc".into(),
+            id: "vpc-1".into(),
+            attributes: crate::Attrs::from_iter([(
+                "cidr_block".to_string(),
+                serde_json::json!("10.0.0.0/16"),
+            )]),
+            dependencies: vec![],
+        };
+        store
+            .update(|s| {
+                s.resources.insert("vpc".into(), recorded.clone());
+            })
+            .unwrap();
+        let stack = load(STACK, &[]);
+        let mut read = recorded.clone();
+        read.attributes
+            .insert("tags".into(), serde_json::json!({"Drift": "yes"}));
+        let plan = Plan {
+            format_version: PLAN_FORMAT_VERSION,
+            stack: "saved".into(),
+            region: "us-west-2".into(),
+            destroy: false,
+            resources: vec![],
+            outputs: vec![],
+            summary: Default::default(),
+            targets: vec![],
+            partial: false,
+            left_out: vec![],
+        };
+        let refreshed = BTreeMap::from([("vpc".to_string(), read.clone())]);
+        let saved = SavedPlan::new(
+            &plan,
+            &stack,
+            Path::new("saved.toml"),
+            &[],
+            None,
+            store.state(),
+            refreshed,
+            &["us-west-2a".into()],
+        )
+        .unwrap();
+        // A stale stack: refused before anything is written.
+        let serial = store.state().serial;
+        let edited = load(&format!("{STACK}# edited\n"), &[]);
+        assert!(matches!(
+            saved.prepare(&edited, &mut store),
+            Err(SavedPlanError::StackChanged { .. })
+        ));
+        assert_eq!(store.state().serial, serial);
+        let (_, azs) = saved.prepare(&stack, &mut store).unwrap();
+        assert_eq!(azs, ["us-west-2a"]);
+        assert_eq!(
+            store.state().resources["vpc"],
+            read,
+            "what the plan's refresh read"
+        );
+        assert_eq!(store.state().serial, serial + 1);
+        // That write makes the plan stale.
+        assert!(matches!(
+            saved.prepare(&stack, &mut store),
+            Err(SavedPlanError::StateChanged { .. })
         ));
     }
 
