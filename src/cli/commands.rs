@@ -186,7 +186,7 @@ async fn plan_cmd(
     let facts = aws.region_facts().await.into_diagnostic()?;
     let prior = engine.refresh(store.state()).await.map_err(Report::new)?;
     let mut plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
-    day2::restrict(&mut plan, targets, &stack)?;
+    day2::restrict(&mut plan, targets, &stack, &prior)?;
     engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
     if let Some(file) = out {
         let refreshed = crate::engine::refreshed_state(store.state(), &prior);
@@ -286,7 +286,7 @@ pub(super) async fn apply_stack(
             let plan = engine.plan(&stack, &prior, &facts).map_err(Report::new)?;
             (plan, facts.azs)
         };
-        day2::restrict(&mut plan, &options.targets, &stack)?;
+        day2::restrict(&mut plan, &options.targets, &stack, &prior)?;
         if !destroy {
             engine.preview(&mut plan, &prior).await.map_err(Report::new)?;
         }

@@ -49,9 +49,20 @@ pub(super) fn check_targets(
     plan::check_targets(targets, known).map_err(target_error)
 }
 
-/// Restricts `plan` to `targets` (see [`plan::restrict`]).
-pub(super) fn restrict(plan: &mut Plan, targets: &[String], stack: &Stack) -> Result<(), Report> {
-    plan::restrict(plan, targets, &plan::output_dependencies(stack)).map_err(target_error)
+/// Restricts `plan` to `targets` (see [`plan::restrict`]), with the
+/// dependencies `prior` (the refresh) records.
+pub(super) fn restrict(
+    plan: &mut Plan,
+    targets: &[String],
+    stack: &Stack,
+    prior: &plan::Prior,
+) -> Result<(), Report> {
+    let recorded = prior
+        .resources
+        .iter()
+        .map(|(a, p)| (a.clone(), p.dependencies.clone()))
+        .collect();
+    plan::restrict(plan, targets, &plan::output_dependencies(stack), &recorded).map_err(target_error)
 }
 
 /// For `apply FILE`: when FILE is a saved plan, the stack arguments it was

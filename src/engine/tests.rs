@@ -727,7 +727,8 @@ fn targeted_replacements_keep_what_they_need_and_their_order() {
     let restricted = |plan: &Plan, targets: &[&str]| {
         let mut p = plan.clone();
         let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
-        crate::plan::restrict(&mut p, &targets, &Default::default()).expect("known targets");
+        crate::plan::restrict(&mut p, &targets, &Default::default(), &Default::default())
+            .expect("known targets");
         p
     };
 

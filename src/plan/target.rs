@@ -9,7 +9,9 @@
 //!   delete it is for, a make-before-break update for the dependents it
 //!   waits for (`contract_after`), and a resource brought in that is
 //!   deleted or replaced brings in the changes of what depends on it (they
-//!   must let go of it first).
+//!   must let go of it first; by the stack's dependencies, and by those
+//!   state recorded, since a resource may still refer to what the stack no
+//!   longer names).
 //! - **destroy**: each target brings in what depends on it, transitively,
 //!   by the dependencies state recorded (dependents are deleted first).
 //!
@@ -79,12 +81,14 @@ pub fn check_targets<'a>(
 
 /// Restricts `plan` to `targets` and what they need (see the module docs).
 /// `outputs` gives the resources each output refers to (see
-/// [`output_dependencies`]). No targets leaves the plan as it is. An
-/// unknown target is an error and leaves `plan` unchanged.
+/// [`output_dependencies`]); `recorded`, the dependencies state records
+/// for each resource (the refreshed prior's). No targets leaves the plan
+/// as it is. An unknown target is an error and leaves `plan` unchanged.
 pub fn restrict(
     plan: &mut Plan,
     targets: &[String],
     outputs: &BTreeMap<String, BTreeSet<String>>,
+    recorded: &BTreeMap<String, Vec<String>>,
 ) -> Result<(), TargetError> {
     if targets.is_empty() {
         return Ok(());
@@ -93,7 +97,7 @@ pub fn restrict(
     let included = if plan.destroy {
         dependents_closure(plan, targets)
     } else {
-        needs_closure(plan, targets)
+        needs_closure(plan, targets, recorded)
     };
     let (kept, dropped): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.resources)
         .into_iter()
@@ -129,7 +133,11 @@ pub fn restrict(
 
 /// Plan and apply: the targets, what they depend on, and the changes those
 /// cannot run without, to a fixed point.
-fn needs_closure(plan: &Plan, targets: &[String]) -> BTreeSet<String> {
+fn needs_closure(
+    plan: &Plan,
+    targets: &[String],
+    recorded: &BTreeMap<String, Vec<String>>,
+) -> BTreeSet<String> {
     let by_address: BTreeMap<&str, &super::ResourceChange> =
         plan.resources.iter().map(|r| (r.address.as_str(), r)).collect();
     // Changed resources by what they depend on, for "what must let go".
@@ -144,6 +152,12 @@ fn needs_closure(plan: &Plan, targets: &[String]) -> BTreeSet<String> {
         for d in &r.detach_from {
             changed_dependents
                 .entry(d.from.as_str())
+                .or_default()
+                .push(r.address.as_str());
+        }
+        for d in recorded.get(&r.address).into_iter().flatten() {
+            changed_dependents
+                .entry(d.as_str())
                 .or_default()
                 .push(r.address.as_str());
         }
@@ -293,7 +307,7 @@ mod tests {
         for (name, destroy, targets, want) in cases {
             let mut plan = network(*destroy);
             let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
-            restrict(&mut plan, &targets, &BTreeMap::new()).unwrap();
+            restrict(&mut plan, &targets, &BTreeMap::new(), &BTreeMap::new()).unwrap();
             assert_eq!(addresses(&plan), *want, "{name}");
             assert!(plan.partial, "{name}");
             let mut sorted = targets.clone();
@@ -312,7 +326,7 @@ mod tests {
     fn no_targets_is_the_whole_plan() {
         let mut plan = network(false);
         let before = plan.clone();
-        restrict(&mut plan, &[], &BTreeMap::new()).unwrap();
+        restrict(&mut plan, &[], &BTreeMap::new(), &BTreeMap::new()).unwrap();
         assert_eq!(plan, before);
         assert!(!plan.partial);
     }
@@ -321,7 +335,13 @@ mod tests {
     fn an_unknown_target_is_refused_with_a_suggestion_and_changes_nothing() {
         let mut plan = network(false);
         let before = plan.clone();
-        let err = restrict(&mut plan, &["subnt".to_string()], &BTreeMap::new()).unwrap_err();
+        let err = restrict(
+            &mut plan,
+            &["subnt".to_string()],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             TargetError::Unknown {
@@ -359,13 +379,18 @@ mod tests {
         );
         let cases: &[(&str, &[&str])] = &[
             ("repo", &["repo", "user"]),
-            ("fresh", &["fresh", "gone"]),
+            // (and what must let go of `gone` first: see below)
+            ("fresh", &["bystander", "fresh", "gone"]),
             ("rule", &["route", "rule"]),
             ("route", &["route", "rule"]),
+            // `gone` left the stack, but state records `bystander` as still
+            // referring to it: its update (letting go) comes along.
+            ("gone", &["bystander", "gone"]),
         ];
+        let recorded = BTreeMap::from([("bystander".to_string(), vec!["gone".to_string()])]);
         for (target, want) in cases {
             let mut p = plan.clone();
-            restrict(&mut p, &[target.to_string()], &BTreeMap::new()).unwrap();
+            restrict(&mut p, &[target.to_string()], &BTreeMap::new(), &recorded).unwrap();
             assert_eq!(addresses(&p), *want, "target {target}");
         }
     }
@@ -390,7 +415,7 @@ mod tests {
                 .into_iter()
                 .map(|(o, r)| (o.to_string(), BTreeSet::from([r.to_string()])))
                 .collect();
-        restrict(&mut plan, &["subnet".to_string()], &deps).unwrap();
+        restrict(&mut plan, &["subnet".to_string()], &deps, &BTreeMap::new()).unwrap();
         let by: BTreeMap<&str, &OutputChange> = plan.outputs.iter().map(|o| (o.name.as_str(), o)).collect();
         assert!(by["vpc_id"].after_unknown, "vpc is in: its output is planned");
         assert_eq!(by["route_id"].after, Some(json!("rtb-1")));
@@ -414,7 +439,7 @@ mod tests {
                 after_unknown: false,
             },
         ];
-        restrict(&mut destroy, &["vpc".to_string()], &deps).unwrap();
+        restrict(&mut destroy, &["vpc".to_string()], &deps, &BTreeMap::new()).unwrap();
         let by: BTreeMap<&str, &OutputChange> =
             destroy.outputs.iter().map(|o| (o.name.as_str(), o)).collect();
         assert!(by["vpc_id"].is_change(), "removed with the vpc");
@@ -424,7 +449,13 @@ mod tests {
     #[test]
     fn a_restricted_plan_has_an_acyclic_step_graph_without_left_out_steps() {
         let mut plan = network(true);
-        restrict(&mut plan, &["subnet".to_string()], &BTreeMap::new()).unwrap();
+        restrict(
+            &mut plan,
+            &["subnet".to_string()],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        )
+        .unwrap();
         let mut state = crate::state::State::new("s");
         for r in &network(true).resources {
             state.resources.insert(
