@@ -27,6 +27,7 @@
 //! recorded. Events come redacted (sensitive values read `(sensitive)`)
 //! unless [`Options::raw_events`] is set.
 
+mod day2;
 mod error;
 mod run;
 mod state_ops;
@@ -35,6 +36,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use day2::Moved;
 pub use error::ApiError;
 pub use run::{Operation, Prepared, RunReport};
 pub use state_ops::Removed;
@@ -85,6 +87,10 @@ pub struct Options {
     /// Where state is kept; `None` for the default (`.meshform/<stack>.json`
     /// under the current directory).
     pub state: Option<StateLocation>,
+    /// Plan, apply or destroy only these resources and what they need (for
+    /// a destroy: what depends on them); empty for the whole stack. The
+    /// plan says it is partial.
+    pub targets: Vec<String>,
     /// At most this many cloud operations at once (at least 1).
     pub parallelism: usize,
     /// Receives every progress event.
@@ -108,6 +114,7 @@ impl Default for Options {
         Options {
             vars: Vec::new(),
             state: None,
+            targets: Vec::new(),
             parallelism: 10,
             events: no_events(),
             raw_events: false,
@@ -137,10 +144,13 @@ pub struct Planned {
     pub plan: Plan,
     /// The previous holder of the state lock, when it died holding it.
     pub stale_lock: Option<LockHolder>,
+    /// What the plan was made against, for [`Workspace::save_plan`].
+    basis: day2::Basis,
 }
 
 /// A loaded, validated stack and where its state lives.
 pub struct Workspace {
+    source: StackSource,
     stack: Stack,
     state: StateLocation,
     options: Options,
@@ -162,6 +172,7 @@ impl Workspace {
             .clone()
             .unwrap_or_else(|| StateLocation::default_for(&stack.name));
         Ok(Workspace {
+            source,
             stack,
             state,
             options,
@@ -188,13 +199,24 @@ impl Workspace {
     /// only, and the lock is released before this returns.
     pub async fn plan(&self) -> Result<Planned, ApiError> {
         let (store, stale_lock) = self.lock().await?;
+        self.check_targets(store.state(), false)?;
         let aws = self.connect().await;
         let engine = self.engine(&aws);
         let facts = aws.region_facts().await?;
         let prior = engine.refresh(store.state()).await?;
         let mut plan = engine.plan(&self.stack, &prior, &facts)?;
+        self.restrict(&mut plan, &prior)?;
         engine.preview(&mut plan, &prior).await?;
-        Ok(Planned { plan, stale_lock })
+        let basis = day2::Basis {
+            refreshed: crate::engine::refreshed_state(store.state(), &prior),
+            state: store.state().clone(),
+            azs: facts.azs,
+        };
+        Ok(Planned {
+            plan,
+            stale_lock,
+            basis,
+        })
     }
 
     /// Locks state, refreshes it (recording what the refresh finds) and
@@ -234,17 +256,21 @@ impl Workspace {
 
     async fn prepare(&self, operation: Operation) -> Result<Prepared, ApiError> {
         let (mut store, stale) = self.lock().await?;
+        // Unknown targets fail before anything is read or written.
+        self.check_targets(store.state(), operation == Operation::Destroy)?;
         let aws = self.connect().await;
         let engine = self.engine(&aws);
         let prior = engine.refresh_into(&mut store).await?;
         let (plan, azs) = match operation {
-            Operation::Destroy => (
-                crate::plan::plan_destroy(&self.stack.name, &self.stack.region, &prior),
-                Vec::new(),
-            ),
+            Operation::Destroy => {
+                let mut plan = crate::plan::plan_destroy(&self.stack.name, &self.stack.region, &prior);
+                self.restrict(&mut plan, &prior)?;
+                (plan, Vec::new())
+            }
             Operation::Apply => {
                 let facts = aws.region_facts().await?;
                 let mut plan = engine.plan(&self.stack, &prior, &facts)?;
+                self.restrict(&mut plan, &prior)?;
                 engine.preview(&mut plan, &prior).await?;
                 (plan, facts.azs)
             }

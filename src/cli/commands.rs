@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use miette::{IntoDiagnostic, Report, miette};
 
 use super::progress::{Progress, ProgressMode};
-use super::{Command, StackArgs, StateCommand};
+use super::{Command, StackArgs, StateCommand, day2};
 use crate::api::{ApiError, Options, RunReport, StackSource, Workspace};
 use crate::config::{self, LoadOptions, Stack};
 use crate::engine::EventSink;
@@ -47,23 +47,55 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
             stack,
             json,
             detailed_exitcode,
-        } => plan_cmd(&stack, json, detailed_exitcode, progress).await,
+            targets,
+            out,
+        } => plan_cmd(&stack, json, detailed_exitcode, progress, targets, out.as_deref()).await,
         Command::Apply {
             stack,
             auto_approve,
             parallelism,
-        } => apply_cmd(&stack, auto_approve, parallelism.into(), false, progress).await,
+            targets,
+        } => match day2::saved_plan_args(&stack, &targets)? {
+            // A saved plan was reviewed when it was made: applied as is.
+            Some((args, options)) => {
+                apply_cmd(&args, true, parallelism.into(), false, progress, &options).await
+            }
+            None => {
+                let options = day2::RunOptions { targets, saved: None };
+                apply_cmd(
+                    &stack,
+                    auto_approve,
+                    parallelism.into(),
+                    false,
+                    progress,
+                    &options,
+                )
+                .await
+            }
+        },
         Command::Destroy {
             stack,
             auto_approve,
             parallelism,
-        } => apply_cmd(&stack, auto_approve, parallelism.into(), true, progress).await,
+            targets,
+        } => {
+            if day2::is_saved_plan(&stack.stack)? {
+                return Err(miette!(
+                    "{} is a saved plan: apply it with `meshform apply`; destroy takes a stack",
+                    stack.stack.display()
+                ));
+            }
+            let options = day2::RunOptions { targets, saved: None };
+            apply_cmd(&stack, auto_approve, parallelism.into(), true, progress, &options).await
+        }
+        Command::Import { stack, address, id } => day2::import_cmd(&stack, &address, &id).await,
         Command::Shift(args) => super::shift::shift_cmd(args, progress).await,
         Command::Output { stack, name, json } => output_cmd(&stack, name.as_deref(), json).await,
         Command::State { command } => match command {
             StateCommand::List(args) => state_list(&args).await,
             StateCommand::Show { stack, address } => state_show(&stack, &address).await,
             StateCommand::Rm { stack, addresses } => state_rm(&stack, &addresses).await,
+            StateCommand::Mv { stack, from, to } => day2::state_mv(&stack, &from, &to).await,
         },
         Command::ForceUnlock { stack, force } => force_unlock_cmd(&stack, force).await,
         Command::Types => {
@@ -98,6 +130,7 @@ pub(super) fn workspace(
     events: EventSink,
     cancel: CancelFlag,
     parallelism: usize,
+    targets: Vec<String>,
 ) -> Result<Workspace, Report> {
     let state = match &args.state {
         Some(text) => Some(StateLocation::parse(text).map_err(|e| miette!("--state {text}: {e}"))?),
@@ -106,6 +139,7 @@ pub(super) fn workspace(
     let options = Options {
         vars: args.vars.clone(),
         state,
+        targets,
         parallelism,
         events,
         // The progress printers redact what they print.
@@ -119,17 +153,29 @@ pub(super) fn workspace(
 
 /// The workspace of a command that runs no plan (no progress events).
 pub(super) fn quiet_workspace(args: &StackArgs) -> Result<Workspace, Report> {
-    workspace(args, crate::engine::no_events(), CancelFlag::default(), 10)
+    workspace(
+        args,
+        crate::engine::no_events(),
+        CancelFlag::default(),
+        10,
+        Vec::new(),
+    )
 }
 
 /// An API error as a report; a held lock says how to clear it.
-fn api_report(args: &StackArgs, error: ApiError) -> Report {
+pub(super) fn api_report(args: &StackArgs, error: ApiError) -> Report {
     match error {
         ApiError::State(e @ state::StateError::Locked { .. }) => {
             let help = format!("if it is dead: meshform force-unlock {}", args.stack.display());
             miette!(help = help, "{e}")
         }
         ApiError::Config(e) => Report::new(e),
+        ApiError::Target(e) => {
+            miette!(
+                help = "`meshform state list` and the stack file name the addresses",
+                "{e}"
+            )
+        }
         other => Report::new(other),
     }
 }
@@ -145,13 +191,23 @@ async fn plan_cmd(
     json: bool,
     detailed: bool,
     mode: ProgressMode,
+    targets: Vec<String>,
+    out: Option<&Path>,
 ) -> Result<ExitCode, Report> {
     let progress = Progress::start(mode);
-    let ws = workspace(args, progress.sink(), CancelFlag::default(), 10)?;
+    let ws = workspace(args, progress.sink(), CancelFlag::default(), 10, targets)?;
     // Planning reads state under the lock, so it never sees a half-applied run.
     let planned = ws.plan().await.map_err(|e| api_report(args, e))?;
     drop(progress);
     warn_stale(planned.stale_lock.as_ref());
+    if let Some(file) = out {
+        ws.save_plan(&planned, file).map_err(|e| api_report(args, e))?;
+        errln!(
+            "Saved the plan to {}; `meshform apply {}` applies exactly it.",
+            file.display(),
+            file.display()
+        );
+    }
     let plan = planned.plan;
     if json {
         let shown = crate::sensitive::redact_value(&serde_json::to_value(&plan).into_diagnostic()?);
@@ -195,8 +251,9 @@ async fn apply_cmd(
     parallelism: usize,
     destroy: bool,
     mode: ProgressMode,
+    options: &day2::RunOptions,
 ) -> Result<ExitCode, Report> {
-    apply_stack(args, auto_approve, parallelism, destroy, mode)
+    apply_stack(args, auto_approve, parallelism, destroy, mode, options)
         .await
         .map(Applied::exit_code)
 }
@@ -210,12 +267,16 @@ pub(super) async fn apply_stack(
     parallelism: usize,
     destroy: bool,
     mode: ProgressMode,
+    options: &day2::RunOptions,
 ) -> Result<Applied, Report> {
     let cancel = CancelFlag::default();
     // Dropped on every way out, which clears the live area.
     let progress = Progress::start(mode);
-    let ws = workspace(args, progress.sink(), cancel.clone(), parallelism)?;
-    let prepared = if destroy {
+    let targets = options.targets.clone();
+    let ws = workspace(args, progress.sink(), cancel.clone(), parallelism, targets)?;
+    let prepared = if let Some(saved) = &options.saved {
+        ws.prepare_saved(saved).await
+    } else if destroy {
         ws.prepare_destroy().await
     } else {
         ws.prepare_apply().await

@@ -33,6 +33,7 @@ macro_rules! errln {
 }
 
 mod commands;
+mod day2;
 mod live_term;
 mod live_view;
 mod progress;
@@ -95,10 +96,19 @@ pub enum Command {
         /// Exit 0 when there are no changes, 2 when there are, 1 on error.
         #[arg(long)]
         detailed_exitcode: bool,
+        /// Plan only this resource and what it depends on (repeatable); the
+        /// plan says it is partial.
+        #[arg(long = "target", value_name = "ADDRESS")]
+        targets: Vec<String>,
+        /// Also write the plan to FILE, for `meshform apply FILE` to apply
+        /// exactly it (refused if the stack or state changed meanwhile).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
-    /// Plan, ask, then make the cloud match the stack.
+    /// Plan, ask, then make the cloud match the stack; or, given a file
+    /// written by `plan --out` instead of a stack, apply exactly that plan.
     Apply {
-        /// The stack and its variables and state.
+        /// The stack (or saved plan) and its variables and state.
         #[command(flatten)]
         stack: StackArgs,
         /// Do not ask for confirmation.
@@ -107,6 +117,9 @@ pub enum Command {
         /// At most this many operations at once.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
         parallelism: u16,
+        /// Apply only this resource and what it depends on (repeatable).
+        #[arg(long = "target", value_name = "ADDRESS")]
+        targets: Vec<String>,
     },
     /// Delete everything the stack's state tracks, dependents first.
     Destroy {
@@ -119,6 +132,9 @@ pub enum Command {
         /// At most this many operations at once.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
         parallelism: u16,
+        /// Destroy only this resource and what depends on it (repeatable).
+        #[arg(long = "target", value_name = "ADDRESS")]
+        targets: Vec<String>,
     },
     /// Progressive delivery: apply the stack once per value of one variable
     /// (`--steps 10,50,100`), each through the apply path, pause, evaluate
@@ -135,6 +151,18 @@ pub enum Command {
         /// Print JSON (a string output is quoted).
         #[arg(long)]
         json: bool,
+    },
+    /// Bring an existing object under management: read it by ID and record
+    /// it in state at ADDRESS (a resource of the stack); nothing in the
+    /// cloud changes.
+    Import {
+        /// The stack and its variables and state.
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The stack's resource to record it as.
+        address: String,
+        /// The object's cloud id (as `state show` would show it).
+        id: String,
     },
     /// Inspect the state file.
     State {
@@ -201,6 +229,18 @@ pub enum StateCommand {
         /// The addresses to forget.
         #[arg(required = true)]
         addresses: Vec<String>,
+    },
+    /// Rename a resource's address in state (and in what state records as
+    /// depending on it), without touching the cloud; the previous state is
+    /// kept as the backup.
+    Mv {
+        /// The stack and its variables and state.
+        #[command(flatten)]
+        stack: StackArgs,
+        /// The address state tracks the resource at.
+        from: String,
+        /// The new address.
+        to: String,
     },
 }
 

@@ -72,7 +72,16 @@ impl CliApplier {
 impl StepApplier for CliApplier {
     async fn apply(&self, value: &str) -> Result<(), StepError> {
         let args = self.stack_args(value);
-        match apply_stack(&args, true, self.args.parallelism.into(), false, self.mode).await {
+        match apply_stack(
+            &args,
+            true,
+            self.args.parallelism.into(),
+            false,
+            self.mode,
+            &Default::default(),
+        )
+        .await
+        {
             Ok(Applied::Done) => Ok(()),
             Ok(Applied::Interrupted) => Err(StepError::Interrupted),
             Ok(Applied::Failed | Applied::Declined) => Err(StepError::Failed(

@@ -174,6 +174,9 @@ mod tests {
             stack: "demo".into(),
             region: "us-west-2".into(),
             destroy: operation == Operation::Destroy,
+            targets: Vec::new(),
+            partial: false,
+            left_out: Vec::new(),
             resources: Vec::new(),
             outputs: Vec::new(),
             summary: Summary {

@@ -718,6 +718,21 @@ impl Engine {
             }
             _ => BTreeMap::new(),
         };
+        // A partial plan (`--target`) changes only the outputs it plans to
+        // change; the others keep what the last apply recorded, as they
+        // may depend on changes it left out.
+        let outputs = if plan.partial {
+            let mut kept = guard.state().outputs.clone();
+            for o in plan.outputs.iter().filter(|o| o.is_change()) {
+                match outputs.get(&o.name) {
+                    Some(v) if !plan.destroy => kept.insert(o.name.clone(), v.clone()),
+                    _ => kept.remove(&o.name),
+                };
+            }
+            kept
+        } else {
+            outputs
+        };
         if outputs != guard.state().outputs {
             guard.set_outputs(outputs)?;
         }

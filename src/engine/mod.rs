@@ -6,6 +6,7 @@
 
 mod apply;
 pub mod events;
+mod import;
 #[cfg(test)]
 mod make_before_break_tests;
 mod refresh;
@@ -15,8 +16,9 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use apply::{ApplyReport, StateFailure};
+pub use apply::{ApplyReport, StateFailure, refreshed_state};
 pub use events::{Event, EventSink, Op, no_events, redacting};
+pub use import::ImportError;
 pub use refresh::Resolution;
 pub use steps::{Step, step_graph};
 

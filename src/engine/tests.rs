@@ -717,3 +717,84 @@ refs = ["${a.arn}"]
         );
     }
 }
+
+/// `--target` on planned replacements: the restricted plan keeps exactly
+/// the steps the targets need, in the same order as the whole plan, and
+/// its step graph is acyclic.
+#[test]
+fn targeted_replacements_keep_what_they_need_and_their_order() {
+    let steps_of = |g: &WorkGraph<Step>| -> BTreeSet<Step> { g.nodes().iter().cloned().collect() };
+    let restricted = |plan: &Plan, targets: &[&str]| {
+        let mut p = plan.clone();
+        let targets: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        crate::plan::restrict(&mut p, &targets, &Default::default(), &Default::default())
+            .expect("known targets");
+        p
+    };
+
+    // The policy is replaced destroy-before-create and the role detaches
+    // first: targeting either brings in the other (the role depends on the
+    // policy; the policy's delete needs the role to let go first).
+    let prior = applied_policy_and_role("policy");
+    let whole = planned(&policy_and_role("sd", "/meshform/", "policy", ""), &prior).expect("plan");
+    let state = state_of(&prior);
+    let all = steps_of(&step_graph(&whole, &state).expect("acyclic"));
+    for target in ["policy", "role"] {
+        let p = restricted(&whole, &[target]);
+        let g = step_graph(&p, &state).expect("acyclic");
+        assert_eq!(steps_of(&g), all, "target {target}");
+        assert_sequence(
+            &g,
+            &[
+                step("role", Op::Detach),
+                step("policy", Op::Delete),
+                step("policy", Op::Create),
+                step("role", Op::Update),
+            ],
+        );
+    }
+
+    // A replaced VPC and subnet beside an unrelated policy being created:
+    // the subnet brings in the VPC; the VPC (replaced) brings in the
+    // subnet, which must go before it; neither brings in the policy.
+    let prior = applied_network();
+    let extra =
+        format!("\n[resource.other]\ntype = \"aws.iam.policy\"\nname = \"other\"\npolicy = '{DOC}'\n");
+    let body = NETWORK
+        .replace("CIDR", "10.1.0.0/16")
+        .replace("SUBNET", "10.1.1.0/24")
+        .replace("EXTRA", "")
+        + &extra;
+    let stack = stack(&body);
+    let whole = planned(&stack, &prior).expect("plan");
+    assert_eq!(whole.change("other").map(|c| c.action), Some(Action::Create));
+    let state = state_of(&prior);
+    for target in ["vpc", "subnet"] {
+        let p = restricted(&whole, &[target]);
+        assert!(p.change("other").is_none(), "target {target}");
+        assert_eq!(p.left_out, ["other"], "target {target}");
+        let g = step_graph(&p, &state).expect("acyclic");
+        assert_eq!(
+            steps_of(&g),
+            BTreeSet::from([
+                step("subnet", Op::Delete),
+                step("vpc", Op::Delete),
+                step("vpc", Op::Create),
+                step("subnet", Op::Create),
+            ]),
+            "target {target}"
+        );
+        assert_sequence(
+            &g,
+            &[
+                step("subnet", Op::Delete),
+                step("vpc", Op::Delete),
+                step("vpc", Op::Create),
+                step("subnet", Op::Create),
+            ],
+        );
+    }
+    let p = restricted(&whole, &["other"]);
+    let g = step_graph(&p, &state).expect("acyclic");
+    assert_eq!(steps_of(&g), BTreeSet::from([step("other", Op::Create)]));
+}

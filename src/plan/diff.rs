@@ -322,6 +322,9 @@ fn diff(
         resources: changes,
         outputs,
         summary: Summary::default(),
+        targets: Vec::new(),
+        partial: false,
+        left_out: Vec::new(),
     };
     Ok((plan, desired_all))
 }
@@ -346,6 +349,9 @@ pub fn plan_destroy(stack: &str, region: &str, prior: &Prior) -> Plan {
             })
             .collect(),
         summary: Summary::default(),
+        targets: Vec::new(),
+        partial: false,
+        left_out: Vec::new(),
     };
     plan.summarize();
     plan

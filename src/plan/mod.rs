@@ -10,6 +10,8 @@ pub mod partial;
 #[cfg(test)]
 mod partial_tests;
 mod render;
+pub mod saved;
+mod target;
 #[cfg(test)]
 mod tests;
 
@@ -20,3 +22,4 @@ pub use model::{
 };
 pub use order::live_dependencies;
 pub use render::render;
+pub use target::{TargetError, check_targets, output_dependencies, restrict};

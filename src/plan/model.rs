@@ -14,7 +14,9 @@ use crate::Value;
 /// Version 3: an update that takes something away waits for the dependents
 /// that change with it (`contract_after`), after an interim update that
 /// keeps it (`expand_first`): make-before-break.
-pub const PLAN_FORMAT_VERSION: u32 = 3;
+/// Version 4: a plan restricted by `--target` says so (`partial`,
+/// `targets`, `left_out`); see [`crate::plan::restrict`].
+pub const PLAN_FORMAT_VERSION: u32 = 4;
 
 /// A computed plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +39,19 @@ pub struct Plan {
     /// Counts by action; kept in step with `resources` and `outputs` by
     /// [`Plan::summarize`].
     pub summary: Summary,
+    /// The `--target` addresses the plan was restricted to (sorted); empty
+    /// for a whole plan.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// True when the plan was restricted by `--target`: it holds only the
+    /// targets and what they need (see [`crate::plan::restrict`]); other
+    /// changes are left out, not planned as unchanged.
+    #[serde(default)]
+    pub partial: bool,
+    /// For a partial plan: the resources that had a change the plan leaves
+    /// out (not in `resources`).
+    #[serde(default)]
+    pub left_out: Vec<String>,
 }
 
 /// What happens to one resource.

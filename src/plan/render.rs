@@ -12,6 +12,7 @@ const UNKNOWN: &str = "(known after apply)";
 /// Renders the plan for a terminal.
 pub fn render(plan: &Plan) -> String {
     let mut out = String::new();
+    write_partial(&mut out, plan);
     if !plan.has_changes() {
         write_not_refreshed(&mut out, plan);
         let _ = writeln!(
@@ -105,6 +106,32 @@ pub fn render(plan: &Plan) -> String {
         s.create, s.update, s.replace, s.delete
     );
     out
+}
+
+/// Says that a plan restricted by `--target` is partial, and what it
+/// leaves out.
+fn write_partial(out: &mut String, plan: &Plan) {
+    if !plan.partial {
+        return;
+    }
+    let targets = plan.targets.join(", ");
+    let what = if plan.destroy {
+        "what depends on it"
+    } else {
+        "what it depends on"
+    };
+    let _ = writeln!(
+        out,
+        "Partial plan: only {targets} and {what}; other changes are left out."
+    );
+    if !plan.left_out.is_empty() {
+        let _ = writeln!(
+            out,
+            "  left out: {} (a plan without --target shows them)",
+            plan.left_out.join(", ")
+        );
+    }
+    let _ = writeln!(out);
 }
 
 /// Warns about resources planned from recorded attributes because their
@@ -316,6 +343,9 @@ mod tests {
             }],
             outputs: vec![],
             summary: Summary::default(),
+            targets: vec![],
+            partial: false,
+            left_out: vec![],
         };
         plan.summarize();
         let text = render(&plan);

@@ -821,8 +821,10 @@ fn human_render_shows_each_action_and_a_summary() {
 fn plan_json_round_trips_with_a_format_version() {
     let plan = mixed_plan();
     let json = serde_json::to_value(&plan).unwrap();
-    assert_eq!(json["format_version"], json!(3));
-    assert_eq!(PLAN_FORMAT_VERSION, 3);
+    assert_eq!(json["format_version"], json!(4));
+    assert_eq!(PLAN_FORMAT_VERSION, 4);
+    assert_eq!(json["partial"], json!(false), "a whole plan says so");
+    assert_eq!(json["targets"], json!([]));
     assert_eq!(json["stack"], json!("plantest"));
     assert_eq!(json["destroy"], json!(false));
     let subnet = json["resources"]

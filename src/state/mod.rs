@@ -60,6 +60,7 @@
 //!   fails (a journal append included) it returns the error and the caller
 //!   must stop.
 
+pub mod edit;
 pub mod journal;
 pub mod location;
 pub mod lock;
@@ -69,6 +70,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
+pub use edit::EditError;
 pub use location::StateLocation;
 pub use lock::{ForceUnlock, LockHolder, StateLock, force_unlock, lock_path};
 pub use memory::MemoryState;

@@ -51,7 +51,7 @@ async fn deleted_route_and_changed_tag_are_planned_exactly_and_repaired() {
         2,
     );
     let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(plan["format_version"], 3);
+    assert_eq!(plan["format_version"], 4);
     let changed: Vec<(String, String)> = plan["resources"]
         .as_array()
         .unwrap()

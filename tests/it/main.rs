@@ -6,6 +6,7 @@ mod baseline;
 mod crash;
 mod cross_cluster;
 mod dapr;
+mod day2;
 mod drift;
 mod eks_auth;
 mod eks_stack;
