@@ -90,9 +90,10 @@ pub(super) fn load(args: &StackArgs) -> Result<Stack, Report> {
 }
 
 pub(super) fn state_location(args: &StackArgs, stack: &Stack) -> Result<StateLocation, Report> {
-    match &args.state {
-        Some(text) => StateLocation::parse(text).map_err(|e| miette!("--state {text}: {e}")),
-        None => Ok(StateLocation::default_for(&stack.name)),
+    match (&args.state, &stack.state) {
+        (Some(text), _) => StateLocation::parse(text).map_err(|e| miette!("--state {text}: {e}")),
+        (None, Some(location)) => Ok(location.clone()),
+        (None, None) => Ok(StateLocation::default_for(&stack.name)),
     }
 }
 
@@ -105,7 +106,7 @@ async fn connect(stack: &Stack) -> Arc<AwsClients> {
 }
 
 async fn open_store(args: &StackArgs, path: &StateLocation, stack: &Stack) -> Result<StateStore, Report> {
-    let opened = path.open(&stack.name, LockHolder::current(&command_line())).await;
+    let opened = path.open(&stack.name, &stack.region, LockHolder::current(&command_line())).await;
     let (store, stale) = match opened {
         Err(e @ state::StateError::Locked { .. }) => {
             let help = format!("if it is dead: meshform force-unlock {}", args.stack.display());
@@ -314,7 +315,9 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
             "\n{what} stopped: state could not be written while recording `{}` (see the error above); nothing new was started after it. {done} done, {failed} failed, {skipped} skipped, {cancelled} not started.",
             f.step
         );
-        if Path::new(&f.location).exists() {
+        // A remote state (s3://...) cannot be checked from here: name it.
+        let remote = f.location.contains("://");
+        if remote || Path::new(&f.location).exists() {
             outln!(
                 "State: {} holds the last version written; it may lack the result of `{}`, whose cloud call may have been made.",
                 f.location,
@@ -323,7 +326,7 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
         } else {
             outln!("State: nothing was written yet ({} does not exist).", f.location);
         }
-        if Path::new(&f.backup).exists() {
+        if remote || Path::new(&f.backup).exists() {
             outln!(
                 "Backup: {} holds an earlier version (as of the run's start or a later compaction of the state journal).",
                 f.backup
@@ -366,7 +369,7 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
 async fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name).await
+    let state = path.read(&stack.name, &stack.region).await
         .map_err(Report::new)?
         .ok_or_else(|| miette!("no state at {}: run `meshform apply` first", path))?;
     let outputs = &state.outputs;
@@ -397,7 +400,7 @@ async fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<
 async fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let Some(state) = path.read(&stack.name).await.map_err(Report::new)? else {
+    let Some(state) = path.read(&stack.name, &stack.region).await.map_err(Report::new)? else {
         outln!("no state at {}", path);
         return Ok(ExitCode::SUCCESS);
     };
@@ -417,7 +420,7 @@ async fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
 async fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name).await
+    let state = path.read(&stack.name, &stack.region).await
         .map_err(Report::new)?
         .ok_or_else(|| miette!("no state at {}", path))?;
     let shown = if let Some(r) = state.resources.get(address) {
@@ -481,7 +484,7 @@ fn unknown_address(state: &state::State, address: &str, path: &StateLocation) ->
 async fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    match path.force_unlock(force).await.map_err(Report::new)? {
+    match path.force_unlock(force, &stack.region).await.map_err(Report::new)? {
         ForceUnlock::WasStale(holder) => match holder {
             Some(h) => outln!("the lock was not held (last holder: {h}); cleared"),
             None => outln!("the state is not locked"),
@@ -509,7 +512,7 @@ async fn kubeconfig_cmd(
 ) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name).await
+    let state = path.read(&stack.name, &stack.region).await
         .map_err(Report::new)?
         .ok_or_else(|| {
             miette!(

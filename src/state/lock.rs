@@ -36,6 +36,10 @@ pub struct LockHolder {
     pub started_at: String,
     /// What the process is doing, for example `meshform apply`.
     pub command: String,
+    /// The user running it (`$USER`, else `$LOGNAME`, else `unknown`);
+    /// empty in records written before it was recorded.
+    #[serde(default)]
+    pub user: String,
 }
 
 impl LockHolder {
@@ -46,17 +50,27 @@ impl LockHolder {
             host: hostname(),
             started_at: now_rfc3339(),
             command: command.to_string(),
+            user: current_user(),
         }
     }
 }
 
+/// The user running this process, for lock records.
+fn current_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 impl fmt::Display for LockHolder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "pid {} on host {} since {} ({})",
-            self.pid, self.host, self.started_at, self.command
-        )
+        write!(f, "pid {}", self.pid)?;
+        if !self.user.is_empty() {
+            write!(f, " of user {}", self.user)?;
+        }
+        write!(f, " on host {} since {} ({})", self.host, self.started_at, self.command)
     }
 }
 
@@ -276,7 +290,7 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 /// This machine's host name, `unknown` if it cannot be found.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         let name = name.trim();
         if !name.is_empty() {
@@ -307,6 +321,7 @@ mod tests {
             host: host.to_string(),
             started_at: "2026-11-22T10:00:00Z".to_string(),
             command: "meshform apply".to_string(),
+            user: String::new(),
         }
     }
 

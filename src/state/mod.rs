@@ -65,6 +65,7 @@ pub mod location;
 pub mod lock;
 pub mod memory;
 pub mod model;
+pub mod s3;
 pub mod store;
 
 use std::path::PathBuf;
@@ -140,6 +141,29 @@ pub enum StateError {
         /// The holder recorded in the lock file; `None` when it names none
         /// (the holder may be between taking the lock and writing its record).
         holder: Option<LockHolder>,
+    },
+    /// A request to the S3 bucket holding remote state failed (network,
+    /// permissions, a missing bucket), or the remote state's settings are
+    /// invalid.
+    #[error("remote state {location}: {message}")]
+    Remote {
+        /// The object (`s3://bucket/key...`) the request was about.
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A conditional write of remote state was refused, or this run's lock
+    /// is no longer held: another run changed the state after this one last
+    /// read or wrote it (this run's lock was force-unlocked, or expired and
+    /// was taken over). This run must not write again.
+    #[error(
+        "state {location} was changed by another run, so this run stops without overwriting it: {reason}. This run's state lock was broken (force-unlock) or taken over after it expired; the other run's state stands. Run the command again once the other run is done"
+    )]
+    Superseded {
+        /// The state object whose write was refused, or the lock object.
+        location: String,
+        /// What was refused, or how the lock was lost.
+        reason: String,
     },
     /// [`force_unlock`] without `force` found the lock held by a process that
     /// is still running on this host.
