@@ -19,7 +19,9 @@
 //! - `ACTION` is absent (hang: announce and block forever, so a test can
 //!   SIGKILL the process exactly there), `delay` (announce and wait two
 //!   seconds, so a test can interrupt while the operation is in flight) or
-//!   `fail` (announce and make the operation fail).
+//!   `fail` (announce and make the operation fail), or `wait` (announce and
+//!   wait until the file named by `MESHFORM_FAILPOINT_RESUME` exists, then
+//!   go on: a test can pause a run there, act, and resume it).
 //!
 //! Every hit is announced on stderr as `meshform: failpoint SPEC reached`.
 
@@ -27,6 +29,13 @@ use std::time::Duration;
 
 /// The environment variable holding the failpoint specs.
 pub const ENV: &str = "MESHFORM_FAILPOINT";
+
+/// The environment variable naming the file whose existence resumes a
+/// `wait-` failpoint.
+pub const RESUME_ENV: &str = "MESHFORM_FAILPOINT_RESUME";
+
+/// How often a `wait-` failpoint looks for its file.
+const WAIT_POLL: Duration = Duration::from_millis(100);
 
 /// How long a `delay-` failpoint waits.
 const DELAY: Duration = Duration::from_secs(2);
@@ -37,6 +46,7 @@ enum Action {
     Hang,
     Delay,
     Fail,
+    Wait,
 }
 
 /// The action and spec of the failpoint set for `point` and `target`, if any.
@@ -47,6 +57,8 @@ fn matching(point: &str, target: &str) -> Option<(Action, String)> {
             (Action::Delay, rest)
         } else if let Some(rest) = spec.strip_prefix("fail-") {
             (Action::Fail, rest)
+        } else if let Some(rest) = spec.strip_prefix("wait-") {
+            (Action::Wait, rest)
         } else {
             (Action::Hang, spec)
         };
@@ -68,8 +80,20 @@ pub async fn hit(point: &str, target: &str) -> Result<(), String> {
             tokio::time::sleep(DELAY).await;
             Ok(())
         }
+        Action::Wait => {
+            while !resumed() {
+                tokio::time::sleep(WAIT_POLL).await;
+            }
+            Ok(())
+        }
         Action::Fail => Err(spec),
     }
+}
+
+/// Whether the resume file of `wait-` failpoints exists (never, when
+/// `MESHFORM_FAILPOINT_RESUME` is not set: the wait is a hang then).
+fn resumed() -> bool {
+    std::env::var_os(RESUME_ENV).is_some_and(|path| std::path::Path::new(&path).exists())
 }
 
 /// Checks the failpoint `point` for `target` from blocking code (the state
@@ -83,6 +107,12 @@ pub fn hit_blocking(point: &str, target: &str) -> Result<(), String> {
         Action::Hang => hang(),
         Action::Delay => {
             std::thread::sleep(DELAY);
+            Ok(())
+        }
+        Action::Wait => {
+            while !resumed() {
+                std::thread::sleep(WAIT_POLL);
+            }
             Ok(())
         }
         Action::Fail => Err(spec),
