@@ -75,7 +75,9 @@ pub async fn run(command: Command, progress: ProgressMode) -> Result<ExitCode, R
             Ok(ExitCode::SUCCESS)
         }
         Command::EksToken { cluster, region } => eks_token_cmd(&cluster, &region).await,
-        Command::Kubeconfig { stack, cluster, file } => kubeconfig_cmd(&stack, cluster.as_deref(), file).await,
+        Command::Kubeconfig { stack, cluster, file } => {
+            kubeconfig_cmd(&stack, cluster.as_deref(), file).await
+        }
     }
 }
 
@@ -106,7 +108,9 @@ async fn connect(stack: &Stack) -> Arc<AwsClients> {
 }
 
 async fn open_store(args: &StackArgs, path: &StateLocation, stack: &Stack) -> Result<StateStore, Report> {
-    let opened = path.open(&stack.name, &stack.region, LockHolder::current(&command_line())).await;
+    let opened = path
+        .open(&stack.name, &stack.region, LockHolder::current(&command_line()))
+        .await;
     let (store, stale) = match opened {
         Err(e @ state::StateError::Locked { .. }) => {
             let help = format!("if it is dead: meshform force-unlock {}", args.stack.display());
@@ -369,7 +373,9 @@ fn summarize(plan: &Plan, report: &ApplyReport, interrupted: bool, destroy: bool
 async fn output_cmd(args: &StackArgs, name: Option<&str>, json: bool) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name, &stack.region).await
+    let state = path
+        .read(&stack.name, &stack.region)
+        .await
         .map_err(Report::new)?
         .ok_or_else(|| miette!("no state at {}: run `meshform apply` first", path))?;
     let outputs = &state.outputs;
@@ -420,7 +426,9 @@ async fn state_list(args: &StackArgs) -> Result<ExitCode, Report> {
 async fn state_show(args: &StackArgs, address: &str) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name, &stack.region).await
+    let state = path
+        .read(&stack.name, &stack.region)
+        .await
         .map_err(Report::new)?
         .ok_or_else(|| miette!("no state at {}", path))?;
     let shown = if let Some(r) = state.resources.get(address) {
@@ -484,7 +492,11 @@ fn unknown_address(state: &state::State, address: &str, path: &StateLocation) ->
 async fn force_unlock_cmd(args: &StackArgs, force: bool) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    match path.force_unlock(force, &stack.region).await.map_err(Report::new)? {
+    match path
+        .force_unlock(force, &stack.region)
+        .await
+        .map_err(Report::new)?
+    {
         ForceUnlock::WasStale(holder) => match holder {
             Some(h) => outln!("the lock was not held (last holder: {h}); cleared"),
             None => outln!("the state is not locked"),
@@ -512,7 +524,9 @@ async fn kubeconfig_cmd(
 ) -> Result<ExitCode, Report> {
     let stack = load(args)?;
     let path = state_location(args, &stack)?;
-    let state = path.read(&stack.name, &stack.region).await
+    let state = path
+        .read(&stack.name, &stack.region)
+        .await
         .map_err(Report::new)?
         .ok_or_else(|| {
             miette!(

@@ -473,7 +473,11 @@ impl Loader<'_> {
     fn relative_to_file(&self, location: crate::state::StateLocation) -> crate::state::StateLocation {
         match location {
             crate::state::StateLocation::File(path) if path.is_relative() => {
-                let dir = self.file.path.parent().unwrap_or_else(|| std::path::Path::new(""));
+                let dir = self
+                    .file
+                    .path
+                    .parent()
+                    .unwrap_or_else(|| std::path::Path::new(""));
                 crate::state::StateLocation::File(dir.join(path))
             }
             other => other,
@@ -1429,9 +1433,21 @@ mod state_tests {
     #[test]
     fn bad_stack_state_is_a_located_error() {
         for (name, value, says) in [
-            ("nokey", "state = \"s3://team\"", "s.toml:4:9: invalid `state`: `s3://team` names no object key"),
-            ("nobucket", "state = \"s3:///k.json\"", "s.toml:4:9: invalid `state`"),
-            ("empty", "state = \"\"", "s.toml:4:9: invalid `state`: the state location is empty"),
+            (
+                "nokey",
+                "state = \"s3://team\"",
+                "s.toml:4:9: invalid `state`: `s3://team` names no object key",
+            ),
+            (
+                "nobucket",
+                "state = \"s3:///k.json\"",
+                "s.toml:4:9: invalid `state`",
+            ),
+            (
+                "empty",
+                "state = \"\"",
+                "s.toml:4:9: invalid `state`: the state location is empty",
+            ),
             ("type", "state = 3", "s.toml:4:9: wrong type for `state`"),
         ] {
             let (dir, loaded) = load_in(name, value);

@@ -170,7 +170,14 @@ mod tests {
         );
         assert_eq!(s3.to_string(), "s3://team-state/stacks/dev.json");
         assert!(s3.is_remote());
-        for bad in ["", "s3://", "s3:///dev.json", "s3://bucket", "s3://bucket/", "gs://b/k"] {
+        for bad in [
+            "",
+            "s3://",
+            "s3:///dev.json",
+            "s3://bucket",
+            "s3://bucket/",
+            "gs://b/k",
+        ] {
             assert!(StateLocation::parse(bad).is_err(), "{bad}");
         }
     }

@@ -70,7 +70,11 @@ impl fmt::Display for LockHolder {
         if !self.user.is_empty() {
             write!(f, " of user {}", self.user)?;
         }
-        write!(f, " on host {} since {} ({})", self.host, self.started_at, self.command)
+        write!(
+            f,
+            " on host {} since {} ({})",
+            self.host, self.started_at, self.command
+        )
     }
 }
 

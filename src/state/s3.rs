@@ -230,11 +230,18 @@ pub struct LockRecord {
 impl LockRecord {
     fn new(holder: LockHolder, lock_id: String, ttl: Duration) -> LockRecord {
         let expires = SystemTime::now() + ttl;
+        // Rounded up: other runs never see it expire early.
+        let expires_unix = unix_secs(expires)
+            + u64::from(
+                expires
+                    .duration_since(UNIX_EPOCH)
+                    .is_ok_and(|d| d.subsec_nanos() > 0),
+            );
         LockRecord {
             holder,
             lock_id,
-            expires_at: format_rfc3339(expires),
-            expires_unix: unix_secs(expires),
+            expires_at: format_rfc3339(UNIX_EPOCH + Duration::from_secs(expires_unix)),
+            expires_unix,
             ttl_secs: ttl.as_secs(),
         }
     }
@@ -275,7 +282,9 @@ fn status_and_code<E: ProvideErrorMetadata>(
     (status, code)
 }
 
-fn describe<E: std::error::Error + 'static>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String {
+fn describe<E: std::error::Error + 'static>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> String {
     DisplayErrorContext(err).to_string()
 }
 
@@ -367,7 +376,10 @@ impl Bucket {
                 Some("PreconditionFailed" | "ConditionalRequestConflict")
             );
         if !refused {
-            return Err(WriteError::Failed(format!("PutObject failed: {}", describe(&err))));
+            return Err(WriteError::Failed(format!(
+                "PutObject failed: {}",
+                describe(&err)
+            )));
         }
         // A retry refused because the lost first attempt took effect?
         let ours = md5_etag(&body);
@@ -537,7 +549,9 @@ pub struct S3Backend {
 
 impl fmt::Debug for S3Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Backend").field("location", &self.location).finish()
+        f.debug_struct("S3Backend")
+            .field("location", &self.location)
+            .finish()
     }
 }
 
@@ -693,6 +707,10 @@ struct Worker {
     ttl: Duration,
     lock: LockRecord,
     lock_etag: String,
+    /// When this run's lock stops being valid by its own monotonic clock:
+    /// the TTL counted from when the last successful write of the lock was
+    /// sent (earlier than the expiry others see, never later).
+    valid_until: Instant,
     /// Why the lock is no longer held, once known.
     lost: Option<String>,
     snapshot_etag: Option<String>,
@@ -704,12 +722,14 @@ struct Worker {
 
 impl Worker {
     async fn open(bucket: Bucket, holder: LockHolder, ttl: Duration) -> Result<(Worker, Loaded), StateError> {
+        let sent = Instant::now();
         let (lock, lock_etag, stale) = acquire(&bucket, &holder, ttl).await?;
         let mut worker = Worker {
             bucket,
             ttl,
             lock,
             lock_etag,
+            valid_until: sent + ttl,
             lost: None,
             snapshot_etag: None,
             journal_etag: None,
@@ -717,7 +737,14 @@ impl Worker {
             journal: Vec::new(),
         };
         match worker.load().await {
-            Ok((snapshot, journal)) => Ok((worker, Loaded { snapshot, journal, stale })),
+            Ok((snapshot, journal)) => Ok((
+                worker,
+                Loaded {
+                    snapshot,
+                    journal,
+                    stale,
+                },
+            )),
             Err(e) => {
                 worker.release().await;
                 Err(e)
@@ -793,7 +820,7 @@ impl Worker {
 
     /// Fails when the lock is no longer held (or may not be: expired).
     fn check_held(&mut self) -> Result<(), StateError> {
-        if self.lost.is_none() && self.lock.expired() {
+        if self.lost.is_none() && Instant::now() >= self.valid_until {
             self.lost = Some(format!(
                 "this run's lock expired at {} before it could be renewed, so another run may have taken it over",
                 self.lock.expires_at
@@ -809,14 +836,21 @@ impl Worker {
     }
 
     async fn failpoint(&self, label: &str) -> Result<(), StateError> {
-        crate::failpoint::hit("state-write", label).await.map_err(|spec| StateError::Remote {
-            location: self.bucket.url(&self.bucket.objects.key),
-            message: format!("failpoint {spec}"),
-        })
+        crate::failpoint::hit("state-write", label)
+            .await
+            .map_err(|spec| StateError::Remote {
+                location: self.bucket.url(&self.bucket.objects.key),
+                message: format!("failpoint {spec}"),
+            })
     }
 
     /// The backup (the previous snapshot), then the snapshot.
-    async fn persist(&mut self, previous: Option<Vec<u8>>, next: Vec<u8>, label: &str) -> Result<(), StateError> {
+    async fn persist(
+        &mut self,
+        previous: Option<Vec<u8>>,
+        next: Vec<u8>,
+        label: &str,
+    ) -> Result<(), StateError> {
         self.check_held()?;
         let objects = self.bucket.objects.clone();
         if let Some(previous) = previous {
@@ -881,10 +915,12 @@ impl Worker {
         self.check_held()?;
         let key = self.bucket.objects.lock();
         let record = LockRecord::new(self.lock.holder.clone(), self.lock.lock_id.clone(), self.ttl);
+        let sent = Instant::now();
         match self.bucket.put(&key, record.body(), Some(&self.lock_etag)).await {
             Ok(etag) => {
                 self.lock = record;
                 self.lock_etag = etag;
+                self.valid_until = sent + self.ttl;
                 Ok(())
             }
             Err(WriteError::Refused(why)) => {
@@ -899,7 +935,10 @@ impl Worker {
                 })
             }
             Err(WriteError::Failed(message)) => {
-                tracing::warn!("could not renew the state lock {}: {message}", self.bucket.url(&key));
+                tracing::warn!(
+                    "could not renew the state lock {}: {message}",
+                    self.bucket.url(&key)
+                );
                 Err(self.bucket.remote(&key, message))
             }
         }
@@ -910,7 +949,10 @@ impl Worker {
     async fn release(&self) {
         let key = self.bucket.objects.lock();
         if let Err(e) = self.bucket.delete(&key, Some(&self.lock_etag)).await {
-            tracing::warn!("could not release the state lock: {e}; it expires at {}", self.lock.expires_at);
+            tracing::warn!(
+                "could not release the state lock: {e}; it expires at {}",
+                self.lock.expires_at
+            );
         }
     }
 }

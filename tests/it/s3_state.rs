@@ -147,7 +147,11 @@ impl Running {
                 );
                 return;
             }
-            assert!(Instant::now() < deadline, "no `{needle}` after {timeout:?}:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "no `{needle}` after {timeout:?}:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -167,7 +171,11 @@ impl Running {
                 }
                 return code;
             }
-            assert!(Instant::now() < deadline, "still running after {timeout:?}:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "still running after {timeout:?}:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -261,16 +269,28 @@ async fn two_applies_started_together_one_runs_and_the_other_names_the_holder() 
     assert_eq!(code, Some(1), "{}", runs[loser].stderr());
     let message = runs[loser].stderr();
     let holder_pid = runs[winner].pid();
-    assert!(message.contains(&format!("pid {holder_pid}")), "names the holder's pid: {message}");
+    assert!(
+        message.contains(&format!("pid {holder_pid}")),
+        "names the holder's pid: {message}"
+    );
     assert!(message.contains(&host()), "names the host: {message}");
-    assert!(message.contains("meshform") && message.contains("apply"), "names the command: {message}");
-    assert!(message.contains(&format!("s3://{BUCKET}/{KEY}.lock")), "{message}");
+    assert!(
+        message.contains("meshform") && message.contains("apply"),
+        "names the command: {message}"
+    );
+    assert!(
+        message.contains(&format!("s3://{BUCKET}/{KEY}.lock")),
+        "{message}"
+    );
     assert!(message.contains("force-unlock"), "says how to recover: {message}");
     // The lock object names the winner.
     let lock = lock_record(&moto, KEY).await.expect("held");
     assert_eq!(lock.holder.pid, holder_pid);
 
-    runs[winner].wait_for("failpoint wait-after-create:vpc reached", Duration::from_secs(120));
+    runs[winner].wait_for(
+        "failpoint wait-after-create:vpc reached",
+        Duration::from_secs(120),
+    );
     // The loser made nothing: only the winner's VPC exists.
     assert_eq!(Inventory::read(&moto).await.vpcs.len(), 1);
     std::fs::write(&resume, "").unwrap();
@@ -297,7 +317,10 @@ async fn a_run_whose_lock_was_broken_cannot_overwrite_the_newer_state() {
     cmd.env("MESHFORM_FAILPOINT", "wait-after-create:vpc")
         .env("MESHFORM_FAILPOINT_RESUME", &resume);
     let mut a = Running::start(cmd);
-    a.wait_for("failpoint wait-after-create:vpc reached", Duration::from_secs(120));
+    a.wait_for(
+        "failpoint wait-after-create:vpc reached",
+        Duration::from_secs(120),
+    );
 
     // Its lock is broken by hand, and B takes the lock and writes.
     let unlocked = expect_code(command(&dir_b, &moto, &["force-unlock"]), 0);
@@ -362,13 +385,20 @@ async fn killed_apply_leaves_a_lock_naming_it_until_force_unlock_then_converges(
     make_bucket(&moto).await;
     let dir = Workdir::new("s3-kill");
     let dead = kill_mid_apply(&dir, &moto, None);
-    assert_eq!(lock_record(&moto, KEY).await.expect("left behind").holder.pid, dead);
+    assert_eq!(
+        lock_record(&moto, KEY).await.expect("left behind").holder.pid,
+        dead
+    );
 
     let refused = expect_code(apply(&dir, &moto), 1);
     let message = stderr(&refused);
     assert!(message.contains(&format!("pid {dead}")), "{message}");
     assert!(message.contains("force-unlock"), "{message}");
-    assert_eq!(Inventory::read(&moto).await.vpcs.len(), 1, "only the killed run's VPC");
+    assert_eq!(
+        Inventory::read(&moto).await.vpcs.len(),
+        1,
+        "only the killed run's VPC"
+    );
 
     let unlocked = expect_code(command(&dir, &moto, &["force-unlock"]), 0);
     assert!(
@@ -385,10 +415,10 @@ async fn killed_apply_lock_expires_and_the_next_run_takes_it_over() {
     let moto = Moto::start();
     make_bucket(&moto).await;
     let dir = Workdir::new("s3-expire");
-    let dead = kill_mid_apply(&dir, &moto, Some("3"));
+    let dead = kill_mid_apply(&dir, &moto, Some("5"));
     let lock = lock_record(&moto, KEY).await.expect("left behind");
     assert_eq!(lock.holder.pid, dead);
-    assert_eq!(lock.ttl_secs, 3);
+    assert_eq!(lock.ttl_secs, 5);
     // Wait (by the lock's own expiry) until it has expired.
     while !lock_record(&moto, KEY).await.expect("not released").expired() {
         std::thread::sleep(Duration::from_millis(200));
@@ -396,7 +426,8 @@ async fn killed_apply_lock_expires_and_the_next_run_takes_it_over() {
     let next = expect_code(apply(&dir, &moto), 0);
     let message = stderr(&next);
     assert!(
-        message.contains("ended without releasing the state lock") && message.contains(&format!("pid {dead}")),
+        message.contains("ended without releasing the state lock")
+            && message.contains(&format!("pid {dead}")),
         "the expired holder is reported: {message}"
     );
     assert_converged(&moto, &dir).await;
@@ -430,18 +461,35 @@ async fn stack_file_state_key_and_read_only_commands() {
         meshform(
             &dir.path,
             Some(&moto),
-            &["state", "list", stack, "--state", &format!("s3://{BUCKET}/other.json")],
+            &[
+                "state",
+                "list",
+                stack,
+                "--state",
+                &format!("s3://{BUCKET}/other.json"),
+            ],
         ),
         0,
     );
-    assert!(stdout(&elsewhere).contains("no state at s3://"), "{}", stdout(&elsewhere));
-    let rm = expect_code(meshform(&dir.path, Some(&moto), &["state", "rm", stack, "ecr_repository"]), 0);
+    assert!(
+        stdout(&elsewhere).contains("no state at s3://"),
+        "{}",
+        stdout(&elsewhere)
+    );
+    let rm = expect_code(
+        meshform(&dir.path, Some(&moto), &["state", "rm", stack, "ecr_repository"]),
+        0,
+    );
     assert!(
         stdout(&rm).contains(&format!("s3://{BUCKET}/{KEY}.backup")),
         "{}",
         stdout(&rm)
     );
-    assert!(snapshot(&moto, KEY).await["resources"].get("ecr_repository").is_none());
+    assert!(
+        snapshot(&moto, KEY).await["resources"]
+            .get("ecr_repository")
+            .is_none()
+    );
     // Versioning keeps every earlier snapshot.
     let versions = moto
         .s3()
@@ -452,7 +500,11 @@ async fn stack_file_state_key_and_read_only_commands() {
         .send()
         .await
         .unwrap();
-    let of_snapshot = versions.versions().iter().filter(|v| v.key() == Some(KEY)).count();
+    let of_snapshot = versions
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(KEY))
+        .count();
     assert!(of_snapshot >= 2, "{of_snapshot} versions");
 }
 
@@ -508,7 +560,10 @@ async fn backend_second_lock_is_refused_and_drop_releases() {
     assert_eq!(holder.pid, std::process::id());
     assert!(!holder.user.is_empty());
     match open(&moto, "a.json", 300).await {
-        Err(StateError::Locked { path, holder: Some(h) }) => {
+        Err(StateError::Locked {
+            path,
+            holder: Some(h),
+        }) => {
             assert_eq!(path, PathBuf::from(format!("s3://{BUCKET}/a.json.lock")));
             assert_eq!(h, holder);
         }
@@ -535,11 +590,15 @@ async fn backend_second_lock_is_refused_and_drop_releases() {
         Err(StateError::Locked { holder: None, .. })
     ));
     assert_eq!(
-        s3::force_unlock(connect(&moto).await, &objects("a.json")).await.unwrap(),
+        s3::force_unlock(connect(&moto).await, &objects("a.json"))
+            .await
+            .unwrap(),
         ForceUnlock::Removed(None)
     );
     assert_eq!(
-        s3::force_unlock(connect(&moto).await, &objects("a.json")).await.unwrap(),
+        s3::force_unlock(connect(&moto).await, &objects("a.json"))
+            .await
+            .unwrap(),
         ForceUnlock::WasStale(None)
     );
 }
@@ -551,10 +610,16 @@ async fn backend_stale_writer_is_refused_by_if_match() {
     let (mut a, _) = open(&moto, "b.json", 300).await.unwrap();
     a.put_resource("vpc", vpc(10)).unwrap();
     a.put_resource("vpc2", vpc(10)).unwrap();
-    assert_eq!(journal_records(&moto, "b.json").await.len(), 1, "the second write is journaled");
+    assert_eq!(
+        journal_records(&moto, "b.json").await.len(),
+        1,
+        "the second write is journaled"
+    );
 
     // A's lock is broken, and B writes.
-    let removed = s3::force_unlock(connect(&moto).await, &objects("b.json")).await.unwrap();
+    let removed = s3::force_unlock(connect(&moto).await, &objects("b.json"))
+        .await
+        .unwrap();
     assert!(matches!(removed, ForceUnlock::Removed(Some(_))), "{removed:?}");
     let (mut b, _) = open(&moto, "b.json", 300).await.unwrap();
     assert_eq!(b.state().serial, 2, "B sees A's journaled write");
@@ -574,7 +639,11 @@ async fn backend_stale_writer_is_refused_by_if_match() {
     assert!(matches!(err, StateError::Superseded { .. }), "{err:?}");
     assert!(a.state().resources.get("vpc4").is_none());
     drop(a);
-    assert_eq!(object(&moto, "b.json").await.unwrap(), b_snapshot_closed, "still B's");
+    assert_eq!(
+        object(&moto, "b.json").await.unwrap(),
+        b_snapshot_closed,
+        "still B's"
+    );
     assert_ne!(object(&moto, "b.json.journal").await.unwrap(), b_journal);
     assert!(journal_records(&moto, "b.json").await.is_empty());
     let state: serde_json::Value = serde_json::from_slice(&b_snapshot_closed).unwrap();
@@ -593,20 +662,32 @@ async fn backend_renews_its_lock_and_a_refused_renewal_stops_every_write() {
     tokio::time::sleep(Duration::from_millis(4_500)).await;
     let later = lock_record(&moto, "c.json").await.unwrap();
     assert_eq!(later.lock_id, first.lock_id);
-    assert!(later.expires_unix > first.expires_unix, "{first:?} then {later:?}");
+    assert!(
+        later.expires_unix > first.expires_unix,
+        "{first:?} then {later:?}"
+    );
     assert!(!later.expired());
-    assert!(matches!(open(&moto, "c.json", 3).await, Err(StateError::Locked { .. })));
+    assert!(matches!(
+        open(&moto, "c.json", 3).await,
+        Err(StateError::Locked { .. })
+    ));
     a.put_resource("vpc2", vpc(10)).unwrap();
 
     // The lock is removed by hand: the next renewal is refused, and then
     // writes fail although their own If-Match would pass.
-    s3::force_unlock(connect(&moto).await, &objects("c.json")).await.unwrap();
+    s3::force_unlock(connect(&moto).await, &objects("c.json"))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let journal = object(&moto, "c.json.journal").await.unwrap();
     let err = a.put_resource("vpc3", vpc(10)).expect_err("lock lost");
     assert!(matches!(err, StateError::Superseded { .. }), "{err:?}");
     assert!(err.to_string().contains("renewing it was refused"), "{err}");
-    assert_eq!(object(&moto, "c.json.journal").await.unwrap(), journal, "nothing written");
+    assert_eq!(
+        object(&moto, "c.json.journal").await.unwrap(),
+        journal,
+        "nothing written"
+    );
     // Dropping it neither compacts nor touches a lock it does not hold.
     let (b, stale) = open(&moto, "c.json", 300).await.unwrap();
     assert!(stale.is_none());
@@ -640,8 +721,13 @@ async fn backend_journal_is_read_and_compacted_at_its_limit() {
     for n in 1..40 {
         store.put_resource(&format!("big_{n}"), vpc(4_000)).unwrap();
         let journal = object(&moto, "d.json.journal").await.unwrap_or_default();
-        assert!(journal.len() < 64 * 1024 + 8 * 1024, "journal {} bytes", journal.len());
-        let snapshot: serde_json::Value = serde_json::from_slice(&object(&moto, "d.json").await.unwrap()).unwrap();
+        assert!(
+            journal.len() < 64 * 1024 + 8 * 1024,
+            "journal {} bytes",
+            journal.len()
+        );
+        let snapshot: serde_json::Value =
+            serde_json::from_slice(&object(&moto, "d.json").await.unwrap()).unwrap();
         if snapshot["serial"].as_u64().unwrap() > 1 {
             compacted = true;
         }
