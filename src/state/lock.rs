@@ -126,7 +126,7 @@ impl StateLock {
                 Err(TryLockError::WouldBlock) => {
                     return Err(StateError::Locked {
                         path: lock_path.to_path_buf(),
-                        holder: read_holder(&file),
+                        holder: read_holder(&file).map(Box::new),
                     });
                 }
                 Err(TryLockError::Error(e)) => return Err(io_err(e)),
@@ -235,7 +235,7 @@ pub fn force_unlock(lock_path: &Path, force: bool) -> Result<ForceUnlock, StateE
                     Some(h) if h.host == hostname() && pid_alive(h.pid) => {
                         return Err(StateError::LockHolderAlive {
                             path: lock_path.to_path_buf(),
-                            holder: h.clone(),
+                            holder: Box::new(h.clone()),
                         });
                     }
                     Some(_) => {}
@@ -375,7 +375,7 @@ mod tests {
         match StateLock::acquire(&path, &LockHolder::current("meshform destroy")) {
             Err(StateError::Locked { path: p, holder }) => {
                 assert_eq!(p, path);
-                assert_eq!(holder.as_ref(), Some(&me));
+                assert_eq!(holder.as_deref(), Some(&me));
             }
             other => panic!("expected Locked, got {other:?}"),
         }
@@ -437,7 +437,7 @@ mod tests {
         match force_unlock(&path, false) {
             Err(StateError::LockHolderAlive { path: p, holder }) => {
                 assert_eq!(p, path);
-                assert_eq!(holder, me);
+                assert_eq!(*holder, me);
             }
             other => panic!("expected LockHolderAlive, got {other:?}"),
         }

@@ -133,14 +133,16 @@ pub enum StateError {
     #[error(
         "state lock {} is held by {}; if that process is dead, run `meshform force-unlock`",
         path.display(),
-        describe_holder(holder.as_ref())
+        describe_holder(holder.as_deref())
     )]
     Locked {
         /// The lock file.
         path: PathBuf,
         /// The holder recorded in the lock file; `None` when it names none
         /// (the holder may be between taking the lock and writing its record).
-        holder: Option<LockHolder>,
+        /// Boxed, as in [`StateError::LockHolderAlive`], to keep every state
+        /// result small.
+        holder: Option<Box<LockHolder>>,
     },
     /// A request to the S3 bucket holding remote state failed (network,
     /// permissions, a missing bucket), or the remote state's settings are
@@ -175,7 +177,7 @@ pub enum StateError {
         /// The lock file.
         path: PathBuf,
         /// The running holder.
-        holder: LockHolder,
+        holder: Box<LockHolder>,
     },
 }
 

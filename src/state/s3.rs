@@ -150,7 +150,7 @@ pub enum S3Connect {
     Region(String),
     /// An already loaded configuration (tests, library users picking
     /// endpoint and credentials themselves).
-    Config(aws_config::SdkConfig),
+    Config(Box<aws_config::SdkConfig>),
 }
 
 impl S3Connect {
@@ -165,7 +165,7 @@ impl S3Connect {
                     .load()
                     .await
             }
-            S3Connect::Config(config) => config,
+            S3Connect::Config(config) => *config,
         };
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -990,7 +990,7 @@ async fn acquire(
         if !existing.expired() {
             return Err(StateError::Locked {
                 path: bucket.url(&key).into(),
-                holder: Some(existing.holder),
+                holder: Some(Box::new(existing.holder)),
             });
         }
         let record = LockRecord::new(holder.clone(), lock_id.clone(), ttl);

@@ -511,7 +511,7 @@ async fn stack_file_state_key_and_read_only_commands() {
 // --- the backend in process ----------------------------------------------------
 
 async fn connect(moto: &Moto) -> S3Connect {
-    S3Connect::Config(moto.sdk_config().await)
+    S3Connect::Config(Box::new(moto.sdk_config().await))
 }
 
 fn location(key: &str) -> StateLocation {
@@ -565,7 +565,7 @@ async fn backend_second_lock_is_refused_and_drop_releases() {
             holder: Some(h),
         }) => {
             assert_eq!(path, PathBuf::from(format!("s3://{BUCKET}/a.json.lock")));
-            assert_eq!(h, holder);
+            assert_eq!(*h, holder);
         }
         other => panic!("expected Locked, got {other:?}"),
     }
@@ -637,7 +637,7 @@ async fn backend_stale_writer_is_refused_by_if_match() {
     assert_ne!(b_snapshot_closed, b_snapshot, "B compacted");
     let err = a.put_resource("vpc4", vpc(10)).expect_err("stale snapshot");
     assert!(matches!(err, StateError::Superseded { .. }), "{err:?}");
-    assert!(a.state().resources.get("vpc4").is_none());
+    assert!(!a.state().resources.contains_key("vpc4"));
     drop(a);
     assert_eq!(
         object(&moto, "b.json").await.unwrap(),
