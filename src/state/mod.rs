@@ -7,7 +7,9 @@
 //! recorded as finished, and the stack's outputs. Changes since that file was
 //! last written are in the journal beside it (`<state file>.journal`, see
 //! [`journal`]). The model is in [`model`], persistence in [`store`],
-//! locking in [`lock`].
+//! locking in [`lock`]. Where state lives is a [`StateLocation`]: a file, or
+//! S3 objects (`s3://bucket/key`, see [`s3`]) persisted through the same
+//! [`StateStore`] with an S3 [`StateBackend`].
 //!
 //! # Invariants
 //!
@@ -55,6 +57,18 @@
 //!   A pending entry found on the next run means a crash between the call and
 //!   the state write: the engine resolves it by looking the resource up by
 //!   its ownership tags or natural key.
+//! - **Remote state: conditional writes under a lease.** An S3 state
+//!   ([`s3`]) is locked by a lock object created with `If-None-Match: *`,
+//!   holding the holder and an expiry the holder renews; an unexpired lock
+//!   makes opening fail at once with [`StateError::Locked`], an expired one
+//!   is taken over (conditionally) and its holder reported as stale. Every
+//!   write of the snapshot, journal (rewritten whole per append; compacted
+//!   at [`s3::JOURNAL_LIMIT`], see [`StateBackend::journal_limit`]), backup
+//!   and lock is conditional on the ETag this run last saw, so a run whose
+//!   lock was broken gets [`StateError::Superseded`] instead of
+//!   overwriting a newer state; once its renewal is refused or its lease
+//!   has run out it refuses every write itself. With bucket versioning on,
+//!   every previous version stays recoverable.
 //! - **In memory equals on disk.** [`StateStore::update`] changes the
 //!   in-memory state only once the change is persisted; when persisting
 //!   fails (a journal append included) it returns the error and the caller
