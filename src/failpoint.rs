@@ -12,7 +12,9 @@
 //!   `finish-create/vpc`, `put/vpc`, `remove/vpc`, `begin-create/vpc`, or
 //!   `compact` for a compaction's snapshot; for a journal append the point
 //!   sits before the line is written, for a snapshot between writing the new
-//!   temporary file and renaming it over the state file), or
+//!   temporary file and renaming it over the state file; for an S3 state,
+//!   before the journal object is rewritten, and between the backup's and
+//!   the snapshot's uploads), or
 //!   `state-compact` (TARGET `start`: the journal holds the run's changes
 //!   and the snapshot is not yet written; `replaced`: the new snapshot is in
 //!   place and the journal not yet removed).

@@ -113,7 +113,14 @@ async fn open_store(args: &StackArgs, path: &StateLocation, stack: &Stack) -> Re
         .await;
     let (store, stale) = match opened {
         Err(e @ state::StateError::Locked { .. }) => {
-            let help = format!("if it is dead: meshform force-unlock {}", args.stack.display());
+            let help = if path.is_remote() {
+                format!(
+                    "if it is dead: meshform force-unlock {} --state {path} (or wait until its lock expires)",
+                    args.stack.display()
+                )
+            } else {
+                format!("if it is dead: meshform force-unlock {}", args.stack.display())
+            };
             return Err(miette!(help = help, "{e}"));
         }
         other => other.map_err(Report::new)?,

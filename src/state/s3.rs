@@ -533,10 +533,6 @@ enum Request {
     ClearJournal {
         reply: std::sync::mpsc::SyncSender<Result<(), StateError>>,
     },
-    /// Renews the lock now (tests).
-    Renew {
-        reply: std::sync::mpsc::SyncSender<Result<(), StateError>>,
-    },
 }
 
 /// The S3 [`StateBackend`]: holds the lock until dropped.
@@ -606,11 +602,6 @@ impl S3Backend {
         let requests = self.requests.as_ref().ok_or_else(gone)?;
         requests.send(make(reply)).map_err(|_| gone())?;
         answer.recv().map_err(|_| gone())?
-    }
-
-    /// Renews the lock now, as the thread does every third of the TTL.
-    pub fn renew_now(&self) -> Result<(), StateError> {
-        self.call(|reply| Request::Renew { reply })
     }
 }
 
@@ -811,9 +802,6 @@ impl Worker {
             }
             Request::ClearJournal { reply } => {
                 let _ = reply.send(self.clear_journal().await);
-            }
-            Request::Renew { reply } => {
-                let _ = reply.send(self.renew().await);
             }
         }
     }

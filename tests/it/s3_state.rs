@@ -393,7 +393,10 @@ async fn killed_apply_leaves_a_lock_naming_it_until_force_unlock_then_converges(
     let refused = expect_code(apply(&dir, &moto), 1);
     let message = stderr(&refused);
     assert!(message.contains(&format!("pid {dead}")), "{message}");
-    assert!(message.contains("force-unlock"), "{message}");
+    assert!(
+        message.contains("force-unlock") && message.contains(&format!("--state {}", url())),
+        "says how to recover, naming the remote state: {message}"
+    );
     assert_eq!(
         Inventory::read(&moto).await.vpcs.len(),
         1,
