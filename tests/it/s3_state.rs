@@ -752,3 +752,37 @@ async fn backend_journal_is_read_and_compacted_at_its_limit() {
     assert!(backup.serial < snapshot.serial);
     assert!(object(&moto, "d.json.lock").await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_an_emptied_journal_is_never_the_same_object_twice() {
+    // A compacts (its journal is emptied), loses its lock, and B appends and
+    // compacts: the journal is empty again. Were the two empty journals the
+    // same bytes (the same ETag), A's stale append would pass If-Match and
+    // land on B's state.
+    let moto = Moto::start();
+    make_bucket(&moto).await;
+    let (mut a, _) = open(&moto, "e.json", 300).await.unwrap();
+    a.put_resource("vpc", vpc(10)).unwrap();
+    a.put_resource("vpc2", vpc(10)).unwrap();
+    a.compact().unwrap();
+    assert!(journal_records(&moto, "e.json").await.is_empty());
+    s3::force_unlock(connect(&moto).await, &objects("e.json"))
+        .await
+        .unwrap();
+    let (mut b, _) = open(&moto, "e.json", 300).await.unwrap();
+    b.put_resource("vpc3", vpc(10)).unwrap();
+    b.close().unwrap();
+    assert!(journal_records(&moto, "e.json").await.is_empty());
+    let err = a.put_resource("vpc4", vpc(10)).expect_err("stale append");
+    assert!(matches!(err, StateError::Superseded { .. }), "{err:?}");
+    drop(a);
+    assert!(
+        journal_records(&moto, "e.json").await.is_empty(),
+        "nothing appended"
+    );
+    let state = s3::read(connect(&moto).await, &objects("e.json"), "dev")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.resources.contains_key("vpc3") && !state.resources.contains_key("vpc4"));
+}
