@@ -348,6 +348,7 @@ mod tests {
         assert_eq!(h.host, hostname());
         assert_eq!(h.command, "meshform plan");
         assert!(h.started_at.ends_with('Z') && h.started_at.len() == 20);
+        assert!(!h.user.is_empty());
     }
 
     #[test]

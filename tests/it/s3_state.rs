@@ -786,3 +786,25 @@ async fn backend_an_emptied_journal_is_never_the_same_object_twice() {
         .unwrap();
     assert!(state.resources.contains_key("vpc3") && !state.resources.contains_key("vpc4"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_a_missing_bucket_is_a_clear_error() {
+    let moto = Moto::start();
+    let err = StateLocation::parse("s3://no-such-bucket/x.json")
+        .unwrap()
+        .open_s3(
+            connect(&moto).await,
+            "dev",
+            LockHolder::current("meshform test"),
+            S3Options::default(),
+        )
+        .await
+        .map(|_| ())
+        .expect_err("no bucket");
+    assert!(matches!(err, StateError::Remote { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("s3://no-such-bucket/x.json.lock") && text.contains("NoSuchBucket"),
+        "{text}"
+    );
+}
