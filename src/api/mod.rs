@@ -47,6 +47,7 @@ use crate::engine::{Engine, Event, EventSink, no_events};
 use crate::graph::CancelFlag;
 use crate::plan::Plan;
 use crate::provider::{self, aws::AwsClients};
+use crate::state::s3::S3Connect;
 use crate::state::{LockHolder, State, StateLocation, StateStore};
 
 /// Where a stack's text comes from.
@@ -167,9 +168,11 @@ impl Workspace {
             StackSource::File(path) => config::load(path, &load)?,
             StackSource::Text { path, text } => config::load_str(path, text.clone(), &load)?,
         };
+        // Given, else the stack's `[stack] state`, else the default file.
         let state = options
             .state
             .clone()
+            .or_else(|| stack.state.clone())
             .unwrap_or_else(|| StateLocation::default_for(&stack.name));
         Ok(Workspace {
             source,
@@ -251,7 +254,7 @@ impl Workspace {
     /// The state as last written, without locking; `None` before the first
     /// apply.
     pub async fn read_state(&self) -> Result<Option<State>, ApiError> {
-        Ok(self.state.read(&self.stack.name).await?)
+        Ok(self.state.read_via(self.s3_connect(), &self.stack.name).await?)
     }
 
     async fn prepare(&self, operation: Operation) -> Result<Prepared, ApiError> {
@@ -293,18 +296,34 @@ impl Workspace {
     async fn lock(&self) -> Result<(StateStore, Option<LockHolder>), ApiError> {
         Ok(self
             .state
-            .open(&self.stack.name, LockHolder::current(&self.options.command))
+            .open_via(
+                self.s3_connect(),
+                &self.stack.name,
+                LockHolder::current(&self.options.command),
+            )
             .await?)
+    }
+
+    /// How an S3 state is reached: through the given SDK configuration,
+    /// else the standard chain, in the stack's region.
+    pub(super) fn s3_connect(&self) -> S3Connect {
+        match &self.options.aws {
+            Some(config) => S3Connect::Config(Box::new(self.sdk_config(config))),
+            None => S3Connect::Region(self.stack.region.clone()),
+        }
+    }
+
+    /// `config` in the stack's region.
+    fn sdk_config(&self, config: &aws_config::SdkConfig) -> aws_config::SdkConfig {
+        config
+            .to_builder()
+            .region(aws_config::Region::new(self.stack.region.clone()))
+            .build()
     }
 
     async fn connect(&self) -> Arc<AwsClients> {
         Arc::new(match &self.options.aws {
-            Some(config) => AwsClients::from_sdk_config(
-                &config
-                    .to_builder()
-                    .region(aws_config::Region::new(self.stack.region.clone()))
-                    .build(),
-            ),
+            Some(config) => AwsClients::from_sdk_config(&self.sdk_config(config)),
             None => AwsClients::connect(&self.stack.region).await,
         })
     }

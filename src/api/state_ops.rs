@@ -53,7 +53,7 @@ impl Workspace {
     /// [`crate::state::force_unlock`]; `force` also removes a lock whose
     /// holder still runs on this host).
     pub async fn force_unlock(&self, force: bool) -> Result<ForceUnlock, ApiError> {
-        Ok(self.state.force_unlock(force).await?)
+        Ok(self.state.force_unlock_via(force, self.s3_connect()).await?)
     }
 
     /// "state tracks no resource X", suggesting a close address.

@@ -166,7 +166,18 @@ pub(super) fn quiet_workspace(args: &StackArgs) -> Result<Workspace, Report> {
 pub(super) fn api_report(args: &StackArgs, error: ApiError) -> Report {
     match error {
         ApiError::State(e @ state::StateError::Locked { .. }) => {
-            let help = format!("if it is dead: meshform force-unlock {}", args.stack.display());
+            // A remote lock (s3://bucket/key.lock) is named with its state.
+            let lock = match &e {
+                state::StateError::Locked { path, .. } => path.display().to_string(),
+                _ => String::new(),
+            };
+            let help = match lock.strip_suffix(".lock").filter(|_| lock.contains("://")) {
+                Some(location) => format!(
+                    "if it is dead: meshform force-unlock {} --state {location} (or wait until its lock expires)",
+                    args.stack.display()
+                ),
+                None => format!("if it is dead: meshform force-unlock {}", args.stack.display()),
+            };
             miette!(help = help, "{e}")
         }
         ApiError::Config(e) => Report::new(e),
@@ -353,8 +364,9 @@ fn confirm(destroy: bool) -> Result<bool, Report> {
 }
 
 fn summarize(run: &RunReport, stack_path: &Path) {
-    // A remote location is no local file: say only what the run knows.
-    let exists = |location: &str| Path::new(location).exists();
+    // A remote state (s3://...) cannot be checked from here: it is named as
+    // holding the last version written.
+    let exists = |location: &str| location.contains("://") || Path::new(location).exists();
     let cx = super::summary::Context {
         stack_path,
         exists: &exists,

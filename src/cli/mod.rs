@@ -73,8 +73,11 @@ pub struct StackArgs {
     /// Override a variable from `[vars]`: `--var name=value` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
-    /// State file (default: `.meshform/<stack name>.json` under the current directory).
-    #[arg(long, value_name = "PATH")]
+    /// Where the state is kept: a file path, or `s3://bucket/key` for
+    /// remote state locked with S3 conditional writes (default: the
+    /// stack's `[stack] state`, else `.meshform/<stack name>.json` under the
+    /// current directory).
+    #[arg(long, value_name = "PATH|s3://BUCKET/KEY")]
     pub state: Option<String>,
 }
 
@@ -175,7 +178,9 @@ pub enum Command {
         /// The stack and its variables and state.
         #[command(flatten)]
         stack: StackArgs,
-        /// Remove the lock even if its holder looks alive (dangerous).
+        /// Remove the lock even if its holder looks alive (dangerous). An
+        /// S3 state's lock is always removed: a remote holder cannot be
+        /// checked.
         #[arg(long)]
         force: bool,
     },

@@ -193,7 +193,10 @@ pub async fn shift_cmd(args: ShiftArgs, mode: ProgressMode) -> Result<ExitCode, 
         variable: variable.clone(),
         steps: steps.clone(),
         pause,
-        gates: specs.iter().map(|s| s.bind(&state, &stack.name)).collect(),
+        gates: specs
+            .iter()
+            .map(|s| s.bind(&state, &stack.name, &stack.region))
+            .collect(),
         start: start.clone(),
     };
     errln!(

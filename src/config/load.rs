@@ -66,6 +66,7 @@ pub fn load_str(path: &Path, text: String, options: &LoadOptions) -> Result<Stac
         decls: BTreeMap::new(),
         stack_name: String::new(),
         region: String::new(),
+        state: None,
         extra_sources: Vec::new(),
         disabled: BTreeSet::new(),
     }
@@ -172,6 +173,8 @@ struct Loader<'d> {
     decls: BTreeMap<String, VarDecl>,
     stack_name: String,
     region: String,
+    /// The root's `[stack] state`, if set.
+    state: Option<crate::state::StateLocation>,
     /// Files read through `${file(...)}`, kept for error rendering.
     extra_sources: Vec<Arc<SourceFile>>,
     /// Resources left out with `enabled = false`.
@@ -351,6 +354,7 @@ impl Loader<'_> {
             Stack {
                 name: self.stack_name.clone(),
                 region: self.region.clone(),
+                state: self.state.clone(),
                 vars: self.vars.clone(),
                 sensitive_vars,
                 resources,
@@ -384,7 +388,7 @@ impl Loader<'_> {
             return false;
         };
         let mut ok = true;
-        let (mut name, mut region) = (None, None);
+        let (mut name, mut region, mut state) = (None, None, None);
         for (k, v) in table.iter() {
             let span = self.span(v.span());
             match k.get_ref().as_ref() {
@@ -414,12 +418,29 @@ impl Loader<'_> {
                         ok = false;
                     }
                 },
+                "state" => match v.get_ref().as_str().map(crate::state::StateLocation::parse) {
+                    Some(Ok(location)) => state = Some(self.relative_to_file(location)),
+                    Some(Err(e)) => {
+                        self.diags.at(&span, format!("invalid `state`: {e}"));
+                        ok = false;
+                    }
+                    None => {
+                        self.diags.at(
+                            &span,
+                            format!(
+                                "wrong type for `state`: expected a string (a file path or \"s3://bucket/key\"), found {}",
+                                v.get_ref().type_str()
+                            ),
+                        );
+                        ok = false;
+                    }
+                },
                 // Read (and checked) when the files were collected.
                 "include" => {}
                 other => {
                     let kspan = self.span(k.span());
-                    let help = suggest(other, ["name", "region", "include"]).map_or_else(
-                        || "[stack] has `name`, `region` and `include`".to_string(),
+                    let help = suggest(other, ["name", "region", "include", "state"]).map_or_else(
+                        || "[stack] has `name`, `region`, `include` and `state`".to_string(),
                         |s| format!("did you mean `{s}`?"),
                     );
                     self.diags
@@ -442,7 +463,25 @@ impl Loader<'_> {
         }
         self.stack_name = name.unwrap_or_default();
         self.region = region.unwrap_or_default();
+        self.state = state;
         ok
+    }
+
+    /// A relative state file path in a stack file is relative to that
+    /// file's directory (as includes are), so the stack finds its state
+    /// from any working directory.
+    fn relative_to_file(&self, location: crate::state::StateLocation) -> crate::state::StateLocation {
+        match location {
+            crate::state::StateLocation::File(path) if path.is_relative() => {
+                let dir = self
+                    .file
+                    .path
+                    .parent()
+                    .unwrap_or_else(|| std::path::Path::new(""));
+                crate::state::StateLocation::File(dir.join(path))
+            }
+            other => other,
+        }
     }
 
     /// Declares the variables of one file's `[vars]` (see [`vars`]): plain
@@ -1349,5 +1388,72 @@ mod template_tests {
         let err = load_text(&dir, &text, &[]).unwrap_err().messages();
         assert!(err.contains("m.yaml:2:1: `${if ...}` is never closed"), "{err}");
         assert!(err.contains("m.yaml:1:4: unknown variable `nope`"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+    use crate::state::StateLocation;
+
+    fn load_in(name: &str, stack: &str) -> (PathBuf, Result<Stack, ConfigError>) {
+        let dir = std::env::temp_dir().join(format!("meshform-state-key-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.toml");
+        std::fs::write(&path, format!("[stack]\nname = \"t\"\nregion = \"r\"\n{stack}\n")).unwrap();
+        let loaded = load(&path, &LoadOptions::default());
+        (dir, loaded)
+    }
+
+    #[test]
+    fn stack_state_is_a_location() {
+        let (dir, s3) = load_in("s3", "state = \"s3://team/stacks/t.json\"");
+        assert_eq!(
+            s3.unwrap().state,
+            Some(StateLocation::S3 {
+                bucket: "team".to_string(),
+                key: "stacks/t.json".to_string()
+            })
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        // A relative path is relative to the stack file, not the working
+        // directory.
+        let (dir, file) = load_in("file", "state = \"state/t.json\"");
+        assert_eq!(
+            file.unwrap().state,
+            Some(StateLocation::File(dir.join("state/t.json")))
+        );
+        let _ = std::fs::remove_dir_all(dir);
+        let (dir, none) = load_in("none", "");
+        assert_eq!(none.unwrap().state, None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bad_stack_state_is_a_located_error() {
+        for (name, value, says) in [
+            (
+                "nokey",
+                "state = \"s3://team\"",
+                "s.toml:4:9: invalid `state`: `s3://team` names no object key",
+            ),
+            (
+                "nobucket",
+                "state = \"s3:///k.json\"",
+                "s.toml:4:9: invalid `state`",
+            ),
+            (
+                "empty",
+                "state = \"\"",
+                "s.toml:4:9: invalid `state`: the state location is empty",
+            ),
+            ("type", "state = 3", "s.toml:4:9: wrong type for `state`"),
+        ] {
+            let (dir, loaded) = load_in(name, value);
+            let err = loaded.unwrap_err().messages();
+            assert!(err.contains(says), "{name}: {err}");
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

@@ -18,6 +18,10 @@ pub struct Stack {
     /// The AWS region every resource lives in, from the root file's
     /// `[stack] region` (such as "us-west-2"); never empty.
     pub region: String,
+    /// Where the stack's state is kept, from the root file's `[stack]
+    /// state` (a relative file path there is relative to the stack file);
+    /// `None` for the default. A `--state` argument overrides it.
+    pub state: Option<crate::state::StateLocation>,
     /// Variables after `--var` overrides.
     pub vars: BTreeMap<String, Value>,
     /// The variables declared `sensitive = true`: their values are

@@ -182,6 +182,7 @@ struct FromState {
     cluster: Option<String>,
     state: StateLocation,
     stack: String,
+    region: String,
 }
 
 #[async_trait::async_trait]
@@ -192,7 +193,7 @@ impl Gate for FromState {
 
     async fn check(&self) -> GateOutcome {
         let fail = |why: String| GateOutcome::fail(self.name(), None, why);
-        let state = match self.state.read(&self.stack).await {
+        let state = match self.state.read(&self.stack, &self.region).await {
             Ok(Some(s)) => s,
             Ok(None) => return fail(format!("no state at {}", self.state)),
             Err(e) => return fail(format!("cannot read state: {e}")),
@@ -211,8 +212,9 @@ impl Gate for FromState {
 
 impl GateSpec {
     /// A gate to evaluate whose cluster (for a Deployment gate) is looked
-    /// up in the state file `state` of stack `stack` when it is checked.
-    pub fn bind(&self, state: &StateLocation, stack: &str) -> Box<dyn Gate> {
+    /// up in the state `state` of stack `stack` (in `region`) when it is
+    /// checked.
+    pub fn bind(&self, state: &StateLocation, stack: &str, region: &str) -> Box<dyn Gate> {
         match self {
             GateSpec::Prometheus(g) => Box::new(g.clone()),
             GateSpec::Deployment {
@@ -225,6 +227,7 @@ impl GateSpec {
                 cluster: cluster.clone(),
                 state: state.clone(),
                 stack: stack.to_string(),
+                region: region.to_string(),
             }),
         }
     }

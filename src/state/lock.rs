@@ -36,6 +36,10 @@ pub struct LockHolder {
     pub started_at: String,
     /// What the process is doing, for example `meshform apply`.
     pub command: String,
+    /// The user running it (`$USER`, else `$LOGNAME`, else `unknown`);
+    /// empty in records written before it was recorded.
+    #[serde(default)]
+    pub user: String,
 }
 
 impl LockHolder {
@@ -46,16 +50,30 @@ impl LockHolder {
             host: hostname(),
             started_at: now_rfc3339(),
             command: command.to_string(),
+            user: current_user(),
         }
     }
 }
 
+/// The user running this process, for lock records.
+fn current_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 impl fmt::Display for LockHolder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if !self.user.is_empty() {
+            write!(f, " of user {}", self.user)?;
+        }
         write!(
             f,
-            "pid {} on host {} since {} ({})",
-            self.pid, self.host, self.started_at, self.command
+            " on host {} since {} ({})",
+            self.host, self.started_at, self.command
         )
     }
 }
@@ -108,7 +126,7 @@ impl StateLock {
                 Err(TryLockError::WouldBlock) => {
                     return Err(StateError::Locked {
                         path: lock_path.to_path_buf(),
-                        holder: read_holder(&file),
+                        holder: read_holder(&file).map(Box::new),
                     });
                 }
                 Err(TryLockError::Error(e)) => return Err(io_err(e)),
@@ -217,7 +235,7 @@ pub fn force_unlock(lock_path: &Path, force: bool) -> Result<ForceUnlock, StateE
                     Some(h) if h.host == hostname() && pid_alive(h.pid) => {
                         return Err(StateError::LockHolderAlive {
                             path: lock_path.to_path_buf(),
-                            holder: h.clone(),
+                            holder: Box::new(h.clone()),
                         });
                     }
                     Some(_) => {}
@@ -276,7 +294,7 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 /// This machine's host name, `unknown` if it cannot be found.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         let name = name.trim();
         if !name.is_empty() {
@@ -307,6 +325,7 @@ mod tests {
             host: host.to_string(),
             started_at: "2026-11-22T10:00:00Z".to_string(),
             command: "meshform apply".to_string(),
+            user: String::new(),
         }
     }
 
@@ -329,6 +348,7 @@ mod tests {
         assert_eq!(h.host, hostname());
         assert_eq!(h.command, "meshform plan");
         assert!(h.started_at.ends_with('Z') && h.started_at.len() == 20);
+        assert!(!h.user.is_empty());
     }
 
     #[test]
@@ -356,7 +376,7 @@ mod tests {
         match StateLock::acquire(&path, &LockHolder::current("meshform destroy")) {
             Err(StateError::Locked { path: p, holder }) => {
                 assert_eq!(p, path);
-                assert_eq!(holder.as_ref(), Some(&me));
+                assert_eq!(holder.as_deref(), Some(&me));
             }
             other => panic!("expected Locked, got {other:?}"),
         }
@@ -418,7 +438,7 @@ mod tests {
         match force_unlock(&path, false) {
             Err(StateError::LockHolderAlive { path: p, holder }) => {
                 assert_eq!(p, path);
-                assert_eq!(holder, me);
+                assert_eq!(*holder, me);
             }
             other => panic!("expected LockHolderAlive, got {other:?}"),
         }

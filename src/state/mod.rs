@@ -7,7 +7,9 @@
 //! recorded as finished, and the stack's outputs. Changes since that file was
 //! last written are in the journal beside it (`<state file>.journal`, see
 //! [`journal`]). The model is in [`model`], persistence in [`store`],
-//! locking in [`lock`].
+//! locking in [`lock`]. Where state lives is a [`StateLocation`]: a file, or
+//! S3 objects (`s3://bucket/key`, see [`s3`]) persisted through the same
+//! [`StateStore`] with an S3 [`StateBackend`].
 //!
 //! # Invariants
 //!
@@ -55,6 +57,18 @@
 //!   A pending entry found on the next run means a crash between the call and
 //!   the state write: the engine resolves it by looking the resource up by
 //!   its ownership tags or natural key.
+//! - **Remote state: conditional writes under a lease.** An S3 state
+//!   ([`s3`]) is locked by a lock object created with `If-None-Match: *`,
+//!   holding the holder and an expiry the holder renews; an unexpired lock
+//!   makes opening fail at once with [`StateError::Locked`], an expired one
+//!   is taken over (conditionally) and its holder reported as stale. Every
+//!   write of the snapshot, journal (rewritten whole per append; compacted
+//!   at [`s3::JOURNAL_LIMIT`], see [`StateBackend::journal_limit`]), backup
+//!   and lock is conditional on the ETag this run last saw, so a run whose
+//!   lock was broken gets [`StateError::Superseded`] instead of
+//!   overwriting a newer state; once its renewal is refused or its lease
+//!   has run out it refuses every write itself. With bucket versioning on,
+//!   every previous version stays recoverable.
 //! - **In memory equals on disk.** [`StateStore::update`] changes the
 //!   in-memory state only once the change is persisted; when persisting
 //!   fails (a journal append included) it returns the error and the caller
@@ -66,6 +80,7 @@ pub mod location;
 pub mod lock;
 pub mod memory;
 pub mod model;
+pub mod s3;
 pub mod store;
 
 use std::path::PathBuf;
@@ -134,14 +149,39 @@ pub enum StateError {
     #[error(
         "state lock {} is held by {}; if that process is dead, run `meshform force-unlock`",
         path.display(),
-        describe_holder(holder.as_ref())
+        describe_holder(holder.as_deref())
     )]
     Locked {
         /// The lock file.
         path: PathBuf,
         /// The holder recorded in the lock file; `None` when it names none
         /// (the holder may be between taking the lock and writing its record).
-        holder: Option<LockHolder>,
+        /// Boxed, as in [`StateError::LockHolderAlive`], to keep every state
+        /// result small.
+        holder: Option<Box<LockHolder>>,
+    },
+    /// A request to the S3 bucket holding remote state failed (network,
+    /// permissions, a missing bucket), or the remote state's settings are
+    /// invalid.
+    #[error("remote state {location}: {message}")]
+    Remote {
+        /// The object (`s3://bucket/key...`) the request was about.
+        location: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A conditional write of remote state was refused, or this run's lock
+    /// is no longer held: another run changed the state after this one last
+    /// read or wrote it (this run's lock was force-unlocked, or expired and
+    /// was taken over). This run must not write again.
+    #[error(
+        "state {location} was changed by another run, so this run stops without overwriting it: {reason}. This run's state lock was broken (force-unlock) or taken over after it expired; the other run's state stands. Run the command again once the other run is done"
+    )]
+    Superseded {
+        /// The state object whose write was refused, or the lock object.
+        location: String,
+        /// What was refused, or how the lock was lost.
+        reason: String,
     },
     /// [`force_unlock`] without `force` found the lock held by a process that
     /// is still running on this host.
@@ -153,7 +193,7 @@ pub enum StateError {
         /// The lock file.
         path: PathBuf,
         /// The running holder.
-        holder: LockHolder,
+        holder: Box<LockHolder>,
     },
 }
 

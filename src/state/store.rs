@@ -66,6 +66,16 @@ pub trait StateBackend: Send + std::fmt::Debug {
 
     /// Where the version before the last write is kept, for messages.
     fn backup_location(&self) -> String;
+
+    /// The journal size (bytes appended since it was last emptied) past
+    /// which the store compacts it into the snapshot during a run, given
+    /// the snapshot's size. The default (the file backend's) is the larger
+    /// of the two sizes and 64 KiB, so bytes written stay linear in the
+    /// changes. A backend that cannot append (S3: every append rewrites the
+    /// whole journal object) returns a small fixed limit instead.
+    fn journal_limit(&self, snapshot_bytes: u64) -> u64 {
+        snapshot_bytes.max(COMPACT_MIN_BYTES)
+    }
 }
 
 /// A write that failed.
@@ -282,8 +292,23 @@ impl StateStore {
     /// a compaction has put its records in the snapshot, and the journal is
     /// read first: so this sees a state some write produced, never a mix.
     pub fn read(path: &Path, stack: &str) -> Result<Option<State>, StateError> {
-        let journal = read_bytes(&journal_path(path))?.filter(|j| !j.is_empty());
-        let Some(bytes) = read_bytes(path)? else {
+        let journal = read_bytes(&journal_path(path))?;
+        StateStore::read_parts(path, stack, read_bytes(path)?, journal)
+    }
+
+    /// The state from a snapshot's and a journal's bytes (either may be
+    /// missing), read without the lock from the location named `path`
+    /// (for messages): the snapshot with the journal replayed in memory,
+    /// `None` if there is no snapshot. The journal must have been read
+    /// before the snapshot (see [`read`](Self::read)).
+    pub fn read_parts(
+        path: &Path,
+        stack: &str,
+        snapshot: Option<Vec<u8>>,
+        journal: Option<Vec<u8>>,
+    ) -> Result<Option<State>, StateError> {
+        let journal = journal.filter(|j| !j.is_empty());
+        let Some(bytes) = snapshot else {
             if let Some(journal) = &journal {
                 replay_journal(path, false, &mut State::new(stack), journal)?;
             }
@@ -413,7 +438,7 @@ impl StateStore {
                 self.state.serial = serial;
                 self.journal_bytes += line.len() as u64;
                 let snapshot = self.on_disk.as_ref().map_or(0, |b| b.len() as u64);
-                if self.journal_bytes > snapshot.max(COMPACT_MIN_BYTES)
+                if self.journal_bytes > self.backend.journal_limit(snapshot)
                     && let Err(e) = self.compact()
                 {
                     // The change is durable in the journal; the next
@@ -952,6 +977,7 @@ mod tests {
             host: "build-7".to_string(),
             started_at: "2026-11-22T10:00:00Z".to_string(),
             command: "meshform apply".to_string(),
+            user: String::new(),
         };
         std::fs::write(lock_path(&path), serde_json::to_vec(&dead).expect("json")).expect("write");
         let (mut store, stale) = StateStore::open(&path, "dev", holder("meshform apply")).expect("open");

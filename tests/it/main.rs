@@ -38,6 +38,7 @@ mod provider_servicediscovery;
 mod provider_sg_rule;
 mod refresh_calls;
 mod replace_order;
+mod s3_state;
 mod sensitive;
 mod shift;
 mod state_cmd;

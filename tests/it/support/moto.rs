@@ -128,6 +128,14 @@ impl Moto {
         aws_sdk_servicediscovery::Client::new(&self.sdk_config().await)
     }
 
+    /// S3, path-style (what moto on 127.0.0.1 needs).
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config().await)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
     /// meshform's AWS clients pointed at this server.
     pub async fn clients(&self) -> std::sync::Arc<meshform::provider::aws::AwsClients> {
         std::sync::Arc::new(meshform::provider::aws::AwsClients::from_sdk_config(
