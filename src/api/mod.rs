@@ -85,8 +85,9 @@ impl StackSource {
 pub struct Options {
     /// Variable values (`--var name=value`), in order; later ones win.
     pub vars: Vec<(String, String)>,
-    /// Where state is kept; `None` for the default (`.meshform/<stack>.json`
-    /// under the current directory).
+    /// Where state is kept; `None` for the stack's `[stack] state`, or
+    /// else the default (`.meshform/<stack>.json` under the current
+    /// directory).
     pub state: Option<StateLocation>,
     /// Plan, apply or destroy only these resources and what they need (for
     /// a destroy: what depends on them); empty for the whole stack. The
