@@ -4,7 +4,6 @@
 //! `StateStore::move_resource`); this file applies it under the state lock
 //! with the workspace's stack and options.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::run::{Operation, Parts, Prepared};
@@ -16,10 +15,10 @@ use crate::state::{ResourceState, State};
 /// What a plan was made against: enough to save it.
 #[derive(Debug)]
 pub(super) struct Basis {
-    /// What the plan's refresh read of each recorded resource.
-    pub refreshed: BTreeMap<String, ResourceState>,
     /// State as it was read (under the lock).
     pub state: State,
+    /// What the plan's refresh read.
+    pub prior: Prior,
     /// The region's availability zones the plan used.
     pub azs: Vec<String>,
 }
@@ -81,7 +80,7 @@ impl Workspace {
             &self.options.vars,
             Some(&location),
             &basis.state,
-            basis.refreshed.clone(),
+            crate::engine::refreshed_state(&basis.state, &basis.prior),
             &basis.azs,
         )?;
         saved.write(file)?;

@@ -211,9 +211,10 @@ impl Workspace {
         let mut plan = engine.plan(&self.stack, &prior, &facts)?;
         self.restrict(&mut plan, &prior)?;
         engine.preview(&mut plan, &prior).await?;
+        // Kept for `save_plan`; what the refresh read is derived there.
         let basis = day2::Basis {
-            refreshed: crate::engine::refreshed_state(store.state(), &prior),
             state: store.state().clone(),
+            prior,
             azs: facts.azs,
         };
         Ok(Planned {

@@ -180,13 +180,6 @@ pub(super) fn api_report(args: &StackArgs, error: ApiError) -> Report {
             };
             miette!(help = help, "{e}")
         }
-        ApiError::Config(e) => Report::new(e),
-        ApiError::Target(e) => {
-            miette!(
-                help = "`meshform state list` and the stack file name the addresses",
-                "{e}"
-            )
-        }
         other => Report::new(other),
     }
 }
